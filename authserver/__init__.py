@@ -1,0 +1,1 @@
+"""Charter's embedded OAuth 2.1 authorization server."""

@@ -1,0 +1,64 @@
+"""``create_app``: the authorization server as a Starlette application (no module-level state)."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+
+from authserver.context import AuthServer
+from authserver.endpoints import (
+    authorize,
+    introspection,
+    jwks,
+    metadata,
+    registration,
+    revocation,
+    token,
+)
+from authserver.errors import OAuthError, TemporarilyUnavailableError
+
+logger = logging.getLogger("charter.authserver")
+
+
+def authserver_routes(server: AuthServer) -> list[BaseRoute]:
+    """Every route of the authorization server, to mount in one app or in a combined one."""
+    return [
+        *metadata.metadata_routes(server),
+        *jwks.jwks_routes(server),
+        *registration.routes(server),
+        *authorize.routes(server),
+        *token.routes(server),
+        *revocation.routes(server),
+        *introspection.routes(server),
+    ]
+
+
+async def oauth_error_handler(_request: Request, exc: Exception) -> Response:
+    """Render an :class:`OAuthError` escaping an endpoint as its JSON response."""
+    assert isinstance(exc, OAuthError)
+    if exc.detail:
+        logger.info("%s: %s", exc.error, exc.detail)
+    return exc.to_response()
+
+
+async def database_error_handler(_request: Request, exc: Exception) -> Response:
+    """The database is unreachable or failing: 503 ``temporarily_unavailable`` (S61)."""
+    logger.error("database error: %s", type(exc).__name__)
+    return TemporarilyUnavailableError("the service is temporarily unavailable").to_response()
+
+
+EXCEPTION_HANDLERS = {
+    OAuthError: oauth_error_handler,
+    OperationalError: database_error_handler,
+    DBAPIError: database_error_handler,
+}
+
+
+def create_app(server: AuthServer) -> Starlette:
+    """The authorization server alone (the combined deployment mounts the same routes)."""
+    return Starlette(routes=authserver_routes(server), exception_handlers=dict(EXCEPTION_HANDLERS))

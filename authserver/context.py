@@ -1,0 +1,61 @@
+"""The authorization server's runtime context: everything endpoints need, built once."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from authserver.keys import KeyStore, load_key_encryption_key
+from authserver.passwords import Passwords
+from authserver.settings import AuthServerSettings
+from authserver.storage.db import Database
+
+
+def make_templates() -> Environment:
+    """Jinja2 environment over ``authserver/templates`` with autoescaping on (S55)."""
+    return Environment(
+        loader=PackageLoader("authserver", "templates"),
+        autoescape=select_autoescape(["html", "xml"], default=True),
+    )
+
+
+@dataclass
+class AuthServer:
+    """Settings, database, keys, password hasher, clock and templates of one deployment."""
+
+    settings: AuthServerSettings
+    database: Database
+    keys: KeyStore
+    passwords: Passwords = field(default_factory=Passwords)
+    clock: Callable[[], float] = time.time
+    templates: Environment = field(default_factory=make_templates)
+
+    def now(self) -> int:
+        """Current Unix time in whole seconds."""
+        return int(self.clock())
+
+    @classmethod
+    def build(
+        cls,
+        settings: AuthServerSettings,
+        *,
+        database: Database | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> AuthServer:
+        """Wire a context from settings (does not touch the schema or create keys)."""
+        database = database or Database.from_url(settings.database_url)
+        secret = (
+            settings.key_encryption_key.get_secret_value() if settings.key_encryption_key else None
+        )
+        keys = KeyStore(
+            database,
+            load_key_encryption_key(secret, Path(settings.data_dir)),
+            max_token_lifetime=settings.access_token_ttl + settings.leeway_seconds,
+            publish_ahead=settings.key_publish_ahead_seconds,
+            clock=clock,
+        )
+        return cls(settings=settings, database=database, keys=keys, clock=clock)

@@ -1,0 +1,12 @@
+"""Placeholder: the introspection endpoint (being built)."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from authserver.context import AuthServer
+
+
+def routes(server: AuthServer) -> list[BaseRoute]:
+    """Routes of this endpoint."""
+    return []

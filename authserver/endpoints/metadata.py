@@ -1,0 +1,73 @@
+"""Authorization server metadata (RFC 8414 §3) and its OpenID discovery alias.
+
+Served at ``/.well-known/oauth-authorization-server`` and ``/.well-known/openid-configuration``,
+and at their path-inserted forms when the issuer has a path (RFC 8414 §3.1).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from authserver.context import AuthServer
+from authserver.cors import allow_cors
+
+WELL_KNOWN = ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration")
+
+
+def metadata_document(server: AuthServer) -> dict[str, Any]:
+    """The metadata JSON; ``issuer`` is exactly the configured issuer."""
+    settings = server.settings
+    url = settings.endpoint_url
+    document: dict[str, Any] = {
+        "issuer": settings.issuer,
+        "authorization_endpoint": url("/authorize"),
+        "token_endpoint": url("/token"),
+        "jwks_uri": url("/jwks.json"),
+        "revocation_endpoint": url("/revoke"),
+        "introspection_endpoint": url("/introspect"),
+        "scopes_supported": list(settings.scopes_supported),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "token_endpoint_auth_methods_supported": [
+            "none",
+            "client_secret_basic",
+            "client_secret_post",
+        ],
+        "revocation_endpoint_auth_methods_supported": [
+            "none",
+            "client_secret_basic",
+            "client_secret_post",
+        ],
+        "introspection_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+        ],
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": True,
+        "client_id_metadata_document_supported": settings.client_id_metadata_documents,
+        "resource_indicators_supported": True,
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256"],
+        "ui_locales_supported": ["en"],
+    }
+    if settings.registration_open:
+        document["registration_endpoint"] = url("/register")
+    return document
+
+
+def metadata_routes(server: AuthServer) -> list[BaseRoute]:
+    """Routes for the root and the path-inserted metadata URLs."""
+
+    async def metadata(_request: Request) -> Response:
+        return JSONResponse(metadata_document(server), headers={"Cache-Control": "max-age=300"})
+
+    endpoint = allow_cors(metadata, ["GET"])
+    paths = list(WELL_KNOWN)
+    if server.settings.issuer_path:
+        paths += [base + server.settings.issuer_path for base in WELL_KNOWN]
+    return [Route(path, endpoint, methods=["GET", "OPTIONS"]) for path in paths]

@@ -1,0 +1,48 @@
+"""Fixed-window counters in SQL, shared by every worker (S20 throttling, S48 registration limit)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from authserver.storage.models import RateCounter
+
+
+def hit(session: Session, key: str, *, now: int, window: int, limit: int) -> int:
+    """Count one event for ``key``; return seconds to wait when over ``limit``, else 0."""
+    window_start = now - now % window
+    row = session.scalars(
+        select(RateCounter).where(RateCounter.key == key).with_for_update()
+    ).first()
+    if row is None:
+        session.add(
+            RateCounter(
+                key=key, window_start=window_start, count=1, expires_at=window_start + window
+            )
+        )
+        session.flush()
+        return 0
+    if row.window_start != window_start:
+        row.window_start = window_start
+        row.count = 0
+        row.expires_at = window_start + window
+    row.count += 1
+    if row.count > limit:
+        return max(1, window_start + window - now)
+    return 0
+
+
+def peek(session: Session, key: str, *, now: int, window: int, limit: int) -> int:
+    """Seconds to wait when ``key`` is already over ``limit`` in this window, else 0."""
+    window_start = now - now % window
+    row = session.get(RateCounter, key)
+    if row is None or row.window_start != window_start or row.count < limit:
+        return 0
+    return max(1, window_start + window - now)
+
+
+def reset(session: Session, key: str) -> None:
+    """Forget the counter (e.g. after a successful login)."""
+    row = session.get(RateCounter, key)
+    if row is not None:
+        session.delete(row)

@@ -1,0 +1,1 @@
+"""SQL storage of the authorization server (SQLAlchemy 2, typed models)."""

@@ -1,0 +1,233 @@
+"""Typed SQLAlchemy models of the authorization server.
+
+Times are integer Unix seconds (UTC) so that SQLite and PostgreSQL compare them alike.
+Secrets, codes, refresh tokens, registration tokens and login sessions are stored only as
+hashes (see :mod:`authserver.crypto`). Every row that expires has an indexed ``expires_at``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the authorization server's tables."""
+
+    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON}
+
+
+Base.metadata.naming_convention = NAMING_CONVENTION
+
+
+class Client(Base):
+    """An OAuth client: dynamically registered, a metadata document, or static (admin-made)."""
+
+    __tablename__ = "oauth_clients"
+
+    client_id: Mapped[str] = mapped_column(String(2048), primary_key=True)
+    #: ``dynamic`` (RFC 7591), ``metadata_document`` (CIMD URL) or ``static`` (CLI).
+    kind: Mapped[str] = mapped_column(String(32))
+    client_name: Mapped[str | None] = mapped_column(String(256))
+    redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list)
+    grant_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    response_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: ``none``, ``client_secret_basic`` or ``client_secret_post``.
+    token_endpoint_auth_method: Mapped[str] = mapped_column(String(64))
+    #: Scopes this client may ask for (space-separated); empty = all supported scopes.
+    scope: Mapped[str] = mapped_column(Text, default="")
+    #: All registered metadata as returned to the client (no secrets).
+    client_metadata: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: SHA-256 of the client secret (confidential clients only).
+    secret_hash: Mapped[str | None] = mapped_column(String(128))
+    secret_expires_at: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: SHA-256 of the RFC 7592 registration access token.
+    registration_token_hash: Mapped[str | None] = mapped_column(String(128))
+    #: Hash of the normalised registration request, for idempotent re-registration.
+    metadata_fingerprint: Mapped[str | None] = mapped_column(String(128), index=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+    last_used_at: Mapped[int | None] = mapped_column(BigInteger)
+    #: For metadata documents: when the cached document must be fetched again.
+    expires_at: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: IP address that registered the client (dynamic clients).
+    registered_from: Mapped[str | None] = mapped_column(String(64))
+
+
+class User(Base):
+    """A local user who logs in on the login page."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(String(128), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    password_changed_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class SigningKey(Base):
+    """A JWS signing key (ES256). Published from ``created_at``; signs from ``activates_at``."""
+
+    __tablename__ = "signing_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alg: Mapped[str] = mapped_column(String(16))
+    public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: The private JWK, encrypted (JWE compact, dir + A256GCM) with the key-encryption key.
+    private_jwk_encrypted: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    activates_at: Mapped[int] = mapped_column(BigInteger)
+    #: When it stopped signing (a newer key took over, or an admin retired it).
+    retired_at: Mapped[int | None] = mapped_column(BigInteger)
+    #: When it leaves the JWKS: retirement plus the longest token lifetime.
+    expires_at: Mapped[int | None] = mapped_column(BigInteger, index=True)
+
+
+class Grant(Base):
+    """One authorization (a user's consent used by a client): the family of its tokens."""
+
+    __tablename__ = "grants"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(2048), index=True)
+    subject: Mapped[str] = mapped_column(String(256), index=True)
+    scope: Mapped[str] = mapped_column(Text)
+    resource: Mapped[str] = mapped_column(String(2048))
+    #: ``authorization_code`` or ``client_credentials``.
+    grant_type: Mapped[str] = mapped_column(String(64))
+    #: Hash of the authorization code that started the grant (for replay revocation).
+    code_hash: Mapped[str | None] = mapped_column(String(128), index=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    #: Absolute expiry of the grant's refresh tokens.
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+    revoked_reason: Mapped[str | None] = mapped_column(String(128))
+
+
+class AuthorizationCode(Base):
+    """An authorization code (stored hashed), bound to client, redirect URI, PKCE and resource."""
+
+    __tablename__ = "authorization_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(128), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(2048))
+    subject: Mapped[str] = mapped_column(String(256))
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    #: True when the request carried ``redirect_uri`` (then the token request must repeat it).
+    redirect_uri_sent: Mapped[bool] = mapped_column(Boolean, default=True)
+    scope: Mapped[str] = mapped_column(Text)
+    resource: Mapped[str] = mapped_column(String(2048))
+    code_challenge: Mapped[str | None] = mapped_column(String(128))
+    code_challenge_method: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    #: Set by the one atomic statement that redeems the code.
+    consumed_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class AccessToken(Base):
+    """One row per issued JWT access token (its ``jti``), kept until it expires."""
+
+    __tablename__ = "access_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    grant_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    client_id: Mapped[str] = mapped_column(String(2048), index=True)
+    subject: Mapped[str] = mapped_column(String(256), index=True)
+    scope: Mapped[str] = mapped_column(Text)
+    resource: Mapped[str] = mapped_column(String(2048))
+    issued_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger, index=True)
+
+
+class RefreshToken(Base):
+    """An opaque refresh token (stored hashed), one link of its grant's rotation chain."""
+
+    __tablename__ = "refresh_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(128), primary_key=True)
+    grant_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("grants.id", ondelete="CASCADE"), index=True
+    )
+    client_id: Mapped[str] = mapped_column(String(2048))
+    subject: Mapped[str] = mapped_column(String(256))
+    scope: Mapped[str] = mapped_column(Text)
+    resource: Mapped[str] = mapped_column(String(2048))
+    issued_at: Mapped[int] = mapped_column(BigInteger)
+    #: Idle expiry (the grant's absolute expiry also applies).
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    #: Set by the one atomic statement that rotates the token.
+    rotated_at: Mapped[int | None] = mapped_column(BigInteger)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Consent(Base):
+    """A user's remembered approval of a client for scopes and a resource."""
+
+    __tablename__ = "consents"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), index=True)
+    client_id: Mapped[str] = mapped_column(String(2048), index=True)
+    scope: Mapped[str] = mapped_column(Text)
+    resource: Mapped[str] = mapped_column(String(2048))
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class LoginSession(Base):
+    """A browser login (cookie value stored hashed)."""
+
+    __tablename__ = "login_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(128), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class RateCounter(Base):
+    """A fixed-window counter shared by all workers (registration, failed logins/secrets)."""
+
+    __tablename__ = "rate_counters"
+
+    key: Mapped[str] = mapped_column(String(512), primary_key=True)
+    window_start: Mapped[int] = mapped_column(BigInteger)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class AuditEvent(Base):
+    """A security event: registration, token issued, refresh reuse, revocation, consent…"""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[int] = mapped_column(BigInteger, index=True)
+    event: Mapped[str] = mapped_column(String(64), index=True)
+    client_id: Mapped[str | None] = mapped_column(String(2048))
+    subject: Mapped[str | None] = mapped_column(String(256))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+Index("ix_access_tokens_grant_revoked", AccessToken.grant_id, AccessToken.revoked_at)

@@ -1,0 +1,71 @@
+"""Rows the tests need, written straight to the database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from authserver.context import AuthServer
+from authserver.crypto import hash_token, new_id, new_token
+from authserver.storage.models import Client, User
+
+
+def create_user(
+    server: AuthServer, username: str = "alice", password: str = "correct horse battery"
+) -> User:
+    """A local user with an argon2 password hash."""
+    now = server.now()
+    user = User(
+        id=new_id(),
+        username=username,
+        password_hash=server.passwords.hash(password),
+        is_admin=False,
+        disabled=False,
+        created_at=now,
+        password_changed_at=now,
+    )
+    with server.database.transaction() as session:
+        session.add(user)
+    return user
+
+
+def create_client(
+    server: AuthServer,
+    *,
+    client_id: str | None = None,
+    redirect_uris: list[str] | None = None,
+    confidential: bool = False,
+    auth_method: str | None = None,
+    scope: str = "",
+    grant_types: list[str] | None = None,
+    client_name: str = "Test Client",
+    kind: str = "static",
+    **extra: Any,
+) -> tuple[Client, str | None]:
+    """A client row; returns it and its plain secret (None for public clients)."""
+    now = server.now()
+    secret = new_token() if confidential else None
+    method = auth_method or ("client_secret_basic" if confidential else "none")
+    client = Client(
+        client_id=client_id or new_id(),
+        kind=kind,
+        client_name=client_name,
+        redirect_uris=redirect_uris or ["http://127.0.0.1/callback"],
+        grant_types=grant_types or ["authorization_code", "refresh_token"],
+        response_types=["code"],
+        token_endpoint_auth_method=method,
+        scope=scope,
+        client_metadata={"client_name": client_name, **extra},
+        secret_hash=hash_token(secret) if secret else None,
+        secret_expires_at=0,
+        registration_token_hash=None,
+        metadata_fingerprint=None,
+        created_at=now,
+        updated_at=now,
+        last_used_at=None,
+        expires_at=None,
+        disabled=False,
+        registered_from=None,
+    )
+    with server.database.transaction() as session:
+        session.add(client)
+    return client, secret
