@@ -1,4 +1,4 @@
-"""The audit trail of security events (registration, tokens, reuse detection, revocation, consent)."""
+"""The audit trail of security events: registration, tokens, reuse detection, revocation."""
 
 from __future__ import annotations
 

@@ -88,10 +88,11 @@ class KeyStore:
             data = jwe.decrypt_compact(row.private_jwk_encrypted, self._encryption_key).plaintext
         except Exception as exc:  # joserfc raises several error types
             raise RuntimeError(
-                f"cannot decrypt signing key {row.kid}: the key-encryption key differs from the one "
-                "that stored it (set CHARTER_KEY_ENCRYPTION_KEY to the original secret)"
+                f"cannot decrypt signing key {row.kid}: the key-encryption key differs from "
+                "the one that stored it (set CHARTER_KEY_ENCRYPTION_KEY to the original secret)"
             ) from exc
-        assert data is not None
+        if data is None:
+            raise RuntimeError(f"signing key {row.kid} decrypted to nothing")
         return ECKey.import_key(json.loads(data))
 
     def _new_row(self, now: int, activates_at: int) -> SigningKey:
@@ -148,8 +149,11 @@ class KeyStore:
         return row
 
     def retire(self, kid: str, *, immediately: bool = False) -> SigningKey:
-        """Stop signing with ``kid``; it leaves the JWKS after the longest token lifetime,
-        or at once with ``immediately`` (tokens it signed then fail). Makes a new key when needed."""
+        """Stop signing with ``kid``.
+
+        It leaves the JWKS after the longest token lifetime, or at once with ``immediately``
+        (tokens it signed then fail). A new key is made when no other key can sign.
+        """
         now = self._now()
         with self._db.transaction() as session:
             row = session.get(SigningKey, kid)

@@ -7,7 +7,7 @@ hashes (see :mod:`authserver.crypto`). Every row that expires has an indexed ``e
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -24,7 +24,7 @@ NAMING_CONVENTION = {
 class Base(DeclarativeBase):
     """Declarative base of the authorization server's tables."""
 
-    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[str]: JSON}
 
 
 Base.metadata.naming_convention = NAMING_CONVENTION
