@@ -1,0 +1,56 @@
+"""Scope policy (RFC 6749 §3.3): what a client may be granted."""
+
+from __future__ import annotations
+
+from authserver.errors import InvalidScopeError
+from authserver.settings import AuthServerSettings
+from authserver.storage.models import Client
+
+MAX_SCOPE_LENGTH = 1024
+
+
+def parse_scope(value: str | None) -> list[str]:
+    """Split a space-separated scope string, keeping first-seen order and dropping repeats."""
+    if value is None:
+        return []
+    if len(value) > MAX_SCOPE_LENGTH:
+        raise InvalidScopeError("scope is too long")
+    seen: dict[str, None] = {}
+    for item in value.split(" "):
+        if item:
+            seen.setdefault(item, None)
+    return list(seen)
+
+
+def allowed_scopes(settings: AuthServerSettings, client: Client) -> set[str]:
+    """Scopes the client may be granted: its registered ``scope`` or every supported scope."""
+    supported = set(settings.scopes_supported)
+    registered = set(parse_scope(client.scope))
+    return registered & supported if registered else supported
+
+
+def resolve_scope(settings: AuthServerSettings, client: Client, requested: str | None) -> str:
+    """The scope to grant (S9).
+
+    Nothing requested → the default scope (within what the client may have). A request for
+    scopes unknown to the server or outside the client's set → ``invalid_scope``.
+    """
+    allowed = allowed_scopes(settings, client)
+    wanted = parse_scope(requested)
+    if not wanted:
+        default = [item for item in parse_scope(settings.default_scope) if item in allowed]
+        if not default:
+            raise InvalidScopeError("no scope requested and no default scope is allowed")
+        return " ".join(default)
+    refused = [item for item in wanted if item not in allowed]
+    if refused:
+        raise InvalidScopeError(
+            "scope not allowed for this client: " + " ".join(refused),
+            detail=f"allowed={sorted(allowed)}",
+        )
+    return " ".join(wanted)
+
+
+def is_narrowing(requested: str, granted: str) -> bool:
+    """True when every scope in ``requested`` is in ``granted`` (refresh may only narrow, S26)."""
+    return set(parse_scope(requested)) <= set(parse_scope(granted))
