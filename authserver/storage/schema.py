@@ -1,12 +1,81 @@
-"""Bringing a database to the current schema."""
+"""Bringing a database to the current schema with the Alembic migrations in ``migrations/``.
+
+The migrations are found through the installed ``migrations`` package, never the working
+directory. Upgrades are idempotent and safe when several workers start at once: SQLite takes
+its write lock first (``BEGIN IMMEDIATE``), PostgreSQL an advisory transaction lock.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
+from importlib.resources import files
+from pathlib import Path
 
-from authserver.storage.models import Base
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, inspect, text
+
+#: Key of the PostgreSQL advisory lock held while migrating (same as in ``migrations/env.py``).
+MIGRATION_LOCK_KEY = 727402
+VERSION_TABLE = "alembic_version"
+
+
+def migrations_path() -> Path:
+    """Folder of the installed ``migrations`` package (env.py, versions/)."""
+    return Path(str(files("migrations")))
+
+
+def alembic_config(database_url: str | None = None) -> Config:
+    """An Alembic configuration pointing at the packaged migrations (no ini file)."""
+    config = Config()
+    config.set_main_option("script_location", str(migrations_path()))
+    config.set_main_option("path_separator", "os")
+    if database_url:
+        config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return config
+
+
+def head_revision() -> str | None:
+    """The newest revision of the packaged migrations."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at (None for an empty or unversioned database)."""
+    with engine.connect() as connection:
+        if not inspect(connection).has_table(VERSION_TABLE):
+            return None
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def _run(engine: Engine, revision: str, *, downgrade: bool) -> None:
+    config = alembic_config()
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
+        config.attributes["connection"] = connection
+        if downgrade:
+            command.downgrade(config, revision)
+        else:
+            command.upgrade(config, revision)
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Upgrade to ``revision`` in one transaction, holding the migration lock."""
+    _run(engine, revision, downgrade=False)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Downgrade to ``revision`` (``base`` drops every table) holding the migration lock."""
+    _run(engine, revision, downgrade=True)
 
 
 def prepare_database(engine: Engine) -> None:
-    """Create or upgrade the authorization server's tables (idempotent)."""
-    Base.metadata.create_all(engine)
+    """Create or upgrade every table of Charter (idempotent; cheap when already at head)."""
+    head = head_revision()
+    if head is not None and current_revision(engine) == head:
+        return
+    upgrade(engine)

@@ -1,0 +1,118 @@
+"""The Alembic migrations build exactly the models' schema, idempotently, on SQLite and
+PostgreSQL, also when several workers prepare the same database at once."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, MetaData, inspect
+
+from authserver.storage.db import make_engine
+from authserver.storage.models import Base
+from authserver.storage.schema import (
+    current_revision,
+    downgrade,
+    head_revision,
+    prepare_database,
+)
+from resourceserver.storage import metadata as resource_metadata
+from tests.support.database import postgres_base_url, scratch_postgres_database
+
+
+def models_metadata() -> MetaData:
+    """Both packages' tables in one ``MetaData`` (what the migrations must produce)."""
+    combined = MetaData(naming_convention=dict(Base.metadata.naming_convention))
+    for source in (Base.metadata, resource_metadata):
+        for table in source.tables.values():
+            table.to_metadata(combined)
+    return combined
+
+
+def schema_differences(engine: Engine) -> list[Any]:
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, models_metadata()))
+
+
+def table_names(engine: Engine) -> set[str]:
+    with engine.connect() as connection:
+        return set(inspect(connection).get_table_names())
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """An engine on an empty database: a new SQLite file, or a scratch PostgreSQL database."""
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'migrated.db'}")
+        yield engine
+        engine.dispose()
+        return
+    if postgres_base_url() is None:
+        pytest.skip("PostgreSQL migration tests need CHARTER_TEST_POSTGRES_URL")
+    with scratch_postgres_database() as url:
+        engine = make_engine(url, pool_size=5)
+        yield engine
+        engine.dispose()
+
+
+def test_head_is_the_initial_revision() -> None:
+    assert head_revision() == "0001"
+
+
+def test_upgrade_on_empty_database_matches_the_models(empty_engine: Engine) -> None:
+    assert current_revision(empty_engine) is None
+    prepare_database(empty_engine)
+    assert current_revision(empty_engine) == head_revision()
+    assert schema_differences(empty_engine) == []
+    expected = set(models_metadata().tables) | {"alembic_version"}
+    assert table_names(empty_engine) == expected
+
+
+def test_prepare_database_is_idempotent(empty_engine: Engine) -> None:
+    prepare_database(empty_engine)
+    prepare_database(empty_engine)
+    assert current_revision(empty_engine) == head_revision()
+    assert schema_differences(empty_engine) == []
+
+
+def test_downgrade_to_base_drops_every_table(empty_engine: Engine) -> None:
+    prepare_database(empty_engine)
+    downgrade(empty_engine, "base")
+    assert current_revision(empty_engine) is None
+    assert table_names(empty_engine) <= {"alembic_version"}
+    prepare_database(empty_engine)
+    assert schema_differences(empty_engine) == []
+
+
+def test_s59_concurrent_workers_prepare_the_same_database(
+    empty_engine: Engine, tmp_path: Path
+) -> None:
+    """Four workers starting at once: every one succeeds and the schema is made once."""
+    url = empty_engine.url.render_as_string(hide_password=False)
+    engines = [make_engine(url, pool_size=1) for _ in range(4)]
+    barrier = threading.Barrier(len(engines))
+    errors: list[BaseException] = []
+
+    def start(engine: Engine) -> None:
+        barrier.wait()
+        try:
+            prepare_database(engine)
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(engine,)) for engine in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    for engine in engines:
+        engine.dispose()
+    assert errors == []
+    assert current_revision(empty_engine) == head_revision()
+    assert schema_differences(empty_engine) == []
