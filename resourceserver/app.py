@@ -1,0 +1,65 @@
+"""The protected MCP server as one Starlette app (MCP 2025-11-25 "Transports", "Authorization").
+
+Layers, outermost first: the Origin/Host guard (DNS rebinding), bearer authentication of the
+MCP path (RFC 6750, RFC 9728 challenges), then the routes: protected resource metadata
+(RFC 9728 §3) and the Streamable HTTP endpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import Engine
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Route
+
+from resourceserver.auth import BearerAuthMiddleware, challenge_response
+from resourceserver.mcp.registry import Registry
+from resourceserver.mcp.transport import McpEndpoint, TransportOptions
+from resourceserver.metadata import metadata_routes
+from resourceserver.origin import OriginGuard
+from resourceserver.settings import ResourceServerSettings
+from resourceserver.storage import Database
+from resourceserver.verifier import TokenVerifier
+
+
+def create_app(
+    settings: ResourceServerSettings,
+    verifier: TokenVerifier,
+    registry: Registry,
+    engine: Engine,
+    *,
+    options: TransportOptions | None = None,
+) -> Starlette:
+    """Build the resource server. The engine's database must hold :mod:`resourceserver.storage`."""
+    if options is None:
+        options = TransportOptions(session_ttl_seconds=settings.session_ttl_seconds)
+
+    endpoint = McpEndpoint(
+        registry=registry,
+        database=Database(engine),
+        forbidden=lambda error: challenge_response(settings, error),
+        base_scope=settings.base_scope,
+        options=options,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await endpoint.aclose()
+
+    routes = [
+        *metadata_routes(settings),
+        Route(settings.resource_path, endpoint, methods=["GET", "POST", "DELETE"]),
+    ]
+    middleware = [
+        Middleware(OriginGuard, settings=settings),
+        Middleware(BearerAuthMiddleware, settings=settings, verifier=verifier),
+    ]
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.mcp_endpoint = endpoint
+    return app

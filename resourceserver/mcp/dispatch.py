@@ -1,0 +1,253 @@
+"""MCP method dispatch: one small handler per method.
+
+MCP 2025-11-25 "Server Features" and "Utilities".
+
+Unknown tools and prompts are protocol errors (-32602); everything that goes wrong inside a tool,
+including invalid arguments, is a tool result with ``isError: true`` ("Tools" §Error Handling).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from resourceserver.mcp.context import LOG_LEVELS, Channel, Context
+from resourceserver.mcp.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, JsonRpcError, Request
+from resourceserver.mcp.registry import Registry, ResourceTemplate
+from resourceserver.mcp.sessions import SessionState, SessionStore
+from resourceserver.mcp.versions import negotiate
+from resourceserver.principal import Principal
+
+JsonObject = dict[str, Any]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One request being handled."""
+
+    request: Request
+    principal: Principal
+    session: SessionState
+    channel: Channel
+
+    def context(self) -> Context:
+        return Context(
+            principal=self.principal,
+            session_id=self.session.id,
+            channel=self.channel,
+            request_id=self.request.id,
+            progress_token=self.request.progress_token,
+            protocol_version=self.session.protocol_version,
+            client_capabilities=self.session.client_capabilities,
+            log_level=self.session.log_level,
+        )
+
+
+def _string(params: JsonObject, key: str) -> str:
+    value = params.get(key)
+    if not isinstance(value, str) or not value:
+        raise JsonRpcError(INVALID_PARAMS, f"Invalid params: '{key}' must be a non-empty string")
+    return value
+
+
+def _object(params: JsonObject, key: str) -> JsonObject:
+    value = params.get(key) or {}
+    if not isinstance(value, dict):
+        raise JsonRpcError(INVALID_PARAMS, f"Invalid params: '{key}' must be an object")
+    return value
+
+
+def paginate(items: Sequence[T], cursor: Any, page_size: int) -> tuple[Sequence[T], str | None]:
+    """One page of ``items`` and the opaque cursor of the next page."""
+    start = 0
+    if cursor is not None:
+        try:
+            decoded = base64.urlsafe_b64decode(str(cursor).encode()).decode()
+            if not decoded.startswith("o:"):
+                raise ValueError(decoded)
+            start = int(decoded[2:])
+        except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+            raise JsonRpcError(INVALID_PARAMS, "Invalid params: unknown cursor") from exc
+    end = start + page_size
+    following = base64.urlsafe_b64encode(f"o:{end}".encode()).decode() if end < len(items) else None
+    return items[start:end], following
+
+
+class Dispatcher:
+    """Answers MCP requests from a :class:`Registry`."""
+
+    def __init__(
+        self, registry: Registry, sessions: SessionStore, *, base_scope: str, page_size: int = 50
+    ) -> None:
+        self.registry = registry
+        self.sessions = sessions
+        self.base_scope = base_scope
+        self.page_size = page_size
+        self._methods: dict[str, Callable[[Call], Awaitable[JsonObject]]] = {
+            "ping": self._ping,
+            "tools/list": self._tools_list,
+            "tools/call": self._tools_call,
+            "prompts/list": self._prompts_list,
+            "prompts/get": self._prompts_get,
+            "resources/list": self._resources_list,
+            "resources/templates/list": self._templates_list,
+            "resources/read": self._resources_read,
+            "resources/subscribe": self._subscribe,
+            "resources/unsubscribe": self._unsubscribe,
+            "logging/setLevel": self._set_level,
+            "completion/complete": self._complete,
+        }
+
+    # -- lifecycle and authorization ------------------------------------------------------------
+
+    def initialize(self, params: JsonObject) -> tuple[str, JsonObject]:
+        """Negotiate the version and build the ``InitializeResult``."""
+        version = negotiate(params.get("protocolVersion"))
+        server_info: JsonObject = {"name": self.registry.name, "version": self.registry.version}
+        result: JsonObject = {
+            "protocolVersion": version,
+            "capabilities": {
+                "tools": {"listChanged": False},
+                "prompts": {"listChanged": False},
+                "resources": {"subscribe": True, "listChanged": False},
+                "logging": {},
+                "completions": {},
+            },
+            "serverInfo": server_info,
+        }
+        if self.registry.instructions:
+            result["instructions"] = self.registry.instructions
+        return version, result
+
+    def required_scopes(self, request: Request) -> frozenset[str]:
+        """Scopes the caller must hold for this request (checked before it runs: HTTP 403)."""
+        needed = {self.base_scope} if self.base_scope else set()
+        if request.method == "tools/call":
+            tool = self.registry.tools.get(str(request.params.get("name")))
+            if tool is not None:
+                needed |= tool.scopes
+        return frozenset(needed)
+
+    async def handle(self, call: Call) -> JsonObject:
+        """The ``result`` of a request (raises JsonRpcError)."""
+        handler = self._methods.get(call.request.method)
+        if handler is None:
+            raise JsonRpcError(METHOD_NOT_FOUND, f"Method not found: {call.request.method}")
+        return await handler(call)
+
+    # -- utilities -------------------------------------------------------------------------------
+
+    async def _ping(self, call: Call) -> JsonObject:
+        return {}
+
+    async def _set_level(self, call: Call) -> JsonObject:
+        level = call.request.params.get("level")
+        if level not in LOG_LEVELS:
+            raise JsonRpcError(
+                INVALID_PARAMS, f"Invalid params: 'level' must be one of {LOG_LEVELS}"
+            )
+        await self.sessions.update(call.session.id, log_level=level)
+        return {}
+
+    async def _complete(self, call: Call) -> JsonObject:
+        ref = _object(call.request.params, "ref")
+        argument = _object(call.request.params, "argument")
+        ref_type = ref.get("type")
+        ref_name = ref.get("name") if ref_type == "ref/prompt" else ref.get("uri")
+        if ref_type not in ("ref/prompt", "ref/resource") or not isinstance(ref_name, str):
+            raise JsonRpcError(
+                INVALID_PARAMS, "Invalid params: 'ref' must name a prompt or resource"
+            )
+        if ref_type == "ref/prompt" and ref_name not in self.registry.prompts:
+            raise JsonRpcError(INVALID_PARAMS, f"Unknown prompt: {ref_name}")
+        context_args = _object(call.request.params, "context").get("arguments") or {}
+        values = await self.registry.complete(
+            ref_type,
+            ref_name,
+            str(argument.get("name", "")),
+            str(argument.get("value", "")),
+            {str(k): str(v) for k, v in dict(context_args).items()},
+        )
+        return {
+            "completion": {
+                "values": values[:100],
+                "total": len(values),
+                "hasMore": len(values) > 100,
+            }
+        }
+
+    # -- tools -------------------------------------------------------------------------------------
+
+    async def _tools_list(self, call: Call) -> JsonObject:
+        visible = [
+            tool for tool in self.registry.tools.values() if call.principal.has_scopes(tool.scopes)
+        ]
+        page, following = paginate(visible, call.request.params.get("cursor"), self.page_size)
+        result: JsonObject = {"tools": [tool.to_json() for tool in page]}
+        if following:
+            result["nextCursor"] = following
+        return result
+
+    async def _tools_call(self, call: Call) -> JsonObject:
+        name = _string(call.request.params, "name")
+        tool = self.registry.tools.get(name)
+        if tool is None:
+            raise JsonRpcError(INVALID_PARAMS, f"Unknown tool: {name}")
+        arguments = _object(call.request.params, "arguments")
+        return await tool.call(arguments, call.context())
+
+    # -- prompts -----------------------------------------------------------------------------------
+
+    async def _prompts_list(self, call: Call) -> JsonObject:
+        prompts = list(self.registry.prompts.values())
+        page, following = paginate(prompts, call.request.params.get("cursor"), self.page_size)
+        result: JsonObject = {"prompts": [prompt.to_json() for prompt in page]}
+        if following:
+            result["nextCursor"] = following
+        return result
+
+    async def _prompts_get(self, call: Call) -> JsonObject:
+        name = _string(call.request.params, "name")
+        prompt = self.registry.prompts.get(name)
+        if prompt is None:
+            raise JsonRpcError(INVALID_PARAMS, f"Unknown prompt: {name}")
+        return await prompt.render(_object(call.request.params, "arguments"), call.context())
+
+    # -- resources ---------------------------------------------------------------------------------
+
+    async def _resources_list(self, call: Call) -> JsonObject:
+        resources = list(self.registry.resources.values())
+        page, following = paginate(resources, call.request.params.get("cursor"), self.page_size)
+        result: JsonObject = {"resources": [resource.to_json() for resource in page]}
+        if following:
+            result["nextCursor"] = following
+        return result
+
+    async def _templates_list(self, call: Call) -> JsonObject:
+        templates = list(self.registry.templates.values())
+        page, following = paginate(templates, call.request.params.get("cursor"), self.page_size)
+        result: JsonObject = {"resourceTemplates": [t.to_json() for t in page]}
+        if following:
+            result["nextCursor"] = following
+        return result
+
+    async def _resources_read(self, call: Call) -> JsonObject:
+        uri = _string(call.request.params, "uri")
+        found, variables = self.registry.find_resource(uri)
+        if isinstance(found, ResourceTemplate):
+            return {"contents": await found.read(uri, variables, call.context())}
+        return {"contents": await found.read(uri, call.context())}
+
+    async def _subscribe(self, call: Call) -> JsonObject:
+        uri = _string(call.request.params, "uri")
+        await self.sessions.subscribe(call.session.id, uri, True)
+        return {}
+
+    async def _unsubscribe(self, call: Call) -> JsonObject:
+        uri = _string(call.request.params, "uri")
+        await self.sessions.subscribe(call.session.id, uri, False)
+        return {}

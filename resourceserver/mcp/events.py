@@ -1,0 +1,135 @@
+"""The SSE event log and in-process wake-ups.
+
+MCP 2025-11-25 "Transports" §Resumability and Redelivery.
+
+Every event sent on a POST or GET stream is stored with a per-session stream id, so a client that
+lost a stream resumes it on any worker with ``Last-Event-ID``. Waiting code polls the database;
+the :class:`Bus` wakes it at once when the event was written in the same process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from resourceserver.storage import Database, McpEvent
+
+
+class Bus:
+    """In-process wake-ups keyed by a string; polling remains the cross-process path."""
+
+    def __init__(self) -> None:
+        self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
+
+    def notify(self, key: str) -> None:
+        """Wake everyone waiting on ``key`` in this process."""
+        for waiter in self._waiters.get(key, ()):
+            waiter.set()
+
+    async def wait(self, key: str, timeout: float) -> None:
+        """Return when ``key`` is notified or ``timeout`` seconds passed."""
+        waiter = asyncio.Event()
+        self._waiters[key].add(waiter)
+        try:
+            await asyncio.wait_for(waiter.wait(), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            self._waiters[key].discard(waiter)
+            if not self._waiters[key]:
+                del self._waiters[key]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """One logged SSE event."""
+
+    event_id: str
+    payload: str
+    final: bool
+
+
+def new_stream_id() -> str:
+    """A fresh stream id (no dots, so event ids split unambiguously)."""
+    return secrets.token_urlsafe(12)
+
+
+def make_event_id(stream_id: str, row_id: int) -> str:
+    """``<stream>.<row>``: names the stream to resume and the position in it."""
+    return f"{stream_id}.{row_id}"
+
+
+def parse_event_id(value: str) -> tuple[str, int] | None:
+    """Split an event id, or None if it is not one of ours."""
+    stream_id, _, row = value.rpartition(".")
+    if not stream_id or not row.isdigit() or len(value) > 128:
+        return None
+    return stream_id, int(row)
+
+
+class EventLog:
+    """Appends and replays the events of a session's streams."""
+
+    def __init__(self, db: Database, bus: Bus) -> None:
+        self.db = db
+        self.bus = bus
+
+    @staticmethod
+    def key(session_id: str, stream_id: str) -> str:
+        return f"stream:{session_id}:{stream_id}"
+
+    async def append(self, session_id: str, stream_id: str, payload: str, final: bool) -> str:
+        """Store one event and return its id."""
+        row = McpEvent(
+            session_id=session_id,
+            stream_id=stream_id,
+            payload=payload,
+            final=final,
+            created_at=time.time(),
+        )
+
+        def work(db: Session) -> int:
+            db.add(row)
+            db.flush()
+            return row.id
+
+        row_id = await self.db.run(work)
+        self.bus.notify(self.key(session_id, stream_id))
+        return make_event_id(stream_id, row_id)
+
+    async def after(self, session_id: str, stream_id: str, row_id: int) -> list[StoredEvent]:
+        """Events of one stream after ``row_id``, oldest first."""
+
+        def work(db: Session) -> list[StoredEvent]:
+            rows = db.execute(
+                select(McpEvent.id, McpEvent.payload, McpEvent.final)
+                .where(
+                    McpEvent.session_id == session_id,
+                    McpEvent.stream_id == stream_id,
+                    McpEvent.id > row_id,
+                )
+                .order_by(McpEvent.id)
+                .limit(500)
+            ).all()
+            return [StoredEvent(make_event_id(stream_id, r[0]), r[1], r[2]) for r in rows]
+
+        return await self.db.run(work)
+
+    async def has_stream(self, session_id: str, stream_id: str) -> bool:
+        """True when this session has logged events on ``stream_id``."""
+
+        def work(db: Session) -> bool:
+            found = db.scalar(
+                select(McpEvent.id)
+                .where(McpEvent.session_id == session_id, McpEvent.stream_id == stream_id)
+                .limit(1)
+            )
+            return found is not None
+
+        return await self.db.run(work)

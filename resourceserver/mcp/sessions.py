@@ -1,0 +1,161 @@
+"""MCP sessions in SQL, bound to the principal that created them.
+
+MCP 2025-11-25 "Transports" §Session Management.
+
+The session id is 256 bits from :mod:`secrets`. A session is found only by the same subject and
+client that created it; anyone else gets "not found" (SECURITY-CASES S44).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
+from resourceserver.principal import Principal
+from resourceserver.storage import Database, McpEvent, McpPendingRequest, McpSession
+
+JsonObject = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionState:
+    """A snapshot of one session as a request sees it."""
+
+    id: str
+    subject: str
+    client_id: str
+    protocol_version: str
+    client_capabilities: JsonObject
+    log_level: str | None
+    subscriptions: tuple[str, ...]
+    initialized: bool
+
+
+def _state(row: McpSession) -> SessionState:
+    return SessionState(
+        id=row.id,
+        subject=row.subject,
+        client_id=row.client_id,
+        protocol_version=row.protocol_version,
+        client_capabilities=dict(row.client_capabilities or {}),
+        log_level=row.log_level,
+        subscriptions=tuple(row.subscriptions or ()),
+        initialized=row.initialized,
+    )
+
+
+class SessionStore:
+    """Creates, finds, updates and ends sessions."""
+
+    def __init__(
+        self, db: Database, ttl_seconds: float, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.db = db
+        self.ttl = ttl_seconds
+        self.clock = clock
+
+    async def create(
+        self,
+        principal: Principal,
+        protocol_version: str,
+        client_info: JsonObject,
+        capabilities: JsonObject,
+    ) -> SessionState:
+        """A new session for ``principal``."""
+        now = self.clock()
+        row = McpSession(
+            id=secrets.token_urlsafe(32),
+            subject=principal.subject,
+            client_id=principal.client_id,
+            protocol_version=protocol_version,
+            client_info=client_info,
+            client_capabilities=capabilities,
+            initialized=False,
+            log_level=None,
+            subscriptions=[],
+            created_at=now,
+            touched_at=now,
+            expires_at=now + self.ttl,
+        )
+
+        def work(db: Session) -> SessionState:
+            db.add(row)
+            db.flush()
+            return _state(row)
+
+        return await self.db.run(work)
+
+    async def load(self, session_id: str, principal: Principal) -> SessionState | None:
+        """The live session with this id owned by ``principal``, else None (extends its life)."""
+        now = self.clock()
+
+        def work(db: Session) -> SessionState | None:
+            row = db.get(McpSession, session_id)
+            if row is None or row.expires_at <= now:
+                return None
+            if row.subject != principal.subject or row.client_id != principal.client_id:
+                return None
+            if now - row.touched_at > min(60.0, self.ttl / 10):
+                row.touched_at = now
+                row.expires_at = now + self.ttl
+            return _state(row)
+
+        return await self.db.run(work)
+
+    async def update(self, session_id: str, **changes: Any) -> None:
+        """Set columns (``initialized``, ``log_level``, ``subscriptions``) of a session."""
+
+        def work(db: Session) -> None:
+            row = db.get(McpSession, session_id)
+            if row is not None:
+                for key, value in changes.items():
+                    setattr(row, key, value)
+
+        await self.db.run(work)
+
+    async def subscribe(self, session_id: str, uri: str, on: bool) -> None:
+        """Add or remove a resource subscription."""
+
+        def work(db: Session) -> None:
+            row = db.get(McpSession, session_id)
+            if row is not None:
+                current = [u for u in (row.subscriptions or []) if u != uri]
+                row.subscriptions = [*current, uri] if on else current
+
+        await self.db.run(work)
+
+    async def delete(self, session_id: str) -> None:
+        """End a session and drop its events and pending requests."""
+        await self.db.run(lambda db: _delete(db, [session_id]))
+
+    async def purge_expired(self) -> int:
+        """Delete sessions past their expiry; returns how many."""
+        now = self.clock()
+
+        def work(db: Session) -> int:
+            ids = list(
+                db.scalars(
+                    McpSession.__table__.select()
+                    .with_only_columns(McpSession.id)
+                    .where(McpSession.expires_at <= now)
+                    .limit(500)
+                )
+            )
+            _delete(db, ids)
+            return len(ids)
+
+        return await self.db.run(work)
+
+
+def _delete(db: Session, ids: list[str]) -> None:
+    if not ids:
+        return
+    db.execute(delete(McpEvent).where(McpEvent.session_id.in_(ids)))
+    db.execute(delete(McpPendingRequest).where(McpPendingRequest.session_id.in_(ids)))
+    db.execute(delete(McpSession).where(McpSession.id.in_(ids)))

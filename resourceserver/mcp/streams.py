@@ -1,0 +1,181 @@
+"""The SSE side of Streamable HTTP (MCP 2025-11-25 "Transports" §Streamable HTTP, SEP-1699).
+
+:class:`RequestStream` is what a handler writes to while it answers one POST: it stays a plain
+JSON response until the handler first sends a notification or a request, then becomes an SSE
+stream whose events are also logged for ``Last-Event-ID`` resumption. :func:`replay` serves a
+resumed or standalone GET stream from the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from resourceserver.mcp.context import ClientRequestError
+from resourceserver.mcp.events import EventLog, new_stream_id
+from resourceserver.mcp.jsonrpc import notification_message, request_message
+from resourceserver.mcp.pending import AnswerTimeoutError, PendingRequests
+
+JsonObject = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One thing for the HTTP response: an event, the final JSON answer, or "close now"."""
+
+    message: JsonObject | None
+    event_id: str | None = None
+    final: bool = False
+    close: bool = False
+
+
+def sse_event(event_id: str | None, data: str, retry_ms: int | None = None) -> str:
+    """One ``text/event-stream`` event (WHATWG HTML §9.2)."""
+    lines = []
+    if event_id is not None:
+        lines.append(f"id: {event_id}")
+    if retry_ms is not None:
+        lines.append(f"retry: {retry_ms}")
+    if data:
+        lines.append("event: message")
+    lines.extend(f"data: {line}" for line in data.split("\n"))
+    return "\n".join(lines) + "\n\n"
+
+
+def dumps(message: JsonObject) -> str:
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+
+
+class RequestStream:
+    """The :class:`~resourceserver.mcp.context.Channel` of one POSTed request."""
+
+    def __init__(
+        self,
+        *,
+        log: EventLog,
+        pending: PendingRequests,
+        session_id: str,
+        sse_allowed: bool,
+    ) -> None:
+        self.log = log
+        self.pending = pending
+        self.session_id = session_id
+        self.sse_allowed = sse_allowed
+        self.stream_id: str | None = None
+        self.queue: asyncio.Queue[Item] = asyncio.Queue()
+
+    async def _open(self) -> None:
+        self.stream_id = new_stream_id()
+        event_id = await self.log.append(self.session_id, self.stream_id, "", final=False)
+        self.queue.put_nowait(Item(None, event_id))
+
+    async def send(self, message: JsonObject, *, final: bool = False) -> None:
+        """Queue (and log, once streaming) one message; ``final`` ends the response."""
+        if self.stream_id is None:
+            if final:
+                self.queue.put_nowait(Item(message, final=True))
+                return
+            await self._open()
+        assert self.stream_id is not None  # noqa: S101 - set by _open
+        event_id = await self.log.append(self.session_id, self.stream_id, dumps(message), final)
+        self.queue.put_nowait(Item(message, event_id, final=final))
+
+    async def notify(self, method: str, params: JsonObject) -> None:
+        if self.sse_allowed:
+            await self.send(notification_message(method, params))
+
+    async def request(self, method: str, params: JsonObject) -> JsonObject:
+        if not self.sse_allowed:
+            raise ClientRequestError(
+                f"cannot send {method}: the client does not accept text/event-stream responses"
+            )
+        request_id = await self.pending.create(self.session_id, method)
+        await self.send(request_message(request_id, method, params))
+        try:
+            body = await self.pending.wait(request_id)
+        except AnswerTimeoutError as exc:
+            raise ClientRequestError(f"the client did not answer {method} in time") from exc
+        error = body.get("error")
+        if isinstance(error, dict):
+            raise ClientRequestError(
+                f"the client refused {method}: {error.get('message', 'error')} "
+                f"(code {error.get('code')})"
+            )
+        result = body.get("result")
+        return result if isinstance(result, dict) else {}
+
+    async def close_stream(self) -> None:
+        if not self.sse_allowed:
+            return
+        if self.stream_id is None:
+            await self._open()
+        self.queue.put_nowait(Item(None, close=True))
+
+
+async def drain(
+    first: Item, stream: RequestStream, stop: asyncio.Event, retry_ms: int
+) -> AsyncIterator[str]:
+    """The SSE body of a POST: events until the final response, a close, or shutdown."""
+    item: Item | None = first
+    while item is not None:
+        if item.close:
+            return
+        if item.message is None:
+            yield sse_event(item.event_id, "", retry_ms)
+        else:
+            yield sse_event(item.event_id, dumps(item.message))
+        if item.final:
+            return
+        item = await _next(stream.queue, stop)
+
+
+async def _next(queue: asyncio.Queue[Item], stop: asyncio.Event) -> Item | None:
+    getter = asyncio.ensure_future(queue.get())
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        getter.cancel()
+        stopper.cancel()
+    if getter in done and not getter.cancelled():
+        return getter.result()
+    return None
+
+
+async def replay(
+    log: EventLog,
+    session_id: str,
+    stream_id: str,
+    after: int,
+    stop: asyncio.Event,
+    *,
+    poll_interval: float,
+    keepalive: float = 15.0,
+    priming: str | None = None,
+) -> AsyncIterator[str]:
+    """Events of one logged stream after ``after``, then new ones as they are logged.
+
+    Ends after the final response of a POST stream, at shutdown, or when the client leaves.
+    """
+    if priming is not None:
+        yield priming
+    idle = 0.0
+    key = log.key(session_id, stream_id)
+    while not stop.is_set():
+        events = await log.after(session_id, stream_id, after)
+        for event in events:
+            after = int(event.event_id.rpartition(".")[2])
+            yield sse_event(event.event_id, event.payload)
+            if event.final:
+                return
+        if events:
+            idle = 0.0
+            continue
+        await log.bus.wait(key, poll_interval)
+        idle += poll_interval
+        if idle >= keepalive:
+            idle = 0.0
+            yield ": keepalive\n\n"

@@ -1,0 +1,303 @@
+"""Streamable HTTP: one endpoint for POST, GET and DELETE.
+
+MCP 2025-11-25 "Transports" §Streamable HTTP.
+
+The endpoint is stateless in memory apart from running handlers: sessions, the event log and
+server-to-client requests live in SQL, so consecutive requests of a session may reach different
+workers. The bearer middleware runs first and leaves the :class:`Principal` in
+``scope["state"]["principal"]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from resourceserver.errors import InsufficientScopeError
+from resourceserver.mcp import http
+from resourceserver.mcp.dispatch import Call, Dispatcher
+from resourceserver.mcp.events import Bus, EventLog, new_stream_id, parse_event_id
+from resourceserver.mcp.jsonrpc import (
+    INTERNAL_ERROR,
+    PARSE_ERROR,
+    JsonRpcError,
+    Notification,
+    error_message,
+    parse_message,
+    result_message,
+)
+from resourceserver.mcp.jsonrpc import (
+    Response as RpcResponse,
+)
+from resourceserver.mcp.pending import PendingRequests
+from resourceserver.mcp.registry import Registry
+from resourceserver.mcp.sessions import SessionState, SessionStore
+from resourceserver.mcp.streams import Item, RequestStream, drain, replay, sse_event
+from resourceserver.mcp.versions import is_supported
+from resourceserver.principal import Principal
+from resourceserver.storage import Database
+
+logger = logging.getLogger(__name__)
+
+#: Builds the HTTP 403 step-up challenge (RS-auth's ``challenge_response`` bound to settings).
+Forbidden = Callable[[InsufficientScopeError], Response]
+
+REQUEST_CANCELLED = -32800
+
+
+@dataclass(frozen=True, slots=True)
+class TransportOptions:
+    """Tunables of the Streamable HTTP endpoint."""
+
+    session_ttl_seconds: float = 3600.0
+    #: ``retry:`` sent in priming events (milliseconds).
+    retry_ms: int = 1000
+    #: How often a worker waiting on another worker polls the database.
+    poll_interval: float = 0.1
+    #: How long a tool waits for the client to answer sampling/elicitation.
+    client_answer_timeout: float = 300.0
+    max_body_bytes: int = 1_000_000
+    page_size: int = 50
+
+
+class McpEndpoint:
+    """The ASGI app mounted at the MCP path."""
+
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        database: Database,
+        forbidden: Forbidden,
+        base_scope: str,
+        options: TransportOptions | None = None,
+    ) -> None:
+        self.options = options or TransportOptions()
+        self.bus = Bus()
+        self.sessions = SessionStore(database, self.options.session_ttl_seconds)
+        self.log = EventLog(database, self.bus)
+        self.pending = PendingRequests(
+            database,
+            self.bus,
+            poll_interval=self.options.poll_interval,
+            timeout=self.options.client_answer_timeout,
+        )
+        self.dispatcher = Dispatcher(
+            registry, self.sessions, base_scope=base_scope, page_size=self.options.page_size
+        )
+        self.forbidden = forbidden
+        self.stopping = asyncio.Event()
+        self.running: dict[tuple[str, str], asyncio.Task[None]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        if request.method == "POST":
+            response = await self.post(request)
+        elif request.method == "GET":
+            response = await self.get(request)
+        elif request.method == "DELETE":
+            response = await self.delete(request)
+        else:
+            response = Response(status_code=405, headers={"Allow": "GET, POST, DELETE"})
+        await response(scope, receive, send)
+
+    async def aclose(self) -> None:
+        """Shutdown: end open SSE streams and cancel running handlers."""
+        self.stopping.set()
+        tasks = list(self.running.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    # -- shared checks --------------------------------------------------------------------------
+
+    @staticmethod
+    def _principal(request: Request) -> Principal:
+        principal = request.scope.get("state", {}).get("principal")
+        if not isinstance(principal, Principal):
+            raise RuntimeError("the MCP endpoint must run behind the bearer middleware")
+        return principal
+
+    async def _session(self, request: Request) -> SessionState | Response:
+        principal = self._principal(request)
+        version = request.headers.get(http.VERSION_HEADER)
+        if version is not None and not is_supported(version):
+            return http.bad_request(f"unsupported {http.VERSION_HEADER}: {version}")
+        session_id = request.headers.get(http.SESSION_HEADER)
+        if not session_id:
+            return http.bad_request(f"{http.SESSION_HEADER} header is required")
+        if len(session_id) > 64:
+            return http.session_not_found()
+        session = await self.sessions.load(session_id, principal)
+        return session if session is not None else http.session_not_found()
+
+    # -- POST -----------------------------------------------------------------------------------
+
+    async def post(self, request: Request) -> Response:
+        if not http.accepts(request, "application/json"):
+            return http.rpc_error(
+                406, -32600, "Not Acceptable: Accept must include application/json"
+            )
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            return http.rpc_error(415, -32600, "Unsupported Media Type: use application/json")
+        body = await request.body()
+        if len(body) > self.options.max_body_bytes:
+            return http.rpc_error(413, -32600, "Payload Too Large")
+        try:
+            raw = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return http.rpc_error(400, PARSE_ERROR, "Parse error: body is not valid JSON")
+        if isinstance(raw, list):
+            return http.bad_request("JSON-RPC batches are not supported")
+        try:
+            message = parse_message(raw)
+        except JsonRpcError as exc:
+            return JSONResponse(error_message(None, exc), status_code=400)
+        principal = self._principal(request)
+        if isinstance(message, Notification | RpcResponse) or message.method != "initialize":
+            found = await self._session(request)
+            if isinstance(found, Response):
+                return found
+            session = found
+        elif message.method == "initialize":
+            return await self._initialize(principal, message.id, message.params)
+        if isinstance(message, Notification):
+            await self._notification(session, message)
+            return Response(status_code=202)
+        if isinstance(message, RpcResponse):
+            await self.pending.answer(session.id, message)
+            return Response(status_code=202)
+        required = self.dispatcher.required_scopes(message)
+        if not principal.has_scopes(required):
+            return self.forbidden(InsufficientScopeError(required))
+        stream = RequestStream(
+            log=self.log,
+            pending=self.pending,
+            session_id=session.id,
+            sse_allowed=http.accepts(request, "text/event-stream"),
+        )
+        call = Call(message, principal, session, stream)
+        key = (session.id, json.dumps(message.id))
+        task = asyncio.create_task(self._run(call, stream))
+        self.running[key] = task
+        task.add_done_callback(lambda _t: self.running.pop(key, None))
+        first = await stream.queue.get()
+        if first.final and first.event_id is None and first.message is not None:
+            return JSONResponse(first.message, headers={http.SESSION_HEADER: session.id})
+        return StreamingResponse(
+            drain(first, stream, self.stopping, self.options.retry_ms),
+            media_type="text/event-stream",
+            headers=http.sse_headers(session.id),
+        )
+
+    async def _initialize(
+        self, principal: Principal, request_id: str | int, params: dict[str, object]
+    ) -> Response:
+        version, result = self.dispatcher.initialize(params)
+        capabilities = params.get("capabilities")
+        client_info = params.get("clientInfo")
+        session = await self.sessions.create(
+            principal,
+            version,
+            client_info if isinstance(client_info, dict) else {},
+            capabilities if isinstance(capabilities, dict) else {},
+        )
+        return JSONResponse(
+            result_message(request_id, result), headers={http.SESSION_HEADER: session.id}
+        )
+
+    async def _notification(self, session: SessionState, message: Notification) -> None:
+        if message.method == "notifications/initialized":
+            if not session.initialized:
+                await self.sessions.update(session.id, initialized=True)
+        elif message.method == "notifications/cancelled":
+            request_id = message.params.get("requestId")
+            task = self.running.get((session.id, json.dumps(request_id)))
+            if task is not None:
+                task.cancel()
+
+    async def _run(self, call: Call, stream: RequestStream) -> None:
+        request = call.request
+        try:
+            result = await self.dispatcher.handle(call)
+            reply = result_message(request.id, result)
+        except JsonRpcError as exc:
+            reply = error_message(request.id, exc)
+        except asyncio.CancelledError:
+            if stream.stream_id is None:
+                cancelled = JsonRpcError(REQUEST_CANCELLED, "Request cancelled")
+                stream.queue.put_nowait(Item(error_message(request.id, cancelled), final=True))
+            else:
+                await asyncio.shield(
+                    self.log.append(call.session.id, stream.stream_id, "", final=True)
+                )
+                stream.queue.put_nowait(Item(None, close=True))
+            return
+        except Exception:
+            logger.exception("MCP handler for %s failed", request.method)
+            reply = error_message(request.id, JsonRpcError(INTERNAL_ERROR, "Internal error"))
+        try:
+            await stream.send(reply, final=True)
+        except Exception:
+            logger.exception("could not deliver the response to %s", request.method)
+            stream.queue.put_nowait(Item(None, close=True))
+
+    # -- GET ------------------------------------------------------------------------------------
+
+    async def get(self, request: Request) -> Response:
+        if not http.accepts(request, "text/event-stream"):
+            return http.rpc_error(
+                406, -32600, "Not Acceptable: Accept must include text/event-stream"
+            )
+        found = await self._session(request)
+        if isinstance(found, Response):
+            return found
+        session = found
+        last = request.headers.get(http.LAST_EVENT_HEADER)
+        priming: str | None = None
+        if last:
+            parsed = parse_event_id(last)
+            if parsed is None or not await self.log.has_stream(session.id, parsed[0]):
+                return http.bad_request(f"unknown {http.LAST_EVENT_HEADER}")
+            stream_id, after = parsed
+        else:
+            stream_id = new_stream_id()
+            event_id = await self.log.append(session.id, stream_id, "", final=False)
+            after = int(event_id.rpartition(".")[2])
+            priming = sse_event(event_id, "", self.options.retry_ms)
+        return StreamingResponse(
+            replay(
+                self.log,
+                session.id,
+                stream_id,
+                after,
+                self.stopping,
+                poll_interval=max(self.options.poll_interval, 0.05),
+                priming=priming,
+            ),
+            media_type="text/event-stream",
+            headers=http.sse_headers(session.id),
+        )
+
+    # -- DELETE ---------------------------------------------------------------------------------
+
+    async def delete(self, request: Request) -> Response:
+        found = await self._session(request)
+        if isinstance(found, Response):
+            return found
+        for (session_id, _), task in list(self.running.items()):
+            if session_id == found.id:
+                task.cancel()
+        await self.sessions.delete(found.id)
+        return Response(status_code=204)

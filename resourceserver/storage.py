@@ -1,0 +1,150 @@
+"""SQL tables of the resource server: MCP sessions, SSE event logs, pending requests, notes.
+
+Everything a later MCP request may need lives here rather than in one worker's memory, so any
+worker on a shared database can serve any request (MCP 2025-11-25 "Transports" §Session
+Management and §Resumability and Redelivery). The resource server has its own ``MetaData`` and
+never imports the authorization server's models; migrations include :data:`metadata`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import anyio.to_thread
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    create_engine,
+    event,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+T = TypeVar("T")
+
+_NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the resource server's tables (its own ``MetaData``)."""
+
+    metadata = MetaData(naming_convention=_NAMING)
+
+
+#: The resource server's tables, for alembic and :func:`create_tables`.
+metadata = Base.metadata
+
+
+class McpSession(Base):
+    """One MCP session, bound to the principal (subject and client) that created it."""
+
+    __tablename__ = "rs_mcp_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(255))
+    client_id: Mapped[str] = mapped_column(String(512))
+    protocol_version: Mapped[str] = mapped_column(String(32))
+    client_info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    client_capabilities: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    initialized: Mapped[bool] = mapped_column(Boolean, default=False)
+    log_level: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    subscriptions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[float] = mapped_column(Float)
+    touched_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class McpEvent(Base):
+    """One SSE event of one stream of a session, kept for ``Last-Event-ID`` resumption."""
+
+    __tablename__ = "rs_mcp_events"
+    __table_args__ = (Index("ix_rs_mcp_events_stream", "session_id", "stream_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("rs_mcp_sessions.id", ondelete="CASCADE")
+    )
+    stream_id: Mapped[str] = mapped_column(String(64))
+    #: The JSON-RPC message as JSON text; empty for the priming event.
+    payload: Mapped[str] = mapped_column(Text, default="")
+    #: True on the event that carries the response ending a POST stream.
+    final: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class McpPendingRequest(Base):
+    """A request the server sent to the client (sampling, elicitation, roots) and its answer."""
+
+    __tablename__ = "rs_mcp_pending_requests"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    session_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("rs_mcp_sessions.id", ondelete="CASCADE"), index=True
+    )
+    method: Mapped[str] = mapped_column(String(64))
+    #: The JSON-RPC response (``result`` or ``error`` object) as JSON text, once it arrived.
+    answer: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class Note(Base):
+    """A short note owned by one subject (the built-in notes tools)."""
+
+    __tablename__ = "rs_notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subject: Mapped[str] = mapped_column(String(255), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+def create_tables(engine: Engine) -> None:
+    """Create the resource server's tables (tests and the embedded single-process default)."""
+    metadata.create_all(engine)
+
+
+def sqlite_engine(path: str) -> Engine:
+    """A file-backed SQLite engine in WAL mode with a busy timeout, shareable across threads."""
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 15})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return engine
+
+
+class Database:
+    """Runs short synchronous units of work in a worker thread, one transaction each."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def run_sync(self, work: Callable[[Session], T]) -> T:
+        """Run ``work`` in a new session and commit (in the calling thread)."""
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            return work(session)
+
+    async def run(self, work: Callable[[Session], T]) -> T:
+        """Run ``work`` in a new session in a worker thread and commit."""
+        return await anyio.to_thread.run_sync(self.run_sync, work)
