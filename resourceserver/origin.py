@@ -1,0 +1,117 @@
+"""DNS-rebinding guard (MCP 2025-11-25 "Transports" §Security Warning; SECURITY-CASES S43).
+
+A browser page on a foreign site can reach a server on the user's machine by rebinding its own
+host name to 127.0.0.1. Such requests carry the foreign name in ``Host`` and, for scripted
+requests, the foreign page in ``Origin``. :class:`OriginGuard` answers them with 403:
+
+- ``Origin``, when present, must be the resource's own origin, a loopback origin
+  (``http(s)://localhost|127.0.0.1|[::1]`` on any port) or one of ``settings.allowed_origins``;
+- ``Host``, when present, must name the resource's host, a loopback host (any port) or one of
+  ``settings.allowed_hosts`` (an entry without a port allows every port).
+
+Requests without ``Origin`` (non-browser clients) pass the origin check.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from resourceserver.settings import ResourceServerSettings
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+#: (scheme, host, port) of an origin, lower-cased, default port made explicit.
+OriginKey = tuple[str, str, int]
+
+
+def parse_origin(value: str) -> OriginKey | None:
+    """``scheme://host[:port]`` as a comparable tuple, or None when it is not such an origin."""
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if scheme not in _DEFAULT_PORTS or not host or parts.username or parts.password:
+        return None
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        return None
+    return scheme, host, port if port is not None else _DEFAULT_PORTS[scheme]
+
+
+def split_host(value: str) -> tuple[str, int | None] | None:
+    """A ``Host`` header as (lower-cased host name, port or None); None when malformed."""
+    try:
+        parts = urlsplit(f"//{value}")
+        port = parts.port
+    except ValueError:
+        return None
+    host = (parts.hostname or "").lower()
+    if not host or parts.username or parts.password or parts.path:
+        return None
+    return host, port
+
+
+class OriginPolicy:
+    """Which ``Origin`` and ``Host`` values the resource server answers."""
+
+    def __init__(self, settings: ResourceServerSettings) -> None:
+        own = parse_origin(settings.resource_origin)
+        self._origins = {origin for origin in map(parse_origin, settings.allowed_origins) if origin}
+        if own is not None:
+            self._origins.add(own)
+        self._hosts: set[tuple[str, int | None]] = {(host, None) for host in LOOPBACK_HOSTS}
+        if own is not None:
+            self._hosts.add((own[1], None))
+        for entry in settings.allowed_hosts:
+            host = split_host(entry)
+            if host is not None:
+                self._hosts.add(host)
+
+    def origin_allowed(self, value: str) -> bool:
+        origin = parse_origin(value)
+        if origin is None:
+            return False
+        return origin in self._origins or origin[1] in LOOPBACK_HOSTS
+
+    def host_allowed(self, value: str) -> bool:
+        host = split_host(value)
+        if host is None:
+            return False
+        return host in self._hosts or (host[0], None) in self._hosts
+
+
+class OriginGuard:
+    """ASGI middleware answering 403 to requests from a foreign ``Origin`` or ``Host``."""
+
+    def __init__(self, app: ASGIApp, settings: ResourceServerSettings) -> None:
+        self.app = app
+        self.policy = OriginPolicy(settings)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        problem = self._problem(Headers(scope=scope))
+        if problem is None:
+            await self.app(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+        else:
+            body = {"error": "forbidden", "error_description": problem}
+            await JSONResponse(body, status_code=403)(scope, receive, send)
+
+    def _problem(self, headers: Headers) -> str | None:
+        origins = headers.getlist("origin")
+        if len(origins) > 1 or (origins and not self.policy.origin_allowed(origins[0])):
+            return "requests from this origin are not allowed"
+        hosts = headers.getlist("host")
+        if len(hosts) > 1 or (hosts and not self.policy.host_allowed(hosts[0])):
+            return "requests for this host are not allowed"
+        return None
