@@ -203,6 +203,36 @@ class LoginSession(Base):
     expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
 
 
+class PendingAuthorization(Base):
+    """A validated authorization request waiting for the user's login and consent.
+
+    Kept server-side so any worker can continue it; the browser holds only its id (hashed here),
+    a CSRF token (hashed here) and the browser-binding cookie (hashed here).
+    """
+
+    __tablename__ = "pending_authorizations"
+
+    id_hash: Mapped[str] = mapped_column(String(128), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(2048))
+    #: The redirect URI the code goes to, and the registered entry it matched.
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    registered_redirect_uri: Mapped[str] = mapped_column(Text)
+    redirect_uri_sent: Mapped[bool] = mapped_column(Boolean, default=True)
+    scope: Mapped[str] = mapped_column(Text)
+    resource: Mapped[str] = mapped_column(String(2048))
+    state: Mapped[str | None] = mapped_column(Text)
+    code_challenge: Mapped[str] = mapped_column(String(128))
+    #: Hash of the browser-binding cookie of the browser that started the request.
+    browser_hash: Mapped[str] = mapped_column(String(128))
+    #: Hash of the CSRF token of the form currently shown.
+    csrf_hash: Mapped[str] = mapped_column(String(128))
+    #: The user and login session the consent page was shown to.
+    user_id: Mapped[str | None] = mapped_column(String(64))
+    login_session_hash: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
 class RateCounter(Base):
     """A fixed-window counter shared by all workers (registration, failed logins/secrets)."""
 

@@ -1,0 +1,197 @@
+"""Browser login: password check with throttling, login sessions and cookies (RFC 9700 §4.4, S51).
+
+Cookies: ``__Host-charter_session`` (the login) and ``__Host-charter_browser`` (binds pending
+authorization requests and their forms to the browser that started them, so a form posted from
+another site or another browser is refused). Both are Secure, HttpOnly, SameSite=Lax, Path=/.
+Browsers refuse ``__Host-`` and Secure cookies over plain http, so on an ``http://`` loopback
+issuer (development, tests) the names lose the prefix and the Secure flag.
+
+Login sessions and browser ids are stored only as hashes. Failed logins are counted per
+username and per client IP in shared SQL counters; past the limit the form answers 429.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.requests import Request
+from starlette.responses import Response
+
+from authserver import ratelimit
+from authserver.audit import record_event
+from authserver.context import AuthServer
+from authserver.crypto import hash_token, new_token
+from authserver.settings import AuthServerSettings
+from authserver.storage.models import LoginSession, User
+
+SESSION_COOKIE = "charter_session"
+BROWSER_COOKIE = "charter_browser"
+#: How long a browser id lives (it carries no authority of its own), seconds.
+BROWSER_COOKIE_TTL = 30 * 86400
+#: Failed-login counting window, seconds.
+FAILED_LOGIN_WINDOW = 300
+#: A client IP may fail this many times more often than one username (shared NATs).
+IP_LIMIT_FACTOR = 5
+MAX_USERNAME_LENGTH = 128
+MAX_PASSWORD_LENGTH = 1024
+_TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{22,128}$")
+
+
+def secure_cookies(settings: AuthServerSettings) -> bool:
+    """True when the issuer is https (then cookies are ``__Host-`` and Secure)."""
+    return settings.issuer.startswith("https://")
+
+
+def cookie_name(settings: AuthServerSettings, base: str) -> str:
+    """The cookie name for ``base`` under this issuer."""
+    return f"__Host-{base}" if secure_cookies(settings) else base
+
+
+def set_cookie(
+    response: Response, settings: AuthServerSettings, base: str, value: str, max_age: int
+) -> None:
+    """Set one of our cookies with the S51 flags."""
+    response.set_cookie(
+        cookie_name(settings, base),
+        value,
+        max_age=max_age,
+        path="/",
+        secure=secure_cookies(settings),
+        httponly=True,
+        samesite="lax",
+    )
+
+
+def read_cookie(request: Request, settings: AuthServerSettings, base: str) -> str | None:
+    """Our cookie's value when present and token-shaped."""
+    value = request.cookies.get(cookie_name(settings, base))
+    if value is None or not _TOKEN_SHAPE.match(value):
+        return None
+    return value
+
+
+def browser_id(request: Request, settings: AuthServerSettings) -> tuple[str, bool]:
+    """The browser-binding id and whether it is new (then the caller sets the cookie)."""
+    existing = read_cookie(request, settings, BROWSER_COOKIE)
+    if existing is not None:
+        return existing, False
+    return new_token(), True
+
+
+def client_ip(request: Request) -> str:
+    """The peer address (a proxy in front should pass the real one via uvicorn's proxy headers)."""
+    return request.client.host if request.client else "unknown"
+
+
+@dataclass(frozen=True)
+class LoggedIn:
+    """A valid login: the user and the hash of the session cookie."""
+
+    user: User
+    session_hash: str
+
+
+def current_login(
+    session: Session, server: AuthServer, cookie_value: str | None
+) -> LoggedIn | None:
+    """The login behind ``cookie_value`` when unexpired and its user enabled."""
+    if cookie_value is None:
+        return None
+    session_hash = hash_token(cookie_value)
+    row = session.get(LoginSession, session_hash)
+    if row is None or row.expires_at <= server.now():
+        return None
+    user = session.get(User, row.user_id)
+    if user is None or user.disabled or user.password_changed_at > row.created_at:
+        return None
+    return LoggedIn(user, session_hash)
+
+
+def create_login_session(session: Session, server: AuthServer, user_id: str) -> str:
+    """Start a login; returns the cookie value (only its hash is stored)."""
+    value = new_token()
+    now = server.now()
+    session.add(
+        LoginSession(
+            id_hash=hash_token(value),
+            user_id=user_id,
+            created_at=now,
+            expires_at=now + server.settings.login_session_ttl,
+        )
+    )
+    return value
+
+
+@dataclass(frozen=True)
+class LoginSucceeded:
+    """The user and the new session cookie value."""
+
+    user_id: str
+    cookie_value: str
+
+
+@dataclass(frozen=True)
+class LoginFailed:
+    """Wrong username or password (not said which)."""
+
+
+@dataclass(frozen=True)
+class LoginThrottled:
+    """Too many failures; retry after this many seconds."""
+
+    retry_after: int
+
+
+LoginOutcome = LoginSucceeded | LoginFailed | LoginThrottled
+
+
+def _limit_keys(username: str, ip: str) -> tuple[str, str]:
+    return f"login:user:{username.casefold()}", f"login:ip:{ip}"
+
+
+def log_in(
+    server: AuthServer, username: str, password: str, ip: str, client_id: str | None
+) -> LoginOutcome:
+    """Check a username and password (blocking; run in a thread).
+
+    Unknown users cost the same argon2 verification as known ones. The hash is verified
+    outside any transaction so that SQLite's writer lock is not held during it.
+    """
+    limit = server.settings.failed_auth_limit
+    user_key, ip_key = _limit_keys(username, ip)
+    now = server.now()
+    with server.database.transaction() as session:
+        wait = max(
+            ratelimit.peek(session, user_key, now=now, window=FAILED_LOGIN_WINDOW, limit=limit),
+            ratelimit.peek(
+                session, ip_key, now=now, window=FAILED_LOGIN_WINDOW, limit=limit * IP_LIMIT_FACTOR
+            ),
+        )
+        if wait:
+            record_event(session, "login_throttled", at=now, client_id=client_id, ip=ip)
+            return LoginThrottled(wait)
+        user = None
+        if username and len(username) <= MAX_USERNAME_LENGTH:
+            user = session.scalars(select(User).where(User.username == username)).first()
+        stored_hash = user.password_hash if user is not None and not user.disabled else None
+        user_id = user.id if user is not None else None
+    candidate = password if len(password) <= MAX_PASSWORD_LENGTH else ""
+    verified = server.passwords.verify(stored_hash, candidate) and bool(candidate)
+    now = server.now()
+    with server.database.transaction() as session:
+        if verified and user_id is not None:
+            ratelimit.reset(session, user_key)
+            cookie_value = create_login_session(session, server, user_id)
+            record_event(
+                session, "login_succeeded", at=now, client_id=client_id, subject=user_id, ip=ip
+            )
+            return LoginSucceeded(user_id, cookie_value)
+        ratelimit.hit(session, user_key, now=now, window=FAILED_LOGIN_WINDOW, limit=limit)
+        ratelimit.hit(
+            session, ip_key, now=now, window=FAILED_LOGIN_WINDOW, limit=limit * IP_LIMIT_FACTOR
+        )
+        record_event(session, "login_failed", at=now, client_id=client_id, subject=user_id, ip=ip)
+        return LoginFailed()

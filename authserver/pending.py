@@ -1,0 +1,144 @@
+"""Pending authorization requests and authorization codes (RFC 6749 §4.1.2, RFC 7636 §4.4,
+RFC 9700 §4.5, S17, S18).
+
+A validated request waits in SQL (any worker may continue it) while the user logs in and
+consents. The browser holds its id, and each form a CSRF token; both are stored hashed, and the
+row is bound to the browser-binding cookie of the browser that started it. Approval turns it
+into an :class:`AuthorizationCode` row, deleted-on-use by the token endpoint's atomic redeem.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from authserver.authorization_request import AuthorizationRequest
+from authserver.context import AuthServer
+from authserver.crypto import hash_token, new_token, token_matches
+from authserver.storage.models import AuthorizationCode, PendingAuthorization
+
+#: How long a user may take to log in and consent, seconds.
+PENDING_TTL = 1800
+
+
+@dataclass(frozen=True)
+class RequestTerms:
+    """What an approval binds the code to."""
+
+    client_id: str
+    redirect_uri: str
+    registered_redirect_uri: str
+    redirect_uri_sent: bool
+    scope: str
+    resource: str
+    state: str | None
+    code_challenge: str
+
+    @classmethod
+    def from_request(cls, request: AuthorizationRequest) -> RequestTerms:
+        """Terms of a freshly validated request."""
+        return cls(
+            client_id=request.client.client_id,
+            redirect_uri=request.redirect.redirect_uri,
+            registered_redirect_uri=request.redirect.registered,
+            redirect_uri_sent=request.redirect.sent,
+            scope=request.scope,
+            resource=request.resource,
+            state=request.state,
+            code_challenge=request.code_challenge,
+        )
+
+    @classmethod
+    def from_pending(cls, row: PendingAuthorization) -> RequestTerms:
+        """Terms of a stored request."""
+        return cls(
+            client_id=row.client_id,
+            redirect_uri=row.redirect_uri,
+            registered_redirect_uri=row.registered_redirect_uri,
+            redirect_uri_sent=row.redirect_uri_sent,
+            scope=row.scope,
+            resource=row.resource,
+            state=row.state,
+            code_challenge=row.code_challenge,
+        )
+
+
+def store_pending(
+    session: Session, server: AuthServer, terms: RequestTerms, browser_value: str
+) -> tuple[str, str]:
+    """Store a request for ``browser_value``'s browser; returns its id and a CSRF token."""
+    request_id = new_token()
+    csrf_token = new_token()
+    now = server.now()
+    session.add(
+        PendingAuthorization(
+            id_hash=hash_token(request_id),
+            client_id=terms.client_id,
+            redirect_uri=terms.redirect_uri,
+            registered_redirect_uri=terms.registered_redirect_uri,
+            redirect_uri_sent=terms.redirect_uri_sent,
+            scope=terms.scope,
+            resource=terms.resource,
+            state=terms.state,
+            code_challenge=terms.code_challenge,
+            browser_hash=hash_token(browser_value),
+            csrf_hash=hash_token(csrf_token),
+            user_id=None,
+            login_session_hash=None,
+            created_at=now,
+            expires_at=now + PENDING_TTL,
+        )
+    )
+    return request_id, csrf_token
+
+
+def load_pending(
+    session: Session, server: AuthServer, request_id: str | None, browser_value: str | None
+) -> PendingAuthorization | None:
+    """The unexpired request ``request_id`` started by this browser, or None."""
+    if not request_id or not browser_value or len(request_id) > 128:
+        return None
+    row = session.get(PendingAuthorization, hash_token(request_id))
+    if row is None or row.expires_at <= server.now():
+        return None
+    if not token_matches(browser_value, row.browser_hash):
+        return None
+    return row
+
+
+def rotate_csrf(row: PendingAuthorization) -> str:
+    """A new CSRF token for the next form of ``row`` (the old one stops working)."""
+    token = new_token()
+    row.csrf_hash = hash_token(token)
+    return token
+
+
+def csrf_matches(row: PendingAuthorization, token: str | None) -> bool:
+    """Constant-time check of a posted CSRF token (S51)."""
+    if not token:
+        return False
+    return token_matches(token, row.csrf_hash)
+
+
+def issue_code(session: Session, server: AuthServer, terms: RequestTerms, user_id: str) -> str:
+    """Create the authorization code row; returns the code (only its hash is stored)."""
+    code = new_token()
+    now = server.now()
+    session.add(
+        AuthorizationCode(
+            code_hash=hash_token(code),
+            client_id=terms.client_id,
+            subject=user_id,
+            redirect_uri=terms.redirect_uri,
+            redirect_uri_sent=terms.redirect_uri_sent,
+            scope=terms.scope,
+            resource=terms.resource,
+            code_challenge=terms.code_challenge,
+            code_challenge_method="S256",
+            created_at=now,
+            expires_at=now + server.settings.authorization_code_ttl,
+            consumed_at=None,
+        )
+    )
+    return code
