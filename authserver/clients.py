@@ -1,19 +1,117 @@
-"""Finding the client a request names: registered rows (dynamic or static) and, for an https
-``client_id``, client ID metadata documents."""
+"""Finding, creating and retiring clients: registered rows (dynamic or static) and, for an
+https ``client_id``, client ID metadata documents (:mod:`authserver.cimd`).
+
+Client identifiers of registered clients are generated here, never chosen by the client
+(RFC 7591 §3.2.1, S46). They carry 144 random bits (S18) behind the prefix ``dcr_``, and each
+new one is checked against users' ids and usernames before use (S22): a client id can thus
+never be mistaken for a user, e.g. as the ``sub`` of a client-credentials token. User ids are
+32 hex digits, so the prefix alone already keeps generated ids apart from them; the check also
+covers usernames, which an administrator chooses freely.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from authserver import cimd
 from authserver.context import AuthServer
-from authserver.storage.models import Client
+from authserver.crypto import new_token
+from authserver.storage.models import (
+    AccessToken,
+    Client,
+    Consent,
+    Grant,
+    RefreshToken,
+    User,
+)
+
+CLIENT_ID_PREFIX = "dcr_"
+CLIENT_ID_BYTES = 18
 
 
 def load_client(server: AuthServer, session: Session, client_id: str) -> Client | None:
-    """The enabled client called ``client_id``, or None when unknown or disabled."""
+    """The enabled client called ``client_id``, or None when unknown or disabled.
+
+    An https ``client_id`` (when ``client_id_metadata_documents`` is on) is a metadata
+    document: served from its cached row while fresh, fetched through the SSRF guard
+    otherwise. This function is synchronous and may do network I/O: call it in a worker
+    thread.
+    """
     if not client_id or len(client_id) > 2048:
         return None
     client = session.get(Client, client_id)
-    if client is None or client.disabled:
+    if client is not None and client.kind != cimd.KIND:
+        return None if client.disabled else client
+    settings = server.settings
+    if not settings.client_id_metadata_documents or not cimd.looks_like_document_url(
+        client_id, settings
+    ):
         return None
-    return client
+    if client is not None and client.disabled:
+        return None
+    if client is None and client_id_collides_with_user(session, client_id):
+        return None
+    return cimd.load_document_client(server, session, client_id, client)
+
+
+def client_id_collides_with_user(session: Session, candidate: str) -> bool:
+    """True when ``candidate`` equals some user's id or username (S22)."""
+    found = session.scalars(
+        select(User.id).where(or_(User.id == candidate, User.username == candidate)).limit(1)
+    ).first()
+    return found is not None
+
+
+def random_client_id() -> str:
+    """``dcr_`` and 144 random bits, URL-safe."""
+    return CLIENT_ID_PREFIX + new_token(CLIENT_ID_BYTES)
+
+
+def new_client_id(session: Session, generate: Callable[[], str] = random_client_id) -> str:
+    """A fresh client id that names no client or user (S18, S22)."""
+    for _ in range(8):
+        candidate = generate()
+        if session.get(Client, candidate) is None and not client_id_collides_with_user(
+            session, candidate
+        ):
+            return candidate
+    raise RuntimeError("could not generate an unused client id")
+
+
+def mark_client_used(session: Session, client: Client, now: int) -> None:
+    """Record that ``client`` obtained tokens (keeps it from the reaper); call at the token
+    endpoint inside its transaction. Writes at most once a minute per client."""
+    if client.last_used_at is None or now - client.last_used_at >= 60:
+        session.execute(
+            update(Client).where(Client.client_id == client.client_id).values(last_used_at=now)
+        )
+        client.last_used_at = now
+
+
+def delete_client(session: Session, client: Client, now: int, *, reason: str) -> None:
+    """Delete ``client`` and revoke its grants, tokens and consents (RFC 7592 §2.3)."""
+    client_id = client.client_id
+    session.execute(
+        update(Grant)
+        .where(Grant.client_id == client_id, Grant.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason=reason)
+    )
+    session.execute(
+        update(AccessToken)
+        .where(AccessToken.client_id == client_id, AccessToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.client_id == client_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    session.execute(
+        update(Consent)
+        .where(Consent.client_id == client_id, Consent.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    session.delete(client)

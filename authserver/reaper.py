@@ -1,0 +1,63 @@
+"""Reaping clients nobody uses (S48; REAL-CLIENTS §4) and expired metadata document caches.
+
+Dynamically registered clients that never obtained a token (``last_used_at`` is NULL) are
+deleted once older than ``unused_client_ttl``. Cached client ID metadata documents whose
+``expires_at`` has passed are deleted too: they are fetched again when next needed. Both
+work in batches, one short transaction each, so that a large backlog never holds a long lock.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+
+from authserver.cimd import KIND as METADATA_DOCUMENT_KIND
+from authserver.context import AuthServer
+from authserver.storage.models import Client
+
+DYNAMIC_KIND = "dynamic"
+
+
+def reap_unused_clients(server: AuthServer, batch_size: int = 500) -> int:
+    """Delete never-used dynamic clients older than the TTL; the number deleted."""
+    cutoff = server.now() - server.settings.unused_client_ttl
+    total = 0
+    while True:
+        with server.database.transaction() as session:
+            ids = list(
+                session.scalars(
+                    select(Client.client_id)
+                    .where(
+                        Client.kind == DYNAMIC_KIND,
+                        Client.last_used_at.is_(None),
+                        Client.created_at < cutoff,
+                    )
+                    .limit(batch_size)
+                )
+            )
+            if ids:
+                session.execute(
+                    delete(Client).where(Client.client_id.in_(ids), Client.last_used_at.is_(None))
+                )
+        total += len(ids)
+        if len(ids) < batch_size:
+            return total
+
+
+def purge_expired_metadata_documents(server: AuthServer, batch_size: int = 500) -> int:
+    """Delete cached metadata document clients whose cache lifetime has passed."""
+    now = server.now()
+    total = 0
+    while True:
+        with server.database.transaction() as session:
+            ids = list(
+                session.scalars(
+                    select(Client.client_id)
+                    .where(Client.kind == METADATA_DOCUMENT_KIND, Client.expires_at < now)
+                    .limit(batch_size)
+                )
+            )
+            if ids:
+                session.execute(delete(Client).where(Client.client_id.in_(ids)))
+        total += len(ids)
+        if len(ids) < batch_size:
+            return total
