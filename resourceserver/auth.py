@@ -61,7 +61,8 @@ def challenge_response(
     """
     params: list[tuple[str, str]] = []
     if error is not None:
-        params.append(("error", error.error_code))
+        if error.error_code:
+            params.append(("error", error.error_code))
         if error.description:
             params.append(("error_description", error.description))
     params.append(("resource_metadata", settings.resource_metadata_url))

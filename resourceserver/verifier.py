@@ -44,8 +44,6 @@ class RevocationView(Protocol):
         ...
 
 
-#: Never accepted, whatever the configuration: unsigned, or MACs (RFC 8725 §2.1, §3.1).
-_FORBIDDEN_ALGORITHMS = frozenset({"none", "HS256", "HS384", "HS512"})
 #: Media types of an RFC 9068 access token (``typ``), compared case-insensitively (RFC 7515 §4.1.9).
 _ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 #: Three non-empty base64url segments: the only serialization accepted (no JSON, no JWE).
@@ -67,6 +65,9 @@ class JwtTokenVerifier:
     Verified tokens are cached by SHA-256 of the token (bounded LRU) until they expire; a cached
     token is still checked for expiry and revocation on every call.
 
+    ``none`` and HMAC algorithms are refused at construction even when configured (RFC 8725
+    §3.1: a MAC keyed by what a JWKS publishes is forgeable).
+
     :meth:`verify` raises :class:`InvalidTokenError` for every bad token, and
     :class:`resourceserver.jwks.KeySourceError` only when no key set was ever obtained.
     """
@@ -80,9 +81,11 @@ class JwtTokenVerifier:
         clock: Callable[[], float] = time.time,
         max_token_bytes: int = 8 * 1024,
     ) -> None:
-        forbidden = _FORBIDDEN_ALGORITHMS.intersection(
-            name if name.startswith("HS") else name.lower() for name in settings.allowed_algorithms
-        )
+        forbidden = [
+            name
+            for name in settings.allowed_algorithms
+            if name.lower() == "none" or name.upper().startswith("HS")
+        ]
         if forbidden or not settings.allowed_algorithms:
             raise ValueError(f"access tokens need asymmetric algorithms, got {forbidden or 'none'}")
         registry = JWSRegistry(algorithms=list(settings.allowed_algorithms))
