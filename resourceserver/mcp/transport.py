@@ -99,6 +99,10 @@ class McpEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
+        base = frozenset({self.dispatcher.base_scope} - {""})
+        if not self._principal(request).has_scopes(base):
+            await self.forbidden(InsufficientScopeError(base))(scope, receive, send)
+            return
         if request.method == "POST":
             response = await self.post(request)
         elif request.method == "GET":
