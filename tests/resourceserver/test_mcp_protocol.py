@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -218,7 +219,6 @@ async def test_progress_and_logging_arrive_on_sse(alice: McpHttp) -> None:
     events = parse_sse(response.text)
     assert events[0]["data"] == "" and "id" in events[0] and events[0]["retry"].isdigit()
     assert all("id" in event for event in events)
-    import json
 
     messages = [json.loads(event["data"]) for event in events[1:]]
     progress = [
