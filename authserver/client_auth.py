@@ -1,0 +1,138 @@
+"""Client authentication at the token, revocation and introspection endpoints.
+
+RFC 6749 §2.3.1 (``client_secret_basic``, ``client_secret_post``), OAuth 2.1 §2.4 and RFC 7591
+§2 (``none``: a public client names itself with ``client_id``). Secrets are compared in constant
+time against their stored hashes; unknown and known clients fail alike; repeated wrong secrets
+for one client id are throttled through the shared rate counters (S20).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import unquote_plus
+
+from sqlalchemy.orm import Session
+
+from authserver import ratelimit
+from authserver.clients import load_client
+from authserver.context import AuthServer
+from authserver.crypto import hash_token, token_matches
+from authserver.errors import InvalidClientError, InvalidRequestError, SlowDownError
+from authserver.storage.models import Client
+
+NONE = "none"
+BASIC = "client_secret_basic"
+POST = "client_secret_post"
+SECRET_METHODS = frozenset({BASIC, POST})
+#: Window of the failed-secret counter, seconds (``failed_auth_limit`` failures per window).
+FAILED_SECRET_WINDOW = 300
+_FAILED = "client authentication failed"
+
+
+@dataclass(frozen=True)
+class PresentedCredentials:
+    """How a request says who the client is: the method it used, the id, the secret if any."""
+
+    method: str
+    client_id: str
+    secret: str | None = None
+
+    @property
+    def basic_tried(self) -> bool:
+        """True when the request carried HTTP Basic credentials."""
+        return self.method == BASIC
+
+    def __repr__(self) -> str:  # never show the secret
+        return f"PresentedCredentials(method={self.method!r}, client_id={self.client_id!r})"
+
+
+def _parse_basic(value: str) -> tuple[str, str]:
+    try:
+        raw = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidClientError("malformed Basic credentials", basic_tried=True) from exc
+    client_id, sep, secret = raw.partition(":")
+    if not sep or not client_id:
+        raise InvalidClientError("malformed Basic credentials", basic_tried=True)
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+def presented_credentials(
+    headers: Mapping[str, str], form: Mapping[str, str]
+) -> PresentedCredentials:
+    """The client credentials of a request; exactly one method may be used (RFC 6749 §2.3)."""
+    authorization = headers.get("authorization", "")
+    scheme, _, value = authorization.partition(" ")
+    form_id = form.get("client_id")
+    form_secret = form.get("client_secret")
+    if scheme.lower() == "basic":
+        if form_secret is not None:
+            raise InvalidRequestError("use only one client authentication method")
+        client_id, secret = _parse_basic(value)
+        if form_id is not None and form_id != client_id:
+            raise InvalidClientError(
+                "client_id differs from the Basic credentials", basic_tried=True
+            )
+        return PresentedCredentials(BASIC, client_id, secret)
+    if not form_id:
+        raise InvalidClientError("client_id is required")
+    if form_secret is not None:
+        return PresentedCredentials(POST, form_id, form_secret)
+    return PresentedCredentials(NONE, form_id)
+
+
+def _throttle_key(client_id: str) -> str:
+    return "client-secret:" + hash_token(client_id)[:40]
+
+
+def authenticate_client(
+    server: AuthServer,
+    session: Session,
+    credentials: PresentedCredentials,
+    *,
+    now: int,
+    confidential_only: bool = False,
+) -> Client:
+    """The client the credentials prove, or ``invalid_client`` (401).
+
+    A client must use the method it registered (``token_endpoint_auth_method``): a confidential
+    client cannot fall back to ``none`` (S21). ``confidential_only`` refuses public clients
+    (introspection). Too many wrong secrets for one client id give 429 ``slow_down``.
+    """
+    basic = credentials.basic_tried
+    if credentials.method == NONE:
+        client = load_client(server, session, credentials.client_id)
+        if client is None:
+            raise InvalidClientError(_FAILED, detail=f"unknown client {credentials.client_id!r}")
+        if client.token_endpoint_auth_method != NONE:
+            raise InvalidClientError(
+                "this client must authenticate", detail=f"{client.client_id} sent no secret"
+            )
+        if confidential_only:
+            raise InvalidClientError("this endpoint is for confidential clients only")
+        return client
+
+    key = _throttle_key(credentials.client_id)
+    window, limit = FAILED_SECRET_WINDOW, server.settings.failed_auth_limit
+    wait = ratelimit.peek(session, key, now=now, window=window, limit=limit)
+    if wait:
+        raise SlowDownError(wait, detail=f"client {credentials.client_id!r} throttled")
+    client = load_client(server, session, credentials.client_id)
+    stored = client.secret_hash if client is not None else None
+    matched = token_matches(credentials.secret or "", stored)
+    if client is None or not matched:
+        ratelimit.hit(session, key, now=now, window=window, limit=limit)
+        raise InvalidClientError(
+            _FAILED, basic_tried=basic, detail=f"bad secret for {credentials.client_id!r}"
+        )
+    if client.token_endpoint_auth_method != credentials.method:
+        raise InvalidClientError(
+            f"this client is registered for {client.token_endpoint_auth_method}",
+            basic_tried=basic,
+        )
+    if client.secret_expires_at and client.secret_expires_at <= now:
+        raise InvalidClientError("the client secret has expired", basic_tried=basic)
+    return client

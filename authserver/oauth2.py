@@ -1,0 +1,160 @@
+"""The one adapter between Starlette endpoints and authlib's grant machinery (RFC 6749 §3.2).
+
+:func:`token_response` runs synchronously (call it through ``run_in_threadpool``): it opens one
+database transaction, builds a per-request :class:`CharterAuthorizationServer` (an authlib
+``AuthorizationServer`` bound to that session, the signing key and the request time), lets
+authlib pick and validate the grant, and returns ``(status, body)``. authlib's errors become
+:mod:`authserver.errors`; an :class:`~authserver.errors.OAuthError` is raised *after* the
+transaction commits, so what a refused request must leave behind (a revoked grant after replay,
+a failed-secret counter) is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749 import AuthorizationServer, OAuth2Request
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
+from joserfc.jwk import ECKey
+from sqlalchemy.orm import Session
+
+from authserver import errors
+from authserver.client_auth import PresentedCredentials, authenticate_client, presented_credentials
+from authserver.clients import load_client
+from authserver.context import AuthServer
+from authserver.grants import (
+    AuthorizationCodeGrant,
+    ClientCredentialsGrant,
+    OAuthClient,
+    PkceS256,
+    RefreshTokenGrant,
+)
+
+_ERRORS: dict[str, type[errors.OAuthError]] = {
+    cls.error: cls
+    for cls in (
+        errors.InvalidRequestError,
+        errors.InvalidClientError,
+        errors.InvalidGrantError,
+        errors.UnauthorizedClientError,
+        errors.UnsupportedGrantTypeError,
+        errors.InvalidScopeError,
+        errors.InvalidTargetError,
+        errors.AccessDeniedError,
+    )
+}
+
+
+def from_authlib(exc: OAuth2Error) -> errors.OAuthError:
+    """The :mod:`authserver.errors` equivalent of an authlib error."""
+    cls = _ERRORS.get(str(exc.error), errors.InvalidRequestError)
+    description = str(exc.description or "")
+    if cls is errors.UnsupportedGrantTypeError:
+        description = "unsupported grant_type"
+    return cls(description)
+
+
+class TokenEndpointRequest(OAuth2Request):  # type: ignore[misc]
+    """A parsed token request: single-valued form fields, ``resource`` values, credentials."""
+
+    def __init__(
+        self,
+        uri: str,
+        form: Mapping[str, str],
+        resources: Sequence[str],
+        headers: Mapping[str, str],
+        *,
+        ip: str | None,
+    ) -> None:
+        super().__init__("POST", uri, headers=dict(headers))
+        self._form = dict(form)
+        self.payload = BasicOAuth2Payload(self._form)
+        self.resources = list(resources)
+        self.ip = ip
+        self.credentials: PresentedCredentials = presented_credentials(headers, self._form)
+
+    @property
+    def form(self) -> dict[str, str]:
+        return self._form
+
+    @property
+    def args(self) -> dict[str, str]:
+        return {}
+
+
+class CharterAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
+    """authlib's authorization server bound to one request's session, key and time."""
+
+    def __init__(self, ctx: AuthServer, session: Session, signing_key: ECKey, now: int) -> None:
+        super().__init__(scopes_supported=list(ctx.settings.scopes_supported))
+        self.ctx = ctx
+        self.session = session
+        self.signing_key = signing_key
+        self.now = now
+        self.register_grant(AuthorizationCodeGrant, [PkceS256()])
+        self.register_grant(RefreshTokenGrant)
+        self.register_grant(ClientCredentialsGrant)
+
+    def query_client(self, client_id: str) -> OAuthClient | None:
+        row = load_client(self.ctx, self.session, client_id)
+        return OAuthClient(row) if row is not None else None
+
+    def authenticate_client(
+        self, request: TokenEndpointRequest, methods: Sequence[str], endpoint: str = "token"
+    ) -> OAuthClient:
+        row = authenticate_client(self.ctx, self.session, request.credentials, now=self.now)
+        request.auth_method = request.credentials.method
+        return OAuthClient(row)
+
+    def save_token(self, token: dict[str, Any], request: TokenEndpointRequest) -> None:
+        """Tokens are stored by the grants as they are issued."""
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        """No signals."""
+
+    def create_oauth2_request(self, request: TokenEndpointRequest) -> TokenEndpointRequest:
+        return request
+
+    def handle_response(
+        self, status: int, body: dict[str, Any], headers: Any
+    ) -> tuple[int, dict[str, Any]]:
+        return status, body
+
+    def respond(self, request: TokenEndpointRequest) -> tuple[int, dict[str, Any]]:
+        """Pick the grant, validate the request with it, and issue tokens."""
+        try:
+            grant = self.get_token_grant(request)
+            grant.validate_token_request()
+            status, body, _headers = grant.create_token_response()
+        except OAuth2Error as exc:
+            raise from_authlib(exc) from None
+        return int(status), dict(body)
+
+
+def token_response(
+    ctx: AuthServer,
+    form: Mapping[str, str],
+    resources: Sequence[str],
+    headers: Mapping[str, str],
+    *,
+    ip: str | None = None,
+) -> tuple[int, dict[str, Any]]:
+    """Answer one token request (blocking: run it in a worker thread)."""
+    # The key store reads in its own transaction: fetch the key before ours begins (SQLite
+    # allows one writer, and every transaction here is a write transaction).
+    signing_key = ctx.keys.signing_key()
+    now = ctx.now()
+    uri = ctx.settings.endpoint_url("/token")
+    failure: errors.OAuthError | None = None
+    with ctx.database.transaction() as session:
+        server = CharterAuthorizationServer(ctx, session, signing_key, now)
+        try:
+            request = TokenEndpointRequest(uri, form, resources, headers, ip=ip)
+            result = server.respond(request)
+        except errors.OAuthError as exc:
+            failure = exc
+    if failure is not None:
+        raise failure
+    return result

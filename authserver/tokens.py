@@ -1,0 +1,223 @@
+"""Access and refresh tokens: RFC 9068 JWT access tokens, opaque hashed refresh tokens.
+
+* Access tokens are JWTs (RFC 9068 §2) with header ``{"typ": "at+jwt", "alg": "ES256", "kid"}``
+  and claims ``iss``, ``sub``, ``aud`` (the canonical resource, RFC 8707), ``client_id``,
+  ``scope``, ``jti``, ``iat``, ``nbf``, ``exp``. One :class:`AccessToken` row per ``jti`` lets
+  them be revoked (RFC 7009 §2) and listed by grant.
+* Refresh tokens are random strings (:func:`authserver.crypto.new_token`) stored as SHA-256;
+  each row is one link of its grant's rotation chain (RFC 9700 §4.14.2).
+* :class:`AccessTokenRevocationView` tells the resource server which ``jti`` were revoked,
+  from a set refreshed at most every few seconds, so the MCP hot path never queries per call.
+
+Query helpers here never commit: the endpoint owns the transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, KeySet
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from authserver.context import AuthServer
+from authserver.crypto import hash_token, new_id, new_token
+from authserver.keys import SIGNING_ALG
+from authserver.storage.models import AccessToken, Grant, RefreshToken
+
+ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - a media type
+#: Longest string treated as a possible access token (anything longer is refused unparsed).
+MAX_TOKEN_LENGTH = 8192
+
+
+@dataclass(frozen=True)
+class IssuedAccessToken:
+    """A signed access token and what the token response says about it."""
+
+    token: str
+    jti: str
+    expires_in: int
+
+
+def issue_access_token(
+    server: AuthServer,
+    session: Session,
+    key: ECKey,
+    *,
+    grant_id: str | None,
+    client_id: str,
+    subject: str,
+    scope: str,
+    resource: str,
+    now: int,
+) -> IssuedAccessToken:
+    """Sign an RFC 9068 access token with ``key`` and record its ``jti``.
+
+    ``resource`` must already be canonical and non-empty: no token without an audience (S30).
+    """
+    if not resource:
+        raise ValueError("an access token needs an audience")
+    ttl = server.settings.access_token_ttl
+    jti = new_id()
+    header = {"typ": ACCESS_TOKEN_TYPE, "alg": SIGNING_ALG, "kid": key.kid}
+    claims: dict[str, Any] = {
+        "iss": server.settings.issuer,
+        "sub": subject,
+        "aud": resource,
+        "client_id": client_id,
+        "scope": scope,
+        "jti": jti,
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl,
+    }
+    token = jwt.encode(header, claims, key, algorithms=[SIGNING_ALG])
+    session.add(
+        AccessToken(
+            jti=jti,
+            grant_id=grant_id,
+            client_id=client_id,
+            subject=subject,
+            scope=scope,
+            resource=resource,
+            issued_at=now,
+            expires_at=now + ttl,
+            revoked_at=None,
+        )
+    )
+    return IssuedAccessToken(token=token, jti=jti, expires_in=ttl)
+
+
+def issue_refresh_token(server: AuthServer, session: Session, grant: Grant, *, now: int) -> str:
+    """A new refresh token of ``grant`` (idle expiry capped by the grant's absolute expiry)."""
+    token = new_token()
+    session.add(
+        RefreshToken(
+            token_hash=hash_token(token),
+            grant_id=grant.id,
+            client_id=grant.client_id,
+            subject=grant.subject,
+            scope=grant.scope,
+            resource=grant.resource,
+            issued_at=now,
+            expires_at=min(now + server.settings.refresh_token_idle_ttl, grant.expires_at),
+            rotated_at=None,
+            revoked_at=None,
+        )
+    )
+    return token
+
+
+def revoke_grant(session: Session, grant_id: str, *, now: int, reason: str) -> None:
+    """Revoke a grant with every refresh and access token it produced (S15, S24)."""
+    session.execute(
+        update(Grant)
+        .where(Grant.id == grant_id, Grant.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason=reason)
+    )
+    session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.grant_id == grant_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    session.execute(
+        update(AccessToken)
+        .where(AccessToken.grant_id == grant_id, AccessToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
+def revoke_access_token(session: Session, jti: str, *, now: int) -> bool:
+    """Mark one access token revoked; True when a live row changed."""
+    result = session.execute(
+        update(AccessToken)
+        .where(AccessToken.jti == jti, AccessToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def looks_like_jwt(token: str) -> bool:
+    """True for a compact JWS shape (three dot-separated parts), e.g. an access token (S38)."""
+    return token.count(".") == 2
+
+
+def decode_access_token(server: AuthServer, token: str) -> dict[str, Any] | None:
+    """The claims of an access token this server signed, or None.
+
+    Checks the signature against the published keys, ``typ``, ``alg`` and ``iss``; expiry and
+    revocation are the caller's business (introspection, revocation). Reads keys through the
+    key store's own transaction: call it outside any open transaction.
+    """
+    if len(token) > MAX_TOKEN_LENGTH or not looks_like_jwt(token):
+        return None
+    try:
+        keys = KeySet.import_key_set(server.keys.jwks())  # type: ignore[arg-type]
+        decoded = jwt.decode(token, keys, algorithms=[SIGNING_ALG])
+    except (JoseError, ValueError, TypeError, KeyError):
+        return None
+    typ = str(decoded.header.get("typ", "")).lower()
+    if typ not in (ACCESS_TOKEN_TYPE, "application/" + ACCESS_TOKEN_TYPE):
+        return None
+    claims = dict(decoded.claims)
+    if claims.get("iss") != server.settings.issuer or not isinstance(claims.get("jti"), str):
+        return None
+    return claims
+
+
+class AccessTokenRevocationView:
+    """Which access tokens are revoked, for the resource server's hot path.
+
+    Holds the set of revoked ``jti`` that have not expired yet. At most once per
+    ``refresh_interval`` seconds one query fetches the rows revoked since the previous poll;
+    between polls, :meth:`is_revoked` answers from memory.
+    """
+
+    def __init__(
+        self,
+        server: AuthServer,
+        *,
+        refresh_interval: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._server = server
+        self._interval = refresh_interval
+        self._monotonic = monotonic
+        self._revoked: dict[str, int] = {}
+        self._since: int | None = None
+        self._polled_at: float | None = None
+        self._lock = asyncio.Lock()
+
+    async def is_revoked(self, jti: str) -> bool:
+        """True when the access token ``jti`` (or its whole grant) was revoked."""
+        if self._stale():
+            async with self._lock:
+                if self._stale():
+                    await run_in_threadpool(self._poll)
+        return jti in self._revoked
+
+    def _stale(self) -> bool:
+        return self._polled_at is None or self._monotonic() - self._polled_at >= self._interval
+
+    def _poll(self) -> None:
+        now = self._server.now()
+        query = select(AccessToken.jti, AccessToken.expires_at).where(
+            AccessToken.revoked_at.is_not(None), AccessToken.expires_at > now
+        )
+        if self._since is not None:
+            # Overlap one second: revocations in the second of the last poll are seen again.
+            query = query.where(AccessToken.revoked_at >= self._since - 1)
+        with self._server.database.transaction() as session:
+            rows = session.execute(query).all()
+        for jti, expires_at in rows:
+            self._revoked[jti] = expires_at
+        self._revoked = {jti: exp for jti, exp in self._revoked.items() if exp > now}
+        self._since = now
+        self._polled_at = self._monotonic()
