@@ -1,0 +1,281 @@
+"""The composition root: one Starlette app serving the authorization server and the MCP server.
+
+This is the only module that imports both :mod:`authserver` and :mod:`resourceserver`
+(DESIGN.md "One composition root"). It
+
+1. builds the :class:`~authserver.context.AuthServer` from :class:`DeploymentSettings`;
+2. brings the database to the current schema (both packages' tables, Alembic migrations),
+   ensures a signing key and, on a database without users, creates the first ``admin`` with a
+   random one-time password (:func:`initialize`);
+3. builds the resource server with a token verifier over the issuer's JWKS read in-process
+   (no HTTP hop) and the authorization server's access-token revocation view;
+4. mounts the authorization server's routes and the resource server's app on one origin,
+   behind the request-id/access-log middleware (:func:`build_deployment`).
+
+:func:`create_deployment_app` is the zero-argument factory uvicorn workers import
+(``authserver.deployment:create_deployment_app``); it reads ``CHARTER_*`` environment variables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from types import FrameType
+from typing import Annotated, Any
+
+from pydantic import field_validator
+from pydantic_settings import NoDecode
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.routing import Mount
+
+from authserver.app import EXCEPTION_HANDLERS, authserver_routes
+from authserver.context import AuthServer
+from authserver.crypto import new_id
+from authserver.logging_setup import LogFormat, RequestIdMiddleware
+from authserver.settings import AuthServerSettings
+from authserver.storage.models import User
+from authserver.storage.schema import prepare_database
+from authserver.tokens import AccessTokenRevocationView
+from resourceserver.app import create_app as create_resource_app
+from resourceserver.jwks import CallbackKeySource
+from resourceserver.mcp.registry import Registry, load_tool_modules
+from resourceserver.settings import ResourceServerSettings
+from resourceserver.tools import builtin_registry
+from resourceserver.verifier import JwtTokenVerifier
+
+logger = logging.getLogger("charter.deployment")
+
+FIRST_ADMIN_USERNAME = "admin"
+#: Bytes of entropy of the first admin's one-time password (shown once, never logged).
+FIRST_PASSWORD_BYTES = 18
+#: How long the in-process JWKS view is cached by the verifier (the key store caches too).
+LOCAL_JWKS_CACHE_SECONDS = 5.0
+
+
+class DeploymentSettings(AuthServerSettings):
+    """Settings of a whole deployment: the authorization server's, plus what ``serve`` adds.
+
+    Every field is also read from a ``CHARTER_``-prefixed environment variable (lists as JSON,
+    e.g. ``CHARTER_TOOLS='["mypkg.tools"]'``), which is how worker processes receive them.
+    """
+
+    #: Dotted modules of user tools, prompts and resources, loaded after the built-in tools.
+    #: Each defines ``registry = Registry()`` or ``register(registry)``.
+    tools: Annotated[tuple[str, ...], NoDecode] = ()
+    #: ``text`` (readable) or ``json`` (one object per line).
+    log_format: LogFormat = "text"
+    #: Display name of the MCP server in its protected resource metadata.
+    resource_name: str = "Charter MCP server"
+
+    @field_validator("tools", mode="before")
+    @classmethod
+    def _split_tools(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return tuple(json.loads(value))
+            return tuple(part for part in value.replace(",", " ").split() if part)
+        return value
+
+
+@dataclass(frozen=True)
+class FirstStart:
+    """What :func:`initialize` did; ``admin_password`` is set only when it created the admin."""
+
+    admin_username: str | None
+    admin_password: str | None
+    created_signing_key: bool
+
+
+@dataclass
+class Deployment:
+    """The built deployment: its app and the parts tests and the CLI may need."""
+
+    settings: DeploymentSettings
+    server: AuthServer
+    resource_settings: ResourceServerSettings
+    registry: Registry
+    app: Starlette
+    #: Ends open SSE streams at once (clients resume elsewhere with ``Last-Event-ID``) while
+    #: running requests finish; called on SIGTERM/SIGINT before uvicorn drains connections.
+    begin_drain: Callable[[], None]
+
+
+def initialize(server: AuthServer, *, create_admin: bool = True) -> FirstStart:
+    """Migrate the database, ensure a signing key, and create the first admin when needed.
+
+    Idempotent and safe when several processes start at once (migrations and key creation hold
+    a lock; the admin's unique username settles a race).
+    """
+    prepare_database(server.database.engine)
+    created_key = server.keys.ensure_signing_key()
+    if not create_admin:
+        return FirstStart(None, None, created_key)
+    password = _create_first_admin(server)
+    username = FIRST_ADMIN_USERNAME if password is not None else None
+    return FirstStart(username, password, created_key)
+
+
+def _create_first_admin(server: AuthServer) -> str | None:
+    """Create ``admin`` with a random password when there are no users; return the password."""
+    with server.database.transaction() as session:
+        if session.scalar(select(func.count()).select_from(User)):
+            return None
+    password = secrets.token_urlsafe(FIRST_PASSWORD_BYTES)
+    now = server.now()
+    try:
+        with server.database.transaction() as session:
+            if session.scalar(select(func.count()).select_from(User)):
+                return None
+            session.add(
+                User(
+                    id=new_id(),
+                    username=FIRST_ADMIN_USERNAME,
+                    password_hash=server.passwords.hash(password),
+                    is_admin=True,
+                    disabled=False,
+                    created_at=now,
+                    password_changed_at=now,
+                )
+            )
+    except IntegrityError:
+        return None  # another process created it first
+    logger.info("created the first user %r", FIRST_ADMIN_USERNAME)
+    return password
+
+
+def resource_settings_for(settings: DeploymentSettings) -> ResourceServerSettings:
+    """The resource server's settings, derived from the deployment's (one issuer, one origin)."""
+    return ResourceServerSettings(
+        resource_url=settings.resource_url,
+        issuer=settings.issuer,
+        resource_name=settings.resource_name,
+        scopes_supported=settings.scopes_supported,
+        leeway_seconds=settings.leeway_seconds,
+        # A local key view is cheap to reload: allow it soon after a rotation.
+        jwks_refresh_min_interval=LOCAL_JWKS_CACHE_SECONDS,
+    )
+
+
+def build_registry(server: AuthServer, tool_modules: tuple[str, ...]) -> Registry:
+    """The built-in tools plus every user module named in ``tool_modules``."""
+    registry = builtin_registry(server.database.engine)
+    return load_tool_modules(tool_modules, into=registry)
+
+
+def build_deployment(
+    settings: DeploymentSettings,
+    *,
+    server: AuthServer | None = None,
+    drain_on_signals: bool = False,
+) -> Deployment:
+    """Wire the authorization server and the MCP server into one app (schema must be ready).
+
+    With ``drain_on_signals``, the app's lifespan chains a SIGTERM/SIGINT handler (main thread
+    only) that ends SSE streams before uvicorn's own graceful shutdown.
+    """
+    server = server or AuthServer.build(settings)
+    resource_settings = resource_settings_for(settings)
+
+    async def local_jwks() -> Mapping[str, Any]:
+        return await run_in_threadpool(server.keys.jwks)
+
+    verifier = JwtTokenVerifier(
+        resource_settings,
+        CallbackKeySource(local_jwks, cache_ttl=LOCAL_JWKS_CACHE_SECONDS),
+        revocation=AccessTokenRevocationView(server),
+    )
+    registry = build_registry(server, settings.tools)
+    resource_app = create_resource_app(
+        resource_settings, verifier, registry, server.database.engine
+    )
+
+    def begin_drain() -> None:
+        endpoint = getattr(resource_app.state, "mcp_endpoint", None)
+        stopping = getattr(endpoint, "stopping", None)
+        if isinstance(stopping, asyncio.Event):
+            stopping.set()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        restore = _chain_exit_signals(begin_drain) if drain_on_signals else None
+        try:
+            async with resource_app.router.lifespan_context(resource_app):
+                yield
+        finally:
+            if restore is not None:
+                restore()
+            await run_in_threadpool(server.database.dispose)
+
+    app = Starlette(
+        routes=[*authserver_routes(server), Mount("/", app=resource_app)],
+        middleware=[Middleware(RequestIdMiddleware)],
+        exception_handlers=dict(EXCEPTION_HANDLERS),
+        lifespan=lifespan,
+    )
+    app.state.deployment_settings = settings
+    return Deployment(
+        settings=settings,
+        server=server,
+        resource_settings=resource_settings,
+        registry=registry,
+        app=app,
+        begin_drain=begin_drain,
+    )
+
+
+_EXIT_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def _chain_exit_signals(on_exit: Callable[[], None]) -> Callable[[], None] | None:
+    """Run ``on_exit`` in the event loop, then the previous handler, on SIGTERM/SIGINT.
+
+    Returns a function restoring the previous handlers; None when not in the main thread
+    (signals cannot be handled there, e.g. a server run by a test in a thread).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    loop = asyncio.get_running_loop()
+    previous = {sig: signal.getsignal(sig) for sig in _EXIT_SIGNALS}
+
+    def handler(sig: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(on_exit)
+        chained = previous.get(signal.Signals(sig))
+        if callable(chained):
+            chained(sig, frame)
+        elif chained == signal.SIG_DFL:
+            signal.signal(sig, signal.SIG_DFL)
+            signal.raise_signal(sig)
+
+    for sig in _EXIT_SIGNALS:
+        signal.signal(sig, handler)
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            if old is not None:
+                signal.signal(sig, old)
+
+    return restore
+
+
+def create_deployment_app() -> Starlette:
+    """Factory for uvicorn workers: settings from ``CHARTER_*``; no admin is created here.
+
+    ``charter serve`` initializes the database before it starts the workers; running this
+    factory directly (``uvicorn --factory authserver.deployment:create_deployment_app``) still
+    migrates and ensures a signing key.
+    """
+    settings = DeploymentSettings()
+    server = AuthServer.build(settings)
+    initialize(server, create_admin=False)
+    return build_deployment(settings, server=server, drain_on_signals=True).app

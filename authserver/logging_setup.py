@@ -1,0 +1,243 @@
+"""Logging of a deployment: readable or JSON lines, a request id on each, secrets redacted.
+
+- :class:`RequestIdMiddleware` (plain ASGI) gives every HTTP request an id (a sane incoming
+  ``X-Request-ID`` or a fresh random one), keeps it in a :class:`~contextvars.ContextVar` for the
+  request's duration, echoes it in the response and writes one access line per request (method,
+  path without the query string, status, duration).
+- :class:`RequestIdFilter` copies the current id onto every record (``-`` outside a request).
+- :class:`RedactingFilter` rewrites every record's message, arguments and exception text so that
+  bearer credentials, JWTs, long opaque tokens and ``secret=value`` pairs never reach a handler
+  (RFC 6750 §5.3, RFC 9700 §4.15: tokens must not leak into logs).
+- :func:`logging_config` returns a :func:`logging.config.dictConfig` dictionary, usable by
+  :func:`configure_logging` and by uvicorn (``log_config=``), also in worker processes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.config
+import re
+import secrets
+import time
+import traceback
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+LogFormat = Literal["text", "json"]
+
+#: The id of the request being served (None outside a request).
+REQUEST_ID: ContextVar[str | None] = ContextVar("charter_request_id", default=None)
+
+REQUEST_ID_HEADER = "x-request-id"
+_INCOMING_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+ACCESS_LOGGER = "charter.access"
+REDACTED = "[REDACTED]"
+
+#: What is redacted, in order. Each pattern keeps its first group (the name) when it has one.
+_SENSITIVE_KEYS = (
+    r"access_token|refresh_token|id_token|client_secret|registration_access_token|"
+    r"code_verifier|code|password|passwd|secret|token|assertion|authorization|cookie|"
+    r"set-cookie|key_encryption_key|api_key|apikey"
+)
+_REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # Authorization: Bearer xyz / Basic xyz / DPoP xyz (header dumps, repr of headers).
+    (re.compile(r"(?i)\b(bearer|basic|dpop)(\s+)[A-Za-z0-9._~+/=-]+"), r"\1\2" + REDACTED),
+    # "access_token": "..."  'password': '...'  (JSON, dict reprs).
+    (
+        re.compile(rf"(?i)([\"']?(?:{_SENSITIVE_KEYS})[\"']?\s*[:=]\s*)([\"'])[^\"']*\2"),
+        r"\1\2" + REDACTED + r"\2",
+    ),
+    # access_token=...  code=...  (query strings, form bodies, key=value logs).
+    (
+        re.compile(rf"(?i)(\b(?:{_SENSITIVE_KEYS})=)[^\s&\"',;]+"),
+        r"\1" + REDACTED,
+    ),
+    # Anything shaped like a JWT / JWS / JWE compact serialization.
+    (re.compile(r"\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_.-]*"), REDACTED),
+    # Long opaque tokens (refresh tokens, codes: ≥ 40 base64url characters).
+    (re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{40,}(?![A-Za-z0-9_-])"), REDACTED),
+)
+
+
+def redact(text: str) -> str:
+    """``text`` with credentials, token-looking values and ``secret=value`` pairs replaced."""
+    for pattern, replacement in _REDACTIONS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites each record so that no handler ever sees a token or a secret."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string must not hide the event
+            message = f"{record.msg!r} {record.args!r}"
+        record.msg = redact(message)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = "".join(traceback.format_exception(*record.exc_info)).rstrip()
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+            record.exc_info = None
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+class RequestIdFilter(logging.Filter):
+    """Sets ``record.request_id`` to the id of the current request, or ``-``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = REQUEST_ID.get() or "-"
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    """``2026-01-01T00:00:00Z INFO  [request-id] logger: message``."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s [%(request_id)s] %(name)s: %(message)s")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return _timestamp(record)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ``ts``, ``level``, ``logger``, ``request_id``, ``message``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": _timestamp(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "request_id": getattr(record, "request_id", None) or REQUEST_ID.get() or None,
+            "message": record.getMessage(),
+        }
+        for name in ("method", "path", "status", "duration_ms", "client"):
+            value = getattr(record, name, None)
+            if value is not None:
+                entry[name] = value
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    moment = datetime.fromtimestamp(record.created, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(record.msecs):03d}Z"
+
+
+def logging_config(log_format: LogFormat = "text", level: str = "INFO") -> dict[str, Any]:
+    """A ``dictConfig`` for the deployment and uvicorn: one stderr handler with both filters."""
+    formatter = JsonFormatter if log_format == "json" else TextFormatter
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {
+            "request_id": {"()": f"{__name__}.RequestIdFilter"},
+            "redact": {"()": f"{__name__}.RedactingFilter"},
+        },
+        "formatters": {"charter": {"()": f"{__name__}.{formatter.__name__}"}},
+        "handlers": {
+            "console": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stderr",
+                "formatter": "charter",
+                "filters": ["request_id", "redact"],
+            }
+        },
+        "root": {"handlers": ["console"], "level": level},
+        "loggers": {
+            # uvicorn's own handlers are replaced by the root one; its access log by ours.
+            "uvicorn": {"handlers": [], "propagate": True, "level": level},
+            "uvicorn.error": {"handlers": [], "propagate": True, "level": level},
+            "uvicorn.access": {"handlers": [], "propagate": False, "level": "WARNING"},
+            # SQL statements can carry token hashes and are noisy: never below WARNING.
+            "sqlalchemy": {"handlers": [], "propagate": True, "level": "WARNING"},
+            "httpx": {"handlers": [], "propagate": True, "level": "WARNING"},
+        },
+    }
+
+
+def configure_logging(log_format: LogFormat = "text", level: str = "INFO") -> None:
+    """Install :func:`logging_config` in this process."""
+    logging.config.dictConfig(logging_config(log_format, level))
+
+
+class RequestIdMiddleware:
+    """Plain ASGI middleware: request id in a context variable, the response and the access log.
+
+    It never buffers the body, so Server-Sent Events streams pass through unchanged.
+    """
+
+    def __init__(self, app: ASGIApp, *, access_log: bool = True) -> None:
+        self.app = app
+        self.access_log = access_log
+        self._logger = logging.getLogger(ACCESS_LOGGER)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _incoming_request_id(scope) or secrets.token_hex(8)
+        token = REQUEST_ID.set(request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                headers = [
+                    (name, value)
+                    for name, value in message.get("headers", [])
+                    if name.lower() != REQUEST_ID_HEADER.encode()
+                ]
+                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if self.access_log:
+                self._log_access(scope, status, started)
+            REQUEST_ID.reset(token)
+
+    def _log_access(self, scope: Scope, status: int, started: float) -> None:
+        duration_ms = round((time.perf_counter() - started) * 1000, 1)
+        method = str(scope.get("method", "-"))
+        # The path only: query strings carry codes, states and sometimes tokens.
+        path = str(scope.get("root_path", "")) + str(scope.get("path", ""))
+        client = scope.get("client")
+        address = client[0] if client else None
+        self._logger.info(
+            "%s %s %s %.1fms",
+            method,
+            path,
+            status,
+            duration_ms,
+            extra={
+                "method": method,
+                "path": path,
+                "status": status,
+                "duration_ms": duration_ms,
+                "client": address,
+            },
+        )
+
+
+def _incoming_request_id(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name.lower() == REQUEST_ID_HEADER.encode():
+            candidate = value.decode("latin-1")
+            return candidate if _INCOMING_ID.fullmatch(candidate) else None
+    return None

@@ -1,0 +1,102 @@
+"""``charter serve`` on an empty data folder: database, key, first admin, printed MCP URL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.charter_process import CharterProcess, run_charter
+from tests.support.browser_flow import (
+    AuthorizationFlowError,
+    authorize_params,
+    follow_authorization,
+    pkce_pair,
+)
+
+pytestmark = pytest.mark.e2e
+
+REDIRECT_URI = "http://127.0.0.1:9/callback"
+
+
+async def _register(http: httpx.AsyncClient) -> str:
+    response = await http.post(
+        "/register",
+        json={
+            "client_name": "First start test",
+            "redirect_uris": [REDIRECT_URI],
+            "token_endpoint_auth_method": "none",
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+        },
+    )
+    assert response.status_code == 201, response.text
+    client_id: str = response.json()["client_id"]
+    return client_id
+
+
+async def _log_in(running: CharterProcess, password: str) -> httpx.URL:
+    async with httpx.AsyncClient(base_url=running.base_url, timeout=30) as http:
+        client_id = await _register(http)
+        _verifier, challenge = pkce_pair()
+        params = authorize_params(
+            client_id, REDIRECT_URI, challenge, scope="mcp", resource=running.mcp_url
+        )
+        url = http.base_url.join("/authorize").copy_merge_params(params)
+        return await follow_authorization(http, url, "admin", password)
+
+
+async def test_first_start_prints_password_and_mcp_url_once(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    with run_charter(data_dir) as first:
+        password = first.admin_password
+        assert password is not None, first.stdout
+        assert first.mcp_url == f"{first.base_url}/mcp"
+        assert (data_dir / "charter.db").exists()
+        jwks = httpx.get(first.base_url + "/jwks.json").json()
+        assert len(jwks["keys"]) == 1
+        # The MCP endpoint is protected and points clients at its metadata.
+        challenge = httpx.post(first.mcp_url, json={})
+        assert challenge.status_code == 401
+        assert "resource_metadata=" in challenge.headers["www-authenticate"]
+        # The one-time password logs in: the flow reaches the client's redirect URI.
+        redirect = await _log_in(first, password)
+        assert str(redirect).startswith(REDIRECT_URI)
+        assert redirect.params.get("code")
+        # Never logged.
+        assert password not in first.stderr
+    assert first.process.returncode in (0, -15)
+
+    with run_charter(data_dir) as second:
+        assert second.admin_password is None, second.stdout
+        assert "one-time password" not in second.stdout
+        assert second.mcp_url == f"{second.base_url}/mcp"
+        # The key survived the restart; no second key was made.
+        assert httpx.get(second.base_url + "/jwks.json").json() == jwks
+        redirect = await _log_in(second, password)
+        assert redirect.params.get("code")
+
+
+async def test_wrong_password_does_not_log_in(tmp_path: Path) -> None:
+    with run_charter(tmp_path / "data") as running:
+        assert running.admin_password is not None
+        with pytest.raises(AuthorizationFlowError):
+            await _log_in(running, running.admin_password + "x")
+
+
+def test_serve_refuses_sqlite_with_several_workers(tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.e2e.charter_process import CHARTER, charter_env
+
+    result = subprocess.run(
+        [*CHARTER, "serve", "--data-dir", str(tmp_path), "--workers", "2"],
+        capture_output=True,
+        text=True,
+        env=charter_env(),
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "PostgreSQL" in result.stderr
