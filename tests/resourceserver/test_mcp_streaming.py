@@ -1,0 +1,239 @@
+"""Streamable HTTP over a real socket: server-to-client requests, resumption, cancellation,
+and two app instances sharing one SQLite database (horizontal scaling)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from resourceserver.mcp import Context, Registry, TransportOptions
+from resourceserver.storage import sqlite_engine
+from tests.conformance.harness import McpHttp, RunningServer, database, serve
+
+SAMPLING = {"sampling": {}, "elicitation": {}}
+FAST = TransportOptions(poll_interval=0.05, retry_ms=500)
+
+
+def streaming_tools() -> Registry:
+    registry = Registry()
+
+    @registry.tool()
+    async def ask_model(ctx: Context, question: str) -> str:
+        """Asks the client's model."""
+        reply = await ctx.sample(question, max_tokens=20)
+        return f"model said: {reply['content']['text']}"
+
+    @registry.tool()
+    async def ask_user(ctx: Context) -> str:
+        """Asks the user."""
+        answer = await ctx.elicit("Your name?", {"type": "object", "properties": {}})
+        return f"user said: {answer['action']} {json.dumps(answer.get('content'))}"
+
+    @registry.tool()
+    async def hang_up(ctx: Context) -> str:
+        """Closes its stream, then answers."""
+        await ctx.log("info", "before close")
+        await ctx.close_stream()
+        await asyncio.sleep(0.3)
+        await ctx.log("info", "after close")
+        return "finished after reconnect"
+
+    @registry.tool()
+    async def sleepy(ctx: Context) -> str:
+        """Sleeps a long time unless cancelled."""
+        await ctx.log("info", "sleeping")
+        await asyncio.sleep(30)
+        return "woke up"
+
+    return registry
+
+
+async def events(response: httpx.Response) -> AsyncIterator[dict[str, str]]:
+    """SSE events as they arrive."""
+    event: dict[str, str] = {}
+    async for line in response.aiter_lines():
+        if line == "":
+            if event:
+                yield event
+            event = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            event[name] = value.removeprefix(" ")
+    if event:
+        yield event
+
+
+def message(event: dict[str, str]) -> dict[str, Any] | None:
+    data = event.get("data", "")
+    return json.loads(data) if data else None
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[RunningServer]:
+    with serve(streaming_tools(), database(tmp_path / "rs.db"), FAST) as server:
+        yield server
+
+
+async def connect(server: RunningServer, client: httpx.AsyncClient) -> McpHttp:
+    mcp = McpHttp(client, server.url, server.token())
+    await mcp.initialize(capabilities=SAMPLING)
+    return mcp
+
+
+def call(request_id: int, name: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
+    params = {"name": name, "arguments": arguments or {}}
+    return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
+
+
+async def call_answering(
+    caller: McpHttp, answerer: McpHttp, name: str, arguments: dict[str, Any], answer: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Call a tool on ``caller``'s server; answer its request to the client via ``answerer``."""
+    seen_request: dict[str, Any] = {}
+    async with asyncio.timeout(15):
+        request = caller.client.stream(
+            "POST", caller.url, json=call(5, name, arguments), headers=caller.headers()
+        )
+        async with request as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            async for event in events(response):
+                msg = message(event)
+                if msg is None:
+                    continue
+                if "method" in msg and "id" in msg:
+                    seen_request = msg
+                    reply = {"jsonrpc": "2.0", "id": msg["id"], "result": answer}
+                    posted = await answerer.post(reply)
+                    assert posted.status_code == 202
+                elif msg.get("id") == 5:
+                    return seen_request, msg
+    raise AssertionError("the stream ended without a response")
+
+
+async def test_sampling_request_answered_by_later_post(running: RunningServer) -> None:
+    async with httpx.AsyncClient(timeout=20) as client:
+        mcp = await connect(running, client)
+        answer = {
+            "role": "assistant",
+            "content": {"type": "text", "text": "forty-two"},
+            "model": "m",
+            "stopReason": "endTurn",
+        }
+        request, response = await call_answering(
+            mcp, mcp, "ask_model", {"question": "meaning?"}, answer
+        )
+        assert request["method"] == "sampling/createMessage"
+        assert request["params"]["messages"][0]["content"]["text"] == "meaning?"
+        assert request["params"]["maxTokens"] == 20
+        assert response["result"]["content"][0]["text"] == "model said: forty-two"
+
+
+async def test_elicitation_refusal_reaches_tool(running: RunningServer) -> None:
+    async with httpx.AsyncClient(timeout=20) as client:
+        mcp = await connect(running, client)
+        request, response = await call_answering(mcp, mcp, "ask_user", {}, {"action": "decline"})
+        assert request["method"] == "elicitation/create"
+        assert response["result"]["content"][0]["text"] == "user said: decline null"
+
+
+async def test_sampling_without_client_capability_is_error_result(running: RunningServer) -> None:
+    async with httpx.AsyncClient(timeout=20) as client:
+        mcp = McpHttp(client, running.url, running.token())
+        await mcp.initialize(capabilities={})
+        result = (
+            await mcp.call("tools/call", {"name": "ask_model", "arguments": {"question": "?"}})
+        )["result"]
+        assert result["isError"] is True
+        assert "did not declare the 'sampling' capability" in result["content"][0]["text"]
+
+
+async def test_last_event_id_resumes_closed_stream(running: RunningServer) -> None:
+    async with httpx.AsyncClient(timeout=20) as client:
+        mcp = await connect(running, client)
+        seen: list[dict[str, str]] = []
+        async with client.stream(
+            "POST", mcp.url, json=call(8, "hang_up"), headers=mcp.headers()
+        ) as response:
+            seen = [event async for event in events(response)]
+        assert seen[0]["data"] == "" and int(seen[0]["retry"]) == FAST.retry_ms
+        assert not any((message(e) or {}).get("id") == 8 for e in seen)
+        last_id = seen[-1]["id"]
+        headers = {**mcp.headers(), "Accept": "text/event-stream", "Last-Event-ID": last_id}
+        async with asyncio.timeout(10), client.stream("GET", mcp.url, headers=headers) as resumed:
+            assert resumed.status_code == 200
+            replayed = [message(e) async for e in events(resumed)]
+        assert replayed[-1] is not None
+        assert replayed[-1]["result"]["content"][0]["text"] == "finished after reconnect"
+        logs = [m["params"]["data"] for m in replayed if m and m.get("method")]
+        assert logs == ["after close"]
+        bad = await client.get(mcp.url, headers={**headers, "Last-Event-ID": "nope.1"})
+        assert bad.status_code == 400
+
+
+async def test_cancelled_request_stops_handler(running: RunningServer) -> None:
+    async with httpx.AsyncClient(timeout=20) as client:
+        mcp = await connect(running, client)
+        async with (
+            asyncio.timeout(10),
+            client.stream(
+                "POST", mcp.url, json=call(9, "sleepy"), headers=mcp.headers()
+            ) as response,
+        ):
+            received = []
+            async for event in events(response):
+                msg = message(event)
+                received.append(msg)
+                if msg and msg.get("method") == "notifications/message":
+                    cancel = {"requestId": 9, "reason": "user gave up"}
+                    assert (await mcp.notify("notifications/cancelled", cancel)).status_code == 202
+        assert not any(m and m.get("id") == 9 for m in received)
+
+
+async def test_standalone_get_stream_starts_with_priming_event(running: RunningServer) -> None:
+    async with httpx.AsyncClient(timeout=20) as client:
+        mcp = await connect(running, client)
+        headers = {**mcp.headers(), "Accept": "text/event-stream"}
+        async with asyncio.timeout(5), client.stream("GET", mcp.url, headers=headers) as response:
+            assert response.status_code == 200
+            first = await anext(events(response))
+        assert first["data"] == "" and "id" in first and "retry" in first
+
+
+async def test_two_app_instances_share_sessions_and_answers(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    engine_a = database(path)
+    engine_b = sqlite_engine(str(path))
+    with (
+        serve(streaming_tools(), engine_a, FAST) as a,
+        serve(streaming_tools(), engine_b, FAST) as b,
+    ):
+        async with httpx.AsyncClient(timeout=20) as client:
+            on_a = McpHttp(client, a.url, a.token())
+            await on_a.initialize(capabilities=SAMPLING)
+            on_b = McpHttp(client, b.url, b.token())
+            on_b.session = on_a.session
+            assert (await on_b.call("ping"))["result"] == {}
+            listed = (await on_b.call("tools/list"))["result"]["tools"]
+            assert "ask_model" in {tool["name"] for tool in listed}
+            answer = {
+                "role": "assistant",
+                "content": {"type": "text", "text": "from B"},
+                "model": "m",
+            }
+            _, response = await call_answering(
+                on_a, on_b, "ask_model", {"question": "who answers?"}, answer
+            )
+            assert response["result"]["content"][0]["text"] == "model said: from B"
+            bob_on_b = McpHttp(client, b.url, b.token(subject="bob"))
+            bob_on_b.session = on_a.session
+            assert (
+                await bob_on_b.post({"jsonrpc": "2.0", "id": 1, "method": "ping"})
+            ).status_code == 404
+    engine_b.dispose()
+    engine_a.dispose()
