@@ -1,0 +1,67 @@
+"""Helpers of the reliability tests: worker contexts on one database, clients, token requests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from authserver.context import AuthServer
+from authserver.settings import AuthServerSettings
+from authserver.storage.schema import prepare_database
+
+ISSUER = "http://127.0.0.1:8000"
+RESOURCE = f"{ISSUER}/mcp"
+KEY_SECRET = "reliability-key-encryption-secret"
+
+
+def worker_settings(database_url: str, data_dir: Path, **overrides: Any) -> AuthServerSettings:
+    """The settings every worker of one test deployment shares."""
+    values: dict[str, Any] = {
+        "issuer": ISSUER,
+        "data_dir": data_dir,
+        "database_url": database_url,
+        "key_encryption_key": KEY_SECRET,
+    }
+    values.update(overrides)
+    return AuthServerSettings(**values)
+
+
+def build_worker(
+    database_url: str,
+    data_dir: Path,
+    *,
+    clock: Callable[[], float] | None = None,
+    **overrides: Any,
+) -> AuthServer:
+    """One worker's context (its own engine and key cache); touches nothing in the database."""
+    settings = worker_settings(database_url, data_dir, **overrides)
+    if clock is None:
+        return AuthServer.build(settings)
+    return AuthServer.build(settings, clock=clock)
+
+
+def ready_worker(database_url: str, data_dir: Path, **overrides: Any) -> AuthServer:
+    """A worker whose database is migrated and has a signing key."""
+    server = build_worker(database_url, data_dir, **overrides)
+    prepare_database(server.database.engine)
+    server.keys.ensure_signing_key()
+    return server
+
+
+def client_credentials_form(client_id: str, secret: str) -> dict[str, str]:
+    """A client_credentials request authenticated in the body (client_secret_post)."""
+    return {
+        "grant_type": "client_credentials",
+        "client_id": client_id,
+        "client_secret": secret,
+        "resource": RESOURCE,
+        "scope": "mcp",
+    }
+
+
+def token_request(client: httpx.Client, base_url: str, form: dict[str, str]) -> httpx.Response:
+    """POST ``form`` to ``base_url``/token."""
+    return client.post(f"{base_url}/token", data=form)
