@@ -70,7 +70,9 @@ async def test_code_grant_issues_rfc9068_token(
         grant = session.get(Grant, row.grant_id)
         assert grant is not None
         assert grant.subject == user_id and grant.resource == RESOURCE
-        assert grant.expires_at == grant.created_at + auth_server.settings.refresh_token_absolute_ttl
+        assert (
+            grant.expires_at == grant.created_at + auth_server.settings.refresh_token_absolute_ttl
+        )
         assert session.scalars(select(RefreshToken).where(RefreshToken.grant_id == grant.id)).one()
 
 
@@ -139,7 +141,9 @@ async def test_s14_pkce_downgrade_rejected(
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_grant"
 
-    plain = create_code(auth_server, client_id=public_client, subject=user_id, challenge_method="plain")
+    plain = create_code(
+        auth_server, client_id=public_client, subject=user_id, challenge_method="plain"
+    )
     response = await post(as_client, code_form(plain))
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_grant"
@@ -211,7 +215,9 @@ async def test_s17_code_bound_to_client_redirect_and_lifetime(
 
     clock = FakeClock()
     server: AuthServer = make_server(clock=clock)
-    client, _ = create_client(server, redirect_uris=["http://127.0.0.1/callback", "http://127.0.0.1/b"])
+    client, _ = create_client(
+        server, redirect_uris=["http://127.0.0.1/callback", "http://127.0.0.1/b"]
+    )
     other, _ = create_client(server)
     transport = httpx.ASGITransport(app=create_app(server))
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http:
