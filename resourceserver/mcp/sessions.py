@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from resourceserver.principal import Principal
@@ -134,20 +134,28 @@ class SessionStore:
         """End a session and drop its events and pending requests."""
         await self.db.run(lambda db: _delete(db, [session_id]))
 
+    async def subscribed_to(self, uri: str) -> list[str]:
+        """Ids of live sessions subscribed to ``uri``."""
+        now = self.clock()
+
+        def work(db: Session) -> list[str]:
+            rows = db.execute(
+                select(McpSession.id, McpSession.subscriptions).where(McpSession.expires_at > now)
+            )
+            return [row[0] for row in rows if uri in (row[1] or ())]
+
+        return await self.db.run(work)
+
     async def purge_expired(self) -> int:
         """Delete sessions past their expiry; returns how many."""
         now = self.clock()
 
         def work(db: Session) -> int:
             ids = list(
-                db.scalars(
-                    McpSession.__table__.select()
-                    .with_only_columns(McpSession.id)
-                    .where(McpSession.expires_at <= now)
-                    .limit(500)
-                )
+                db.scalars(select(McpSession.id).where(McpSession.expires_at <= now).limit(500))
             )
             _delete(db, ids)
+            db.execute(delete(McpEvent).where(McpEvent.created_at < now - self.ttl))
             return len(ids)
 
         return await self.db.run(work)

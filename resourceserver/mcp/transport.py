@@ -24,23 +24,23 @@ from starlette.types import Receive, Scope, Send
 from resourceserver.errors import InsufficientScopeError
 from resourceserver.mcp import http
 from resourceserver.mcp.dispatch import Call, Dispatcher
-from resourceserver.mcp.events import Bus, EventLog, new_stream_id, parse_event_id
+from resourceserver.mcp.events import Bus, EventLog, parse_event_id
 from resourceserver.mcp.jsonrpc import (
     INTERNAL_ERROR,
     PARSE_ERROR,
     JsonRpcError,
     Notification,
     error_message,
+    notification_message,
     parse_message,
     result_message,
 )
-from resourceserver.mcp.jsonrpc import (
-    Response as RpcResponse,
-)
+from resourceserver.mcp.jsonrpc import Request as RpcRequest
+from resourceserver.mcp.jsonrpc import Response as RpcResponse
 from resourceserver.mcp.pending import PendingRequests
 from resourceserver.mcp.registry import Registry
 from resourceserver.mcp.sessions import SessionState, SessionStore
-from resourceserver.mcp.streams import Item, RequestStream, drain, replay, sse_event
+from resourceserver.mcp.streams import Item, RequestStream, drain, dumps, replay, sse_event
 from resourceserver.mcp.versions import is_supported
 from resourceserver.principal import Principal
 from resourceserver.storage import Database
@@ -51,6 +51,8 @@ logger = logging.getLogger(__name__)
 Forbidden = Callable[[InsufficientScopeError], Response]
 
 REQUEST_CANCELLED = -32800
+#: Stream id of the session's standalone GET stream (server-initiated messages).
+STANDALONE_STREAM = "standalone"
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +125,21 @@ class McpEndpoint:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
+    # -- server-initiated messages --------------------------------------------------------------
+
+    async def publish(self, session_id: str, message: dict[str, object]) -> None:
+        """Send a message outside any request: on the session's standalone GET stream."""
+        await self.log.append(session_id, STANDALONE_STREAM, dumps(message), final=False)
+
+    async def notify_resource_updated(self, uri: str) -> int:
+        """``notifications/resources/updated`` to every session subscribed to ``uri``."""
+        sessions = await self.sessions.subscribed_to(uri)
+        for session_id in sessions:
+            await self.publish(
+                session_id, notification_message("notifications/resources/updated", {"uri": uri})
+            )
+        return len(sessions)
+
     # -- shared checks --------------------------------------------------------------------------
 
     @staticmethod
@@ -163,7 +180,7 @@ class McpEndpoint:
         except (ValueError, UnicodeDecodeError):
             return http.rpc_error(400, PARSE_ERROR, "Parse error: body is not valid JSON")
         if isinstance(raw, list):
-            return http.bad_request("JSON-RPC batches are not supported")
+            return await self._batch(request, raw)
         try:
             message = parse_message(raw)
         except JsonRpcError as exc:
@@ -205,9 +222,50 @@ class McpEndpoint:
             headers=http.sse_headers(session.id),
         )
 
+    async def _batch(self, request: Request, items: list[object]) -> Response:
+        """A JSON-RPC batch (protocol 2025-03-26 only): answered as one JSON array."""
+        try:
+            messages = [parse_message(item) for item in items]
+        except JsonRpcError as exc:
+            return JSONResponse(error_message(None, exc), status_code=400)
+        if not messages or any(
+            isinstance(m, RpcRequest) and m.method == "initialize" for m in messages
+        ):
+            return http.bad_request("a batch must be non-empty and cannot contain initialize")
+        found = await self._session(request)
+        if isinstance(found, Response):
+            return found
+        session = found
+        if session.protocol_version != "2025-03-26":
+            return http.bad_request("JSON-RPC batches exist only in protocol 2025-03-26")
+        principal = self._principal(request)
+        required = frozenset().union(
+            *(self.dispatcher.required_scopes(m) for m in messages if isinstance(m, RpcRequest))
+        )
+        if not principal.has_scopes(required):
+            return self.forbidden(InsufficientScopeError(required))
+        replies = []
+        for message in messages:
+            if isinstance(message, Notification):
+                await self._notification(session, message)
+            elif isinstance(message, RpcResponse):
+                await self.pending.answer(session.id, message)
+            else:
+                stream = RequestStream(
+                    log=self.log, pending=self.pending, session_id=session.id, sse_allowed=False
+                )
+                await self._run(Call(message, principal, session, stream), stream)
+                reply = stream.queue.get_nowait().message
+                if reply is not None:
+                    replies.append(reply)
+        if not replies:
+            return Response(status_code=202)
+        return JSONResponse(replies, headers={http.SESSION_HEADER: session.id})
+
     async def _initialize(
         self, principal: Principal, request_id: str | int, params: dict[str, object]
     ) -> Response:
+        await self.sessions.purge_expired()
         version, result = self.dispatcher.initialize(params)
         capabilities = params.get("capabilities")
         client_info = params.get("clientInfo")
@@ -276,7 +334,7 @@ class McpEndpoint:
                 return http.bad_request(f"unknown {http.LAST_EVENT_HEADER}")
             stream_id, after = parsed
         else:
-            stream_id = new_stream_id()
+            stream_id = STANDALONE_STREAM
             event_id = await self.log.append(session.id, stream_id, "", final=False)
             after = int(event_id.rpartition(".")[2])
             priming = sse_event(event_id, "", self.options.retry_ms)

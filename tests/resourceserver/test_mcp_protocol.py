@@ -277,3 +277,47 @@ async def test_whoami_and_notes(server: LocalApp, alice: McpHttp) -> None:
         "deleted": note_id
     }
     assert (await tool(alice, "notes_read", note_id=note_id))["isError"] is True
+
+
+async def test_batch_only_in_2025_03_26(server: LocalApp, alice: McpHttp) -> None:
+    batch = [
+        {"jsonrpc": "2.0", "id": 1, "method": "ping"},
+        {"jsonrpc": "2.0", "method": "notifications/roots/list_changed"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "nope"}},
+    ]
+    refused = await alice.client.post(alice.url, json=batch, headers=alice.headers())
+    assert refused.status_code == 400
+    async with server.client() as client:
+        old = McpHttp(client, LOCAL_URL, server.token())
+        await old.initialize("2025-03-26")
+        response = await client.post(LOCAL_URL, json=batch, headers=old.headers())
+        assert response.status_code == 200
+        replies = response.json()
+        assert replies[0] == {"jsonrpc": "2.0", "id": 1, "result": {}}
+        assert replies[1]["id"] == 2 and replies[1]["error"]["code"] == -32602
+        only_notes = [batch[1]]
+        accepted = await client.post(LOCAL_URL, json=only_notes, headers=old.headers())
+        assert accepted.status_code == 202
+
+
+async def test_resource_updated_goes_to_subscribers_only(server: LocalApp) -> None:
+    endpoint = server.app.state.mcp_endpoint
+    async with server.client() as client:
+        watcher = McpHttp(client, LOCAL_URL, server.token())
+        await watcher.initialize()
+        other = McpHttp(client, LOCAL_URL, server.token())
+        await other.initialize()
+        assert (await watcher.call("resources/subscribe", {"uri": "notes://a"}))["result"] == {}
+        await other.call("resources/subscribe", {"uri": "notes://a"})
+        await other.call("resources/unsubscribe", {"uri": "notes://a"})
+        assert await endpoint.notify_resource_updated("notes://a") == 1
+        assert watcher.session is not None and other.session is not None
+        logged = await endpoint.log.after(watcher.session, "standalone", 0)
+        assert [json.loads(e.payload) for e in logged] == [
+            {
+                "jsonrpc": "2.0",
+                "method": "notifications/resources/updated",
+                "params": {"uri": "notes://a"},
+            }
+        ]
+        assert await endpoint.log.after(other.session, "standalone", 0) == []
