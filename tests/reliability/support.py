@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import Engine, event
 
 from authserver.context import AuthServer
 from authserver.settings import AuthServerSettings
@@ -65,3 +66,36 @@ def client_credentials_form(client_id: str, secret: str) -> dict[str, str]:
 def token_request(client: httpx.Client, base_url: str, form: dict[str, str]) -> httpx.Response:
     """POST ``form`` to ``base_url``/token."""
     return client.post(f"{base_url}/token", data=form)
+
+
+class DatabaseOutage:
+    """Make every new connection of ``engine`` fail, as when the database server is down.
+
+    :meth:`begin` also closes the pooled connections, so the very next checkout must connect;
+    :meth:`end` lets connections through again. The failure is the driver's own
+    ``OperationalError``, which SQLAlchemy wraps as it would a refused connection.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.down = False
+        self.attempts = 0
+        event.listen(engine, "do_connect", self._on_connect)
+
+    def _on_connect(self, *_args: Any) -> None:
+        if self.down:
+            self.attempts += 1
+            raise self._engine.dialect.loaded_dbapi.OperationalError("database is down (test)")
+
+    def begin(self) -> None:
+        """Take the database away."""
+        self.down = True
+        self._engine.dispose()
+
+    def end(self) -> None:
+        """Bring it back."""
+        self.down = False
+
+    def remove(self) -> None:
+        """Uninstall the hook."""
+        event.remove(self._engine, "do_connect", self._on_connect)
