@@ -1,4 +1,4 @@
-"""Token endpoint request rules and client authentication (S19–S22)."""
+"""Token endpoint request rules and client authentication (S19-S22)."""
 
 from __future__ import annotations
 

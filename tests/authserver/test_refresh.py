@@ -1,4 +1,4 @@
-"""Refresh tokens: rotation, client binding, reuse detection, expiry, no escalation (S23–S27,
+"""Refresh tokens: rotation, client binding, reuse detection, expiry, no escalation (S23-S27,
 S38)."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Token endpoint, authorization code grant: PKCE, binding, replay, resource and scope (S12–S17,
-S28–S31)."""
+"""Token endpoint, authorization code grant: PKCE, binding, replay, resource and scope (S12-S17,
+S28-S31)."""
 
 from __future__ import annotations
 
@@ -312,7 +312,7 @@ async def test_s31_several_or_inconsistent_resources_rejected(
     auth_server: AuthServer, as_client: httpx.AsyncClient, public_client: str, user_id: str
 ) -> None:
     issued = create_code(auth_server, client_id=public_client, subject=user_id)
-    form = list(code_form(issued).items()) + [("resource", RESOURCE), ("resource", RESOURCE)]
+    form = [*code_form(issued).items(), ("resource", RESOURCE), ("resource", RESOURCE)]
     response = await as_client.post(
         "/token",
         content=httpx.QueryParams(form).__str__(),
