@@ -1,0 +1,214 @@
+"""A real browser (Debian chromium driven by playwright) through login and consent.
+
+``charter serve`` runs as a subprocess; the client's redirect URI is a tiny loopback server that
+records what the browser lands on. A screenshot of the consent page is kept under
+``test-artifacts/`` (gitignored).
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from tests.e2e.charter_process import CharterProcess, run_charter
+from tests.support.browser_flow import pkce_pair
+from tests.support.live import free_port
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CLIENT_NAME = "Browser Test App"
+
+if not CHROMIUM.exists():
+    pytest.skip(
+        "chromium is not installed at /usr/bin/chromium (apt-get install -y chromium)",
+        allow_module_level=True,
+    )
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+
+
+@dataclass
+class Callback:
+    """The client's redirect URI: records every query it receives."""
+
+    url: str
+    hits: list[dict[str, str]] = field(default_factory=list)
+    arrived: threading.Event = field(default_factory=threading.Event)
+
+
+@contextmanager
+def callback_server() -> Iterator[Callback]:
+    port = free_port()
+    callback = Callback(f"http://127.0.0.1:{port}/callback")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            parts = urlsplit(self.path)
+            if parts.path != "/callback":
+                self.send_error(404)
+                return
+            query = {key: values[0] for key, values in parse_qs(parts.query).items()}
+            callback.hits.append(query)
+            body = b"<!doctype html><title>Client</title><p id='done'>Back in the client.</p>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            callback.arrived.set()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield callback
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+def register(charter: CharterProcess, redirect_uri: str) -> str:
+    response = httpx.post(
+        charter.base_url + "/register",
+        json={
+            "client_name": CLIENT_NAME,
+            "redirect_uris": [redirect_uri],
+            "token_endpoint_auth_method": "none",
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+        },
+    )
+    assert response.status_code == 201, response.text
+    client_id: str = response.json()["client_id"]
+    return client_id
+
+
+def authorize_url(
+    charter: CharterProcess, client_id: str, redirect_uri: str, scope: str
+) -> tuple[str, str, str]:
+    verifier, challenge = pkce_pair()
+    state = secrets.token_urlsafe(16)
+    url = httpx.URL(charter.base_url + "/authorize").copy_merge_params(
+        {
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": redirect_uri,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            "state": state,
+            "scope": scope,
+            "resource": charter.mcp_url,
+        }
+    )
+    return str(url), state, verifier
+
+
+@pytest.fixture
+def charter(tmp_path: Path) -> Iterator[CharterProcess]:
+    with run_charter(tmp_path / "data") as running:
+        yield running
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def test_login_consent_approve_and_deny_in_chromium(charter: CharterProcess, browser: Any) -> None:
+    password = charter.admin_password
+    assert password is not None
+    with callback_server() as callback:
+        client_id = register(charter, callback.url)
+        context = browser.new_context()
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+
+        url, state, verifier = authorize_url(charter, client_id, callback.url, "mcp notes:read")
+        page.goto(url)
+        assert page.locator("form[data-form=login]").is_visible()
+        page.fill("#username", "admin")
+        page.fill("#password", password)
+        page.click("#login-form button[type=submit]")
+
+        page.wait_for_selector("form[data-form=consent]")
+        assert page.locator(".client-name").inner_text() == CLIENT_NAME
+        redirect_host = page.locator(".redirect-host").inner_text()
+        assert "127.0.0.1" in redirect_host
+        scopes = page.locator("ul.scopes").inner_text()
+        assert "mcp" in scopes
+        assert "notes:read" in scopes
+        assert "notes:write" not in scopes
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "consent-page.png"), full_page=True)
+
+        page.click("#approve")
+        assert callback.arrived.wait(30), "the browser never reached the client's redirect URI"
+        page.wait_for_selector("#done")
+        landed = callback.hits[-1]
+        assert page.url.startswith(callback.url)
+        assert landed["state"] == state
+        assert landed["iss"] == charter.base_url
+        assert landed["code"]
+        assert "error" not in landed
+
+        # The code the browser carried works at the token endpoint.
+        token = httpx.post(
+            charter.base_url + "/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": landed["code"],
+                "redirect_uri": callback.url,
+                "client_id": client_id,
+                "code_verifier": verifier,
+                "resource": charter.mcp_url,
+            },
+        )
+        assert token.status_code == 200, token.text
+        assert token.json()["scope"].split() == ["mcp", "notes:read"]
+
+        # Deny: a request for more scope shows the consent page again (already signed in).
+        callback.arrived.clear()
+        url, state, _verifier = authorize_url(charter, client_id, callback.url, "mcp notes:write")
+        page.goto(url)
+        page.wait_for_selector("form[data-form=consent]")
+        assert "notes:write" in page.locator("ul.scopes").inner_text()
+        page.click("#deny")
+        assert callback.arrived.wait(30)
+        denied = callback.hits[-1]
+        assert denied["error"] == "access_denied"
+        assert denied["state"] == state
+        assert denied["iss"] == charter.base_url
+        assert "code" not in denied
+        context.close()
