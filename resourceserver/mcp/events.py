@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from resourceserver.storage import Database, McpEvent
+from resourceserver.storage import Database, McpEvent, McpSession
 
 
 class Bus:
@@ -105,19 +105,29 @@ class EventLog:
 
     async def after(self, session_id: str, stream_id: str, row_id: int) -> list[StoredEvent]:
         """Events of one stream after ``row_id``, oldest first."""
+        return await self.db.run(lambda db: self._after(db, session_id, stream_id, row_id))
 
-        def work(db: Session) -> list[StoredEvent]:
-            rows = db.execute(
-                select(McpEvent.id, McpEvent.payload, McpEvent.final)
-                .where(
-                    McpEvent.session_id == session_id,
-                    McpEvent.stream_id == stream_id,
-                    McpEvent.id > row_id,
-                )
-                .order_by(McpEvent.id)
-                .limit(500)
-            ).all()
-            return [StoredEvent(make_event_id(stream_id, r[0]), r[1], r[2]) for r in rows]
+    @staticmethod
+    def _after(db: Session, session_id: str, stream_id: str, row_id: int) -> list[StoredEvent]:
+        rows = db.execute(
+            select(McpEvent.id, McpEvent.payload, McpEvent.final)
+            .where(
+                McpEvent.session_id == session_id,
+                McpEvent.stream_id == stream_id,
+                McpEvent.id > row_id,
+            )
+            .order_by(McpEvent.id)
+            .limit(500)
+        ).all()
+        return [StoredEvent(make_event_id(stream_id, r[0]), r[1], r[2]) for r in rows]
+
+    async def poll(self, session_id: str, stream_id: str, row_id: int) -> list[StoredEvent] | None:
+        """Like :meth:`after`, but None once the session is gone (deleted or purged)."""
+
+        def work(db: Session) -> list[StoredEvent] | None:
+            if db.get(McpSession, session_id) is None:
+                return None
+            return self._after(db, session_id, stream_id, row_id)
 
         return await self.db.run(work)
 

@@ -158,14 +158,17 @@ async def replay(
 ) -> AsyncIterator[str]:
     """Events of one logged stream after ``after``, then new ones as they are logged.
 
-    Ends after the final response of a POST stream, at shutdown, or when the client leaves.
+    Ends after the final response of a POST stream, when the session ends, at shutdown, or
+    when the client leaves.
     """
     if priming is not None:
         yield priming
     idle = 0.0
     key = log.key(session_id, stream_id)
     while not stop.is_set():
-        events = await log.after(session_id, stream_id, after)
+        events = await log.poll(session_id, stream_id, after)
+        if events is None:
+            return
         for event in events:
             after = int(event.event_id.rpartition(".")[2])
             yield sse_event(event.event_id, event.payload)

@@ -362,4 +362,5 @@ class McpEndpoint:
             if session_id == found.id:
                 task.cancel()
         await self.sessions.delete(found.id)
+        self.bus.notify(self.log.key(found.id, STANDALONE_STREAM))
         return Response(status_code=204)
