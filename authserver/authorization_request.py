@@ -30,6 +30,9 @@ PKCE_CHALLENGE = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
 MAX_STATE_LENGTH = 8192
 #: Parameters that RFC 8707 §2 allows more than once (several are refused later, S31).
 REPEATABLE = frozenset({"resource"})
+#: ``prompt`` values honoured: ``none`` (no page: ``login_required``/``consent_required``) and
+#: ``login`` (ask for the password even when logged in). Others are ignored.
+PROMPTS = frozenset({"none", "login"})
 
 
 class PageError(Exception):
@@ -64,6 +67,7 @@ class AuthorizationRequest:
     scope: str
     resource: str
     code_challenge: str
+    prompt: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -78,6 +82,7 @@ class Checking:
     scope: str = ""
     resource: str = ""
     code_challenge: str = ""
+    prompt: frozenset[str] = frozenset()
     _values: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -189,6 +194,14 @@ def check_pkce(checking: Checking) -> None:
     checking.code_challenge = challenge
 
 
+def check_prompt(checking: Checking) -> None:
+    """``prompt`` (OpenID Connect Core §3.1.2.1): ``none`` alone, or ``login``."""
+    values = set((checking.single("prompt") or "").split())
+    if "none" in values and len(values) > 1:
+        raise InvalidRequestError("prompt=none cannot be combined with other values")
+    checking.prompt = frozenset(values & PROMPTS)
+
+
 def check_resource(checking: Checking) -> None:
     """One ``resource``, this deployment's MCP URL, or none (S28-S31)."""
     checking.resource = resolve_resource(checking.server.settings, checking.values("resource"))
@@ -215,6 +228,7 @@ REDIRECTABLE_CHECKS: tuple[Check, ...] = (
     check_response_type,
     check_client_may_use_code,
     check_pkce,
+    check_prompt,
     check_resource,
     check_scope,
 )
@@ -253,4 +267,5 @@ def validate_authorization_request(
         scope=checking.scope,
         resource=checking.resource,
         code_challenge=checking.code_challenge,
+        prompt=checking.prompt,
     )

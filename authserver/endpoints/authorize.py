@@ -42,6 +42,7 @@ from authserver.authorization_request import (
 from authserver.clients import load_client
 from authserver.consent import consent_view, find_consent, has_any_consent, remember_consent
 from authserver.context import AuthServer
+from authserver.errors import OAuthError
 from authserver.login import (
     BROWSER_COOKIE,
     BROWSER_COOKIE_TTL,
@@ -72,6 +73,18 @@ MAX_FORM_BYTES = 64 * 1024
 UNSAFE_LINK_SCHEMES = frozenset({"javascript", "data", "vbscript", "file"})
 
 Form = dict[str, list[str]]
+
+
+class LoginRequiredError(OAuthError):
+    """``prompt=none`` but nobody is logged in (OpenID Connect Core §3.1.2.6)."""
+
+    error = "login_required"
+
+
+class ConsentRequiredError(OAuthError):
+    """``prompt=none`` but consent must be asked for (OpenID Connect Core §3.1.2.6)."""
+
+    error = "consent_required"
 
 
 def _client_display(server: AuthServer, client_id: str) -> tuple[str, Any]:
@@ -191,21 +204,37 @@ class AuthorizeFlow:
         except RedirectableError as error:
             return self.client_error(error, session_cookie)
         terms = RequestTerms.from_request(request)
+        silent = "none" in request.prompt
         with self.server.database.transaction() as session:
             login = current_login(session, self.server, session_cookie)
+            if "login" in request.prompt:
+                login = None
             if login is not None:
                 outcome = self.issue_if_remembered(session, terms, login.user.id, ip)
                 if outcome is not None:
                     return redirect(outcome, status_code=302)
-                request_id, csrf_token = store_pending(session, self.server, terms, browser_value)
-                row = load_pending(session, self.server, request_id, browser_value)
-                assert row is not None  # noqa: S101 - just stored
-                row.user_id = login.user.id
-                row.login_session_hash = login.session_hash
-                return self.consent_page(
-                    request_id, csrf_token, terms, request.client, login.user.username
+            if silent:
+                problem: OAuthError = (
+                    LoginRequiredError("the user is not logged in")
+                    if login is None
+                    else ConsentRequiredError("the user has not approved this client")
                 )
-            request_id, csrf_token = store_pending(session, self.server, terms, browser_value)
+                failure = RedirectableError(
+                    problem, request.client, request.redirect, request.state
+                )
+            else:
+                request_id, csrf_token = store_pending(session, self.server, terms, browser_value)
+                if login is not None:
+                    row = load_pending(session, self.server, request_id, browser_value)
+                    assert row is not None  # noqa: S101 - just stored
+                    row.user_id = login.user.id
+                    row.login_session_hash = login.session_hash
+        if silent:
+            return self.client_error(failure, session_cookie)
+        if login is not None:
+            return self.consent_page(
+                request_id, csrf_token, terms, request.client, login.user.username
+            )
         name = (request.client.client_name or "").strip() or "An unnamed application"
         return self.login_page(request_id, csrf_token, terms, name)
 

@@ -9,6 +9,9 @@ authorization server — the client's redirect URI with ``code`` (or ``error``),
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import secrets
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
@@ -141,3 +144,26 @@ async def authorize_with_login(
         {key: value for key, value in params.items() if value is not None}
     )
     return await follow_authorization(client, url, username, password, approve)
+
+
+def pkce_pair() -> tuple[str, str]:
+    """A fresh PKCE ``(code_verifier, code_challenge)`` pair for S256 (RFC 7636 §4.1-§4.2)."""
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def authorize_params(
+    client_id: str, redirect_uri: str | None, code_challenge: str, **extra: Any
+) -> dict[str, Any]:
+    """A valid authorization request's parameters; ``extra`` adds or (with None) drops some."""
+    params: dict[str, Any] = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "code_challenge": code_challenge,
+        "code_challenge_method": "S256",
+        "state": secrets.token_urlsafe(16),
+    }
+    params.update(extra)
+    return {key: value for key, value in params.items() if value is not None}
