@@ -13,7 +13,12 @@ from resourceserver.mcp.content import (
     ToolResult,
 )
 from resourceserver.mcp.context import ClientRequestError, Context, ToolError
-from resourceserver.mcp.registry import Registry, ToolModuleError, load_tool_modules
+from resourceserver.mcp.registry import (
+    Registry,
+    ToolAnnotations,
+    ToolModuleError,
+    load_tool_modules,
+)
 from resourceserver.mcp.signature import DefinitionError
 from resourceserver.mcp.transport import McpEndpoint, TransportOptions
 
@@ -30,6 +35,7 @@ __all__ = [
     "ResourceContents",
     "ResourceLink",
     "Text",
+    "ToolAnnotations",
     "ToolError",
     "ToolModuleError",
     "ToolResult",

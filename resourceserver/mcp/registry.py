@@ -23,7 +23,7 @@ import inspect
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import Any, TypedDict, TypeVar, overload
 
 import anyio.to_thread
 from pydantic import ValidationError
@@ -50,6 +50,16 @@ from resourceserver.mcp.signature import (
 JsonObject = dict[str, Any]
 F = TypeVar("F", bound=Callable[..., Any])
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+
+
+class ToolAnnotations(TypedDict, total=False):
+    """Hints about a tool's behaviour ("Tools" §Tool Annotations); clients must not trust them."""
+
+    title: str
+    readOnlyHint: bool
+    destructiveHint: bool
+    idempotentHint: bool
+    openWorldHint: bool
 
 
 class ToolModuleError(ImportError):
@@ -309,21 +319,42 @@ class Registry:
 
     # -- decorators -------------------------------------------------------------------------
 
+    @overload
+    def tool(self, fn: F, /) -> F: ...
+
+    @overload
     def tool(
         self,
+        fn: None = None,
+        /,
         *,
         name: str | None = None,
         title: str | None = None,
         description: str | None = None,
         scopes: Iterable[str] = (),
-        annotations: JsonObject | None = None,
+        annotations: ToolAnnotations | None = None,
         input_schema: JsonObject | None = None,
         meta: JsonObject | None = None,
-    ) -> Callable[[F], F]:
-        """Register a tool; ``scopes`` are needed (besides the base scope) to see and call it.
+    ) -> Callable[[F], F]: ...
 
-        ``input_schema`` replaces the generated schema in listings (arguments are still
-        validated against the function's parameters).
+    def tool(
+        self,
+        fn: F | None = None,
+        /,
+        *,
+        name: str | None = None,
+        title: str | None = None,
+        description: str | None = None,
+        scopes: Iterable[str] = (),
+        annotations: ToolAnnotations | None = None,
+        input_schema: JsonObject | None = None,
+        meta: JsonObject | None = None,
+    ) -> F | Callable[[F], F]:
+        """Register a tool: ``@registry.tool`` or ``@registry.tool(scopes={"notes:write"})``.
+
+        ``scopes`` are needed (besides the base scope) to see and call it. ``input_schema``
+        replaces the generated schema in listings (arguments are still validated against the
+        function's parameters). Sync functions run in a worker thread.
         """
 
         def register(fn: F) -> F:
@@ -336,18 +367,41 @@ class Registry:
                 shape=inspect_function(fn, Context, name=tool_name),
                 scopes=frozenset(scopes),
                 title=title,
-                annotations=annotations,
+                annotations=dict(annotations) if annotations else None,
                 input_schema=input_schema,
                 meta=meta,
             )
             return fn
 
-        return register
+        return register(fn) if fn is not None else register
+
+    @overload
+    def prompt(self, fn: F, /) -> F: ...
+
+    @overload
+    def prompt(
+        self,
+        fn: None = None,
+        /,
+        *,
+        name: str | None = None,
+        title: str | None = None,
+        description: str | None = None,
+    ) -> Callable[[F], F]: ...
 
     def prompt(
-        self, *, name: str | None = None, title: str | None = None, description: str | None = None
-    ) -> Callable[[F], F]:
-        """Register a prompt; its string parameters are the prompt's arguments."""
+        self,
+        fn: F | None = None,
+        /,
+        *,
+        name: str | None = None,
+        title: str | None = None,
+        description: str | None = None,
+    ) -> F | Callable[[F], F]:
+        """Register a prompt (``@registry.prompt`` or ``@registry.prompt(...)``).
+
+        Its parameters are the prompt's arguments.
+        """
 
         def register(fn: F) -> F:
             prompt_name = name or fn.__name__
@@ -361,7 +415,7 @@ class Registry:
             )
             return fn
 
-        return register
+        return register(fn) if fn is not None else register
 
     def resource(
         self,
@@ -402,9 +456,7 @@ class Registry:
         """Register ``fn(argument, value, context_arguments) -> list[str]`` for completions."""
         if (prompt is None) == (template is None):
             raise DefinitionError("completion() needs exactly one of prompt= or template=")
-        key = (
-            ("ref/prompt", prompt) if prompt is not None else ("ref/resource", cast(str, template))
-        )
+        key = ("ref/prompt", prompt) if prompt is not None else ("ref/resource", str(template))
 
         def register(fn: F) -> F:
             self.completers[key] = fn

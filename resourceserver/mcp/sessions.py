@@ -156,6 +156,7 @@ class SessionStore:
             )
             _delete(db, ids)
             db.execute(delete(McpEvent).where(McpEvent.created_at < now - self.ttl))
+            db.execute(delete(McpPendingRequest).where(McpPendingRequest.expires_at < now))
             return len(ids)
 
         return await self.db.run(work)

@@ -66,6 +66,8 @@ class RequestStream:
         self.sse_allowed = sse_allowed
         self.stream_id: str | None = None
         self.queue: asyncio.Queue[Item] = asyncio.Queue()
+        #: True once the final response (or a final close) was queued.
+        self.finished = False
 
     async def _open(self) -> None:
         self.stream_id = new_stream_id()
@@ -76,12 +78,24 @@ class RequestStream:
         """Queue (and log, once streaming) one message; ``final`` ends the response."""
         if self.stream_id is None:
             if final:
+                self.finished = True
                 self.queue.put_nowait(Item(message, final=True))
                 return
             await self._open()
         assert self.stream_id is not None  # noqa: S101 - set by _open
         event_id = await self.log.append(self.session_id, self.stream_id, dumps(message), final)
+        self.finished = self.finished or final
         self.queue.put_nowait(Item(message, event_id, final=final))
+
+    def finish(self, fallback: JsonObject) -> None:
+        """End the HTTP response if the handler did not: ``fallback`` as JSON, or close the SSE."""
+        if self.finished:
+            return
+        self.finished = True
+        if self.stream_id is None:
+            self.queue.put_nowait(Item(fallback, final=True))
+        else:
+            self.queue.put_nowait(Item(None, close=True))
 
     async def notify(self, method: str, params: JsonObject) -> None:
         if self.sse_allowed:

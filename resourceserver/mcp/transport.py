@@ -40,7 +40,7 @@ from resourceserver.mcp.jsonrpc import Response as RpcResponse
 from resourceserver.mcp.pending import PendingRequests
 from resourceserver.mcp.registry import Registry
 from resourceserver.mcp.sessions import SessionState, SessionStore
-from resourceserver.mcp.streams import Item, RequestStream, drain, dumps, replay, sse_event
+from resourceserver.mcp.streams import RequestStream, drain, dumps, replay, sse_event
 from resourceserver.mcp.versions import is_supported
 from resourceserver.principal import Principal
 from resourceserver.storage import Database
@@ -172,8 +172,8 @@ class McpEndpoint:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != "application/json":
             return http.rpc_error(415, -32600, "Unsupported Media Type: use application/json")
-        body = await request.body()
-        if len(body) > self.options.max_body_bytes:
+        body = await http.read_body(request, self.options.max_body_bytes)
+        if body is None:
             return http.rpc_error(413, -32600, "Payload Too Large")
         try:
             raw = json.loads(body)
@@ -290,30 +290,30 @@ class McpEndpoint:
                 task.cancel()
 
     async def _run(self, call: Call, stream: RequestStream) -> None:
+        """Answer one request on ``stream``; whatever happens, the HTTP response ends."""
         request = call.request
         try:
-            result = await self.dispatcher.handle(call)
-            reply = result_message(request.id, result)
-        except JsonRpcError as exc:
-            reply = error_message(request.id, exc)
+            try:
+                result = await self.dispatcher.handle(call)
+                reply = result_message(request.id, result)
+            except JsonRpcError as exc:
+                reply = error_message(request.id, exc)
+            except Exception:
+                logger.exception("MCP handler for %s failed", request.method)
+                reply = error_message(request.id, JsonRpcError(INTERNAL_ERROR, "Internal error"))
+            await stream.send(reply, final=True)
         except asyncio.CancelledError:
-            if stream.stream_id is None:
-                cancelled = JsonRpcError(REQUEST_CANCELLED, "Request cancelled")
-                stream.queue.put_nowait(Item(error_message(request.id, cancelled), final=True))
-            else:
+            logger.info("MCP request %s (%s) cancelled", request.id, request.method)
+            if stream.stream_id is not None and not stream.finished:
+                # Tell resuming clients that no response will follow.
                 await asyncio.shield(
                     self.log.append(call.session.id, stream.stream_id, "", final=True)
                 )
-                stream.queue.put_nowait(Item(None, close=True))
-            return
-        except Exception:
-            logger.exception("MCP handler for %s failed", request.method)
-            reply = error_message(request.id, JsonRpcError(INTERNAL_ERROR, "Internal error"))
-        try:
-            await stream.send(reply, final=True)
         except Exception:
             logger.exception("could not deliver the response to %s", request.method)
-            stream.queue.put_nowait(Item(None, close=True))
+        finally:
+            cancelled = JsonRpcError(REQUEST_CANCELLED, "Request cancelled")
+            stream.finish(error_message(request.id, cancelled))
 
     # -- GET ------------------------------------------------------------------------------------
 

@@ -257,3 +257,24 @@ def test_load_tool_modules(monkeypatch: pytest.MonkeyPatch) -> None:
         load_tool_modules(["no_such_mod_xyz"])
     with pytest.raises(DefinitionError, match="duplicate tools"):
         load_tool_modules(["charter_test_tools_a", "charter_test_tools_a"])
+
+
+async def test_bare_decorators() -> None:
+    registry = Registry()
+
+    @registry.tool
+    def echo(text: str) -> str:
+        """Echo."""
+        return text
+
+    @registry.prompt
+    def greet(name: str) -> str:
+        """Greet."""
+        return f"hello {name}"
+
+    assert echo("x") == "x"
+    assert (await registry.tools["echo"].call({"text": "hi"}, ctx()))["content"][0]["text"] == "hi"
+    rendered = await registry.prompts["greet"].render({"name": "bo"}, ctx())
+    assert rendered["messages"] == [
+        {"role": "user", "content": {"type": "text", "text": "hello bo"}}
+    ]
