@@ -1,0 +1,136 @@
+"""Batched TTL purge of expired rows (S64)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from starlette.concurrency import run_in_threadpool
+
+from authserver.app import create_app
+from authserver.context import AuthServer
+from authserver.crypto import new_id
+from authserver.purge import purge_expired
+from authserver.storage.models import (
+    AccessToken,
+    AuthorizationCode,
+    Consent,
+    Grant,
+    LoginSession,
+    RateCounter,
+    RefreshToken,
+)
+from tests.support.factories import create_client
+from tests.support.live import serve_app
+
+RESOURCE = "http://127.0.0.1:8000/mcp"
+MODELS = (AuthorizationCode, AccessToken, RefreshToken, Grant, Consent, LoginSession, RateCounter)
+
+
+def rows_expiring_at(expires_at: int, now: int) -> list[Any]:
+    """One row of every purgeable table, expiring at ``expires_at``."""
+    grant_id = new_id()
+    common = {"client_id": "c", "subject": "s", "scope": "mcp", "resource": RESOURCE}
+    return [
+        AuthorizationCode(
+            code_hash=new_id(),
+            redirect_uri="http://127.0.0.1/cb",
+            created_at=now,
+            expires_at=expires_at,
+            **common,
+        ),
+        AccessToken(
+            jti=new_id(), grant_id=grant_id, issued_at=now, expires_at=expires_at, **common
+        ),
+        Grant(
+            id=grant_id,
+            grant_type="authorization_code",
+            created_at=now,
+            expires_at=expires_at,
+            **common,
+        ),
+        RefreshToken(
+            token_hash=new_id(), grant_id=grant_id, issued_at=now, expires_at=expires_at, **common
+        ),
+        Consent(
+            id=new_id(),
+            user_id="u",
+            client_id="c",
+            scope="mcp",
+            resource=RESOURCE,
+            redirect_uri="http://127.0.0.1/cb",
+            created_at=now,
+            expires_at=expires_at,
+        ),
+        LoginSession(id_hash=new_id(), user_id="u", created_at=now, expires_at=expires_at),
+        RateCounter(key=new_id(), window_start=now, count=1, expires_at=expires_at),
+    ]
+
+
+def insert(server: AuthServer, rows: list[Any]) -> None:
+    with server.database.transaction() as session:
+        grants = [row for row in rows if isinstance(row, Grant)]
+        session.add_all(grants)
+        session.flush()
+        session.add_all([row for row in rows if not isinstance(row, Grant)])
+
+
+def count(server: AuthServer, model: Any) -> int:
+    with server.database.transaction() as session:
+        return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_s64_purge_deletes_only_expired_rows_in_batches(auth_server: AuthServer) -> None:
+    now = auth_server.now()
+    for _ in range(7):
+        insert(auth_server, rows_expiring_at(now - 7200, now))  # expired (codes past retention)
+    insert(auth_server, rows_expiring_at(now - 10, now))  # expired; a code kept for replay checks
+    insert(auth_server, rows_expiring_at(now + 3600, now))  # live
+    counts = purge_expired(auth_server, batch_size=3)
+    assert counts["authorization_codes"] == 7
+    for name in ("access_tokens", "grants", "consents", "login_sessions", "rate_counters"):
+        assert counts[name] == 8, (name, counts)
+    # Refresh tokens of expired grants may go by cascade before their own turn.
+    assert counts["refresh_tokens"] <= 8
+    assert count(auth_server, AuthorizationCode) == 2
+    for model in MODELS[1:]:
+        assert count(auth_server, model) == 1, model
+    assert purge_expired(auth_server) == dict.fromkeys(counts, 0)
+    with pytest.raises(ValueError, match="batch_size"):
+        purge_expired(auth_server, batch_size=0)
+
+
+async def test_s64_purge_runs_alongside_traffic(make_server: Callable[..., AuthServer]) -> None:
+    server = make_server()
+    now = server.now()
+    for _ in range(20):
+        insert(server, [row for _ in range(10) for row in rows_expiring_at(now - 7200, now)])
+    client, secret = create_client(server, confidential=True, grant_types=["client_credentials"])
+    raw = base64.b64encode(f"{client.client_id}:{secret}".encode()).decode()
+    with serve_app(create_app(server)) as base_url:
+        async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
+
+            async def traffic() -> list[int]:
+                statuses = []
+                for _ in range(30):
+                    response = await http.post(
+                        "/token",
+                        data={"grant_type": "client_credentials"},
+                        headers={"Authorization": f"Basic {raw}"},
+                    )
+                    statuses.append(response.status_code)
+                return statuses
+
+            purge = run_in_threadpool(purge_expired, server, 25)
+            counts, *statuses = await asyncio.gather(purge, traffic(), traffic())
+    assert all(status == 200 for batch in statuses for status in batch), statuses
+    assert counts["authorization_codes"] == 200
+    assert counts["access_tokens"] == 200
+    assert counts["grants"] == 200
+    # The tokens issued during the purge are live and stay.
+    assert count(server, AccessToken) == 60
