@@ -1,4 +1,4 @@
-"""The authorization endpoint's request validation (SECURITY-CASES A, B, E: S1-S12, S17, S18, S28-S31)."""
+"""Request validation at the authorization endpoint (SECURITY-CASES A, B and E, authorize side)."""
 
 from __future__ import annotations
 

@@ -1,43 +1,257 @@
-"""The whole browser part of the authorization flow, in process and over a real socket."""
+"""The whole browser part of the authorization flow: in process, over a real socket, with
+failed logins, throttling, expiry, ``prompt`` and the audit trail."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
+from collections.abc import Callable
+from typing import Any
 
 import httpx
+import pytest
+from sqlalchemy import select
 
+from authserver.app import create_app
 from authserver.context import AuthServer
-from authserver.crypto import new_token
-from tests.support.browser_flow import authorize_with_login
+from authserver.crypto import hash_token
+from authserver.pending import PENDING_TTL
+from authserver.storage.models import AuditEvent, AuthorizationCode, LoginSession, User
+from tests.support.browser_flow import (
+    authorize_params,
+    authorize_with_login,
+    follow_authorization,
+    parse_forms,
+    pkce_pair,
+)
 from tests.support.factories import create_client, create_user
+from tests.support.live import free_port, serve_app
+
+PASSWORD = "correct horse battery"
+ISSUER = "http://127.0.0.1:8000"
+REDIRECT = "https://app.example.com/cb"
 
 
-def pkce_pair() -> tuple[str, str]:
-    verifier = new_token()
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=")
-    return verifier, challenge.decode()
+class Clock:
+    """A settable clock for the server."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
-async def test_login_consent_code(auth_server: AuthServer, as_client: httpx.AsyncClient) -> None:
-    create_user(auth_server)
-    client, _ = create_client(auth_server, redirect_uris=["http://127.0.0.1/callback"])
+def params_for(client_id: str, **extra: Any) -> dict[str, Any]:
+    return authorize_params(client_id, REDIRECT, pkce_pair()[1], **extra)
+
+
+def login_form(response: httpx.Response) -> tuple[str, dict[str, str]]:
+    assert response.status_code in (200, 401, 429), response.text
+    form = next(form for form in parse_forms(response.text) if form.attrs["data-form"] == "login")
+    return form.attrs["action"], dict(form.fields)
+
+
+async def test_login_consent_code_over_real_socket(make_server: Callable[..., AuthServer]) -> None:
+    port = free_port()
+    issuer = f"http://127.0.0.1:{port}"
+    server = make_server(issuer=issuer)
+    user = create_user(server)
+    client, _ = create_client(server, redirect_uris=["http://127.0.0.1/callback"])
     _, challenge = pkce_pair()
-    location = await authorize_with_login(
-        as_client,
-        {
-            "response_type": "code",
-            "client_id": client.client_id,
-            "redirect_uri": "http://127.0.0.1:5555/callback",
-            "code_challenge": challenge,
-            "code_challenge_method": "S256",
-            "state": "xyz",
-        },
-        "alice",
-        "correct horse battery",
+    with serve_app(create_app(server), port=port) as base_url:
+        async with httpx.AsyncClient(base_url=base_url) as browser:
+            params = authorize_params(
+                client.client_id, "http://127.0.0.1:5555/callback", challenge, state="live"
+            )
+            location = await authorize_with_login(browser, params, "alice", PASSWORD)
+    assert (location.scheme, location.host, location.port, location.path) == (
+        "http",
+        "127.0.0.1",
+        5555,
+        "/callback",
     )
-    assert location.host == "127.0.0.1"
-    assert location.port == 5555
-    assert location.params["state"] == "xyz"
-    assert location.params["iss"] == "http://127.0.0.1:8000"
+    assert location.params["state"] == "live"
+    assert location.params["iss"] == issuer
+    with server.database.transaction() as session:
+        row = session.get(AuthorizationCode, hash_token(location.params["code"]))
+        assert row is not None
+        assert row.subject == user.id
+        assert row.resource == issuer + "/mcp"
+
+
+async def test_follow_authorization_from_full_url(
+    auth_server: AuthServer, as_client: httpx.AsyncClient
+) -> None:
+    create_user(auth_server)
+    client, _ = create_client(auth_server, redirect_uris=[REDIRECT])
+    url = httpx.URL(ISSUER + "/authorize").copy_merge_params(params_for(client.client_id))
+    location = await follow_authorization(as_client, url, "alice", PASSWORD)
     assert location.params["code"]
+
+
+async def test_wrong_password_and_unknown_user_answer_alike(
+    auth_server: AuthServer, as_client: httpx.AsyncClient
+) -> None:
+    create_user(auth_server)
+    client, _ = create_client(auth_server, redirect_uris=[REDIRECT])
+    page = await as_client.get("/authorize", params=params_for(client.client_id))
+    action, fields = login_form(page)
+    answers = []
+    for username, password in (("alice", "wrong"), ("mallory", "wrong"), ("alice", "")):
+        response = await as_client.post(
+            action, data={**fields, "username": username, "password": password}
+        )
+        assert response.status_code == 401
+        assert "charter_session" not in response.headers.get("set-cookie", "")
+        answers.append(response.text.replace(f'value="{username}"', ""))
+    assert answers[0] == answers[1]
+    ok = await as_client.post(action, data={**fields, "username": "alice", "password": PASSWORD})
+    assert ok.status_code == 303
+    with auth_server.database.transaction() as session:
+        events = session.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
+        sessions = session.scalars(select(LoginSession)).all()
+    names = [event.event for event in events]
+    assert names.count("login_failed") == 3
+    assert "login_succeeded" in names
+    assert all(PASSWORD not in str(event.detail) for event in events)
+    # The session cookie is stored only as its hash.
+    assert [row.id_hash for row in sessions] == [hash_token(as_client.cookies["charter_session"])]
+
+
+async def test_failed_logins_throttled_per_username_and_ip(
+    make_server: Callable[..., AuthServer],
+) -> None:
+    server = make_server(failed_auth_limit=2)
+    create_user(server)
+    client, _ = create_client(server, redirect_uris=[REDIRECT])
+    transport = httpx.ASGITransport(app=create_app(server))
+    async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as browser:
+        page = await browser.get("/authorize", params=params_for(client.client_id))
+        action, fields = login_form(page)
+        statuses = []
+        for _ in range(3):
+            response = await browser.post(
+                action, data={**fields, "username": "alice", "password": "bad"}
+            )
+            statuses.append(response.status_code)
+        assert statuses == [401, 401, 429]
+        # Even the right password waits now.
+        response = await browser.post(
+            action, data={**fields, "username": "alice", "password": PASSWORD}
+        )
+        assert response.status_code == 429
+        assert "Too many failed sign-in attempts" in response.text
+        # Another username from the same IP still works until the IP limit.
+        create_user(server, "bob")
+        response = await browser.post(
+            action, data={**fields, "username": "bob", "password": PASSWORD}
+        )
+        assert response.status_code == 303
+
+
+async def test_pending_request_expires(make_server: Callable[..., AuthServer]) -> None:
+    clock = Clock()
+    server = make_server(clock=clock)
+    create_user(server)
+    client, _ = create_client(server, redirect_uris=[REDIRECT])
+    transport = httpx.ASGITransport(app=create_app(server))
+    async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as browser:
+        page = await browser.get("/authorize", params=params_for(client.client_id))
+        action, fields = login_form(page)
+        clock.now += PENDING_TTL + 1
+        response = await browser.post(
+            action, data={**fields, "username": "alice", "password": PASSWORD}
+        )
+        assert response.status_code == 400
+        assert "expired" in response.text
+        assert "location" not in response.headers
+
+
+async def test_login_session_expiry_and_disabled_user(
+    make_server: Callable[..., AuthServer],
+) -> None:
+    clock = Clock()
+    server = make_server(clock=clock)
+    user = create_user(server)
+    client, _ = create_client(server, redirect_uris=[REDIRECT])
+    transport = httpx.ASGITransport(app=create_app(server))
+    async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as browser:
+        await authorize_with_login(browser, params_for(client.client_id), "alice", PASSWORD)
+        again = await browser.get("/authorize", params=params_for(client.client_id))
+        assert again.status_code == 302  # logged in, consent remembered
+        clock.now += server.settings.login_session_ttl + 1
+        expired = await browser.get("/authorize", params=params_for(client.client_id))
+        assert 'data-form="login"' in expired.text
+        await authorize_with_login(browser, params_for(client.client_id), "alice", PASSWORD)
+        with server.database.transaction() as session:
+            row = session.get(User, user.id)
+            assert row is not None
+            row.disabled = True
+        disabled = await browser.get("/authorize", params=params_for(client.client_id))
+        assert 'data-form="login"' in disabled.text
+        action, fields = login_form(disabled)
+        refused = await browser.post(
+            action, data={**fields, "username": "alice", "password": PASSWORD}
+        )
+        assert refused.status_code == 401
+
+
+async def test_prompt_none_and_login(auth_server: AuthServer, as_client: httpx.AsyncClient) -> None:
+    create_user(auth_server)
+    client, _ = create_client(auth_server, redirect_uris=[REDIRECT])
+    response = await as_client.get(
+        "/authorize", params=params_for(client.client_id, prompt="none", state="p")
+    )
+    assert response.status_code == 302
+    location = httpx.URL(response.headers["location"])
+    assert location.params["error"] == "login_required"
+    assert location.params["state"] == "p"
+    await authorize_with_login(as_client, params_for(client.client_id), "alice", PASSWORD)
+    silent = await as_client.get("/authorize", params=params_for(client.client_id, prompt="none"))
+    assert "code=" in silent.headers["location"]
+    forced = await as_client.get("/authorize", params=params_for(client.client_id, prompt="login"))
+    assert 'data-form="login"' in forced.text
+    bad = await as_client.get(
+        "/authorize", params=params_for(client.client_id, prompt="none login")
+    )
+    assert "error=invalid_request" in bad.headers["location"]
+
+
+async def test_audit_trail_of_a_grant(
+    auth_server: AuthServer, as_client: httpx.AsyncClient
+) -> None:
+    user = create_user(auth_server)
+    client, _ = create_client(auth_server, redirect_uris=[REDIRECT])
+    location = await authorize_with_login(
+        as_client, params_for(client.client_id), "alice", PASSWORD
+    )
+    code = location.params["code"]
+    with auth_server.database.transaction() as session:
+        events = session.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
+    assert [event.event for event in events] == [
+        "login_succeeded",
+        "consent_granted",
+        "code_issued",
+    ]
+    assert all(event.subject == user.id for event in events)
+    assert all(event.client_id == client.client_id for event in events)
+    assert all(code not in str(event.detail) for event in events)
+
+
+@pytest.mark.parametrize("decision", ["", "maybe"])
+async def test_consent_decision_must_be_approve_or_deny(
+    auth_server: AuthServer, as_client: httpx.AsyncClient, decision: str
+) -> None:
+    create_user(auth_server)
+    client, _ = create_client(auth_server, redirect_uris=[REDIRECT])
+    page = await as_client.get("/authorize", params=params_for(client.client_id))
+    action, fields = login_form(page)
+    posted = await as_client.post(
+        action, data={**fields, "username": "alice", "password": PASSWORD}
+    )
+    consent = await as_client.get(posted.headers["location"])
+    form = parse_forms(consent.text)[0]
+    response = await as_client.post(
+        form.attrs["action"], data={**form.fields, "decision": decision}
+    )
+    assert response.status_code == 400
+    assert "location" not in response.headers
