@@ -4,6 +4,7 @@ S28-S31)."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -312,14 +313,15 @@ async def test_s31_several_or_inconsistent_resources_rejected(
     auth_server: AuthServer, as_client: httpx.AsyncClient, public_client: str, user_id: str
 ) -> None:
     issued = create_code(auth_server, client_id=public_client, subject=user_id)
-    form = [*code_form(issued).items(), ("resource", RESOURCE), ("resource", RESOURCE)]
-    response = await as_client.post(
-        "/token",
-        content=httpx.QueryParams(form).__str__(),
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-    )
-    assert response.status_code == 400
-    assert response.json()["error"] == "invalid_target"
+    for extra in (RESOURCE, "http://127.0.0.1:8000/other"):
+        form = [*code_form(issued).items(), ("resource", RESOURCE), ("resource", extra)]
+        response = await as_client.post(
+            "/token",
+            content=urlencode(form),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert response.status_code == 400
+        assert response.json()["error"] == "invalid_target"
     # The code row says another resource (e.g. settings changed): the request may not widen.
     other = create_code(
         auth_server,
