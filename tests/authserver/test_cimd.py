@@ -20,7 +20,7 @@ from authserver.context import AuthServer
 from authserver.settings import AuthServerSettings
 from authserver.storage.models import Client
 from tests.authserver.ssrf_support import DocumentServer, document_server
-from tests.support.factories import create_user
+from tests.support.factories import create_client, create_user
 
 START = 1_800_000_000.0
 
@@ -322,12 +322,10 @@ def test_s22_cimd_url_equal_to_a_username_refused(server: AuthServer, docs: Docu
 
 
 def test_registered_clients_still_load(server: AuthServer) -> None:
-    from tests.support.factories import create_client
-
     client, _ = create_client(server, client_id="https://static.example.com/client")
     loaded = load(server, "https://static.example.com/client")
     assert loaded is not None and loaded.kind == "static"
-    disabled, _ = create_client(server, client_id="dcr_disabled", kind="dynamic")
+    create_client(server, client_id="dcr_disabled", kind="dynamic")
     with server.database.transaction() as session:
         row = session.get(Client, "dcr_disabled")
         assert row is not None
