@@ -11,7 +11,6 @@ workers. The bearer middleware runs first and leaves the :class:`Principal` in
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from starlette.types import Receive, Scope, Send
 
 from resourceserver.errors import InsufficientScopeError
 from resourceserver.mcp import http
+from resourceserver.mcp.cancellation import CANCEL_STREAM, Cancellations, request_key
 from resourceserver.mcp.dispatch import Call, Dispatcher
 from resourceserver.mcp.events import Bus, EventLog, parse_event_id
 from resourceserver.mcp.jsonrpc import (
@@ -66,6 +66,8 @@ class TransportOptions:
     poll_interval: float = 0.1
     #: How long a tool waits for the client to answer sampling/elicitation.
     client_answer_timeout: float = 300.0
+    #: How often a worker running handlers looks for cancellations sent to other workers.
+    cancel_poll_interval: float = 0.5
     max_body_bytes: int = 1_000_000
     page_size: int = 50
 
@@ -97,7 +99,7 @@ class McpEndpoint:
         )
         self.forbidden = forbidden
         self.stopping = asyncio.Event()
-        self.running: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self.cancellations = Cancellations(self.log, self.options.cancel_poll_interval)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -118,12 +120,7 @@ class McpEndpoint:
     async def aclose(self) -> None:
         """Shutdown: end open SSE streams and cancel running handlers."""
         self.stopping.set()
-        tasks = list(self.running.values())
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self.cancellations.aclose()
 
     # -- server-initiated messages --------------------------------------------------------------
 
@@ -209,10 +206,8 @@ class McpEndpoint:
             sse_allowed=http.accepts(request, "text/event-stream"),
         )
         call = Call(message, principal, session, stream)
-        key = (session.id, json.dumps(message.id))
         task = asyncio.create_task(self._run(call, stream))
-        self.running[key] = task
-        task.add_done_callback(lambda _t: self.running.pop(key, None))
+        self.cancellations.track(request_key(session.id, message.id), task)
         first = await stream.queue.get()
         if first.final and first.event_id is None and first.message is not None:
             return JSONResponse(first.message, headers={http.SESSION_HEADER: session.id})
@@ -285,9 +280,8 @@ class McpEndpoint:
                 await self.sessions.update(session.id, initialized=True)
         elif message.method == "notifications/cancelled":
             request_id = message.params.get("requestId")
-            task = self.running.get((session.id, json.dumps(request_id)))
-            if task is not None:
-                task.cancel()
+            if isinstance(request_id, str | int) and not isinstance(request_id, bool):
+                await self.cancellations.cancel(session.id, request_id)
 
     async def _run(self, call: Call, stream: RequestStream) -> None:
         """Answer one request on ``stream``; whatever happens, the HTTP response ends."""
@@ -330,7 +324,11 @@ class McpEndpoint:
         priming: str | None = None
         if last:
             parsed = parse_event_id(last)
-            if parsed is None or not await self.log.has_stream(session.id, parsed[0]):
+            if (
+                parsed is None
+                or parsed[0] == CANCEL_STREAM
+                or not await self.log.has_stream(session.id, parsed[0])
+            ):
                 return http.bad_request(f"unknown {http.LAST_EVENT_HEADER}")
             stream_id, after = parsed
         else:
@@ -358,9 +356,7 @@ class McpEndpoint:
         found = await self._session(request)
         if isinstance(found, Response):
             return found
-        for (session_id, _), task in list(self.running.items()):
-            if session_id == found.id:
-                task.cancel()
+        self.cancellations.cancel_session(found.id)
         await self.sessions.delete(found.id)
         self.bus.notify(self.log.key(found.id, STANDALONE_STREAM))
         return Response(status_code=204)

@@ -237,3 +237,35 @@ async def test_two_app_instances_share_sessions_and_answers(tmp_path: Path) -> N
             ).status_code == 404
     engine_b.dispose()
     engine_a.dispose()
+
+
+async def test_cancel_sent_to_another_instance_stops_handler(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    engine_a = database(path)
+    engine_b = sqlite_engine(str(path))
+    with (
+        serve(streaming_tools(), engine_a, FAST) as a,
+        serve(streaming_tools(), engine_b, FAST) as b,
+    ):
+        async with httpx.AsyncClient(timeout=20) as client:
+            on_a = await connect(a, client)
+            on_b = McpHttp(client, b.url, b.token())
+            on_b.session = on_a.session
+            received = []
+            async with (
+                asyncio.timeout(10),
+                client.stream(
+                    "POST", on_a.url, json=call(21, "sleepy"), headers=on_a.headers()
+                ) as response,
+            ):
+                async for event in events(response):
+                    msg = message(event)
+                    received.append(msg)
+                    if msg and msg.get("method") == "notifications/message":
+                        cancel = {"requestId": 21}
+                        assert (
+                            await on_b.notify("notifications/cancelled", cancel)
+                        ).status_code == 202
+            assert not any(m and m.get("id") == 21 for m in received)
+    engine_b.dispose()
+    engine_a.dispose()
