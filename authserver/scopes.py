@@ -23,9 +23,16 @@ def parse_scope(value: str | None) -> list[str]:
 
 
 def allowed_scopes(settings: AuthServerSettings, client: Client) -> set[str]:
-    """Scopes the client may be granted: its registered ``scope`` or every supported scope."""
+    """Scopes the client may be granted: its registered ``scope`` or every supported scope.
+
+    Only an administrator's ``scope`` (static clients) limits a client. A self-registered
+    client (DCR, metadata document) names in ``scope`` what it wanted when it registered,
+    not a boundary (it could register again with more); MCP clients register with the scope
+    of the first challenge and later step up (403 ``insufficient_scope``), so that scope must
+    not refuse the step-up. The user's consent is what bounds them.
+    """
     supported = set(settings.scopes_supported)
-    registered = set(parse_scope(client.scope))
+    registered = set(parse_scope(client.scope)) if client.kind == "static" else set()
     return registered & supported if registered else supported
 
 
