@@ -11,9 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import create_engine
 
 from resourceserver.mcp import Context, Registry, TransportOptions
-from resourceserver.storage import sqlite_engine
+from resourceserver.storage import create_tables, metadata, sqlite_engine
 from tests.conformance.harness import McpHttp, RunningServer, database, serve
 
 SAMPLING = {"sampling": {}, "elicitation": {}}
@@ -269,3 +270,28 @@ async def test_cancel_sent_to_another_instance_stops_handler(tmp_path: Path) -> 
             assert not any(m and m.get("id") == 21 for m in received)
     engine_b.dispose()
     engine_a.dispose()
+
+
+@pytest.mark.postgres
+async def test_two_app_instances_on_postgres(postgres_database_url: str) -> None:
+    engine_a = create_engine(postgres_database_url)
+    engine_b = create_engine(postgres_database_url)
+    metadata.drop_all(engine_a)
+    create_tables(engine_a)
+    try:
+        server_a = serve(streaming_tools(), engine_a, FAST)
+        server_b = serve(streaming_tools(), engine_b, FAST)
+        with server_a as a, server_b as b:
+            async with httpx.AsyncClient(timeout=20) as client:
+                on_a = await connect(a, client)
+                on_b = McpHttp(client, b.url, b.token())
+                on_b.session = on_a.session
+                answer = {"role": "assistant", "content": {"type": "text", "text": "pg"}}
+                _, response = await call_answering(
+                    on_a, on_b, "ask_model", {"question": "?"}, answer
+                )
+                assert response["result"]["content"][0]["text"] == "model said: pg"
+    finally:
+        metadata.drop_all(engine_a)
+        engine_a.dispose()
+        engine_b.dispose()
