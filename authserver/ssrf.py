@@ -16,7 +16,9 @@ Rules:
   verifies the certificate against, and sends SNI for, the original host name.
 - Hosts listed in ``ssrf_allowed_hosts`` (``host`` or ``host:port``) skip the address check.
 - Redirects are never followed (a 3xx is an error); the body is streamed and abandoned past
-  ``max_bytes``; each network operation and the whole fetch share one time budget.
+  ``max_bytes``; every read, write and connect of a fetch draws on one time budget
+  (``timeout``), so a server dripping headers or body cannot hold the fetch longer. (Name
+  resolution itself uses the system resolver's own timeouts.)
 - No proxy from the environment is used: it would bypass the address check.
 
 Callers cache successful fetches themselves (metadata documents are cached as database rows,
@@ -189,13 +191,65 @@ def system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+class _Deadline:
+    """One time budget shared by every network operation of a fetch."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._end = clock() + seconds
+
+    def remaining(self, timeout: float | None) -> float:
+        """The smaller of ``timeout`` and what is left; raises when nothing is left."""
+        left = self._end - self._clock()
+        if left <= 0:
+            raise httpcore.ReadTimeout("the fetch's time budget is spent")
+        return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A stream whose reads and writes never outlast the fetch's deadline (no slow drip)."""
+
+    def __init__(self, inner: httpcore.NetworkStream, deadline: _Deadline) -> None:
+        self._inner = inner
+        self._deadline = deadline
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, self._deadline.remaining(timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, self._deadline.remaining(timeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        inner = self._inner.start_tls(
+            ssl_context, server_hostname, self._deadline.remaining(timeout)
+        )
+        return _DeadlineStream(inner, self._deadline)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
 class GuardedNetworkBackend(httpcore.NetworkBackend):
     """Resolves, checks and connects in one step so the checked address is the one used."""
 
-    def __init__(self, policy: FetchPolicy, resolver: Resolver = system_resolver) -> None:
+    def __init__(
+        self,
+        policy: FetchPolicy,
+        resolver: Resolver = system_resolver,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._policy = policy
         self._resolver = resolver
         self._inner = httpcore.SyncBackend()
+        self._deadline = _Deadline(policy.timeout, clock)
 
     def resolve_checked(self, host: str, port: int) -> list[str]:
         """Addresses of ``host`` the policy allows; raises when any is refused or none exist."""
@@ -227,9 +281,10 @@ class GuardedNetworkBackend(httpcore.NetworkBackend):
         last_error: Exception | None = None
         for address in self.resolve_checked(host, port):
             try:
-                return self._inner.connect_tcp(
-                    address, port, timeout, local_address, socket_options
+                stream = self._inner.connect_tcp(
+                    address, port, self._deadline.remaining(timeout), local_address, socket_options
                 )
+                return _DeadlineStream(stream, self._deadline)
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 last_error = exc
         raise last_error or BadResponseError("could not connect")
@@ -262,11 +317,17 @@ class _ResponseStream(httpx.SyncByteStream):
 class GuardedTransport(httpx.BaseTransport):
     """An httpx transport over an ``httpcore`` pool whose connections go through the guard."""
 
-    def __init__(self, policy: FetchPolicy, resolver: Resolver = system_resolver) -> None:
+    def __init__(
+        self,
+        policy: FetchPolicy,
+        resolver: Resolver = system_resolver,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        # One transport per fetch: its deadline starts now and covers every operation.
         self._pool = httpcore.ConnectionPool(
             ssl_context=ssl.create_default_context(),
-            max_connections=4,
-            network_backend=GuardedNetworkBackend(policy, resolver),
+            max_connections=1,
+            network_backend=GuardedNetworkBackend(policy, resolver, clock),
         )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
@@ -318,7 +379,7 @@ def fetch(
     """GET ``url`` through the guard; raises a :class:`FetchError` subclass on any failure."""
     parsed = check_url(url, policy)
     deadline = clock() + policy.timeout
-    transport = GuardedTransport(policy, resolver)
+    transport = GuardedTransport(policy, resolver, clock)
     try:
         with (
             httpx.Client(

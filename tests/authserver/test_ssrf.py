@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import socket
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -198,3 +201,37 @@ def test_non_200_and_unreachable(docs: DocumentServer, allowed: FetchPolicy) -> 
             FetchPolicy(timeout=1.0),
             resolver=lambda host, port: [],
         )
+
+
+def test_s49_slow_header_drip_bounded_by_total_budget() -> None:
+    """A server trickling its status line and headers cannot hold a fetch past the budget."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(4096)
+            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 40:
+                if stop.wait(0.1):
+                    return
+                try:
+                    connection.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    policy = FetchPolicy(
+        allowed_hosts=frozenset({f"127.0.0.1:{port}"}), allow_http=True, timeout=1.0
+    )
+    started = time.monotonic()
+    try:
+        with pytest.raises(FetchTimeoutError):
+            fetch(f"http://127.0.0.1:{port}/client.json", policy)
+        assert time.monotonic() - started < 2.5
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
