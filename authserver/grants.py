@@ -28,6 +28,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from authserver.audit import record_event
+from authserver.clients import client_id_collides_with_user, mark_client_used
 from authserver.context import AuthServer
 from authserver.crypto import hash_token, new_id
 from authserver.errors import (
@@ -208,6 +209,7 @@ class _GrantMixin:
         refresh_token = (
             issue_refresh_token(self.ctx, self.session, grant, now=self.now) if refresh else None
         )
+        mark_client_used(self.session, self.request.client.row, self.now)
         return _token_body(access.token, access.expires_in, scope, refresh_token)
 
 
@@ -331,6 +333,10 @@ class RefreshTokenGrant(_GrantMixin, authlib_grants.RefreshTokenGrant):  # type:
             raise InvalidGrantError("the grant was revoked")
         if grant.expires_at <= self.now:
             raise InvalidGrantError("the grant has expired; authorize again")
+        if grant.grant_type == "authorization_code":
+            user = self.session.get(User, grant.subject)
+            if user is None or user.disabled:
+                raise InvalidGrantError("the user of this grant is unknown or disabled")
         self._rotate(row, grant)
         body = self._issue(grant, scope, refresh=client.check_grant_type("refresh_token"))
         return 200, body, TOKEN_HEADERS
@@ -390,8 +396,8 @@ class ClientCredentialsGrant(_GrantMixin, authlib_grants.ClientCredentialsGrant)
         client: OAuthClient = self.request.client
         if client.is_public:
             raise UnauthorizedClientError("public clients cannot use client_credentials")
-        if self.session.get(User, client.client_id) is not None:
-            # S22: the token's sub would be indistinguishable from this user's id.
+        if client_id_collides_with_user(self.session, client.client_id):
+            # S22: the token's sub would be indistinguishable from this user's id or name.
             raise UnauthorizedClientError(
                 "this client id collides with a user; client_credentials refused",
                 detail=f"client {client.client_id!r} equals a user id",

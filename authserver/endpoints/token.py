@@ -55,9 +55,17 @@ async def read_form(request: Request) -> FormRequest:
         raise InvalidRequestError("the body must be application/x-www-form-urlencoded")
     if SECRET_QUERY_PARAMETERS & set(request.query_params.keys()):
         raise InvalidRequestError("credentials and tokens must be sent in the body, not the URL")
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise InvalidRequestError("request body too large")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise InvalidRequestError("request body too large")
+        chunks.append(chunk)
+    body = b"".join(chunks)
     try:
         pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
     except (UnicodeDecodeError, ValueError) as exc:

@@ -208,6 +208,43 @@ async def test_s22_client_sub_cannot_collide_with_a_user(
     with auth_server.database.transaction() as session:
         assert session.get(User, claims["sub"]) is None
     assert colliding.client_id == user.id
+    # A client named like a username is refused too (usernames are chosen freely).
+    named, named_secret = create_client(
+        auth_server, client_id="alice", confidential=True, grant_types=["client_credentials"]
+    )
+    response = await as_client.post(
+        "/token",
+        data={"grant_type": "client_credentials"},
+        headers=basic(named.client_id, named_secret or ""),
+    )
+    assert response.json()["error"] == "unauthorized_client"
+
+
+async def test_token_issuance_marks_client_used(
+    auth_server: AuthServer, as_client: httpx.AsyncClient
+) -> None:
+    from authserver.storage.models import Client
+
+    client, secret = create_client(
+        auth_server, confidential=True, grant_types=["client_credentials"]
+    )
+    response = await as_client.post(
+        "/token",
+        data={"grant_type": "client_credentials"},
+        headers=basic(client.client_id, secret or ""),
+    )
+    assert response.status_code == 200
+    with auth_server.database.transaction() as session:
+        row = session.get(Client, client.client_id)
+        assert row is not None and row.last_used_at == auth_server.now()
+
+
+async def test_oversized_body_is_invalid_request(as_client: httpx.AsyncClient) -> None:
+    response = await as_client.post(
+        "/token", data={"grant_type": "client_credentials", "pad": "x" * 70_000}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
 
 
 async def test_public_client_cannot_use_client_credentials(

@@ -184,3 +184,15 @@ async def test_revoked_grant_refuses_refresh(setup: Setup) -> None:
     assert revoke.status_code == 200
     response = await refresh(setup, first["refresh_token"])
     assert response.json()["error"] == "invalid_grant"
+
+
+async def test_refresh_refused_for_disabled_user(setup: Setup) -> None:
+    from authserver.storage.models import User
+
+    first = await tokens(setup)
+    with setup.server.database.transaction() as session:
+        user = session.get(User, setup.user_id)
+        assert user is not None
+        user.disabled = True
+    response = await refresh(setup, first["refresh_token"])
+    assert response.json()["error"] == "invalid_grant"
