@@ -1,0 +1,211 @@
+"""S65: graceful shutdown of ``charter serve`` — on SIGTERM an in-flight MCP request finishes,
+SSE streams (a standalone GET stream and a POST answered as a stream) end cleanly, and the
+process exits 0 within a bound (MCP 2025-11-25 "Transports" §Streamable HTTP).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from authserver.storage.schema import prepare_database
+from tests.e2e.charter_process import CharterProcess, run_charter
+from tests.reliability.support import build_worker
+from tests.support.factories import create_client
+
+PROTOCOL_VERSION = "2025-11-25"
+TOOL_SECONDS = 2.0
+EXIT_BOUND = 40.0
+WAIT = 60.0
+CLEAN_EXIT_CODES = (0, -signal.SIGTERM)
+
+
+@dataclass
+class StreamOutcome:
+    """What one streamed response delivered and how it ended."""
+
+    lines: list[str] = field(default_factory=list)
+    status: int | None = None
+    error: BaseException | None = None
+    first_event: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+def read_stream(
+    url: str, method: str, headers: dict[str, str], body: dict[str, Any] | None, into: StreamOutcome
+) -> None:
+    """Read a response line by line until the server ends it; record errors instead of raising."""
+    try:
+        with (
+            httpx.Client(timeout=httpx.Timeout(WAIT)) as http,
+            http.stream(method, url, headers=headers, json=body) as response,
+        ):
+            into.status = response.status_code
+            for line in response.iter_lines():
+                into.lines.append(line)
+                if line.startswith("id:"):
+                    into.first_event.set()
+    except BaseException as exc:  # recorded and asserted by the test
+        into.error = exc
+    finally:
+        into.first_event.set()
+        into.done.set()
+
+
+def prepared_data_dir(tmp_path: Path) -> tuple[Path, str, str]:
+    """A migrated SQLite deployment with a confidential client; its folder, client id, secret."""
+    data_dir = tmp_path / "data"
+    server = build_worker(f"sqlite:///{data_dir / 'charter.db'}", data_dir, key_encryption_key=None)
+    try:
+        prepare_database(server.database.engine)
+        client, secret = create_client(
+            server,
+            confidential=True,
+            auth_method="client_secret_post",
+            grant_types=["client_credentials"],
+        )
+    finally:
+        server.database.dispose()
+    assert secret is not None
+    return data_dir, client.client_id, secret
+
+
+def open_session(charter: CharterProcess, client_id: str, secret: str) -> dict[str, str]:
+    """Get a token and initialize an MCP session; the headers of later MCP requests."""
+    token = httpx.post(
+        f"{charter.base_url}/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "client_secret": secret,
+            "resource": charter.mcp_url,
+            "scope": "mcp",
+        },
+    )
+    assert token.status_code == 200, token.text
+    headers = {
+        "Authorization": f"Bearer {token.json()['access_token']}",
+        "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": PROTOCOL_VERSION,
+    }
+    initialize = httpx.post(
+        charter.mcp_url,
+        headers=headers,
+        json={
+            "jsonrpc": "2.0",
+            "id": 0,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": PROTOCOL_VERSION,
+                "capabilities": {},
+                "clientInfo": {"name": "s65", "version": "1"},
+            },
+        },
+    )
+    assert initialize.status_code == 200, initialize.text
+    headers["Mcp-Session-Id"] = initialize.headers["mcp-session-id"]
+    initialized = httpx.post(
+        charter.mcp_url,
+        headers=headers,
+        json={"jsonrpc": "2.0", "method": "notifications/initialized"},
+    )
+    assert initialized.status_code == 202
+    return headers
+
+
+def tool_call(request_id: int, marker: Path, *, progress: bool) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "name": "slow_echo",
+        "arguments": {
+            "text": f"done-{request_id}",
+            "seconds": TOOL_SECONDS,
+            "started_marker": str(marker),
+        },
+    }
+    if progress:
+        params["_meta"] = {"progressToken": f"p{request_id}"}
+    return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
+
+
+def wait_for(condition: threading.Event | Path, what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        if condition.is_set() if isinstance(condition, threading.Event) else condition.exists():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_s65_sigterm_lets_in_flight_requests_finish(tmp_path: Path) -> None:
+    data_dir, client_id, secret = prepared_data_dir(tmp_path)
+    with run_charter(
+        data_dir, "--tools", "tests.reliability.slow_tools", "--graceful-timeout", "20"
+    ) as charter:
+        headers = open_session(charter, client_id, secret)
+        standalone = StreamOutcome()
+        streamed_call = StreamOutcome()
+        plain_marker = tmp_path / "plain-started"
+        streamed_marker = tmp_path / "streamed-started"
+        plain: dict[str, httpx.Response | BaseException] = {}
+
+        def plain_call() -> None:
+            try:
+                plain["response"] = httpx.post(
+                    charter.mcp_url,
+                    headers=headers,
+                    json=tool_call(1, plain_marker, progress=False),
+                    timeout=WAIT,
+                )
+            except BaseException as exc:  # recorded and asserted below
+                plain["response"] = exc
+
+        sse_headers = {**headers, "Accept": "text/event-stream"}
+        threads = [
+            threading.Thread(
+                target=read_stream,
+                args=(charter.mcp_url, "GET", sse_headers, None, standalone),
+            ),
+            threading.Thread(
+                target=read_stream,
+                args=(
+                    charter.mcp_url,
+                    "POST",
+                    headers,
+                    tool_call(2, streamed_marker, progress=True),
+                    streamed_call,
+                ),
+            ),
+            threading.Thread(target=plain_call),
+        ]
+        for thread in threads:
+            thread.start()
+        wait_for(standalone.first_event, "the standalone SSE stream")
+        wait_for(streamed_call.first_event, "the streamed tool call")
+        wait_for(plain_marker, "the plain tool call to start")
+        assert not standalone.done.is_set()
+
+        charter.process.send_signal(signal.SIGTERM)
+        for thread in threads:
+            thread.join(timeout=WAIT)
+        exit_code = charter.process.wait(timeout=EXIT_BOUND)
+
+    response = plain["response"]
+    assert isinstance(response, httpx.Response), response
+    assert response.status_code == 200, response.text
+    assert response.json()["result"]["content"][0]["text"] == "done-1"
+    for outcome in (standalone, streamed_call):
+        assert outcome.status == 200
+        assert outcome.error is None, outcome.error
+        assert any(line.startswith("id:") for line in outcome.lines)
+    # uvicorn re-raises the captured SIGTERM once its graceful shutdown is complete, so a
+    # supervisor sees the conventional "terminated by SIGTERM" (systemd counts it as a clean
+    # stop); anything else (a crash, a timeout kill, SIGKILL) is a failure.
+    assert exit_code in CLEAN_EXIT_CODES, (exit_code, charter.stderr)
+    assert "Application shutdown complete" in charter.stderr
+    assert "Traceback" not in charter.stderr, charter.stderr
