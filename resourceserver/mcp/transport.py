@@ -174,7 +174,7 @@ class McpEndpoint:
             return http.rpc_error(413, -32600, "Payload Too Large")
         try:
             raw = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return http.rpc_error(400, PARSE_ERROR, "Parse error: body is not valid JSON")
         if isinstance(raw, list):
             return await self._batch(request, raw)
@@ -183,19 +183,23 @@ class McpEndpoint:
         except JsonRpcError as exc:
             return JSONResponse(error_message(None, exc), status_code=400)
         principal = self._principal(request)
-        if isinstance(message, Notification | RpcResponse) or message.method != "initialize":
-            found = await self._session(request)
-            if isinstance(found, Response):
-                return found
-            session = found
-        elif message.method == "initialize":
+        if isinstance(message, RpcRequest) and message.method == "initialize":
             return await self._initialize(principal, message.id, message.params)
+        found = await self._session(request)
+        if isinstance(found, Response):
+            return found
         if isinstance(message, Notification):
-            await self._notification(session, message)
+            await self._notification(found, message)
             return Response(status_code=202)
         if isinstance(message, RpcResponse):
-            await self.pending.answer(session.id, message)
+            await self.pending.answer(found.id, message)
             return Response(status_code=202)
+        return await self._request(request, principal, found, message)
+
+    async def _request(
+        self, request: Request, principal: Principal, session: SessionState, message: RpcRequest
+    ) -> Response:
+        """Run a request; answer JSON, or SSE as soon as the handler sends anything else."""
         required = self.dispatcher.required_scopes(message)
         if not principal.has_scopes(required):
             return self.forbidden(InsufficientScopeError(required))
@@ -205,8 +209,7 @@ class McpEndpoint:
             session_id=session.id,
             sse_allowed=http.accepts(request, "text/event-stream"),
         )
-        call = Call(message, principal, session, stream)
-        task = asyncio.create_task(self._run(call, stream))
+        task = asyncio.create_task(self._run(Call(message, principal, session, stream), stream))
         self.cancellations.track(request_key(session.id, message.id), task)
         first = await stream.queue.get()
         if first.final and first.event_id is None and first.message is not None:
