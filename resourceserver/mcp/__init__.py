@@ -19,7 +19,7 @@ function ``register(registry)``)::
         city: Annotated[str, Field(description="City name, e.g. 'Lyon'")],
         days: Annotated[int, Field(ge=1, le=7)] = 1,
     ) -> Forecast:
-        """Tomorrow's temperature for a city."""
+        "Tomorrow's temperature for a city."
         await ctx.report_progress(0, 1)
         if city == "Atlantis":
             raise ToolError("Unknown city 'Atlantis'; try a real one")
