@@ -278,3 +278,17 @@ async def test_bare_decorators() -> None:
     assert rendered["messages"] == [
         {"role": "user", "content": {"type": "text", "text": "hello bo"}}
     ]
+
+
+def test_package_docstring_example_runs() -> None:
+    import textwrap
+
+    import resourceserver.mcp as package
+
+    assert package.__doc__ is not None
+    source = package.__doc__.split("::\n\n", 1)[1].split("\n\nParameters become")[0]
+    namespace: dict[str, Any] = {}
+    exec(textwrap.dedent(source), namespace)  # noqa: S102 - our own documentation
+    tool = namespace["registry"].tools["forecast"].to_json()
+    assert tool["inputSchema"]["required"] == ["city"]
+    assert tool["_meta"] == {"scopes": ["weather:read"]}
