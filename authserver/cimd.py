@@ -18,8 +18,9 @@ Rules enforced here (S50):
 
 The validated document is cached as a :class:`Client` row of kind ``metadata_document`` whose
 ``expires_at`` follows ``Cache-Control: max-age`` bounded to [5 min, 24 h] (default 1 h).
-A stale row is refetched; when that fails the client is unknown. New fetches are rate-limited
-per host so the cache cannot be grown without bound; the reaper purges expired rows.
+A stale row is refetched; when that fails the client is unknown. The cache is bounded: new
+fetches are rate-limited per host, at most :data:`MAX_CACHED_DOCUMENTS` rows are kept, and
+the reaper purges expired rows.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -52,6 +54,9 @@ MAX_CACHE_SECONDS = 86400
 DEFAULT_CACHE_SECONDS = 3600
 #: New document fetches allowed per host per minute (bounds the cache's growth).
 FETCHES_PER_HOST_PER_MINUTE = 30
+#: Most metadata documents cached at once; beyond it, new documents are refused until the
+#: reaper purges expired ones.
+MAX_CACHED_DOCUMENTS = 10_000
 #: Members a metadata document must never carry (draft §4.1: no shared secrets).
 FORBIDDEN_MEMBERS = ("client_secret", "client_secret_expires_at")
 
@@ -180,6 +185,12 @@ def _apply(client: Client, metadata: ClientMetadata, *, now: int, max_age: int) 
     client.expires_at = now + max_age
 
 
+def _cached_count(session: Session) -> int:
+    return int(
+        session.scalar(select(func.count()).select_from(Client).where(Client.kind == KIND)) or 0
+    )
+
+
 def load_document_client(
     server: AuthServer,
     session: Session,
@@ -208,6 +219,8 @@ def load_document_client(
         )
         if wait:
             raise MetadataDocumentError("too many metadata document fetches for this host")
+        if cached is None and _cached_count(session) >= MAX_CACHED_DOCUMENTS:
+            raise MetadataDocumentError("the metadata document cache is full")
         fetched = fetch_document(url, settings, fetcher=fetcher)
     except (MetadataDocumentError, FetchError, ValueError) as exc:
         logger.warning("client metadata document %s refused: %s", url, exc)

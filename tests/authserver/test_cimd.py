@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from authserver import cimd
 from authserver.cimd import (
     DEFAULT_CACHE_SECONDS,
     MAX_CACHE_SECONDS,
@@ -334,3 +335,16 @@ def test_registered_clients_still_load(server: AuthServer) -> None:
     assert load(server, "") is None
     assert load(server, "x" * 3000) is None
     assert client.client_id
+
+
+def test_s49_cimd_cache_is_bounded(
+    server: AuthServer, docs: DocumentServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cimd, "MAX_CACHED_DOCUMENTS", 2)
+    urls = [publish(docs, f"bounded-{index}.json") for index in range(3)]
+    assert load(server, urls[0]) is not None
+    assert load(server, urls[1]) is not None
+    assert load(server, urls[2]) is None
+    assert docs.hits["/docs/bounded-2.json"] == 0
+    # Cached rows keep working while the cache is full.
+    assert load(server, urls[0]) is not None
