@@ -117,6 +117,13 @@ class McpEndpoint:
             response = Response(status_code=405, headers={"Allow": "GET, POST, DELETE"})
         await response(scope, receive, send)
 
+    def drain(self) -> None:
+        """End open SSE streams now (call before the server's graceful shutdown).
+
+        Running handlers go on; their events stay in the log, so clients resume elsewhere.
+        """
+        self.stopping.set()
+
     async def aclose(self) -> None:
         """Shutdown: end open SSE streams and cancel running handlers."""
         self.stopping.set()
