@@ -1,0 +1,105 @@
+"""``charter keys``: the ES256 signing keys (rotation with overlap, RFC 7517 JWKS)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from authserver.cli import open_server
+from authserver.cli_output import (
+    Column,
+    confirm,
+    emit_records,
+    emit_result,
+    fail,
+    json_option,
+    time_column,
+    yes_option,
+)
+from authserver.storage.models import SigningKey
+
+KEY_COLUMNS = (
+    Column("KID", "kid"),
+    Column("ALG", "alg"),
+    Column("STATUS", "status"),
+    time_column("CREATED", "created_at"),
+    time_column("SIGNS FROM", "activates_at"),
+    time_column("RETIRED", "retired_at"),
+    time_column("LEAVES JWKS", "expires_at"),
+)
+
+
+def key_status(key: SigningKey, now: int) -> str:
+    """``pending`` (published, not signing yet), ``active``, ``retired`` (verifies only) or
+    ``expired`` (no longer published)."""
+    if key.expires_at is not None and key.expires_at <= now:
+        return "expired"
+    if key.retired_at is not None and key.retired_at <= now:
+        return "retired"
+    if key.activates_at > now:
+        return "pending"
+    return "active"
+
+
+def key_record(key: SigningKey, now: int) -> dict[str, Any]:
+    """A key as shown by the CLI (public parts only)."""
+    return {
+        "kid": key.kid,
+        "alg": key.alg,
+        "status": key_status(key, now),
+        "created_at": key.created_at,
+        "activates_at": key.activates_at,
+        "retired_at": key.retired_at,
+        "expires_at": key.expires_at,
+    }
+
+
+@click.group()
+def keys() -> None:
+    """Token signing keys."""
+
+
+@keys.command("list")
+@json_option
+def list_keys(as_json: bool) -> None:
+    """Every signing key, newest first."""
+    server = open_server()
+    now = server.now()
+    records = [key_record(key, now) for key in server.keys.list_keys()]
+    emit_records(
+        records, KEY_COLUMNS, as_json=as_json, empty="no signing keys; run `charter keys rotate`"
+    )
+
+
+@keys.command("rotate")
+@json_option
+def rotate(as_json: bool) -> None:
+    """Make a new signing key; the current ones retire when it starts signing."""
+    server = open_server()
+    key = server.keys.rotate()
+    emit_result(
+        f"new signing key {key.kid}; older keys stay in the JWKS until their tokens expire",
+        key_record(key, server.now()),
+        as_json=as_json,
+    )
+
+
+@keys.command("retire")
+@click.argument("kid")
+@click.option(
+    "--immediately",
+    is_flag=True,
+    help="Also drop it from the JWKS now: tokens it signed stop working (key compromise).",
+)
+@yes_option
+@json_option
+def retire(kid: str, immediately: bool, yes: bool, as_json: bool) -> None:
+    """Stop signing with KID (a new key is made if no other can sign)."""
+    server = open_server()
+    if kid not in {key.kid for key in server.keys.list_keys()}:
+        fail(f"no signing key {kid!r}", "list the keys with `charter keys list`")
+    action = f"retire key {kid}" + (" and invalidate every token it signed" if immediately else "")
+    confirm(action, yes=yes)
+    key = server.keys.retire(kid, immediately=immediately)
+    emit_result(f"retired key {kid}", key_record(key, server.now()), as_json=as_json)

@@ -1,0 +1,338 @@
+"""``charter tokens`` and ``charter consents``: what was granted, and taking it back.
+
+Revocation marks rows (``revoked_at``) with :func:`authserver.tokens.revoke_grant`, which the
+resource server's revocation view picks up; nothing secret is ever printed (only ``jti`` and ids).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import click
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from authserver.audit import record_event
+from authserver.cli import open_server
+from authserver.cli_output import (
+    Column,
+    confirm,
+    emit_records,
+    emit_result,
+    fail,
+    json_option,
+    time_column,
+    usage_error,
+    yes_option,
+)
+from authserver.purge import purge_expired
+from authserver.storage.models import AccessToken, Consent, Grant, User
+from authserver.tokens import revoke_access_token, revoke_grant
+
+ACCESS_TOKEN_COLUMNS = (
+    Column("JTI", "jti"),
+    Column("CLIENT", "client_id"),
+    Column("USER", "user"),
+    Column("SCOPE", "scope"),
+    time_column("ISSUED", "issued_at"),
+    time_column("EXPIRES", "expires_at"),
+    Column("GRANT", "grant_id"),
+)
+GRANT_COLUMNS = (
+    Column("GRANT", "id"),
+    Column("CLIENT", "client_id"),
+    Column("USER", "user"),
+    Column("SCOPE", "scope"),
+    Column("TYPE", "grant_type"),
+    time_column("CREATED", "created_at"),
+    time_column("EXPIRES", "expires_at"),
+)
+CONSENT_COLUMNS = (
+    Column("CONSENT", "id"),
+    Column("USER", "user"),
+    Column("CLIENT", "client_id"),
+    Column("SCOPE", "scope"),
+    Column("RESOURCE", "resource"),
+    time_column("CREATED", "created_at"),
+    time_column("EXPIRES", "expires_at"),
+    Column("STATUS", "status"),
+)
+
+
+def usernames(session: Session, ids: Iterable[str]) -> dict[str, str]:
+    """User id -> username for the ids given (missing ids are left out)."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    rows = session.execute(select(User.id, User.username).where(User.id.in_(wanted))).all()
+    return {row.id: row.username for row in rows}
+
+
+def resolve_subject(session: Session, user: str) -> str:
+    """The subject (user id) of a username or id; exit 1 when unknown."""
+    found = session.scalars(select(User.id).where(User.username == user)).first()
+    if found is None and session.get(User, user) is None:
+        fail(f"no user {user!r}", "list the users with `charter users list`")
+    return found or user
+
+
+def revoke_client_tokens(session: Session, client_id: str, *, now: int, reason: str) -> int:
+    """Revoke every grant of ``client_id`` and its grantless access tokens; the grant count."""
+    grant_ids = session.scalars(
+        select(Grant.id).where(Grant.client_id == client_id, Grant.revoked_at.is_(None))
+    ).all()
+    for grant_id in grant_ids:
+        revoke_grant(session, grant_id, now=now, reason=reason)
+    session.execute(
+        update(AccessToken)
+        .where(AccessToken.client_id == client_id, AccessToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return len(grant_ids)
+
+
+def revoke_user_grants(
+    session: Session, subject: str, *, now: int, reason: str, client_id: str | None = None
+) -> int:
+    """Revoke every live grant of ``subject`` (optionally only with ``client_id``)."""
+    query = select(Grant.id).where(Grant.subject == subject, Grant.revoked_at.is_(None))
+    if client_id is not None:
+        query = query.where(Grant.client_id == client_id)
+    grant_ids = session.scalars(query).all()
+    for grant_id in grant_ids:
+        revoke_grant(session, grant_id, now=now, reason=reason)
+    return len(grant_ids)
+
+
+@click.group()
+def tokens() -> None:
+    """Issued access tokens and grants (refresh token families)."""
+
+
+@tokens.command("list")
+@click.option("--grants", "show_grants", is_flag=True, help="List live grants, not tokens.")
+@click.option("--client", "client_id", metavar="CLIENT_ID", help="Only this client's.")
+@click.option("--user", metavar="USERNAME", help="Only this user's.")
+@json_option
+def list_tokens(show_grants: bool, client_id: str | None, user: str | None, as_json: bool) -> None:
+    """Live (unexpired, unrevoked) access tokens, or grants with --grants. No secrets."""
+    server = open_server()
+    now = server.now()
+    with server.database.transaction() as session:
+        subject = resolve_subject(session, user) if user else None
+        records: list[dict[str, Any]]
+        if show_grants:
+            grant_query = select(Grant).where(Grant.revoked_at.is_(None), Grant.expires_at > now)
+            if client_id:
+                grant_query = grant_query.where(Grant.client_id == client_id)
+            if subject:
+                grant_query = grant_query.where(Grant.subject == subject)
+            grants = session.scalars(grant_query.order_by(Grant.created_at.desc())).all()
+            names = usernames(session, (grant.subject for grant in grants))
+            records = [
+                {
+                    "id": grant.id,
+                    "client_id": grant.client_id,
+                    "subject": grant.subject,
+                    "user": names.get(grant.subject, grant.subject),
+                    "scope": grant.scope,
+                    "resource": grant.resource,
+                    "grant_type": grant.grant_type,
+                    "created_at": grant.created_at,
+                    "expires_at": grant.expires_at,
+                }
+                for grant in grants
+            ]
+            emit_records(records, GRANT_COLUMNS, as_json=as_json, empty="no live grants")
+            return
+        token_query = select(AccessToken).where(
+            AccessToken.revoked_at.is_(None), AccessToken.expires_at > now
+        )
+        if client_id:
+            token_query = token_query.where(AccessToken.client_id == client_id)
+        if subject:
+            token_query = token_query.where(AccessToken.subject == subject)
+        rows = session.scalars(token_query.order_by(AccessToken.issued_at.desc())).all()
+        names = usernames(session, (row.subject for row in rows))
+        records = [
+            {
+                "jti": row.jti,
+                "grant_id": row.grant_id,
+                "client_id": row.client_id,
+                "subject": row.subject,
+                "user": names.get(row.subject, row.subject),
+                "scope": row.scope,
+                "resource": row.resource,
+                "issued_at": row.issued_at,
+                "expires_at": row.expires_at,
+            }
+            for row in rows
+        ]
+    emit_records(records, ACCESS_TOKEN_COLUMNS, as_json=as_json, empty="no live access tokens")
+
+
+def _exactly_one(**choices: str | None) -> tuple[str, str]:
+    given = [(name, value) for name, value in choices.items() if value]
+    if len(given) != 1:
+        names = ", ".join(f"--{name}" for name in choices)
+        usage_error(f"give exactly one of {names}")
+    return given[0][0], given[0][1] or ""
+
+
+@tokens.command("revoke")
+@click.option("--jti", metavar="JTI", help="One access token, by its jti.")
+@click.option("--grant", "grant_id", metavar="GRANT_ID", help="A grant and all its tokens.")
+@click.option("--client", "client_id", metavar="CLIENT_ID", help="Every grant of a client.")
+@click.option("--user", metavar="USERNAME", help="Every grant of a user.")
+@yes_option
+@json_option
+def revoke_tokens(
+    jti: str | None,
+    grant_id: str | None,
+    client_id: str | None,
+    user: str | None,
+    yes: bool,
+    as_json: bool,
+) -> None:
+    """Revoke by jti, grant, client or user (the resource server stops accepting them)."""
+    kind, target = _exactly_one(jti=jti, grant=grant_id, client=client_id, user=user)
+    confirm(f"revoke the tokens of {kind} {target}", yes=yes)
+    server = open_server()
+    now = server.now()
+    with server.database.transaction() as session:
+        if kind == "jti":
+            if not revoke_access_token(session, target, now=now):
+                fail(f"no live access token with jti {target!r}", "see `charter tokens list`")
+            count = 1
+        elif kind == "grant":
+            if session.get(Grant, target) is None:
+                fail(f"no grant {target!r}", "see `charter tokens list --grants`")
+            revoke_grant(session, target, now=now, reason="admin")
+            count = 1
+        elif kind == "client":
+            count = revoke_client_tokens(session, target, now=now, reason="admin")
+        else:
+            subject = resolve_subject(session, target)
+            count = revoke_user_grants(session, subject, now=now, reason="admin")
+        record_event(session, "admin_revoked", at=now, target_kind=kind, target=target)
+    noun = "access token" if kind == "jti" else "grant(s)"
+    emit_result(
+        f"revoked {count} {noun} for {kind} {target}",
+        {"revoked": count, "kind": kind, "target": target},
+        as_json=as_json,
+    )
+
+
+@tokens.command("purge")
+@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 100_000))
+@yes_option
+@json_option
+def purge(batch_size: int, yes: bool, as_json: bool) -> None:
+    """Delete expired codes, tokens, grants, sessions and counters in batches."""
+    confirm("delete every expired row", yes=yes)
+    server = open_server()
+    counts = purge_expired(server, batch_size)
+    total = sum(counts.values())
+    detail = ", ".join(f"{name} {count}" for name, count in sorted(counts.items()) if count)
+    emit_result(
+        f"purged {total} expired row(s)" + (f": {detail}" if detail else ""),
+        {"purged": counts, "total": total},
+        as_json=as_json,
+    )
+
+
+def consent_record(consent: Consent, names: dict[str, str], now: int) -> dict[str, Any]:
+    """A consent as shown by the CLI."""
+    if consent.revoked_at is not None:
+        status = "revoked"
+    elif consent.expires_at <= now:
+        status = "expired"
+    else:
+        status = "active"
+    return {
+        "id": consent.id,
+        "user_id": consent.user_id,
+        "user": names.get(consent.user_id, consent.user_id),
+        "client_id": consent.client_id,
+        "scope": consent.scope,
+        "resource": consent.resource,
+        "redirect_uri": consent.redirect_uri,
+        "created_at": consent.created_at,
+        "expires_at": consent.expires_at,
+        "status": status,
+    }
+
+
+@click.group()
+def consents() -> None:
+    """Remembered user approvals of clients."""
+
+
+@consents.command("list")
+@click.option("--user", metavar="USERNAME", help="Only this user's.")
+@click.option("--client", "client_id", metavar="CLIENT_ID", help="Only for this client.")
+@click.option("--all", "show_all", is_flag=True, help="Include revoked and expired ones.")
+@json_option
+def list_consents(user: str | None, client_id: str | None, show_all: bool, as_json: bool) -> None:
+    """Active consents (all with --all)."""
+    server = open_server()
+    now = server.now()
+    with server.database.transaction() as session:
+        query = select(Consent)
+        if not show_all:
+            query = query.where(Consent.revoked_at.is_(None), Consent.expires_at > now)
+        if user:
+            query = query.where(Consent.user_id == resolve_subject(session, user))
+        if client_id:
+            query = query.where(Consent.client_id == client_id)
+        rows: Sequence[Consent] = session.scalars(query.order_by(Consent.created_at.desc())).all()
+        names = usernames(session, (row.user_id for row in rows))
+        records = [consent_record(row, names, now) for row in rows]
+    emit_records(records, CONSENT_COLUMNS, as_json=as_json, empty="no consents")
+
+
+@consents.command("revoke")
+@click.argument("consent_id", required=False)
+@click.option("--user", metavar="USERNAME", help="Every consent of this user.")
+@click.option("--client", "client_id", metavar="CLIENT_ID", help="Every consent for this client.")
+@yes_option
+@json_option
+def revoke_consents(
+    consent_id: str | None, user: str | None, client_id: str | None, yes: bool, as_json: bool
+) -> None:
+    """Revoke CONSENT_ID, or all of a user's and/or a client's consents.
+
+    The user is asked again next time, and the grants made under the consent are revoked.
+    """
+    if bool(consent_id) == bool(user or client_id):
+        usage_error("give a CONSENT_ID, or --user and/or --client")
+    what = f"consent {consent_id}" if consent_id else "the matching consents"
+    confirm(f"revoke {what} and the grants made under it", yes=yes)
+    server = open_server()
+    now = server.now()
+    with server.database.transaction() as session:
+        query = select(Consent).where(Consent.revoked_at.is_(None))
+        if consent_id:
+            query = query.where(Consent.id == consent_id)
+        if user:
+            query = query.where(Consent.user_id == resolve_subject(session, user))
+        if client_id:
+            query = query.where(Consent.client_id == client_id)
+        rows = session.scalars(query).all()
+        if not rows:
+            fail("no live consent matches", "see `charter consents list`")
+        grants = 0
+        for row in rows:
+            row.revoked_at = now
+            grants += revoke_user_grants(
+                session, row.user_id, now=now, reason="consent_revoked", client_id=row.client_id
+            )
+            record_event(
+                session, "consent_revoked", at=now, client_id=row.client_id, subject=row.user_id
+            )
+    emit_result(
+        f"revoked {len(rows)} consent(s) and {grants} grant(s)",
+        {"revoked_consents": len(rows), "revoked_grants": grants},
+        as_json=as_json,
+    )
