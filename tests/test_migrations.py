@@ -34,6 +34,9 @@ def models_metadata() -> MetaData:
     return combined
 
 
+REGEN_HINT = "models changed: run scripts/regen_initial_migration.sh (or add a new revision)"
+
+
 def schema_differences(engine: Engine) -> list[Any]:
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
@@ -69,7 +72,7 @@ def test_upgrade_on_empty_database_matches_the_models(empty_engine: Engine) -> N
     assert current_revision(empty_engine) is None
     prepare_database(empty_engine)
     assert current_revision(empty_engine) == head_revision()
-    assert schema_differences(empty_engine) == []
+    assert schema_differences(empty_engine) == [], REGEN_HINT
     expected = set(models_metadata().tables) | {"alembic_version"}
     assert table_names(empty_engine) == expected
 
