@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ from resourceserver.mcp.signature import (
 )
 
 JsonObject = dict[str, Any]
+logger = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 
@@ -119,7 +121,12 @@ class Tool:
         return out
 
     async def call(self, arguments: JsonObject, ctx: Context) -> JsonObject:
-        """Run the tool; every failure becomes an ``isError`` result explaining what to fix."""
+        """Run the tool; every failure becomes an ``isError`` result.
+
+        Invalid arguments name each argument and what is wrong; ``ToolError`` and
+        ``ValueError`` messages are sent as they are; other exceptions are logged and only
+        their type is sent.
+        """
         try:
             values = self.shape.validate_arguments(arguments)
         except ValidationError as exc:
@@ -128,10 +135,15 @@ class Tool:
             )
         try:
             value = await _invoke(self.shape, self.fn, _kwargs(self.shape, values, ctx))
-        except ToolError as exc:
-            return error_result(str(exc) or f"tool '{self.name}' failed")
+        except (ToolError, ValueError) as exc:
+            return error_result(str(exc) or f"Tool '{self.name}' failed")
         except Exception as exc:
-            return error_result(f"Tool '{self.name}' failed: {type(exc).__name__}: {exc}")
+            # Unexpected errors may carry internals (SQL, paths): log them, send only the type.
+            logger.exception("tool %s failed", self.name)
+            return error_result(
+                f"Tool '{self.name}' failed unexpectedly ({type(exc).__name__}); "
+                "the error was logged on the server"
+            )
         return self._result(value)
 
     def _result(self, value: Any) -> JsonObject:

@@ -171,6 +171,7 @@ async def test_tool_error_and_crash_become_error_results() -> None:
     crash = await registry.tools["crash"].call({}, ctx())
     assert crash["isError"] is True
     assert "ZeroDivisionError" in crash["content"][0]["text"]
+    assert "division by zero" not in crash["content"][0]["text"]  # internals stay in the log
 
 
 async def test_context_is_injected_and_content_blocks_pass_through() -> None:
