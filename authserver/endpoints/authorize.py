@@ -12,6 +12,9 @@ Routes (paths are under the issuer's path):
 - ``POST /authorize/consent`` — form fields ``request_id``, ``csrf_token``,
   ``decision=approve|deny``; a 303 to the client with a code or ``error=access_denied``.
 
+``prompt=none`` answers ``login_required``/``consent_required`` instead of a page;
+``prompt=login`` asks for the password even when a login session exists.
+
 The hidden fields come from the pages' forms; the browser must keep the cookies the endpoint
 sets (``charter_browser``/``charter_session``, ``__Host-`` prefixed on https issuers).
 
@@ -25,9 +28,9 @@ the error with a link back to the client instead of redirecting (S4: no open red
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -47,6 +50,7 @@ from authserver.login import (
     BROWSER_COOKIE,
     BROWSER_COOKIE_TTL,
     SESSION_COOKIE,
+    LoggedIn,
     LoginFailed,
     LoginSucceeded,
     LoginThrottled,
@@ -67,7 +71,7 @@ from authserver.pending import (
     store_pending,
 )
 from authserver.redirects import csp_source, display_host, response_url
-from authserver.storage.models import PendingAuthorization
+from authserver.storage.models import Client, PendingAuthorization
 
 MAX_FORM_BYTES = 64 * 1024
 UNSAFE_LINK_SCHEMES = frozenset({"javascript", "data", "vbscript", "file"})
@@ -87,7 +91,7 @@ class ConsentRequiredError(OAuthError):
     error = "consent_required"
 
 
-def _client_display(server: AuthServer, client_id: str) -> tuple[str, Any]:
+def _client_display(server: AuthServer, client_id: str) -> tuple[str, Client | None]:
     """The client's name and row for display (a metadata document client may be fetched)."""
     with server.database.transaction() as session:
         client = load_client(server, session, client_id)
@@ -155,7 +159,7 @@ class AuthorizeFlow:
         )
 
     def consent_page(
-        self, request_id: str, csrf_token: str, terms: RequestTerms, client: Any, username: str
+        self, request_id: str, csrf_token: str, terms: RequestTerms, client: Client, username: str
     ) -> Response:
         view = consent_view(client, terms.scope, terms.resource, terms.redirect_uri)
         return render_page(
@@ -263,7 +267,7 @@ class AuthorizeFlow:
         )
 
     def issue_if_remembered(
-        self, session: Any, terms: RequestTerms, user_id: str, ip: str
+        self, session: Session, terms: RequestTerms, user_id: str, ip: str
     ) -> str | None:
         """When consent is remembered: issue a code and return the success URL."""
         consent = find_consent(
@@ -279,7 +283,7 @@ class AuthorizeFlow:
             return None
         return self.issue(session, terms, user_id, ip)
 
-    def issue(self, session: Any, terms: RequestTerms, user_id: str, ip: str) -> str:
+    def issue(self, session: Session, terms: RequestTerms, user_id: str, ip: str) -> str:
         code = issue_code(session, self.server, terms, user_id)
         record_event(
             session,
@@ -442,7 +446,7 @@ class AuthorizeFlow:
         return error_page(self.server, "invalid_request", "decision must be approve or deny.")
 
     @staticmethod
-    def _bound_to(row: PendingAuthorization, login: Any) -> bool:
+    def _bound_to(row: PendingAuthorization, login: LoggedIn | None) -> bool:
         """The consent form belongs to the login it was shown to (S51)."""
         return (
             login is not None
