@@ -85,6 +85,7 @@ class PendingRequests:
                 db.execute(delete(McpPendingRequest).where(McpPendingRequest.id == request_id))
             return answer
 
+        interval = self.poll_interval
         try:
             while True:
                 answer = await self.db.run(fetch)
@@ -93,7 +94,10 @@ class PendingRequests:
                     return body
                 if time.monotonic() >= deadline:
                     raise AnswerTimeoutError(f"no answer to {request_id} in {self.timeout:.0f}s")
-                await self.bus.wait(f"answer:{request_id}", self.poll_interval)
+                # Answers posted to this process wake us at once; others are found by polling,
+                # less often the longer the client takes (a human may be typing).
+                await self.bus.wait(f"answer:{request_id}", interval)
+                interval = min(interval * 1.5, max(self.poll_interval, 0.5))
         except BaseException:
             await self.db.run(
                 lambda db: db.execute(

@@ -178,6 +178,7 @@ async def replay(
     if priming is not None:
         yield priming
     idle = 0.0
+    interval = poll_interval
     key = log.key(session_id, stream_id)
     while not stop.is_set():
         events = await log.poll(session_id, stream_id, after)
@@ -189,10 +190,13 @@ async def replay(
             if event.final:
                 return
         if events:
-            idle = 0.0
+            idle, interval = 0.0, poll_interval
             continue
-        await log.bus.wait(key, poll_interval)
-        idle += poll_interval
+        # Idle streams poll less and less often (up to once a second); an event written in
+        # this process wakes them at once.
+        await log.bus.wait(key, interval)
+        idle += interval
+        interval = min(interval * 2, max(poll_interval, 1.0))
         if idle >= keepalive:
             idle = 0.0
             yield ": keepalive\n\n"
