@@ -1,0 +1,151 @@
+"""Rows the benchmarks need, written straight to the database in bulk."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert
+
+from authserver.context import AuthServer
+from authserver.crypto import hash_token, new_id, new_token
+from authserver.storage.models import AuthorizationCode, Client, User
+
+REDIRECT_URI = "http://127.0.0.1/callback"
+CHUNK = 5000
+
+
+def client_row(
+    server: AuthServer, client_id: str, *, secret: str | None, grant_types: list[str]
+) -> dict[str, Any]:
+    """The column values of one static client (confidential when ``secret`` is given)."""
+    now = server.now()
+    return {
+        "client_id": client_id,
+        "kind": "static",
+        "client_name": f"bench {client_id[:8]}",
+        "redirect_uris": [REDIRECT_URI],
+        "grant_types": grant_types,
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "client_secret_post" if secret else "none",
+        "scope": "",
+        "client_metadata": {"client_name": "bench"},
+        "secret_hash": hash_token(secret) if secret else None,
+        "secret_expires_at": 0,
+        "registration_token_hash": None,
+        "metadata_fingerprint": None,
+        "created_at": now,
+        "updated_at": now,
+        "last_used_at": None,
+        "expires_at": None,
+        "disabled": False,
+        "registered_from": None,
+    }
+
+
+def insert_rows(server: AuthServer, model: type[Any], rows: list[dict[str, Any]]) -> None:
+    """Bulk-insert ``rows`` in chunks, one transaction per chunk."""
+    for start in range(0, len(rows), CHUNK):
+        with server.database.transaction() as session:
+            session.execute(insert(model), rows[start : start + CHUNK])
+
+
+def confidential_clients(server: AuthServer, count: int, secret: str) -> list[str]:
+    """``count`` client_credentials clients sharing ``secret``; their ids."""
+    ids = [new_id() for _ in range(count)]
+    rows = [
+        client_row(server, client_id, secret=secret, grant_types=["client_credentials"])
+        for client_id in ids
+    ]
+    insert_rows(server, Client, rows)
+    return ids
+
+
+def public_client(server: AuthServer) -> str:
+    """One public authorization_code client; its id."""
+    client_id = new_id()
+    insert_rows(
+        server,
+        Client,
+        [client_row(server, client_id, secret=None, grant_types=["authorization_code"])],
+    )
+    return client_id
+
+
+def user(server: AuthServer) -> str:
+    """One user (its password is never used); its id."""
+    now = server.now()
+    user_id = new_id()
+    row = {
+        "id": user_id,
+        "username": f"bench-{user_id[:8]}",
+        "password_hash": "unused",
+        "is_admin": False,
+        "disabled": False,
+        "created_at": now,
+        "password_changed_at": now,
+    }
+    insert_rows(server, User, [row])
+    return user_id
+
+
+@dataclass(frozen=True)
+class SeededCode:
+    """A plain code and its PKCE verifier."""
+
+    code: str
+    verifier: str
+
+
+def codes(server: AuthServer, client_id: str, subject: str, count: int) -> list[SeededCode]:
+    """``count`` unconsumed codes as ``/authorize`` stores them (valid for 10 minutes)."""
+    now = server.now()
+    made: list[SeededCode] = []
+    rows: list[dict[str, Any]] = []
+    for _ in range(count):
+        code, verifier = new_token(), secrets.token_urlsafe(32)
+        digest = hashlib.sha256(verifier.encode()).digest()
+        challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+        made.append(SeededCode(code, verifier))
+        rows.append(
+            {
+                "code_hash": hash_token(code),
+                "client_id": client_id,
+                "subject": subject,
+                "redirect_uri": REDIRECT_URI,
+                "redirect_uri_sent": True,
+                "scope": "mcp",
+                "resource": server.settings.resource_url,
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+                "created_at": now,
+                "expires_at": now + 600,
+                "consumed_at": None,
+            }
+        )
+    insert_rows(server, AuthorizationCode, rows)
+    return made
+
+
+def code_form(client_id: str, seeded: SeededCode) -> dict[str, str]:
+    """The token request redeeming ``seeded``."""
+    return {
+        "grant_type": "authorization_code",
+        "code": seeded.code,
+        "redirect_uri": REDIRECT_URI,
+        "code_verifier": seeded.verifier,
+        "client_id": client_id,
+    }
+
+
+def credentials_form(client_id: str, secret: str) -> dict[str, str]:
+    """A client_credentials request (client_secret_post)."""
+    return {
+        "grant_type": "client_credentials",
+        "client_id": client_id,
+        "client_secret": secret,
+        "scope": "mcp",
+    }
