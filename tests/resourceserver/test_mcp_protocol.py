@@ -332,3 +332,19 @@ async def test_expired_session_is_404(tmp_path: Path) -> None:
         assert (await mcp.request("ping"))[0].status_code == 200
         await asyncio.sleep(0.4)
         assert (await mcp.request("ping"))[0].status_code == 404
+
+
+async def test_app_wiring_metadata_auth_and_origin(server: LocalApp) -> None:
+    async with server.client() as client:
+        prm = await client.get("/.well-known/oauth-protected-resource/mcp")
+        assert prm.status_code == 200 and prm.json()["resource"] == LOCAL_URL
+        anonymous = await client.post(LOCAL_URL, json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+        assert anonymous.status_code == 401
+        assert "resource_metadata=" in anonymous.headers["www-authenticate"]
+        mcp = McpHttp(client, LOCAL_URL, server.token())
+        rebinding = await mcp.post(
+            {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}},
+            Host="evil.example.com",
+            Origin="http://evil.example.com",
+        )
+        assert rebinding.status_code == 403
