@@ -164,13 +164,13 @@ class Dispatcher:
             )
         if ref_type == "ref/prompt" and ref_name not in self.registry.prompts:
             raise JsonRpcError(INVALID_PARAMS, f"Unknown prompt: {ref_name}")
-        context_args = _object(call.request.params, "context").get("arguments") or {}
+        context_args = _object(_object(call.request.params, "context"), "arguments")
         values = await self.registry.complete(
             ref_type,
             ref_name,
             str(argument.get("name", "")),
             str(argument.get("value", "")),
-            {str(k): str(v) for k, v in dict(context_args).items()},
+            {str(k): str(v) for k, v in context_args.items()},
         )
         return {
             "completion": {
