@@ -17,7 +17,7 @@ from resourceserver.mcp import Context, Registry, TransportOptions
 from resourceserver.storage import create_tables, metadata, sqlite_engine
 from tests.conformance.harness import McpHttp, RunningServer, database, serve
 
-SAMPLING = {"sampling": {}, "elicitation": {}}
+SAMPLING = {"sampling": {}, "elicitation": {}, "roots": {}}
 FAST = TransportOptions(poll_interval=0.05, retry_ms=500)
 
 
@@ -35,6 +35,11 @@ def streaming_tools() -> Registry:
         """Asks the user."""
         answer = await ctx.elicit("Your name?", {"type": "object", "properties": {}})
         return f"user said: {answer['action']} {json.dumps(answer.get('content'))}"
+
+    @registry.tool()
+    async def roots(ctx: Context) -> list[str]:
+        """Lists the client's roots."""
+        return [root["uri"] for root in await ctx.list_roots()]
 
     @registry.tool()
     async def hang_up(ctx: Context) -> str:
@@ -141,6 +146,15 @@ async def test_elicitation_refusal_reaches_tool(running: RunningServer) -> None:
         request, response = await call_answering(mcp, mcp, "ask_user", {}, {"action": "decline"})
         assert request["method"] == "elicitation/create"
         assert response["result"]["content"][0]["text"] == "user said: decline null"
+
+
+async def test_roots_list_answered(running: RunningServer) -> None:
+    async with httpx.AsyncClient(timeout=20) as client:
+        mcp = await connect(running, client)
+        roots = {"roots": [{"uri": "file:///work", "name": "work"}]}
+        request, response = await call_answering(mcp, mcp, "roots", {}, roots)
+        assert request["method"] == "roots/list"
+        assert response["result"]["structuredContent"] == {"result": ["file:///work"]}
 
 
 async def test_sampling_without_client_capability_is_error_result(running: RunningServer) -> None:
