@@ -13,7 +13,7 @@ class Passwords:
 
     def __init__(self, hasher: PasswordHasher | None = None) -> None:
         self._hasher = hasher or PasswordHasher()
-        self._dummy_hash = self._hasher.hash(_DUMMY_HASH_INPUT)
+        self._dummy_hash: str | None = None  # made on first verify: building stays cheap (CLI)
 
     def hash(self, password: str) -> str:
         """The argon2id hash of ``password``."""
@@ -21,6 +21,8 @@ class Passwords:
 
     def verify(self, stored_hash: str | None, password: str) -> bool:
         """True when ``password`` matches; ``stored_hash=None`` burns the same time and fails."""
+        if self._dummy_hash is None:  # every first call pays it, known user or not
+            self._dummy_hash = self._hasher.hash(_DUMMY_HASH_INPUT)
         try:
             self._hasher.verify(stored_hash or self._dummy_hash, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
