@@ -1,0 +1,232 @@
+"""The MCP conformance suite against ``charter serve`` with tokens from the real OAuth flow.
+
+- 0.1.16 ``server --suite active`` (30 scenarios) against ``charter serve --tools
+  tests.conformance.tools``; ``tests/conformance/preload.mjs`` adds the bearer token.
+- 0.2.0-alpha ``authorization``: AS metadata and a whole authorization-code grant; this test
+  plays the user on the authorize URL the suite prints, and lets the redirect reach the suite's
+  callback listener.
+
+Both need Node 22 and the suites installed by ``.ci/install-node22.sh`` (0.1.16) and
+``.ci/install-conformance-alpha.sh`` (0.2.0-alpha, under ``$CHARTER_CONFORMANCE_DIR/alpha``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conformance.test_conformance_suite import (
+    ACTIVE_SCENARIOS,
+    EXPECTED_PROMPTS,
+    EXPECTED_RESOURCES,
+    EXPECTED_TOOLS,
+    NODE,
+    PACKAGE,
+    PRELOAD,
+)
+from tests.e2e.charter_process import CharterProcess, run_charter
+from tests.e2e.headless import HeadlessUser
+from tests.e2e.oauth_flow import obtain_tokens, register_public_client
+from tests.support.live import free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+ALPHA = "alpha"
+SUITE_TIMEOUT = 600
+
+
+def install_dir() -> Path:
+    value = os.environ.get("CHARTER_CONFORMANCE_DIR")
+    if not value:
+        pytest.skip("CHARTER_CONFORMANCE_DIR is unset: run .ci/install-node22.sh and export it")
+    path = Path(value)
+    if not (path / PACKAGE).is_file() or not (path / NODE).is_file():
+        pytest.skip(f"no Node 22 + conformance 0.1.16 under {path}: run .ci/install-node22.sh")
+    return path
+
+
+def alpha_package(install: Path) -> Path:
+    package = install / ALPHA / PACKAGE
+    if not package.is_file():
+        pytest.skip(
+            f"no conformance 0.2.0-alpha under {install / ALPHA}: run "
+            ".ci/install-conformance-alpha.sh"
+        )
+    return package
+
+
+def checks(output: Path) -> tuple[int, list[str], list[str], set[str]]:
+    """(scenarios, failures, warnings, passed check ids) from ``checks.json`` under ``output``."""
+    scenarios, failures, warnings, passed = 0, [], [], set()
+    for checks_file in sorted(output.rglob("checks.json")):
+        scenarios += 1
+        for check in json.loads(checks_file.read_text()):
+            line = f"{checks_file.parent.name}: {check['id']}: {check.get('errorMessage', '')}"
+            if check["status"] == "SUCCESS":
+                passed.add(check["id"])
+            elif check["status"] == "FAILURE":
+                failures.append(line)
+            elif check["status"] == "WARNING":
+                warnings.append(line)
+    return scenarios, failures, warnings, passed
+
+
+async def rpc(
+    http: httpx.AsyncClient, url: str, token: str, session: str | None, method: str
+) -> httpx.Response:
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": "2025-11-25",
+    }
+    if session:
+        headers["Mcp-Session-Id"] = session
+    params: dict[str, Any] = {}
+    if method == "initialize":
+        params = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t"}}
+    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+    response = await http.post(url, json=body, headers=headers)
+    response.raise_for_status()
+    return response
+
+
+async def assert_fixture_served(charter: CharterProcess, token: str) -> None:
+    """The pitfall in REAL-CLIENTS.md: some scenarios pass falsely when a tool is missing."""
+    async with httpx.AsyncClient(timeout=30) as http:
+        init = await rpc(http, charter.mcp_url, token, None, "initialize")
+        session = init.headers["mcp-session-id"]
+        tools = (await rpc(http, charter.mcp_url, token, session, "tools/list")).json()
+        prompts = (await rpc(http, charter.mcp_url, token, session, "prompts/list")).json()
+        resources = (await rpc(http, charter.mcp_url, token, session, "resources/list")).json()
+    assert EXPECTED_TOOLS <= {tool["name"] for tool in tools["result"]["tools"]}
+    assert EXPECTED_PROMPTS <= {prompt["name"] for prompt in prompts["result"]["prompts"]}
+    assert EXPECTED_RESOURCES <= {item["uri"] for item in resources["result"]["resources"]}
+
+
+async def test_conformance_active_suite_through_oauth(tmp_path: Path) -> None:
+    install = install_dir()
+    with run_charter(tmp_path / "data", "--tools", "tests.conformance.tools") as charter:
+        tokens = await obtain_tokens(charter, "mcp notes:read notes:write")
+        await assert_fixture_served(charter, tokens.access_token)
+        output = tmp_path / "results"
+        env = {
+            **os.environ,
+            "CHARTER_CONFORMANCE_TOKEN": tokens.access_token,
+            "CHARTER_CONFORMANCE_DIR": str(install),
+        }
+        command = [
+            str(install / NODE),
+            "--import",
+            str(PRELOAD),
+            str(install / PACKAGE),
+            "server",
+            "--url",
+            charter.mcp_url,
+            "--suite",
+            "active",
+            "-o",
+            str(output),
+        ]
+        run = await asyncio.to_thread(
+            subprocess.run,
+            command,
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=SUITE_TIMEOUT,
+            check=False,
+        )
+        server_log = charter.stderr
+    scenarios, failures, warnings, _passed = checks(output)
+    detail = run.stdout[-3000:] + run.stderr[-2000:]
+    assert scenarios == ACTIVE_SCENARIOS, f"ran {scenarios} scenarios\n{detail}"
+    assert not failures, "conformance failures:\n" + "\n".join(failures)
+    for warning in warnings:
+        print("WARNING", warning)
+    assert run.returncode == 0, detail
+    assert tokens.access_token not in server_log
+
+
+_AUTHORIZE_URL = re.compile(r"(http://127\.0\.0\.1:\d+/authorize\?\S+)")
+
+
+async def test_conformance_authorization_scenarios(tmp_path: Path) -> None:
+    install = install_dir()
+    package = alpha_package(install)
+    port = free_port()
+    redirect_uri = f"http://127.0.0.1:{port}/callback"
+    with run_charter(tmp_path / "data") as charter:
+        assert charter.admin_password is not None
+        async with httpx.AsyncClient(base_url=charter.base_url, timeout=30) as http:
+            client_id = await register_public_client(http, redirect_uri, "Conformance suite")
+        output = tmp_path / "results"
+        command = [
+            str(install / NODE),
+            str(package),
+            "authorization",
+            "--url",
+            charter.base_url,
+            "--client-id",
+            client_id,
+            "--resource",
+            charter.mcp_url,
+            "-p",
+            str(port),
+            "-o",
+            str(output),
+        ]
+        process = subprocess.Popen(
+            command,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        lines: list[str] = []
+        found = threading.Event()
+
+        def read() -> None:
+            assert process.stdout is not None
+            for line in process.stdout:
+                lines.append(line)
+                if _AUTHORIZE_URL.search(line):
+                    found.set()
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        user = HeadlessUser("admin", charter.admin_password)
+        try:
+            assert await asyncio.to_thread(found.wait, 120), "".join(lines)
+            match = next(m for m in map(_AUTHORIZE_URL.search, lines) if m)
+            redirect = await user.authorize(match.group(1))
+            assert str(redirect).startswith(redirect_uri), redirect
+            # Deliver the redirect to the suite's callback listener, as a browser would.
+            async with httpx.AsyncClient(timeout=30) as browser:
+                await browser.get(str(redirect))
+            returncode = await asyncio.to_thread(process.wait, SUITE_TIMEOUT)
+        finally:
+            await user.aclose()
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
+            reader.join(timeout=5)
+            if process.stdout is not None:
+                process.stdout.close()
+    transcript = "".join(lines)
+    scenarios, failures, warnings, passed = checks(output)
+    assert scenarios == 2, transcript
+    assert {"authorization-server-metadata", "authorization-code-grant"} <= passed, transcript
+    assert not failures, "authorization conformance failures:\n" + "\n".join(failures)
+    for warning in warnings:
+        print("WARNING", warning)
+    assert returncode == 0, transcript
