@@ -59,8 +59,17 @@ def _is_unstructured(annotation: Any) -> bool:
     if origin in (typing.Union, types.UnionType):
         return all(_is_unstructured(arg) for arg in args)
     if origin in (list, tuple, typing.Sequence) and args:
-        return all(_is_unstructured(arg) for arg in args if arg is not Ellipsis)
+        return all(_is_content(arg) for arg in args if arg is not Ellipsis)
     return False
+
+
+def _is_content(annotation: Any) -> bool:
+    """Content block classes (or unions of them): a ``list[Image | Text]`` is content,
+    a ``list[str]`` is structured data."""
+    annotation = _unwrap(annotation)
+    if get_origin(annotation) in (typing.Union, types.UnionType):
+        return all(_is_content(arg) for arg in get_args(annotation))
+    return isinstance(annotation, type) and issubclass(annotation, (*CONTENT_TYPES, PromptMessage))
 
 
 def _schema_of_object(annotation: Any) -> bool:

@@ -13,6 +13,7 @@ from typing_extensions import TypedDict
 from resourceserver.mcp import (
     Context,
     DefinitionError,
+    EmbeddedResource,
     Image,
     Registry,
     ToolError,
@@ -293,3 +294,27 @@ def test_package_docstring_example_runs() -> None:
     tool = namespace["registry"].tools["forecast"].to_json()
     assert tool["inputSchema"]["required"] == ["city"]
     assert tool["_meta"] == {"scopes": ["weather:read"]}
+
+
+async def test_list_of_strings_is_structured_but_list_of_blocks_is_content() -> None:
+    registry = Registry()
+
+    @registry.tool
+    def words() -> list[str]:
+        """Words."""
+        return ["a", "b"]
+
+    @registry.tool
+    def blocks() -> list[Image | EmbeddedResource]:
+        """Blocks."""
+        return [Image(b"x", "image/png")]
+
+    assert registry.tools["words"].to_json()["outputSchema"]["properties"]["result"] == {
+        "items": {"type": "string"},
+        "type": "array",
+    }
+    assert (await registry.tools["words"].call({}, ctx()))["structuredContent"] == {
+        "result": ["a", "b"]
+    }
+    assert "outputSchema" not in registry.tools["blocks"].to_json()
+    assert (await registry.tools["blocks"].call({}, ctx()))["content"][0]["type"] == "image"
