@@ -111,3 +111,19 @@ async def test_s58_parallel_write_burst_has_no_database_locked(
     assert counts["401:invalid_client"] == 10, counts
     assert "locked" not in caplog.text.lower()
     assert "database error" not in caplog.text
+
+
+async def test_s20_parallel_wrong_secrets_for_a_new_client_id_never_500(
+    auth_server: AuthServer,
+) -> None:
+    """The first failures of a client id race to create its rate counter: no 500/503."""
+    forms = [{"grant_type": "client_credentials"} for _ in range(PARALLEL)]
+    limits = httpx.Limits(max_connections=PARALLEL)
+    with serve_app(create_app(auth_server)) as base_url:
+        async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as http:
+            responses = await asyncio.gather(
+                *(http.post("/token", data=form, auth=("fresh-id", "wrong")) for form in forms)
+            )
+    counts = Counter(outcome(response) for response in responses)
+    assert set(counts) <= {"401:invalid_client", "429:slow_down"}, counts
+    assert counts["401:invalid_client"] >= auth_server.settings.failed_auth_limit, counts
