@@ -28,6 +28,7 @@ from tests.support.live import serve_app
 
 REDIRECT_URI = "http://127.0.0.1/callback"
 STARTERS = 4
+START_UP_PROCESSES = 2
 
 
 def _count(server: AuthServer, model: type[SigningKey] | type[User]) -> int:
@@ -136,7 +137,7 @@ def test_s59_concurrent_start_up_processes_are_idempotent(
             text=True,
             cwd=root,
         )
-        for i in range(3)
+        for i in range(START_UP_PROCESSES)
     ]
     outputs = [process.communicate(timeout=120) for process in processes]
     for process, (_out, err) in zip(processes, outputs, strict=True):
