@@ -119,7 +119,7 @@ async def test_tools_list_filters_by_scope_and_paginates(server: LocalApp) -> No
             cursor = None
             pages = 0
             while True:
-                params = {"cursor": cursor} if cursor else {}
+                params: dict[str, Any] = {"cursor": cursor} if cursor else {}
                 result = (await mcp.call("tools/list", params))["result"]
                 assert len(result["tools"]) <= 3
                 collected += [tool["name"] for tool in result["tools"]]
