@@ -212,8 +212,10 @@ class AccessTokenRevocationView:
             AccessToken.revoked_at.is_not(None), AccessToken.expires_at > now
         )
         if self._since is not None:
-            # Overlap one second: revocations in the second of the last poll are seen again.
-            query = query.where(AccessToken.revoked_at >= self._since - 1)
+            # Overlap by the clock leeway: revocations stamped in the second of the last poll,
+            # or by a worker whose clock runs a little behind, are still seen.
+            overlap = max(2, self._server.settings.leeway_seconds)
+            query = query.where(AccessToken.revoked_at >= self._since - overlap)
         with self._server.database.transaction() as session:
             rows = session.execute(query).all()
         for jti, expires_at in rows:
