@@ -346,3 +346,22 @@ async def test_scope_may_only_narrow_on_code_redemption(
     assert response.json()["scope"] == "notes:read"
     _, claims = decode(auth_server, response.json()["access_token"])
     assert claims["scope"] == "notes:read"
+
+
+def test_s30_no_access_token_without_audience(auth_server: AuthServer) -> None:
+    from authserver.tokens import issue_access_token
+
+    key = auth_server.keys.signing_key()
+    with pytest.raises(ValueError, match="audience"):
+        with auth_server.database.transaction() as session:
+            issue_access_token(
+                auth_server,
+                session,
+                key,
+                grant_id=None,
+                client_id="c",
+                subject="s",
+                scope="mcp",
+                resource="",
+                now=auth_server.now(),
+            )
