@@ -116,7 +116,7 @@ class JsonFormatter(logging.Formatter):
             "ts": _timestamp(record),
             "level": record.levelname,
             "logger": record.name,
-            "request_id": getattr(record, "request_id", None) or REQUEST_ID.get() or None,
+            "request_id": _request_id_of(record),
             "message": record.getMessage(),
         }
         for name in ("method", "path", "status", "duration_ms", "client"):
@@ -128,6 +128,11 @@ class JsonFormatter(logging.Formatter):
         if record.exc_text:
             entry["exception"] = record.exc_text
         return json.dumps(entry, ensure_ascii=False)
+
+
+def _request_id_of(record: logging.LogRecord) -> str | None:
+    value = getattr(record, "request_id", None) or REQUEST_ID.get()
+    return value if isinstance(value, str) and value != "-" else None
 
 
 def _timestamp(record: logging.LogRecord) -> str:

@@ -1,0 +1,152 @@
+"""Logging of a deployment: redaction of secrets, request ids, JSON lines."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import logging.config
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from authserver.logging_setup import (
+    REDACTED,
+    REQUEST_ID,
+    JsonFormatter,
+    RedactingFilter,
+    RequestIdFilter,
+    RequestIdMiddleware,
+    TextFormatter,
+    logging_config,
+    redact,
+)
+
+JWT = "eyJhbGciOiJFUzI1NiIsInR5cCI6ImF0K2p3dCJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXZhbHVl"
+REFRESH = "rT0k3n-4bcdefghijklmnopqrstuvwxyz0123456789_"
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        (f"Authorization: Bearer {JWT}", JWT),
+        ("authorization: basic Y2xpZW50OnNlY3JldA==", "Y2xpZW50OnNlY3JldA=="),
+        ("grant_type=authorization_code&code=abc123&code_verifier=vvv", "abc123"),
+        ("grant_type=authorization_code&code=abc123&code_verifier=vvv", "vvv"),
+        ('{"access_token": "opaque-at", "token_type": "Bearer"}', "opaque-at"),
+        ("{'client_secret': 's3cr3t'}", "s3cr3t"),
+        ("password=hunter2 user=alice", "hunter2"),
+        (f"refresh {REFRESH} rotated", REFRESH),
+        (f"token {JWT}.", JWT),
+    ],
+)
+def test_redact_removes_secrets(text: str, secret: str) -> None:
+    cleaned = redact(text)
+    assert secret not in cleaned
+    assert REDACTED in cleaned
+
+
+def test_redact_keeps_ordinary_text() -> None:
+    text = "client dcr_Ck79Wh8TFCK6d2cg registered from 127.0.0.1; token_type=Bearer"
+    assert redact(text) == text
+
+
+def _capture(formatter: logging.Formatter) -> tuple[logging.Logger, io.StringIO]:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    handler.addFilter(RequestIdFilter())
+    handler.addFilter(RedactingFilter())
+    logger = logging.getLogger(f"charter.test.{id(stream)}")
+    logger.handlers = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    return logger, stream
+
+
+def test_filter_redacts_arguments_and_exception_text() -> None:
+    logger, stream = _capture(TextFormatter())
+    logger.info("refresh with %s for %s", REFRESH, "alice")
+    try:
+        raise ValueError(f"bad token {JWT}")
+    except ValueError:
+        logger.exception("failed with Authorization: Bearer %s", JWT)
+    output = stream.getvalue()
+    assert REFRESH not in output
+    assert JWT not in output
+    assert "for alice" in output
+    assert "ValueError: bad token [REDACTED]" in output
+
+
+def test_json_lines_carry_the_request_id() -> None:
+    logger, stream = _capture(JsonFormatter())
+    token = REQUEST_ID.set("req-123")
+    try:
+        logger.warning("issued code=%s", "zzz")
+    finally:
+        REQUEST_ID.reset(token)
+    logger.info("outside a request")
+    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert first["request_id"] == "req-123"
+    assert first["level"] == "WARNING"
+    assert first["message"] == f"issued code={REDACTED}"
+    assert second["request_id"] is None
+    assert first["ts"].endswith("Z")
+
+
+def test_logging_config_is_accepted_by_dictconfig() -> None:
+    for log_format in ("text", "json"):
+        config = logging_config(log_format, "INFO")  # type: ignore[arg-type]
+        assert config["handlers"]["console"]["filters"] == ["request_id", "redact"]
+        json.dumps(config)  # plain data: uvicorn hands it to worker processes
+
+
+@pytest.fixture
+def access_log() -> Iterator[list[logging.LogRecord]]:
+    records: list[logging.LogRecord] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger("charter.access")
+    handler = Collect()
+    handler.addFilter(RequestIdFilter())
+    previous = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield records
+    logger.removeHandler(handler)
+    logger.setLevel(previous)
+
+
+def _app() -> RequestIdMiddleware:
+    async def echo(_request: Request) -> PlainTextResponse:
+        return PlainTextResponse(REQUEST_ID.get() or "")
+
+    return RequestIdMiddleware(Starlette(routes=[Route("/echo", echo)]))
+
+
+async def test_request_id_is_generated_echoed_and_logged(
+    access_log: list[logging.LogRecord],
+) -> None:
+    transport = httpx.ASGITransport(app=_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        response = await http.get("/echo", params={"code": "secret-code"})
+        given = await http.get("/echo", headers={"X-Request-ID": "trace-42"})
+        hostile = await http.get("/echo", headers={"X-Request-ID": "a b" + "x" * 80})
+    assert response.headers["x-request-id"] == response.text
+    assert len(response.text) == 16
+    assert given.headers["x-request-id"] == given.text == "trace-42"
+    assert hostile.text != "a b" + "x" * 80
+    assert len(hostile.text) == 16
+    first = access_log[0]
+    assert first.getMessage().startswith("GET /echo 200 ")
+    assert "secret-code" not in first.getMessage()  # the query string is never logged
+    assert first.request_id == response.text  # type: ignore[attr-defined]
+    assert access_log[1].request_id == "trace-42"  # type: ignore[attr-defined]
