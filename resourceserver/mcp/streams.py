@@ -68,6 +68,7 @@ class RequestStream:
         self.queue: asyncio.Queue[Item] = asyncio.Queue()
         #: True once the final response (or a final close) was queued.
         self.finished = False
+        self._lock = asyncio.Lock()
 
     async def _open(self) -> None:
         self.stream_id = new_stream_id()
@@ -76,16 +77,24 @@ class RequestStream:
 
     async def send(self, message: JsonObject, *, final: bool = False) -> None:
         """Queue (and log, once streaming) one message; ``final`` ends the response."""
-        if self.stream_id is None:
-            if final:
-                self.finished = True
-                self.queue.put_nowait(Item(message, final=True))
-                return
-            await self._open()
-        assert self.stream_id is not None  # noqa: S101 - set by _open
-        event_id = await self.log.append(self.session_id, self.stream_id, dumps(message), final)
-        self.finished = self.finished or final
-        self.queue.put_nowait(Item(message, event_id, final=final))
+        async with self._lock:
+            if self.stream_id is None:
+                if final:
+                    self.finished = True
+                    self.queue.put_nowait(Item(message, final=True))
+                    return
+                await self._open()
+            assert self.stream_id is not None  # noqa: S101 - set by _open
+            payload = dumps(message)
+            event_id = await self.log.append(self.session_id, self.stream_id, payload, final)
+            self.finished = self.finished or final
+            self.queue.put_nowait(Item(message, event_id, final=final))
+
+    async def upgrade(self) -> None:
+        """Turn a slow JSON answer into an SSE stream (keep-alives, resumable)."""
+        async with self._lock:
+            if self.stream_id is None and not self.finished and self.sse_allowed:
+                await self._open()
 
     def finish(self, fallback: JsonObject) -> None:
         """End the HTTP response if the handler did not: ``fallback`` as JSON, or close the SSE."""
@@ -124,15 +133,20 @@ class RequestStream:
     async def close_stream(self) -> None:
         if not self.sse_allowed:
             return
-        if self.stream_id is None:
-            await self._open()
-        self.queue.put_nowait(Item(None, close=True))
+        async with self._lock:
+            if self.stream_id is None:
+                await self._open()
+            self.queue.put_nowait(Item(None, close=True))
 
 
 async def drain(
-    first: Item, stream: RequestStream, stop: asyncio.Event, retry_ms: int
+    first: Item, stream: RequestStream, stop: asyncio.Event, retry_ms: int, keepalive: float = 15.0
 ) -> AsyncIterator[str]:
-    """The SSE body of a POST: events until the final response, a close, or shutdown."""
+    """The SSE body of a POST: events until the final response, a close, or shutdown.
+
+    A comment line goes out every ``keepalive`` seconds of silence so that proxies keep the
+    connection open while a tool works (or waits for the user).
+    """
     item: Item | None = first
     while item is not None:
         if item.close:
@@ -143,20 +157,30 @@ async def drain(
             yield sse_event(item.event_id, dumps(item.message))
         if item.final:
             return
-        item = await _next(stream.queue, stop)
+        item = await _next(stream.queue, stop, keepalive)
+        while item is KEEPALIVE:
+            yield ": keepalive\n\n"
+            item = await _next(stream.queue, stop, keepalive)
 
 
-async def _next(queue: asyncio.Queue[Item], stop: asyncio.Event) -> Item | None:
+#: Returned by :func:`_next` when nothing happened for a while.
+KEEPALIVE = Item(None)
+
+
+async def _next(queue: asyncio.Queue[Item], stop: asyncio.Event, timeout: float) -> Item | None:
+    """The next item, KEEPALIVE after ``timeout`` seconds, or None at shutdown."""
     getter = asyncio.ensure_future(queue.get())
     stopper = asyncio.ensure_future(stop.wait())
     try:
-        done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {getter, stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
     finally:
         getter.cancel()
         stopper.cancel()
     if getter in done and not getter.cancelled():
         return getter.result()
-    return None
+    return None if stopper in done else KEEPALIVE
 
 
 async def replay(

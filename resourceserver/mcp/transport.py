@@ -40,7 +40,7 @@ from resourceserver.mcp.jsonrpc import Response as RpcResponse
 from resourceserver.mcp.pending import PendingRequests
 from resourceserver.mcp.registry import Registry
 from resourceserver.mcp.sessions import SessionState, SessionStore
-from resourceserver.mcp.streams import RequestStream, drain, dumps, replay, sse_event
+from resourceserver.mcp.streams import Item, RequestStream, drain, dumps, replay, sse_event
 from resourceserver.mcp.versions import is_supported
 from resourceserver.principal import Principal
 from resourceserver.storage import Database
@@ -68,6 +68,11 @@ class TransportOptions:
     client_answer_timeout: float = 300.0
     #: How often a worker running handlers looks for cancellations sent to other workers.
     cancel_poll_interval: float = 0.5
+    #: A request whose handler stays silent longer than this is answered with SSE (priming
+    #: event first), so that it can be resumed and kept alive.
+    json_wait_seconds: float = 10.0
+    #: Seconds of silence after which an SSE stream gets a comment line.
+    keepalive_seconds: float = 15.0
     max_body_bytes: int = 1_000_000
     page_size: int = 50
 
@@ -218,14 +223,28 @@ class McpEndpoint:
         )
         task = asyncio.create_task(self._run(Call(message, principal, session, stream), stream))
         self.cancellations.track(request_key(session.id, message.id), task)
-        first = await stream.queue.get()
+        first = await self._first_item(stream)
         if first.final and first.event_id is None and first.message is not None:
             return JSONResponse(first.message, headers={http.SESSION_HEADER: session.id})
         return StreamingResponse(
-            drain(first, stream, self.stopping, self.options.retry_ms),
+            drain(
+                first,
+                stream,
+                self.stopping,
+                self.options.retry_ms,
+                self.options.keepalive_seconds,
+            ),
             media_type="text/event-stream",
             headers=http.sse_headers(session.id),
         )
+
+    async def _first_item(self, stream: RequestStream) -> Item:
+        """The first thing to send; a handler silent for too long gets an SSE stream."""
+        try:
+            return await asyncio.wait_for(stream.queue.get(), self.options.json_wait_seconds)
+        except TimeoutError:
+            await stream.upgrade()
+            return await stream.queue.get()
 
     async def _batch(self, request: Request, items: list[object]) -> Response:
         """A JSON-RPC batch (protocol 2025-03-26 only): answered as one JSON array."""
@@ -354,6 +373,7 @@ class McpEndpoint:
                 after,
                 self.stopping,
                 poll_interval=max(self.options.poll_interval, 0.05),
+                keepalive=self.options.keepalive_seconds,
                 priming=priming,
             ),
             media_type="text/event-stream",

@@ -348,3 +348,28 @@ async def test_app_wiring_metadata_auth_and_origin(server: LocalApp) -> None:
             Origin="http://evil.example.com",
         )
         assert rebinding.status_code == 403
+
+
+async def test_slow_silent_tool_is_upgraded_to_sse_with_keepalives(tmp_path: Path) -> None:
+    registry = Registry()
+
+    @registry.tool
+    async def ponder() -> str:
+        """Thinks quietly for a while."""
+        await asyncio.sleep(0.5)
+        return "done"
+
+    engine = database(tmp_path / "slow.db")
+    options = TransportOptions(json_wait_seconds=0.1, keepalive_seconds=0.1)
+    server = local_app(registry, engine, options)
+    async with server.client() as client:
+        mcp = McpHttp(client, LOCAL_URL, server.token())
+        await mcp.initialize()
+        response, messages = await mcp.request("tools/call", {"name": "ponder", "arguments": {}})
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert ": keepalive" in response.text
+        events = parse_sse(response.text)
+        assert events[0]["data"] == "" and "retry" in events[0]
+        assert messages[-1]["result"]["content"][0]["text"] == "done"
+        quick, _ = await mcp.request("ping")
+        assert quick.headers["content-type"] == "application/json"
