@@ -95,7 +95,10 @@ def rotate(as_json: bool) -> None:
 @yes_option
 @json_option
 def retire(kid: str, immediately: bool, yes: bool, as_json: bool) -> None:
-    """Stop signing with KID (a new key is made if no other can sign)."""
+    """Stop signing with KID (a new key is made if no other can sign).
+
+    Key ids may start with "-": put options first and "--" before such a KID.
+    """
     server = open_server()
     if kid not in {key.kid for key in server.keys.list_keys()}:
         fail(f"no signing key {kid!r}", "list the keys with `charter keys list`")

@@ -1,0 +1,146 @@
+"""``charter users``: adding (stdin or prompt), listing, password changes, removal."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from sqlalchemy import select
+
+from authserver.context import AuthServer
+from authserver.storage.models import Grant, LoginSession, User
+from tests.cli.conftest import Charter
+from tests.cli.rows import issue_grant, remember_consent
+from tests.support.factories import create_client
+
+
+def load_user(server: AuthServer, username: str) -> User | None:
+    with server.database.transaction() as session:
+        return session.scalars(select(User).where(User.username == username)).first()
+
+
+def test_add_from_stdin_then_list_as_json(cli: Charter, server: AuthServer) -> None:
+    result = cli("users", "add", "bob", "--password-stdin", input="hunter2hunter2\n")
+    assert result.exit_code == 0, result.output
+    assert "created user bob" in result.stdout
+
+    listed = cli("users", "list", "--json")
+    assert listed.exit_code == 0
+    records = json.loads(listed.stdout)
+    assert [record["username"] for record in records] == ["bob"]
+    assert "password_hash" not in records[0]
+    user = load_user(server, "bob")
+    assert user is not None
+    assert user.password_hash.startswith("$argon2id$")
+    assert server.passwords.verify(user.password_hash, "hunter2hunter2")
+
+
+def test_list_is_an_aligned_table(cli: Charter) -> None:
+    cli("users", "add", "bob", "--password-stdin", input="hunter2hunter2\n")
+    cli("users", "add", "alexandra", "--password-stdin", "--admin", input="hunter2hunter2\n")
+    lines = cli("users", "list").stdout.splitlines()
+    assert lines[0].split()[:3] == ["USERNAME", "ID", "ADMIN"]
+    assert lines[1].startswith("alexandra  ")
+    assert lines[2].startswith("bob        ")
+    assert lines[1].index(" yes ") == lines[2].index(" no ")
+
+
+def test_add_without_terminal_needs_password_stdin(cli: Charter, server: AuthServer) -> None:
+    result = cli("users", "add", "bob")
+    assert result.exit_code == 2
+    assert "--password-stdin" in result.stderr
+    assert load_user(server, "bob") is None
+
+
+def test_add_prompts_twice_on_a_terminal(
+    cli: Charter, server: AuthServer, terminal: Callable[[], None]
+) -> None:
+    terminal()
+    result = cli(
+        "users", "add", "carol", input="first-try-1\nmistyped-2\nsecret-pass\nsecret-pass\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert "do not match" in result.output
+    user = load_user(server, "carol")
+    assert user is not None
+    assert server.passwords.verify(user.password_hash, "secret-pass")
+
+
+def test_short_password_is_refused(cli: Charter, server: AuthServer) -> None:
+    result = cli("users", "add", "bob", "--password-stdin", input="short\n")
+    assert result.exit_code == 1
+    assert "at least 8" in result.stderr
+    assert load_user(server, "bob") is None
+
+
+def test_duplicate_user_fails(cli: Charter) -> None:
+    cli("users", "add", "bob", "--password-stdin", input="hunter2hunter2\n")
+    result = cli("users", "add", "bob", "--password-stdin", input="hunter2hunter2\n")
+    assert result.exit_code == 1
+    assert "already exists" in result.stderr
+
+
+def test_s22_username_cannot_equal_a_client_id(cli: Charter, server: AuthServer) -> None:
+    create_client(server, client_id="shared-name")
+    result = cli("users", "add", "shared-name", "--password-stdin", input="hunter2hunter2\n")
+    assert result.exit_code == 1
+    assert load_user(server, "shared-name") is None
+
+
+def test_passwd_changes_the_hash_and_ends_logins(cli: Charter, server: AuthServer) -> None:
+    cli("users", "add", "bob", "--password-stdin", input="hunter2hunter2\n")
+    user = load_user(server, "bob")
+    assert user is not None
+    with server.database.transaction() as session:
+        session.add(LoginSession(id_hash="h", user_id=user.id, created_at=1, expires_at=2**40))
+    result = cli("users", "passwd", "bob", "--password-stdin", input="a-new-password\n")
+    assert result.exit_code == 0, result.output
+    changed = load_user(server, "bob")
+    assert changed is not None
+    assert server.passwords.verify(changed.password_hash, "a-new-password")
+    assert not server.passwords.verify(changed.password_hash, "hunter2hunter2")
+    with server.database.transaction() as session:
+        assert session.scalars(select(LoginSession)).all() == []
+
+
+def test_passwd_of_unknown_user_fails(cli: Charter) -> None:
+    result = cli("users", "passwd", "nobody", "--password-stdin", input="a-new-password\n")
+    assert result.exit_code == 1
+    assert "charter users list" in result.stderr
+
+
+def test_remove_refuses_without_terminal_and_yes(cli: Charter, server: AuthServer) -> None:
+    cli("users", "add", "bob", "--password-stdin", input="hunter2hunter2\n")
+    result = cli("users", "remove", "bob")
+    assert result.exit_code == 2
+    assert "--yes" in result.stderr
+    assert load_user(server, "bob") is not None
+
+
+def test_remove_asks_on_a_terminal(
+    cli: Charter, server: AuthServer, terminal: Callable[[], None]
+) -> None:
+    cli("users", "add", "bob", "--password-stdin", input="hunter2hunter2\n")
+    terminal()
+    declined = cli("users", "remove", "bob", input="n\n")
+    assert declined.exit_code == 1
+    assert load_user(server, "bob") is not None
+    accepted = cli("users", "remove", "bob", input="y\n")
+    assert accepted.exit_code == 0, accepted.output
+    assert load_user(server, "bob") is None
+
+
+def test_remove_revokes_grants_and_consents(cli: Charter, server: AuthServer) -> None:
+    cli("users", "add", "bob", "--password-stdin", input="hunter2hunter2\n")
+    user = load_user(server, "bob")
+    assert user is not None
+    client, _ = create_client(server)
+    issued = issue_grant(server, client_id=client.client_id, subject=user.id)
+    remember_consent(server, user_id=user.id, client_id=client.client_id)
+    result = cli("users", "remove", "bob", "--yes", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["revoked_grants"] == 1
+    with server.database.transaction() as session:
+        grant = session.get(Grant, issued.grant_id)
+        assert grant is not None
+        assert grant.revoked_at is not None
