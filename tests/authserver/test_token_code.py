@@ -365,3 +365,27 @@ def test_s30_no_access_token_without_audience(auth_server: AuthServer) -> None:
                 resource="",
                 now=auth_server.now(),
             )
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"grant_type": "pässword"},
+        {"grant_type": "authorization_code", "client_id": "é" * 3000},
+        {"grant_type": "authorization_code", "client_id": "x", "code": "\x00\xff"},
+        {"grant_type": "refresh_token", "client_id": "x", "refresh_token": "a.b.c"},
+        {"grant_type": "refresh_token", "client_id": "x", "refresh_token": "ü" * 10_000},
+        {"grant_type": "client_credentials", "client_id": "x", "client_secret": "\ud7ff"},
+        {"grant_type": "authorization_code", "client_id": "x", "resource": "http://[::1"},
+        {"grant_type": "", "client_id": "x"},
+    ],
+)
+async def test_hostile_token_requests_never_500(
+    as_client: httpx.AsyncClient, public_client: str, form: dict[str, str]
+) -> None:
+    response = await as_client.post("/token", data=form)
+    assert response.status_code in (400, 401), response.text
+    assert response.json()["error"]
+    known = {**form, "client_id": public_client} if "client_id" in form else form
+    response = await as_client.post("/token", data=known)
+    assert response.status_code in (400, 401), response.text
