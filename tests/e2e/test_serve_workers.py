@@ -13,7 +13,7 @@ import pytest
 
 from tests.e2e.charter_process import run_charter
 from tests.e2e.headless import HeadlessUser
-from tests.e2e.test_python_sdk import MemoryStorage, Observed, connect, make_provider, structured
+from tests.e2e.sdk_client import MemoryStorage, Observed, connect, make_provider, structured
 from tests.support.database import POSTGRES_ENV, postgres_base_url, scratch_postgres_database
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
