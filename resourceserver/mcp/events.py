@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from resourceserver.mcp.wakeups import announce
 from resourceserver.storage import Database, McpEvent, McpSession
 
 
@@ -97,6 +98,7 @@ class EventLog:
         def work(db: Session) -> int:
             db.add(row)
             db.flush()
+            announce(db, self.key(session_id, stream_id))
             return row.id
 
         row_id = await self.db.run(work)

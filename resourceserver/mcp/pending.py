@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from resourceserver.mcp.events import Bus
 from resourceserver.mcp.jsonrpc import Response
+from resourceserver.mcp.wakeups import announce
 from resourceserver.storage import Database, McpPendingRequest
 
 JsonObject = dict[str, Any]
@@ -66,7 +67,10 @@ class PendingRequests:
                 )
                 .values(answer=body)
             )
-            return bool(getattr(result, "rowcount", 0))
+            stored = bool(getattr(result, "rowcount", 0))
+            if stored:
+                announce(db, f"answer:{response.id}")
+            return stored
 
         stored = await self.db.run(work)
         if stored:

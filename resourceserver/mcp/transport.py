@@ -42,6 +42,7 @@ from resourceserver.mcp.registry import Registry
 from resourceserver.mcp.sessions import SessionState, SessionStore
 from resourceserver.mcp.streams import Item, RequestStream, drain, dumps, replay, sse_event
 from resourceserver.mcp.versions import is_supported
+from resourceserver.mcp.wakeups import PgListener
 from resourceserver.principal import Principal
 from resourceserver.storage import Database
 
@@ -90,6 +91,7 @@ class McpEndpoint:
         options: TransportOptions | None = None,
     ) -> None:
         self.options = options or TransportOptions()
+        self.database = database
         self.bus = Bus()
         self.sessions = SessionStore(database, self.options.session_ttl_seconds)
         self.log = EventLog(database, self.bus)
@@ -105,8 +107,13 @@ class McpEndpoint:
         self.forbidden = forbidden
         self.stopping = asyncio.Event()
         self.cancellations = Cancellations(self.log, self.options.cancel_poll_interval)
+        self._listener: PgListener | None = None
+        self._listening = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._listening:
+            self._listening = True
+            self._listener = PgListener.start_for(self.database.engine, self.bus)
         request = Request(scope, receive)
         base = frozenset({self.dispatcher.base_scope} - {""})
         if not self._principal(request).has_scopes(base):
@@ -132,6 +139,8 @@ class McpEndpoint:
     async def aclose(self) -> None:
         """Shutdown: end open SSE streams and cancel running handlers."""
         self.stopping.set()
+        if self._listener is not None:
+            self._listener.stop()
         await self.cancellations.aclose()
 
     # -- server-initiated messages --------------------------------------------------------------
