@@ -150,6 +150,16 @@ class BurstResult:
         return len(self.latencies) / self.wall if self.wall else 0.0
 
 
+def merge(results: Sequence[BurstResult]) -> BurstResult:
+    """Several rounds of the same burst as one: pooled latencies, summed wall time."""
+    return BurstResult(
+        results[0].label,
+        [latency for result in results for latency in result.latencies],
+        sum(result.wall for result in results),
+        sum(result.failures for result in results),
+    )
+
+
 def burst(
     label: str,
     url: str,

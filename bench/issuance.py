@@ -28,6 +28,7 @@ from bench._harness import (
     BurstResult,
     backends_from,
     burst,
+    merge,
     print_table,
     ready_server,
     scratch_database,
@@ -125,12 +126,18 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300, help="requests per burst (max 5000)")
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight")
     parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat and pool (max 10)")
     args = parser.parse_args()
     requests = max(1, min(args.requests, 5000))
     concurrency = max(1, min(args.concurrency, 64))
-    print(f"{requests} requests per burst, {concurrency} in flight, {WARMUP} warm-up requests")
+    rounds = max(1, min(args.rounds, 10))
+    print(
+        f"{requests} requests per burst, {concurrency} in flight, {WARMUP} warm-up requests, "
+        f"{rounds} round(s) pooled"
+    )
     for backend in backends_from(args.backends):
-        report(backend, measure_backend(backend, requests, concurrency))
+        runs = [measure_backend(backend, requests, concurrency) for _ in range(rounds)]
+        report(backend, [merge(same) for same in zip(*runs, strict=True)])
 
 
 if __name__ == "__main__":

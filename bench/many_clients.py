@@ -23,6 +23,7 @@ from bench._harness import (
     BurstResult,
     backends_from,
     burst,
+    merge,
     print_table,
     ready_server,
     scratch_database,
@@ -60,13 +61,22 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300, help="requests per burst (max 5000)")
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight")
     parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat and pool (max 10)")
     args = parser.parse_args()
+    rounds = max(1, min(args.rounds, 10))
     sizes = sorted({max(1, min(int(part), MAX_SIZE)) for part in args.sizes.split(",")})
     requests = max(1, min(args.requests, 5000))
     concurrency = max(1, min(args.concurrency, 64))
-    print(f"{requests} requests per burst over {USED_CLIENTS} clients, {concurrency} in flight")
+    print(
+        f"{requests} requests per burst over {USED_CLIENTS} clients, {concurrency} in flight, "
+        f"{rounds} round(s) pooled"
+    )
     for backend in backends_from(args.backends):
-        measured = [(size, *measure(backend, size, requests, concurrency)) for size in sizes]
+        measured = []
+        for size in sizes:
+            runs = [measure(backend, size, requests, concurrency) for _ in range(rounds)]
+            seeding = max(run[1] for run in runs)
+            measured.append((size, merge([run[0] for run in runs]), seeding))
         base = measured[0][1]
         rows = [
             [
