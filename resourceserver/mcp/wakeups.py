@@ -56,17 +56,23 @@ class PgListener:
     def _run(self) -> None:
         import psycopg
 
-        while not self.stopped.is_set():
+        backoff = 1.0
+        while not self._done():
             try:
                 with psycopg.connect(self.url, autocommit=True) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
-                    while not self.stopped.is_set():
+                    backoff = 1.0
+                    while not self._done():
                         for note in conn.notifies(timeout=1.0):
                             self._forward(note.payload)
             except Exception:
-                if not self.stopped.is_set():
+                if not self._done():
                     logger.warning("PostgreSQL listener lost its connection; retrying")
-                    self.stopped.wait(1.0)
+                    self.stopped.wait(backoff)
+                    backoff = min(backoff * 2, 30.0)
+
+    def _done(self) -> bool:
+        return self.stopped.is_set() or self.loop.is_closed()
 
     def _forward(self, key: str) -> None:
         try:
