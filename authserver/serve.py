@@ -84,7 +84,7 @@ def _group_options(ctx: click.Context) -> dict[str, Any]:
     "--port",
     default=8000,
     show_default=True,
-    type=click.IntRange(0, 65535),
+    type=click.IntRange(1, 65535),
     envvar="CHARTER_PORT",
     show_envvar=True,
     help="TCP port to listen on.",

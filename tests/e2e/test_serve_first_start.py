@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.e2e.charter_process import CharterProcess, run_charter
+from tests.e2e.charter_process import CHARTER, CharterProcess, charter_env, run_charter
 from tests.support.browser_flow import (
     AuthorizationFlowError,
     authorize_params,
@@ -86,10 +87,6 @@ async def test_wrong_password_does_not_log_in(tmp_path: Path) -> None:
 
 
 def test_serve_refuses_sqlite_with_several_workers(tmp_path: Path) -> None:
-    import subprocess
-
-    from tests.e2e.charter_process import CHARTER, charter_env
-
     result = subprocess.run(
         [*CHARTER, "serve", "--data-dir", str(tmp_path), "--workers", "2"],
         capture_output=True,
@@ -100,3 +97,36 @@ def test_serve_refuses_sqlite_with_several_workers(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "PostgreSQL" in result.stderr
+
+
+def test_issuer_behind_a_proxy_from_the_environment(tmp_path: Path) -> None:
+    """``CHARTER_ISSUER`` names the public https origin; every URL clients see uses it."""
+    public = "https://mcp.example.test"
+    env = charter_env(CHARTER_ISSUER=public + "/")
+    with run_charter(tmp_path / "data", env=env) as running:
+        assert running.mcp_url == f"{public}/mcp"
+        metadata = httpx.get(running.base_url + "/.well-known/oauth-authorization-server").json()
+        assert metadata["issuer"] == public  # the trailing slash of an origin is dropped
+        assert metadata["authorization_endpoint"] == f"{public}/authorize"
+        resource = httpx.get(running.base_url + "/.well-known/oauth-protected-resource/mcp")
+        assert resource.json()["resource"] == f"{public}/mcp"
+        assert resource.json()["authorization_servers"] == [public]
+        challenge = httpx.post(running.base_url + "/mcp", json={})
+        assert challenge.status_code == 401
+        assert (
+            f'resource_metadata="{public}/.well-known/oauth-protected-resource/mcp"'
+            in challenge.headers["www-authenticate"]
+        )
+
+
+def test_serve_refuses_a_plain_http_public_issuer(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*CHARTER, "serve", "--data-dir", str(tmp_path), "--issuer", "http://mcp.example.test"],
+        capture_output=True,
+        text=True,
+        env=charter_env(),
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "https" in result.stderr
