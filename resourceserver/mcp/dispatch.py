@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from resourceserver.mcp.context import LOG_LEVELS, Channel, Context
+from resourceserver.mcp.definitions import ResourceTemplate
 from resourceserver.mcp.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, JsonRpcError, Request
-from resourceserver.mcp.registry import Registry, ResourceTemplate
+from resourceserver.mcp.registry import Registry
 from resourceserver.mcp.sessions import SessionState, SessionStore
 from resourceserver.mcp.versions import negotiate
 from resourceserver.principal import Principal
