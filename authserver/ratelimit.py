@@ -2,31 +2,41 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from authserver.storage.models import RateCounter
 
 
+def _insert_if_absent(session: Session, values: dict[str, Any]) -> None:
+    """Create the counter row unless another request just did (no unique-key error)."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(insert(RateCounter).values(**values).on_conflict_do_nothing())
+
+
 def hit(session: Session, key: str, *, now: int, window: int, limit: int) -> int:
     """Count one event for ``key``; return seconds to wait when over ``limit``, else 0."""
     window_start = now - now % window
+    _insert_if_absent(
+        session,
+        {"key": key, "window_start": window_start, "count": 0, "expires_at": window_start + window},
+    )
     row = session.scalars(
-        select(RateCounter).where(RateCounter.key == key).with_for_update()
-    ).first()
-    if row is None:
-        session.add(
-            RateCounter(
-                key=key, window_start=window_start, count=1, expires_at=window_start + window
-            )
-        )
-        session.flush()
-        return 0
+        select(RateCounter)
+        .where(RateCounter.key == key)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
     if row.window_start != window_start:
         row.window_start = window_start
         row.count = 0
         row.expires_at = window_start + window
     row.count += 1
+    session.flush()
     if row.count > limit:
         return max(1, window_start + window - now)
     return 0
