@@ -9,6 +9,7 @@ import click
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from authserver import cli_output
 from authserver.audit import record_event
 from authserver.cli import open_server
 from authserver.cli_output import (
@@ -18,7 +19,6 @@ from authserver.cli_output import (
     emit_result,
     fail,
     json_option,
-    stdin_is_tty,
     time_column,
     usage_error,
     yes_option,
@@ -64,7 +64,7 @@ def read_password(from_stdin: bool) -> str:
     """The new password: first line of stdin, or a hidden prompt asked twice."""
     if from_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
-    elif stdin_is_tty():
+    elif cli_output.stdin_is_tty():
         password = click.prompt(
             "Password", hide_input=True, confirmation_prompt=True, err=True, type=str
         )
