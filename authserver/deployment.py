@@ -49,7 +49,8 @@ from authserver.storage.schema import prepare_database
 from authserver.tokens import AccessTokenRevocationView
 from resourceserver.app import create_app as create_resource_app
 from resourceserver.jwks import CallbackKeySource
-from resourceserver.mcp.registry import Registry, load_tool_modules
+from resourceserver.mcp.registry import Registry, ToolModuleError, load_tool_modules
+from resourceserver.mcp.signature import DefinitionError
 from resourceserver.settings import ResourceServerSettings
 from resourceserver.tools import builtin_registry
 from resourceserver.verifier import JwtTokenVerifier
@@ -59,6 +60,8 @@ logger = logging.getLogger("charter.deployment")
 FIRST_ADMIN_USERNAME = "admin"
 #: Bytes of entropy of the first admin's one-time password (shown once, never logged).
 FIRST_PASSWORD_BYTES = 18
+#: What :func:`build_registry` raises for a user tool module that cannot be used.
+TOOL_MODULE_ERRORS: tuple[type[Exception], ...] = (ToolModuleError, DefinitionError)
 #: How long the in-process JWKS view is cached by the verifier (the key store caches too).
 LOCAL_JWKS_CACHE_SECONDS = 5.0
 
@@ -177,6 +180,7 @@ def build_deployment(
     settings: DeploymentSettings,
     *,
     server: AuthServer | None = None,
+    registry: Registry | None = None,
     drain_on_signals: bool = False,
 ) -> Deployment:
     """Wire the authorization server and the MCP server into one app (schema must be ready).
@@ -195,7 +199,8 @@ def build_deployment(
         CallbackKeySource(local_jwks, cache_ttl=LOCAL_JWKS_CACHE_SECONDS),
         revocation=AccessTokenRevocationView(server),
     )
-    registry = build_registry(server, settings.tools)
+    if registry is None:
+        registry = build_registry(server, settings.tools)
     resource_app = create_resource_app(
         resource_settings, verifier, registry, server.database.engine
     )

@@ -193,7 +193,13 @@ def serve_command(
     """Run the authorization server and the MCP server on one origin."""
     # Imported here so that `charter --help` and the admin commands stay fast.
     from authserver.context import AuthServer
-    from authserver.deployment import DeploymentSettings, build_deployment, initialize
+    from authserver.deployment import (
+        TOOL_MODULE_ERRORS,
+        DeploymentSettings,
+        build_deployment,
+        build_registry,
+        initialize,
+    )
 
     values: dict[str, Any] = _group_options(ctx)
     values["issuer"] = _strip_root_slash(issuer) if issuer else default_issuer(host, port)
@@ -224,6 +230,11 @@ def serve_command(
 
     configure_logging(log_format, log_level.upper())
     server = AuthServer.build(settings)
+    try:
+        registry = build_registry(server, settings.tools)
+    except TOOL_MODULE_ERRORS as exc:
+        server.database.dispose()
+        raise click.UsageError(f"--tools: {exc}") from exc
     first = initialize(server)
     _announce(settings.issuer, settings.resource_url, settings.database_url, first.admin_password)
 
@@ -237,7 +248,9 @@ def serve_command(
         "server_header": False,
     }
     if workers == 1:
-        deployment = build_deployment(settings, server=server, drain_on_signals=True)
+        deployment = build_deployment(
+            settings, server=server, registry=registry, drain_on_signals=True
+        )
         uvicorn.Server(uvicorn.Config(deployment.app, **config_args)).run()
         return
     server.database.dispose()

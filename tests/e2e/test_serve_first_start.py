@@ -130,3 +130,17 @@ def test_serve_refuses_a_plain_http_public_issuer(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "https" in result.stderr
+
+
+def test_serve_refuses_an_unknown_tool_module_before_creating_the_admin(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*CHARTER, "serve", "--data-dir", str(tmp_path), "--tools", "no_such_charter_tools"],
+        capture_output=True,
+        text=True,
+        env=charter_env(),
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "no_such_charter_tools" in result.stderr
+    assert "one-time password" not in result.stdout
