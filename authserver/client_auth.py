@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from authserver import ratelimit
@@ -89,20 +88,6 @@ def _throttle_key(client_id: str) -> str:
     return "client-secret:" + hash_token(client_id)[:40]
 
 
-def _count_failure(session: Session, key: str, *, now: int, window: int, limit: int) -> None:
-    """Count a wrong secret. The first failures of an id race to insert its counter row: on
-    PostgreSQL the loser gets a unique violation, so it retries once in a savepoint (the row is
-    then visible and is incremented)."""
-    for attempt in (1, 2):
-        try:
-            with session.begin_nested():
-                ratelimit.hit(session, key, now=now, window=window, limit=limit)
-            return
-        except IntegrityError:
-            if attempt == 2:
-                raise
-
-
 def authenticate_client(
     server: AuthServer,
     session: Session,
@@ -139,7 +124,7 @@ def authenticate_client(
     stored = client.secret_hash if client is not None else None
     matched = token_matches(credentials.secret or "", stored)
     if client is None or not matched:
-        _count_failure(session, key, now=now, window=window, limit=limit)
+        ratelimit.hit(session, key, now=now, window=window, limit=limit)
         raise InvalidClientError(
             _FAILED, basic_tried=basic, detail=f"bad secret for {credentials.client_id!r}"
         )
