@@ -3,6 +3,9 @@ PostgreSQL, also when several workers prepare the same database at once."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -119,3 +122,24 @@ def test_s59_concurrent_workers_prepare_the_same_database(
     assert errors == []
     assert current_revision(empty_engine) == head_revision()
     assert schema_differences(empty_engine) == []
+
+
+def test_alembic_command_line_uses_the_ini_and_x_database_url(tmp_path: Path) -> None:
+    """``alembic -x database_url=…`` from the project root migrates that database."""
+    root = Path(__file__).resolve().parents[1]
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CHARTER_")}
+    env["CHARTER_DATA_DIR"] = str(tmp_path / "unused")
+    for args in (["upgrade", "head"], ["check"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "alembic", "-c", str(root / "alembic.ini"),
+             "-x", f"database_url={url}", *args],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    engine = make_engine(url)
+    try:
+        assert current_revision(engine) == head_revision()
+    finally:
+        engine.dispose()
+    assert not (tmp_path / "unused" / "charter.db").exists()
