@@ -37,11 +37,15 @@ from sqlalchemy.exc import IntegrityError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
-from starlette.routing import Mount
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
 
 from authserver.app import EXCEPTION_HANDLERS, authserver_routes
 from authserver.context import AuthServer
+from authserver.cors import allow_cors
 from authserver.crypto import new_id
+from authserver.endpoints.metadata import WELL_KNOWN, metadata_document
 from authserver.logging_setup import LogFormat, RequestIdMiddleware
 from authserver.settings import AuthServerSettings
 from authserver.storage.models import User
@@ -222,8 +226,13 @@ def build_deployment(
                 restore()
             await run_in_threadpool(server.database.dispose)
 
+    routes = [
+        *authserver_routes(server),
+        *metadata_aliases(server, resource_settings.resource_path),
+        Mount("/", app=resource_app),
+    ]
     app = Starlette(
-        routes=[*authserver_routes(server), Mount("/", app=resource_app)],
+        routes=routes,
         middleware=[Middleware(RequestIdMiddleware)],
         exception_handlers=dict(EXCEPTION_HANDLERS),
         lifespan=lifespan,
@@ -237,6 +246,23 @@ def build_deployment(
         app=app,
         begin_drain=begin_drain,
     )
+
+
+def metadata_aliases(server: AuthServer, resource_path: str) -> list[BaseRoute]:
+    """The AS metadata also at ``/.well-known/…{resource_path}`` (e.g. ``…/mcp``).
+
+    Some MCP clients take the MCP URL's path for the issuer's and ask there (REAL-CLIENTS.md
+    §4); the document is the same (its ``issuer`` stays exact, RFC 8414 §3.3).
+    """
+    path = resource_path.rstrip("/")
+    if not path or server.settings.issuer_path:
+        return []
+
+    async def metadata(_request: Request) -> Response:
+        return JSONResponse(metadata_document(server), headers={"Cache-Control": "max-age=300"})
+
+    endpoint = allow_cors(metadata, ["GET"])
+    return [Route(base + path, endpoint, methods=["GET", "OPTIONS"]) for base in WELL_KNOWN]
 
 
 _EXIT_SIGNALS = (signal.SIGTERM, signal.SIGINT)

@@ -19,6 +19,14 @@ from tests.support.browser_flow import (
 pytestmark = pytest.mark.e2e
 
 REDIRECT_URI = "http://127.0.0.1:9/callback"
+DISCOVERY_PATHS = (
+    "/.well-known/oauth-protected-resource/mcp",
+    "/.well-known/oauth-protected-resource",
+    "/.well-known/oauth-authorization-server",
+    "/.well-known/openid-configuration",
+    "/.well-known/oauth-authorization-server/mcp",
+    "/.well-known/openid-configuration/mcp",
+)
 
 
 async def _register(http: httpx.AsyncClient) -> str:
@@ -57,6 +65,15 @@ async def test_first_start_prints_password_and_mcp_url_once(tmp_path: Path) -> N
         assert (data_dir / "charter.db").exists()
         jwks = httpx.get(first.base_url + "/jwks.json").json()
         assert len(jwks["keys"]) == 1
+        # Every discovery URL clients probe answers (REAL-CLIENTS.md §4), on one origin.
+        for path in DISCOVERY_PATHS:
+            document = httpx.get(first.base_url + path)
+            assert document.status_code == 200, path
+            if "protected-resource" in path:
+                assert document.json()["resource"] == first.mcp_url
+                assert document.json()["authorization_servers"] == [first.base_url]
+            else:
+                assert document.json()["issuer"] == first.base_url
         # The MCP endpoint is protected and points clients at its metadata.
         challenge = httpx.post(first.mcp_url, json={})
         assert challenge.status_code == 401
