@@ -15,12 +15,14 @@ from starlette.concurrency import run_in_threadpool
 
 from authserver.app import create_app
 from authserver.context import AuthServer
+from authserver.deployment import DeploymentSettings, build_deployment, initialize
 from resourceserver.errors import InvalidTokenError
 from resourceserver.jwks import CallbackKeySource
 from resourceserver.settings import ResourceServerSettings
 from resourceserver.verifier import JwtTokenVerifier
 from tests.reliability.support import (
     ISSUER,
+    KEY_SECRET,
     RESOURCE,
     DatabaseOutage,
     build_worker,
@@ -149,6 +151,54 @@ async def test_s61_resource_server_validates_with_cached_keys(
         stranger = make_signing_key("not-published")
         with pytest.raises(InvalidTokenError):
             await verifier.verify(mint_access_token(stranger, issuer=ISSUER, audience=RESOURCE))
+    finally:
+        outage.remove()
+        server.database.dispose()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="gap: with the database down the deployment's MCP path answers 500 text/plain "
+    "(the access-token revocation view and the SQL session store raise OperationalError and "
+    "the resource app has no 503 handler); S61 wants 503",
+)
+async def test_s61_deployment_mcp_path_answers_503_while_database_is_down(
+    tmp_path: Path,
+) -> None:
+    settings = DeploymentSettings(
+        issuer=ISSUER,
+        data_dir=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'charter.db'}",
+        key_encryption_key=KEY_SECRET,
+    )
+    server = AuthServer.build(settings)
+    initialize(server, create_admin=False)
+    deployment = build_deployment(settings, server=server)
+    form = confidential_client(server)
+    outage = DatabaseOutage(server.database.engine)
+    transport = httpx.ASGITransport(app=deployment.app, raise_app_exceptions=False)
+    initialize_call = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "s61", "version": "1"},
+        },
+    }
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as http:
+            token = (await http.post("/token", data=form)).json()["access_token"]
+            headers = {
+                "Authorization": f"Bearer {token}",
+                "Accept": "application/json, text/event-stream",
+            }
+            before = await http.post("/mcp", headers=headers, json=initialize_call)
+            assert before.status_code == 200, before.text
+            outage.begin()
+            during = await http.post("/mcp", headers=headers, json=initialize_call)
+        assert during.status_code == 503, during.text
     finally:
         outage.remove()
         server.database.dispose()
