@@ -112,6 +112,8 @@ class Deployment:
     server: AuthServer
     resource_settings: ResourceServerSettings
     registry: Registry
+    #: The resource server's own app, mounted at ``/`` inside :attr:`app`.
+    resource_app: Starlette
     app: Starlette
     #: Ends open SSE streams at once (clients resume elsewhere with ``Last-Event-ID``) while
     #: running requests finish; called on SIGTERM/SIGINT before uvicorn drains connections.
@@ -243,6 +245,7 @@ def build_deployment(
         server=server,
         resource_settings=resource_settings,
         registry=registry,
+        resource_app=resource_app,
         app=app,
         begin_drain=begin_drain,
     )
