@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 import httpx
+import pytest
 
 from authserver.app import create_app
 from authserver.storage.schema import prepare_database
@@ -133,3 +134,30 @@ def test_s63_old_key_kept_for_the_longest_token_lifetime(
             assert published_kids(server.keys.jwks()) == expected, moment
     finally:
         server.database.dispose()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="gap: key_publish_ahead_seconds defaults to 0, so after `charter keys rotate` a "
+    "worker whose signing-key cache expires before its JWKS cache signs with a key its own "
+    "JWKS does not publish yet (both caches live 5 s); the default should exceed the caches",
+)
+def test_s63_default_rotation_publishes_before_signing(tmp_path: Path) -> None:
+    clock = FakeClock(1_900_000_000.0)
+    url = f"sqlite:///{tmp_path / 'charter.db'}"
+    worker = build_worker(url, tmp_path, clock=clock)  # default settings
+    operator = build_worker(url, tmp_path, clock=clock)  # e.g. the `charter keys rotate` process
+    try:
+        prepare_database(worker.database.engine)
+        worker.keys.ensure_signing_key()
+        worker.keys.signing_key()  # the worker's signing-key cache starts now
+        clock.advance(3)
+        worker.keys.jwks()  # its JWKS cache starts a little later
+        clock.advance(1)
+        operator.keys.rotate()
+        clock.advance(2)  # past the signing-key cache, inside the JWKS cache
+        signing_kid = worker.keys.signing_key().kid
+        assert signing_kid in published_kids(worker.keys.jwks())
+    finally:
+        worker.database.dispose()
+        operator.database.dispose()
