@@ -8,6 +8,7 @@ login and consent pages over plain HTTP.
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -64,6 +65,11 @@ async def test_sdk_discovers_registers_steps_up_and_refreshes(tmp_path: Path) ->
                 me = structured(await client.call_tool("whoami", {}))
                 assert me["client_id"] == storage.client_info.client_id
                 assert me["scopes"] == ["mcp"]
+                assert storage.tokens is not None
+                claims = jwt_claims(storage.tokens.access_token)
+                assert claims["aud"] in (charter.mcp_url, [charter.mcp_url])  # RFC 8707 binding
+                assert claims["iss"] == charter.base_url
+                assert claims["sub"] == me["subject"]
 
                 # A write without notes:write: 403 insufficient_scope, then the SDK
                 # re-authorizes with the union of scopes and retries.
@@ -158,6 +164,15 @@ async def test_sdk_write_refused_until_consent_for_notes_write(tmp_path: Path) -
                 assert listed["notes"] == []
         finally:
             await user.aclose()
+
+
+def jwt_claims(token: str) -> dict[str, Any]:
+    """The payload of a JWS compact token, unverified (the server verified it)."""
+    payload = token.split(".")[1]
+    claims: dict[str, Any] = json.loads(
+        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    )
+    return claims
 
 
 def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
