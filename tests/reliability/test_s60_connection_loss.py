@@ -79,7 +79,7 @@ def test_s60_terminated_connections_recover(postgres_url: str, tmp_path: Path) -
             # Once the killed backends are gone, the pre-ping replaces every dead pooled
             # connection before use: no request fails at all.
             warm_pool(url, form)
-            assert terminate_backends(postgres_url, wait_gone=True) >= 2
+            assert terminate_backends(postgres_url, wait_gone=True) >= 1
             settled = [token_request(http, url, form).status_code for _ in range(REQUESTS_AFTER)]
     finally:
         server.database.dispose()
