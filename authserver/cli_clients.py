@@ -307,8 +307,17 @@ def update_client(
     emit_result(f"updated client {client_id}", record, as_json=as_json)
 
 
-def _set_disabled(client_id: str, disabled: bool, as_json: bool) -> None:
+def existing_client_server(client_id: str, *, needs_secret: bool = False) -> AuthServer:
+    """A context, after checking that ``client_id`` exists (and has a secret): exit 1 if not."""
     server = open_server()
+    with server.database.transaction() as session:
+        client = find_client(session, client_id)
+        if needs_secret and client.secret_hash is None:
+            fail(f"client {client_id!r} is public and has no secret")
+    return server
+
+
+def _set_disabled(server: AuthServer, client_id: str, disabled: bool, as_json: bool) -> None:
     now = server.now()
     revoked = 0
     with server.database.transaction() as session:
@@ -332,8 +341,9 @@ def _set_disabled(client_id: str, disabled: bool, as_json: bool) -> None:
 @json_option
 def disable_client(client_id: str, yes: bool, as_json: bool) -> None:
     """Refuse CLIENT_ID from now on and revoke its tokens."""
+    server = existing_client_server(client_id)
     confirm(f"disable client {client_id} and revoke its tokens", yes=yes)
-    _set_disabled(client_id, True, as_json)
+    _set_disabled(server, client_id, True, as_json)
 
 
 @clients.command("enable")
@@ -341,7 +351,7 @@ def disable_client(client_id: str, yes: bool, as_json: bool) -> None:
 @json_option
 def enable_client(client_id: str, as_json: bool) -> None:
     """Accept CLIENT_ID again."""
-    _set_disabled(client_id, False, as_json)
+    _set_disabled(open_server(), client_id, False, as_json)
 
 
 @clients.command("remove")
@@ -350,8 +360,8 @@ def enable_client(client_id: str, as_json: bool) -> None:
 @json_option
 def remove_client(client_id: str, yes: bool, as_json: bool) -> None:
     """Delete CLIENT_ID, its consents, and revoke its tokens."""
+    server = existing_client_server(client_id)
     confirm(f"remove client {client_id}, its consents and tokens", yes=yes)
-    server = open_server()
     now = server.now()
     with server.database.transaction() as session:
         find_client(session, client_id)
@@ -372,8 +382,8 @@ def remove_client(client_id: str, yes: bool, as_json: bool) -> None:
 @json_option
 def rotate_secret(client_id: str, yes: bool, as_json: bool) -> None:
     """Give a confidential client a new secret (printed once); the old one stops working."""
+    server = existing_client_server(client_id, needs_secret=True)
     confirm(f"replace the secret of client {client_id}", yes=yes)
-    server = open_server()
     now = server.now()
     secret = new_token()
     with server.database.transaction() as session:

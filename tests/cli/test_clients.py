@@ -113,6 +113,8 @@ def test_show_unknown_client_fails_with_a_hint(cli: Charter) -> None:
     assert result.exit_code == 1
     assert "no client 'nope'" in result.stderr
     assert "charter clients list" in result.stderr
+    for command in ("disable", "remove", "rotate-secret"):  # checked before asking
+        assert cli("clients", command, "nope").exit_code == 1
 
 
 def test_s22_client_id_cannot_equal_a_user(cli: Charter, server: AuthServer) -> None:
