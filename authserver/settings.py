@@ -87,8 +87,10 @@ class AuthServerSettings(BaseSettings):
     #: Allow ``http`` (not only https) metadata document URLs for the hosts above (tests only).
     ssrf_allow_http: bool = False
 
-    #: How long a new signing key is published before it signs, seconds.
-    key_publish_ahead_seconds: int = Field(default=0, ge=0)
+    #: How long a new signing key is published before it signs, seconds. Longer than every
+    #: JWKS cache (the resource server's 60 s, the key store's 5 s) so that no worker signs
+    #: with a key its peers have not seen yet (S63).
+    key_publish_ahead_seconds: int = Field(default=120, ge=0)
 
     @field_validator("issuer")
     @classmethod

@@ -15,6 +15,7 @@ Query helpers here never commit: the endpoint owns the transaction.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet
 from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -31,6 +33,8 @@ from authserver.context import AuthServer
 from authserver.crypto import hash_token, new_id, new_token
 from authserver.keys import SIGNING_ALG
 from authserver.storage.models import AccessToken, Grant, RefreshToken
+
+logger = logging.getLogger("charter.tokens")
 
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - a media type
 #: Longest string treated as a possible access token (anything longer is refused unparsed).
@@ -196,11 +200,22 @@ class AccessTokenRevocationView:
         self._lock = asyncio.Lock()
 
     async def is_revoked(self, jti: str) -> bool:
-        """True when the access token ``jti`` (or its whole grant) was revoked."""
+        """True when the access token ``jti`` (or its whole grant) was revoked.
+
+        While the database is unreachable the last known set answers (S61: the resource server
+        keeps validating); the next poll is tried after ``refresh_interval``.
+        """
         if self._stale():
             async with self._lock:
                 if self._stale():
-                    await run_in_threadpool(self._poll)
+                    try:
+                        await run_in_threadpool(self._poll)
+                    except DBAPIError as exc:
+                        self._polled_at = self._monotonic()
+                        logger.warning(
+                            "revocation view not refreshed (%s); using the last known list",
+                            type(exc).__name__,
+                        )
         return jti in self._revoked
 
     def _stale(self) -> bool:

@@ -7,12 +7,16 @@ MCP path (RFC 6750, RFC 9728 challenges), then the routes: protected resource me
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from resourceserver.auth import BearerAuthMiddleware, challenge_response
@@ -23,6 +27,18 @@ from resourceserver.origin import OriginGuard
 from resourceserver.settings import ResourceServerSettings
 from resourceserver.storage import Database
 from resourceserver.verifier import TokenVerifier
+
+logger = logging.getLogger("charter.resourceserver")
+
+
+async def database_unavailable(_request: Request, exc: Exception) -> Response:
+    """The session store is unreachable: 503 with ``Retry-After`` rather than a bare 500 (S61)."""
+    logger.error("database error on the MCP path: %s", type(exc).__name__)
+    return JSONResponse(
+        {"error": "temporarily_unavailable", "error_description": "try again shortly"},
+        status_code=503,
+        headers={"Retry-After": "5", "Cache-Control": "no-store"},
+    )
 
 
 def create_app(
@@ -60,6 +76,11 @@ def create_app(
         Middleware(OriginGuard, settings=settings),
         Middleware(BearerAuthMiddleware, settings=settings, verifier=verifier),
     ]
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={DBAPIError: database_unavailable},
+    )
     app.state.mcp_endpoint = endpoint
     return app

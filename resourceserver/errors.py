@@ -30,6 +30,8 @@ class InsufficientScopeError(ResourceServerError):
     status_code = 403
     error_code = "insufficient_scope"
 
-    def __init__(self, required: frozenset[str], description: str = "", *, detail: str = "") -> None:
+    def __init__(
+        self, required: frozenset[str], description: str = "", *, detail: str = ""
+    ) -> None:
         super().__init__(description or "the access token lacks required scopes", detail=detail)
         self.required = required

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 import pytest
 
@@ -34,7 +36,8 @@ async def test_jwks_publishes_signing_key(
     assert keys[0]["alg"] == "ES256"
 
 
-def test_s63_rotation_keeps_old_key_published(auth_server: AuthServer) -> None:
+def test_s63_rotation_keeps_old_key_published(make_server: Callable[..., AuthServer]) -> None:
+    auth_server = make_server(key_publish_ahead_seconds=0)
     old = auth_server.keys.signing_key().kid
     new_row = auth_server.keys.rotate()
     published = {key["kid"] for key in auth_server.keys.jwks()["keys"]}

@@ -156,12 +156,6 @@ async def test_s61_resource_server_validates_with_cached_keys(
         server.database.dispose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap: with the database down the deployment's MCP path answers 500 text/plain "
-    "(the access-token revocation view and the SQL session store raise OperationalError and "
-    "the resource app has no 503 handler); S61 wants 503",
-)
 async def test_s61_deployment_mcp_path_answers_503_while_database_is_down(
     tmp_path: Path,
 ) -> None:

@@ -11,7 +11,6 @@ import threading
 from pathlib import Path
 
 import httpx
-import pytest
 
 from authserver.app import create_app
 from authserver.storage.schema import prepare_database
@@ -136,12 +135,6 @@ def test_s63_old_key_kept_for_the_longest_token_lifetime(
         server.database.dispose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap: key_publish_ahead_seconds defaults to 0, so after `charter keys rotate` a "
-    "worker whose signing-key cache expires before its JWKS cache signs with a key its own "
-    "JWKS does not publish yet (both caches live 5 s); the default should exceed the caches",
-)
 def test_s63_default_rotation_publishes_before_signing(tmp_path: Path) -> None:
     clock = FakeClock(1_900_000_000.0)
     url = f"sqlite:///{tmp_path / 'charter.db'}"
