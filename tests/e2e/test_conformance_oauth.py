@@ -7,7 +7,7 @@
   callback listener.
 
 Both need Node 22 and the suites installed by ``.ci/install-node22.sh`` (0.1.16) and
-``.ci/install-conformance-alpha.sh`` (0.2.0-alpha, under ``$CHARTER_CONFORMANCE_DIR/alpha``).
+``.ci/install-node22-clients.sh`` (0.2.0-alpha, under ``$CHARTER_CONFORMANCE_DIR/alpha``).
 """
 
 from __future__ import annotations
@@ -58,8 +58,7 @@ def alpha_package(install: Path) -> Path:
     package = install / ALPHA / PACKAGE
     if not package.is_file():
         pytest.skip(
-            f"no conformance 0.2.0-alpha under {install / ALPHA}: run "
-            ".ci/install-conformance-alpha.sh"
+            f"no conformance 0.2.0-alpha under {install / ALPHA}: run .ci/install-node22-clients.sh"
         )
     return package
 
