@@ -19,6 +19,8 @@ class Tokens:
     """What the token endpoint answered, and the client it answered."""
 
     client_id: str
+    #: The authorization code that was redeemed.
+    code: str
     access_token: str
     refresh_token: str | None
     scope: str
@@ -88,4 +90,10 @@ async def obtain_tokens(
             body = response.json()
     finally:
         await user.aclose()
-    return Tokens(client_id, body["access_token"], body.get("refresh_token"), body["scope"])
+    return Tokens(
+        client_id,
+        redirect.params["code"],
+        body["access_token"],
+        body.get("refresh_token"),
+        body["scope"],
+    )

@@ -65,15 +65,6 @@ async def test_first_start_prints_password_and_mcp_url_once(tmp_path: Path) -> N
         assert (data_dir / "charter.db").exists()
         jwks = httpx.get(first.base_url + "/jwks.json").json()
         assert len(jwks["keys"]) == 1
-        # Every discovery URL clients probe answers (REAL-CLIENTS.md §4), on one origin.
-        for path in DISCOVERY_PATHS:
-            document = httpx.get(first.base_url + path)
-            assert document.status_code == 200, path
-            if "protected-resource" in path:
-                assert document.json()["resource"] == first.mcp_url
-                assert document.json()["authorization_servers"] == [first.base_url]
-            else:
-                assert document.json()["issuer"] == first.base_url
         # The MCP endpoint is protected and points clients at its metadata.
         challenge = httpx.post(first.mcp_url, json={})
         assert challenge.status_code == 401
@@ -94,6 +85,21 @@ async def test_first_start_prints_password_and_mcp_url_once(tmp_path: Path) -> N
         assert httpx.get(second.base_url + "/jwks.json").json() == jwks
         redirect = await _log_in(second, password)
         assert redirect.params.get("code")
+
+
+def test_s42_discovery_documents_on_one_origin(tmp_path: Path) -> None:
+    """Every discovery URL clients probe answers (REAL-CLIENTS.md §4): the PRM names the URL
+    clients use and the issuer exactly; the AS metadata's issuer is the URL it came from."""
+    with run_charter(tmp_path / "data") as running:
+        for path in DISCOVERY_PATHS:
+            document = httpx.get(running.base_url + path)
+            assert document.status_code == 200, path
+            assert document.headers["access-control-allow-origin"] == "*", path
+            if "protected-resource" in path:
+                assert document.json()["resource"] == running.mcp_url
+                assert document.json()["authorization_servers"] == [running.base_url]
+            else:
+                assert document.json()["issuer"] == running.base_url
 
 
 async def test_wrong_password_does_not_log_in(tmp_path: Path) -> None:

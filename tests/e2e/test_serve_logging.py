@@ -14,7 +14,7 @@ from tests.e2e.oauth_flow import obtain_tokens
 pytestmark = pytest.mark.e2e
 
 
-async def test_json_logs_have_request_ids_and_no_secrets(tmp_path: Path) -> None:
+async def test_s56_json_logs_have_request_ids_and_no_secrets(tmp_path: Path) -> None:
     with run_charter(tmp_path / "data", "--log-format", "json") as charter:
         password = charter.admin_password
         assert password is not None
@@ -67,5 +67,6 @@ async def test_json_logs_have_request_ids_and_no_secrets(tmp_path: Path) -> None
     ]
     assert all(entry["request_id"] for entry in access)
     assert {"/authorize", "/token", "/register"} <= {entry["path"] for entry in access}
-    for secret in (password, tokens.access_token, tokens.refresh_token, new_refresh, bogus):
+    secrets = (password, tokens.code, tokens.access_token, tokens.refresh_token, new_refresh, bogus)
+    for secret in secrets:
         assert secret and secret not in log
