@@ -116,9 +116,8 @@ def _group_options(ctx: click.Context) -> dict[str, Any]:
     "tool_modules",
     multiple=True,
     metavar="MODULE",
-    envvar="CHARTER_TOOLS",
-    show_envvar=True,
-    help="Python module of extra tools/prompts/resources (repeatable).",
+    help="Python module of extra tools/prompts/resources (repeatable; env CHARTER_TOOLS: "
+    "names separated by spaces or commas, or a JSON list).",
 )
 @click.option(
     "--workers",
@@ -152,10 +151,8 @@ def _group_options(ctx: click.Context) -> dict[str, Any]:
     "ssrf_allow_hosts",
     multiple=True,
     metavar="HOST[:PORT]",
-    envvar="CHARTER_SSRF_ALLOW_HOST",
-    show_envvar=True,
     help="Let client metadata documents be fetched from this private/loopback host "
-    "(repeatable; tests and private deployments).",
+    "(repeatable; tests and private deployments; env CHARTER_SSRF_ALLOWED_HOSTS as a JSON list).",
 )
 @click.option(
     "--ssrf-allow-http",

@@ -34,8 +34,12 @@ def charter_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     yield tmp_path / "data"
 
 
-def test_settings_read_tool_modules_from_the_environment(charter_env: Path) -> None:
+def test_settings_read_tool_modules_from_the_environment(
+    charter_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert DeploymentSettings().tools == ("tests.conformance.tools",)
+    monkeypatch.setenv("CHARTER_TOOLS", "a.b c.d,e.f")
+    assert DeploymentSettings().tools == ("a.b", "c.d", "e.f")
     assert DeploymentSettings(tools="a.b, c.d").tools == ("a.b", "c.d")  # type: ignore[arg-type]
 
 
