@@ -49,7 +49,9 @@ async def oauth_error_handler(_request: Request, exc: Exception) -> Response:
 
 async def database_error_handler(_request: Request, exc: Exception) -> Response:
     """The database is unreachable or failing: 503 ``temporarily_unavailable`` (S61)."""
-    logger.error("database error: %s", type(exc).__name__)
+    # The driver's own message (never the statement's parameters, which SQLAlchemy appends).
+    origin = getattr(exc, "orig", None) or exc
+    logger.error("database error: %s: %s", type(origin).__name__, str(origin).strip()[:300])
     return TemporarilyUnavailableError("the service is temporarily unavailable").to_response()
 
 
