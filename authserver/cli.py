@@ -21,7 +21,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from authserver.context import AuthServer
 from authserver.settings import AuthServerSettings
-from authserver.storage.schema import prepare_database
+from authserver.storage.schema import UnversionedDatabaseError, prepare_database
 
 #: Sub-command name -> ``module:attribute`` of its click command.
 SUBCOMMANDS = {
@@ -93,7 +93,10 @@ def open_server(
         ) from exc
     ctx.call_on_close(server.database.dispose)
     if prepare:
-        prepare_database(server.database.engine)
+        try:
+            prepare_database(server.database.engine)
+        except UnversionedDatabaseError as exc:
+            raise click.ClickException(str(exc)) from exc
     return server
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, MetaData, inspect
 from authserver.storage.db import make_engine
 from authserver.storage.models import Base
 from authserver.storage.schema import (
+    UnversionedDatabaseError,
     current_revision,
     downgrade,
     head_revision,
@@ -143,3 +144,13 @@ def test_alembic_command_line_uses_the_ini_and_x_database_url(tmp_path: Path) ->
     finally:
         engine.dispose()
     assert not (tmp_path / "unused" / "charter.db").exists()
+
+
+def test_a_database_made_without_migrations_is_refused_clearly(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        Base.metadata.create_all(engine)
+        with pytest.raises(UnversionedDatabaseError, match="stamp head"):
+            prepare_database(engine)
+    finally:
+        engine.dispose()

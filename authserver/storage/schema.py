@@ -19,6 +19,13 @@ from sqlalchemy import Engine, inspect, text
 #: Key of the PostgreSQL advisory lock held while migrating (same as in ``migrations/env.py``).
 MIGRATION_LOCK_KEY = 727402
 VERSION_TABLE = "alembic_version"
+#: A table every Charter schema has; found without ``alembic_version``, the database predates
+#: the migrations.
+MARKER_TABLE = "oauth_clients"
+
+
+class UnversionedDatabaseError(RuntimeError):
+    """The database has Charter's tables but no Alembic revision (made without migrations)."""
 
 
 def migrations_path() -> Path:
@@ -55,6 +62,14 @@ def _run(engine: Engine, revision: str, *, downgrade: bool) -> None:
         if connection.dialect.name == "postgresql":
             connection.execute(
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
+        tables = inspect(connection)
+        if not tables.has_table(VERSION_TABLE) and tables.has_table(MARKER_TABLE):
+            url = engine.url.render_as_string(hide_password=True)
+            raise UnversionedDatabaseError(
+                f"{url} has Charter tables but no migration revision (it was made without "
+                "migrations). If its schema is current, mark it with "
+                f"`alembic -x database_url=... stamp head`; otherwise start on a new database."
             )
         config.attributes["connection"] = connection
         if downgrade:
