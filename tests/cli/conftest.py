@@ -26,12 +26,15 @@ class Charter:
     data_dir: Path
     database_url: str
 
-    def __call__(self, *args: str, input: str | None = None) -> Result:
+    def __call__(
+        self, *args: str, input: str | None = None, env: dict[str, str] | None = None
+    ) -> Result:
         runner = CliRunner()
         return runner.invoke(
             charter,
             ["--data-dir", str(self.data_dir), "--database-url", self.database_url, *args],
             input=input,
+            env=env,
             catch_exceptions=False,
         )
 

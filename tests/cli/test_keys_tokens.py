@@ -11,18 +11,31 @@ from tests.cli.rows import issue_grant, remember_consent
 from tests.support.factories import create_client, create_user
 
 
-def test_keys_list_rotate_and_retire(cli: Charter, server: AuthServer) -> None:
+def test_keys_rotate_publishes_the_new_key_before_it_signs(
+    cli: Charter, server: AuthServer
+) -> None:
     assert cli("keys", "list", "--json").stdout.strip() == "[]"
     server.keys.ensure_signing_key()
-    first = json.loads(cli("keys", "list", "--json").stdout)
-    assert [key["status"] for key in first] == ["active"]
-
+    old_kid = json.loads(cli("keys", "list", "--json").stdout)[0]["kid"]
     rotated = cli("keys", "rotate", "--json")
     assert rotated.exit_code == 0, rotated.output
-    new_kid = json.loads(rotated.stdout)["kid"]
+    new = json.loads(rotated.stdout)
+    assert new["status"] == "pending"
+    assert new["activates_at"] > new["created_at"]
+    listed = {key["kid"]: key for key in json.loads(cli("keys", "list", "--json").stdout)}
+    assert listed[old_kid]["status"] == "active"
+    assert listed[old_kid]["retired_at"] == new["activates_at"]
+    table = cli("keys", "list").stdout.splitlines()
+    assert table[0].split()[:3] == ["KID", "ALG", "STATUS"]
+
+
+def test_keys_retire(cli: Charter, server: AuthServer) -> None:
+    no_delay = {"CHARTER_KEY_PUBLISH_AHEAD_SECONDS": "0"}
+    server.keys.ensure_signing_key()
+    old_kid = json.loads(cli("keys", "list", "--json").stdout)[0]["kid"]
+    new_kid = json.loads(cli("keys", "rotate", "--json", env=no_delay).stdout)["kid"]
     listed = {key["kid"]: key for key in json.loads(cli("keys", "list", "--json").stdout)}
     assert listed[new_kid]["status"] == "active"
-    old_kid = first[0]["kid"]
     assert listed[old_kid]["status"] == "retired"
     assert listed[old_kid]["expires_at"] is not None
 

@@ -108,3 +108,20 @@ async def test_the_tool_example_runs() -> None:
     refused = await tool.call({"text": "  "}, ctx)
     assert refused["isError"] is True
     assert sys.modules.get("readme_tools") is None
+
+
+def test_documented_defaults_match_the_settings() -> None:
+    rows = dict(re.findall(r"^\| `CHARTER_([A-Z_]+)` \| ([^|]*) \|", readme(), flags=re.MULTILINE))
+    checked = 0
+    for name, field in AuthServerSettings.model_fields.items():
+        default = field.default
+        if isinstance(default, bool):
+            expected = str(default).lower()
+        elif isinstance(default, int | str) and default != "":
+            expected = str(default)
+        else:
+            continue
+        cell = rows[name.upper()]
+        assert f"`{expected}`" in cell, (name, cell)
+        checked += 1
+    assert checked >= 15
