@@ -13,6 +13,7 @@ from authserver.cli_output import (
     emit_records,
     emit_result,
     fail,
+    format_time,
     json_option,
     time_column,
     yes_option,
@@ -79,7 +80,8 @@ def rotate(as_json: bool) -> None:
     server = open_server()
     key = server.keys.rotate()
     emit_result(
-        f"new signing key {key.kid}; older keys stay in the JWKS until their tokens expire",
+        f"new signing key {key.kid}: published now, signs from {format_time(key.activates_at)}; "
+        "older keys stay in the JWKS until their tokens expire",
         key_record(key, server.now()),
         as_json=as_json,
     )
