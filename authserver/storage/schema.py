@@ -69,7 +69,7 @@ def _run(engine: Engine, revision: str, *, downgrade: bool) -> None:
             raise UnversionedDatabaseError(
                 f"{url} has Charter tables but no migration revision (it was made without "
                 "migrations). If its schema is current, mark it with "
-                f"`alembic -x database_url=... stamp head`; otherwise start on a new database."
+                "`alembic -x database_url=... stamp head`; otherwise start on a new database."
             )
         config.attributes["connection"] = connection
         if downgrade:
