@@ -3,8 +3,9 @@
 The target metadata is the authorization server's ``Base.metadata`` plus the resource server's
 ``resourceserver.storage.metadata`` when that module is importable. The connection comes from
 ``config.attributes["connection"]`` (set by :func:`authserver.storage.schema.prepare_database`);
-otherwise an engine is made from ``-x database_url=...``, ``sqlalchemy.url`` or the
-``CHARTER_DATABASE_URL`` / ``CHARTER_DATA_DIR`` settings. SQLite uses batch mode for ALTERs.
+otherwise an engine is made from ``-x database_url=...``, ``config.attributes["database_url"]``,
+``sqlalchemy.url`` or the ``CHARTER_DATABASE_URL`` / ``CHARTER_DATA_DIR`` settings. SQLite uses
+batch mode for ALTERs.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def database_url() -> str:
     """The URL to migrate when no connection was handed in."""
     config = context.config
     url = context.get_x_argument(as_dictionary=True).get("database_url")
+    url = url or config.attributes.get("database_url")
     url = url or config.get_main_option("sqlalchemy.url") or ""
     return url or AuthServerSettings().database_url
 
