@@ -18,6 +18,7 @@ from authserver.cli_output import (
     time_column,
     yes_option,
 )
+from authserver.context import AuthServer
 from authserver.storage.models import SigningKey
 
 KEY_COLUMNS = (
@@ -56,6 +57,25 @@ def key_record(key: SigningKey, now: int) -> dict[str, Any]:
     }
 
 
+def check_key_encryption(server: AuthServer) -> None:
+    """Exit 1 when this host's key-encryption key cannot open the stored keys.
+
+    A new key encrypted with a different key-encryption key would be unusable by the servers
+    (for example ``charter keys rotate`` run on an admin host without the servers'
+    ``CHARTER_KEY_ENCRYPTION_KEY``).
+    """
+    if not server.keys.list_keys():
+        return
+    try:
+        server.keys.signing_key()
+    except RuntimeError as exc:
+        if "decrypt" in str(exc):
+            fail(
+                str(exc),
+                "run this command with the servers' CHARTER_KEY_ENCRYPTION_KEY (or --data-dir)",
+            )
+
+
 @click.group()
 def keys() -> None:
     """Token signing keys."""
@@ -78,6 +98,7 @@ def list_keys(as_json: bool) -> None:
 def rotate(as_json: bool) -> None:
     """Make a new signing key; the current ones retire when it starts signing."""
     server = open_server()
+    check_key_encryption(server)
     key = server.keys.rotate()
     emit_result(
         f"new signing key {key.kid}: published now, signs from {format_time(key.activates_at)}; "
@@ -104,6 +125,7 @@ def retire(kid: str, immediately: bool, yes: bool, as_json: bool) -> None:
     server = open_server()
     if kid not in {key.kid for key in server.keys.list_keys()}:
         fail(f"no signing key {kid!r}", "list the keys with `charter keys list`")
+    check_key_encryption(server)
     action = f"retire key {kid}" + (" and invalidate every token it signed" if immediately else "")
     confirm(action, yes=yes)
     key = server.keys.retire(kid, immediately=immediately)

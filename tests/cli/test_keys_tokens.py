@@ -51,6 +51,17 @@ def test_keys_retire(cli: Charter, server: AuthServer) -> None:
     assert cli("keys", "retire", "no-such-kid", "--yes").exit_code == 1
 
 
+def test_keys_rotate_refuses_a_different_key_encryption_key(
+    cli: Charter, server: AuthServer
+) -> None:
+    server.keys.ensure_signing_key()
+    other = {"CHARTER_KEY_ENCRYPTION_KEY": "not-the-servers-secret"}
+    result = cli("keys", "rotate", env=other)
+    assert result.exit_code == 1
+    assert "CHARTER_KEY_ENCRYPTION_KEY" in result.stderr
+    assert len(json.loads(cli("keys", "list", "--json").stdout)) == 1
+
+
 def test_tokens_list_shows_live_tokens_without_secrets(cli: Charter, server: AuthServer) -> None:
     user = create_user(server, "alice")
     create_client(server, client_id="c1")
