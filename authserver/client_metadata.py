@@ -213,12 +213,16 @@ def normalise_registration(
     auth_methods: Collection[str] = DCR_AUTH_METHODS,
     default_auth_method: str = DEFAULT_AUTH_METHOD,
     drop_unknown_scopes: bool = False,
+    allow_client_credentials: bool = False,
 ) -> ClientMetadata:
     """Validate a registration request or metadata document and keep only known fields.
 
     ``client_id``, ``client_secret`` and every unknown member are ignored (S46). A
     ``software_statement`` is refused with ``invalid_software_statement``: this server does
-    not support them (S47). Raises ``invalid_redirect_uri`` or ``invalid_client_metadata``.
+    not support them (S47). The ``client_credentials`` grant is refused unless
+    ``allow_client_credentials``: it issues tokens with no user behind them, so only clients
+    an administrator creates may use it, never self-registered ones. Raises
+    ``invalid_redirect_uri`` or ``invalid_client_metadata``.
     """
     if not isinstance(body, Mapping):
         raise InvalidClientMetadataError("client metadata must be a JSON object")
@@ -238,6 +242,12 @@ def normalise_registration(
     uses_code = "authorization_code" in grant_types
     if "refresh_token" in grant_types and not uses_code:
         raise InvalidClientMetadataError("refresh_token needs the authorization_code grant")
+    if "client_credentials" in grant_types and not allow_client_credentials:
+        raise InvalidClientMetadataError(
+            "the client_credentials grant is not available to dynamically registered or "
+            "metadata document clients; an administrator must create such a client "
+            "(charter clients add --grant-type client_credentials)"
+        )
     if "client_credentials" in grant_types and method == PUBLIC_AUTH_METHOD:
         raise InvalidClientMetadataError("client_credentials needs a confidential client")
 

@@ -28,6 +28,9 @@ from authserver.storage.models import (
     User,
 )
 
+#: Clients an administrator created (``charter clients add``); only they may use
+#: ``client_credentials``.
+STATIC_KIND = "static"
 CLIENT_ID_PREFIX = "dcr_"
 CLIENT_ID_BYTES = 18
 

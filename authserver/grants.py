@@ -28,7 +28,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from authserver.audit import record_event
-from authserver.clients import client_id_collides_with_user, mark_client_used
+from authserver.clients import STATIC_KIND, client_id_collides_with_user, mark_client_used
 from authserver.context import AuthServer
 from authserver.crypto import hash_token, new_id
 from authserver.errors import (
@@ -396,6 +396,12 @@ class ClientCredentialsGrant(_GrantMixin, authlib_grants.ClientCredentialsGrant)
         client: OAuthClient = self.request.client
         if client.is_public:
             raise UnauthorizedClientError("public clients cannot use client_credentials")
+        if client.row.kind != STATIC_KIND:
+            # Only administrator-made clients may obtain tokens with no user behind them.
+            raise UnauthorizedClientError(
+                "only clients created by an administrator can use client_credentials",
+                detail=f"client {client.client_id!r} is of kind {client.row.kind!r}",
+            )
         if client_id_collides_with_user(self.session, client.client_id):
             # S22: the token's sub would be indistinguishable from this user's id or name.
             raise UnauthorizedClientError(

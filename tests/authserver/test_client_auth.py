@@ -258,6 +258,23 @@ async def test_public_client_cannot_use_client_credentials(
     assert response.json()["error"] in ("unauthorized_client", "invalid_client")
 
 
+async def test_client_credentials_only_for_static_clients(
+    auth_server: AuthServer, as_client: httpx.AsyncClient
+) -> None:
+    """A self-registered row that lists client_credentials (made before registration
+    refused it) still gets no token: the grant is for administrator-made clients only."""
+    client, secret = create_client(
+        auth_server, confidential=True, grant_types=["client_credentials"], kind="dynamic"
+    )
+    response = await as_client.post(
+        "/token",
+        data={"grant_type": "client_credentials", "scope": "mcp"},
+        headers=basic(client.client_id, secret or ""),
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "unauthorized_client"
+
+
 async def test_client_credentials_grant_type_must_be_registered(
     auth_server: AuthServer, as_client: httpx.AsyncClient
 ) -> None:

@@ -85,16 +85,27 @@ async def test_confidential_registration_gets_secret(
     assert row.secret_hash == hash_token(body["client_secret"])
 
 
-async def test_client_credentials_client(as_client: httpx.AsyncClient) -> None:
+@pytest.mark.parametrize(
+    "grant_types", [["client_credentials"], ["authorization_code", "client_credentials"]]
+)
+async def test_client_credentials_cannot_be_self_registered(
+    as_client: httpx.AsyncClient, auth_server: AuthServer, grant_types: list[str]
+) -> None:
+    """Tokens with no user behind them are for administrator-made clients only."""
+    before = count_clients(auth_server)
     response = await register(
         as_client,
-        {"grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_post"},
+        {
+            "grant_types": grant_types,
+            "redirect_uris": ["https://app.example.com/cb"],
+            "token_endpoint_auth_method": "client_secret_post",
+        },
     )
-    assert response.status_code == 201, response.text
+    assert response.status_code == 400, response.text
     body = response.json()
-    assert body["grant_types"] == ["client_credentials"]
-    assert body["response_types"] == []
-    assert body["client_secret"]
+    assert body["error"] == "invalid_client_metadata"
+    assert "administrator" in body["error_description"]
+    assert count_clients(auth_server) == before
 
 
 BAD_REDIRECTS = [
