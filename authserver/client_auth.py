@@ -3,7 +3,8 @@
 RFC 6749 §2.3.1 (``client_secret_basic``, ``client_secret_post``), OAuth 2.1 §2.4 and RFC 7591
 §2 (``none``: a public client names itself with ``client_id``). Secrets are compared in constant
 time against their stored hashes; unknown and known clients fail alike; repeated wrong secrets
-for one client id are throttled through the shared rate counters (S20).
+for one client id are throttled through the shared rate counters (S20), without locking out
+the client that knows its secret (only failures are slowed down).
 """
 
 from __future__ import annotations
@@ -100,7 +101,9 @@ def authenticate_client(
 
     A client must use the method it registered (``token_endpoint_auth_method``): a confidential
     client cannot fall back to ``none`` (S21). ``confidential_only`` refuses public clients
-    (introspection). Too many wrong secrets for one client id give 429 ``slow_down``.
+    (introspection). Past ``failed_auth_limit`` wrong secrets for one client id in
+    :data:`FAILED_SECRET_WINDOW`, further wrong secrets give 429 ``slow_down``; the right
+    secret is still accepted (only failures are throttled).
     """
     basic = credentials.basic_tried
     if credentials.method == NONE:
@@ -115,16 +118,22 @@ def authenticate_client(
             raise InvalidClientError("this endpoint is for confidential clients only")
         return client
 
-    key = _throttle_key(credentials.client_id)
-    window, limit = FAILED_SECRET_WINDOW, server.settings.failed_auth_limit
-    wait = ratelimit.peek(session, key, now=now, window=window, limit=limit)
-    if wait:
-        raise SlowDownError(wait, detail=f"client {credentials.client_id!r} throttled")
+    # Load and compare first, whatever the counter says: a correct secret always gets
+    # through, so wrong guesses by others cannot lock the real client out. Only failures
+    # are counted and, past the limit, answered with 429 ``slow_down`` instead of 401.
     client = load_client(server, session, credentials.client_id)
     stored = client.secret_hash if client is not None else None
     matched = token_matches(credentials.secret or "", stored)
     if client is None or not matched:
-        ratelimit.hit(session, key, now=now, window=window, limit=limit)
+        wait = ratelimit.hit(
+            session,
+            _throttle_key(credentials.client_id),
+            now=now,
+            window=FAILED_SECRET_WINDOW,
+            limit=server.settings.failed_auth_limit,
+        )
+        if wait:
+            raise SlowDownError(wait, detail=f"client {credentials.client_id!r} throttled")
         raise InvalidClientError(
             _FAILED, basic_tried=basic, detail=f"bad secret for {credentials.client_id!r}"
         )

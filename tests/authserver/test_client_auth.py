@@ -123,9 +123,16 @@ async def test_s20_unknown_and_known_clients_answer_alike_and_wrong_secrets_thro
 
         for _ in range(3):
             await http.post("/token", data=form, headers=basic(client.client_id, "wrong"))
-        throttled = await http.post("/token", data=form, headers=basic(client.client_id, secret))
+        throttled = await http.post("/token", data=form, headers=basic(client.client_id, "bad"))
         assert throttled.status_code == 429
         assert int(throttled.headers["retry-after"]) > 0
+        unknown_throttled = await http.post("/token", data=form, headers=basic("nobody", "bad"))
+        assert unknown_throttled.status_code == 401  # its own counter
+        # The real client, which knows its secret, is not locked out by others' guesses.
+        granted = await http.post("/token", data=form, headers=basic(client.client_id, secret))
+        assert granted.status_code == 200, granted.text
+        still = await http.post("/token", data=form, headers=basic(client.client_id, "bad"))
+        assert still.status_code == 429
         # Another client is not affected.
         other, other_secret = create_client(
             server, confidential=True, grant_types=["client_credentials"]
