@@ -6,8 +6,15 @@ another site or another browser is refused). Both are Secure, HttpOnly, SameSite
 Browsers refuse ``__Host-`` and Secure cookies over plain http, so on an ``http://`` loopback
 issuer (development, tests) the names lose the prefix and the Secure flag.
 
-Login sessions and browser ids are stored only as hashes. Failed logins are counted per
-username and per client IP in shared SQL counters; past the limit the form answers 429.
+Login sessions and browser ids are stored only as hashes. Throttling (S20) uses shared SQL
+counters and never locks a user out from elsewhere:
+
+- every attempt is counted first (hit-then-check, so parallel guesses cannot slip past the limit)
+  per client IP and per username+IP; past either limit the form answers 429 whatever the
+  password. A successful login gives its attempt back, so only failures use up the budget;
+- failures are also counted per username across all IPs; past that limit a wrong password
+  answers 429 (after the same password verification), but the right password still logs in.
+  Someone guessing ``admin``'s password from one IP cannot keep ``admin`` out from another.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from authserver.audit import record_event
 from authserver.context import AuthServer
 from authserver.crypto import hash_token, new_token
 from authserver.settings import AuthServerSettings
-from authserver.storage.models import LoginSession, User
+from authserver.storage.models import LoginSession, RateCounter, User
 
 SESSION_COOKIE = "charter_session"
 BROWSER_COOKIE = "charter_browser"
@@ -148,8 +155,30 @@ class LoginThrottled:
 LoginOutcome = LoginSucceeded | LoginFailed | LoginThrottled
 
 
-def _limit_keys(username: str, ip: str) -> tuple[str, str]:
-    return f"login:user:{username.casefold()}", f"login:ip:{ip}"
+@dataclass(frozen=True)
+class _LimitKeys:
+    """The counters of one login attempt (usernames hashed: they may be long or hostile)."""
+
+    user: str
+    ip: str
+    pair: str
+
+    @classmethod
+    def of(cls, username: str, ip: str) -> _LimitKeys:
+        name = hash_token(username.casefold())
+        return cls(f"login:user:{name}", f"login:ip:{ip}", f"login:user-ip:{name}:{ip}")
+
+
+def _give_back(session: Session, key: str, *, counted_at: int, window: int) -> None:
+    """Undo one count of ``key`` made at ``counted_at`` (a success should not use the budget)."""
+    row = session.scalars(
+        select(RateCounter)
+        .where(RateCounter.key == key)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+    if row is not None and row.window_start == counted_at - counted_at % window and row.count > 0:
+        row.count -= 1
 
 
 def log_in(
@@ -157,21 +186,25 @@ def log_in(
 ) -> LoginOutcome:
     """Check a username and password (blocking; run in a thread).
 
-    Unknown users cost the same argon2 verification as known ones. The hash is verified
+    Unknown users cost the same argon2 verification as known ones, and a username over its
+    failure limit costs it too (its answer then depends on the password). The hash is verified
     outside any transaction so that SQLite's writer lock is not held during it.
     """
     limit = server.settings.failed_auth_limit
-    user_key, ip_key = _limit_keys(username, ip)
-    now = server.now()
+    ip_limit = limit * IP_LIMIT_FACTOR
+    keys = _LimitKeys.of(username, ip)
+    counted_at = server.now()
     with server.database.transaction() as session:
         wait = max(
-            ratelimit.peek(session, user_key, now=now, window=FAILED_LOGIN_WINDOW, limit=limit),
-            ratelimit.peek(
-                session, ip_key, now=now, window=FAILED_LOGIN_WINDOW, limit=limit * IP_LIMIT_FACTOR
+            ratelimit.hit(
+                session, keys.pair, now=counted_at, window=FAILED_LOGIN_WINDOW, limit=limit
+            ),
+            ratelimit.hit(
+                session, keys.ip, now=counted_at, window=FAILED_LOGIN_WINDOW, limit=ip_limit
             ),
         )
         if wait:
-            record_event(session, "login_throttled", at=now, client_id=client_id, ip=ip)
+            record_event(session, "login_throttled", at=counted_at, client_id=client_id, ip=ip)
             return LoginThrottled(wait)
         user = None
         if username and len(username) <= MAX_USERNAME_LENGTH:
@@ -183,15 +216,17 @@ def log_in(
     now = server.now()
     with server.database.transaction() as session:
         if verified and user_id is not None:
-            ratelimit.reset(session, user_key)
+            ratelimit.reset(session, keys.pair)
+            ratelimit.reset(session, keys.user)
+            _give_back(session, keys.ip, counted_at=counted_at, window=FAILED_LOGIN_WINDOW)
             cookie_value = create_login_session(session, server, user_id)
             record_event(
                 session, "login_succeeded", at=now, client_id=client_id, subject=user_id, ip=ip
             )
             return LoginSucceeded(user_id, cookie_value)
-        ratelimit.hit(session, user_key, now=now, window=FAILED_LOGIN_WINDOW, limit=limit)
-        ratelimit.hit(
-            session, ip_key, now=now, window=FAILED_LOGIN_WINDOW, limit=limit * IP_LIMIT_FACTOR
-        )
+        wait = ratelimit.hit(session, keys.user, now=now, window=FAILED_LOGIN_WINDOW, limit=limit)
         record_event(session, "login_failed", at=now, client_id=client_id, subject=user_id, ip=ip)
+        if wait:
+            record_event(session, "login_throttled", at=now, client_id=client_id, ip=ip)
+            return LoginThrottled(wait)
         return LoginFailed()

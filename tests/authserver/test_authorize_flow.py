@@ -3,6 +3,7 @@ failed logins, throttling, expiry, ``prompt`` and the audit trail."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,7 @@ from sqlalchemy import select
 from authserver.app import create_app
 from authserver.context import AuthServer
 from authserver.crypto import hash_token
+from authserver.login import IP_LIMIT_FACTOR
 from authserver.pending import PENDING_TTL
 from authserver.storage.models import AuditEvent, AuthorizationCode, LoginSession, User
 from tests.support.browser_flow import (
@@ -117,35 +119,117 @@ async def test_wrong_password_and_unknown_user_answer_alike(
     assert [row.id_hash for row in sessions] == [hash_token(as_client.cookies["charter_session"])]
 
 
-async def test_failed_logins_throttled_per_username_and_ip(
+def browser_at(server: AuthServer, ip: str) -> httpx.AsyncClient:
+    """A browser whose requests come from ``ip``."""
+    transport = httpx.ASGITransport(app=create_app(server), client=(ip, 40000))
+    return httpx.AsyncClient(transport=transport, base_url=ISSUER)
+
+
+async def open_login_form(browser: httpx.AsyncClient, client_id: str) -> tuple[str, dict[str, str]]:
+    return login_form(await browser.get("/authorize", params=params_for(client_id)))
+
+
+async def test_s20_failed_logins_throttled_per_username_and_ip(
+    make_server: Callable[..., AuthServer],
+) -> None:
+    server = make_server(failed_auth_limit=2)
+    create_user(server)
+    create_user(server, "bob")
+    client, _ = create_client(server, redirect_uris=[REDIRECT])
+    async with browser_at(server, "198.51.100.7") as attacker:
+        action, fields = await open_login_form(attacker, client.client_id)
+        statuses = []
+        for _ in range(3):
+            response = await attacker.post(
+                action, data={**fields, "username": "alice", "password": "bad"}
+            )
+            statuses.append(response.status_code)
+        assert statuses == [401, 401, 429]
+        assert "Too many failed sign-in attempts" in response.text
+        # From the guessing IP even the right password waits (no brute force from one IP).
+        response = await attacker.post(
+            action, data={**fields, "username": "alice", "password": PASSWORD}
+        )
+        assert response.status_code == 429
+        assert "charter_session" not in response.headers.get("set-cookie", "")
+        # Another username from the same IP still works until the IP limit.
+        response = await attacker.post(
+            action, data={**fields, "username": "bob", "password": PASSWORD}
+        )
+        assert response.status_code == 303
+
+
+async def test_s20_guessing_cannot_lock_a_user_out_from_another_ip(
     make_server: Callable[..., AuthServer],
 ) -> None:
     server = make_server(failed_auth_limit=2)
     create_user(server)
     client, _ = create_client(server, redirect_uris=[REDIRECT])
-    transport = httpx.ASGITransport(app=create_app(server))
-    async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as browser:
-        page = await browser.get("/authorize", params=params_for(client.client_id))
-        action, fields = login_form(page)
-        statuses = []
-        for _ in range(3):
-            response = await browser.post(
-                action, data={**fields, "username": "alice", "password": "bad"}
+    async with browser_at(server, "198.51.100.7") as attacker:
+        action, fields = await open_login_form(attacker, client.client_id)
+        for username in ("alice", "mallory"):
+            for _ in range(3):
+                await attacker.post(
+                    action, data={**fields, "username": username, "password": "bad"}
+                )
+    async with browser_at(server, "192.0.2.10") as owner:
+        action, fields = await open_login_form(owner, client.client_id)
+        # The username is over its failure limit: a wrong password answers 429 from anywhere
+        # (after the same verification), exactly like an unknown username over its limit.
+        wrong = await owner.post(action, data={**fields, "username": "alice", "password": "x"})
+        unknown = await owner.post(action, data={**fields, "username": "mallory", "password": "x"})
+        assert (wrong.status_code, unknown.status_code) == (429, 429)
+        assert wrong.text.replace('value="alice"', "") == unknown.text.replace(
+            'value="mallory"', ""
+        )
+        # ... but the right password from the owner's IP logs in.
+        response = await owner.post(
+            action, data={**fields, "username": "alice", "password": PASSWORD}
+        )
+        assert response.status_code == 303
+        assert "charter_session" in response.headers.get("set-cookie", "")
+
+
+async def test_s20_ip_limit_covers_every_username_and_spares_successes(
+    make_server: Callable[..., AuthServer],
+) -> None:
+    server = make_server(failed_auth_limit=2)
+    create_user(server)
+    client, _ = create_client(server, redirect_uris=[REDIRECT])
+    ip_limit = 2 * IP_LIMIT_FACTOR
+    async with browser_at(server, "203.0.113.5") as nat:
+        action, fields = await open_login_form(nat, client.client_id)
+        # Successful logins do not use up the shared IP's budget.
+        for _ in range(ip_limit + 1):
+            ok = await nat.post(action, data={**fields, "username": "alice", "password": PASSWORD})
+            assert ok.status_code == 303
+        for number in range(ip_limit):
+            response = await nat.post(
+                action, data={**fields, "username": f"user{number}", "password": "bad"}
             )
-            statuses.append(response.status_code)
-        assert statuses == [401, 401, 429]
-        # Even the right password waits now.
-        response = await browser.post(
+            assert response.status_code == 401
+        response = await nat.post(
             action, data={**fields, "username": "alice", "password": PASSWORD}
         )
         assert response.status_code == 429
-        assert "Too many failed sign-in attempts" in response.text
-        # Another username from the same IP still works until the IP limit.
-        create_user(server, "bob")
-        response = await browser.post(
-            action, data={**fields, "username": "bob", "password": PASSWORD}
+
+
+async def test_s20_parallel_guesses_cannot_pass_the_limit(
+    make_server: Callable[..., AuthServer],
+) -> None:
+    server = make_server(failed_auth_limit=2)
+    create_user(server)
+    client, _ = create_client(server, redirect_uris=[REDIRECT])
+    async with browser_at(server, "198.51.100.7") as attacker:
+        action, fields = await open_login_form(attacker, client.client_id)
+        responses = await asyncio.gather(
+            *(
+                attacker.post(action, data={**fields, "username": "alice", "password": f"bad{n}"})
+                for n in range(8)
+            )
         )
-        assert response.status_code == 303
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [401, 401] + [429] * 6
 
 
 async def test_pending_request_expires(make_server: Callable[..., AuthServer]) -> None:
