@@ -149,23 +149,37 @@ class KeyStore:
         return row
 
     def retire(self, kid: str, *, immediately: bool = False) -> SigningKey:
-        """Stop signing with ``kid``.
+        """Stop signing with ``kid`` now.
 
         It leaves the JWKS after the longest token lifetime, or at once with ``immediately``
-        (tokens it signed then fail). A new key is made when no other key can sign.
+        (tokens it signed then fail). When no other key can sign now, a key still waiting to
+        activate (a pending rotation) takes over at once, or else a new key is made.
         """
         now = self._now()
         with self._db.transaction() as session:
             row = session.get(SigningKey, kid)
             if row is None:
                 raise KeyError(kid)
-            row.retired_at = row.retired_at or now
+            row.retired_at = now if row.retired_at is None else min(row.retired_at, now)
             row.expires_at = now if immediately else now + self._max_token_lifetime
-            remaining = session.scalars(
-                select(SigningKey.kid).where(SigningKey.retired_at.is_(None))
+            session.flush()
+            can_sign_now = session.scalars(
+                select(SigningKey.kid)
+                .where(SigningKey.activates_at <= now)
+                .where(or_(SigningKey.retired_at.is_(None), SigningKey.retired_at > now))
+                .limit(1)
             ).first()
-            if remaining is None:
-                session.add(self._new_row(now, now))
+            if can_sign_now is None:
+                pending = session.scalars(
+                    select(SigningKey)
+                    .where(SigningKey.retired_at.is_(None), SigningKey.activates_at > now)
+                    .order_by(SigningKey.activates_at)
+                    .limit(1)
+                ).first()
+                if pending is not None:
+                    pending.activates_at = now
+                else:
+                    session.add(self._new_row(now, now))
         self.invalidate_cache()
         return row
 
