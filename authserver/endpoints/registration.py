@@ -10,11 +10,13 @@ Every attempt counts against a per-IP limit (``registration_rate_per_minute``; 4
 Idempotent re-registration (REAL-CLIENTS §4): a *public* (``none``) registration whose
 normalised metadata is identical to that of a never-used dynamic client registered from the
 same IP within ``unused_client_ttl`` returns that client again instead of creating a new row.
-Its registration access token cannot be shown again (only its hash is kept), so a fresh one is
-issued and the old one stops working: the latest registrant manages the client. Clients that
-have obtained tokens, and confidential clients (whose secret cannot be re-issued), are never
-reused: each such registration makes a new client. Never-used clients are reaped after the TTL
-(:mod:`authserver.reaper`).
+The repeated answer carries no ``registration_access_token`` and no
+``registration_client_uri`` (both optional, RFC 7591 §3.2.1): the original registrant's token
+is kept and keeps working, and whoever registered the same metadata again (possibly another
+party behind the same address) gets the client to use but never the right to manage it
+(RFC 7592). Clients that have obtained tokens, and confidential clients (whose secret cannot be
+re-issued), are never reused: each such registration makes a new client. Never-used clients
+are reaped after the TTL (:mod:`authserver.reaper`).
 
 ``GET``/``PUT``/``DELETE /register/{client_id}`` need ``Authorization: Bearer <registration
 access token>``; a missing or wrong token, or an unknown client, answer the same 401
@@ -143,8 +145,13 @@ def _client_information(
     *,
     registration_token: str | None = None,
     secret: str | None = None,
+    manageable: bool = True,
 ) -> dict[str, Any]:
-    """The client information response (RFC 7591 §3.2.1, RFC 7592 §3)."""
+    """The client information response (RFC 7591 §3.2.1, RFC 7592 §3).
+
+    ``manageable=False`` leaves out ``registration_client_uri`` (and any token): the caller
+    may use the client but not manage it.
+    """
     body: dict[str, Any] = dict(client.client_metadata)
     body["client_id"] = client.client_id
     body["client_id_issued_at"] = client.created_at
@@ -154,7 +161,10 @@ def _client_information(
         body["client_secret_expires_at"] = client.secret_expires_at
     if registration_token is not None:
         body["registration_access_token"] = registration_token
-    body["registration_client_uri"] = server.settings.endpoint_url(f"/register/{client.client_id}")
+    if manageable:
+        body["registration_client_uri"] = server.settings.endpoint_url(
+            f"/register/{client.client_id}"
+        )
     return body
 
 
@@ -201,8 +211,7 @@ def register_client(server: AuthServer, body: dict[str, Any], ip: str) -> dict[s
         if metadata.is_public:
             existing = _find_reusable(server, session, fingerprint, ip)
             if existing is not None:
-                existing.registration_token_hash = hash_token(registration_token)
-                existing.updated_at = now
+                # The management token stays with the first registrant (see module docs).
                 record_event(
                     session,
                     "client_registration_repeated",
@@ -210,7 +219,7 @@ def register_client(server: AuthServer, body: dict[str, Any], ip: str) -> dict[s
                     client_id=existing.client_id,
                     ip=ip,
                 )
-                return _client_information(server, existing, registration_token=registration_token)
+                return _client_information(server, existing, manageable=False)
         secret = None if metadata.is_public else new_token()
         client = Client(
             client_id=new_client_id(session),

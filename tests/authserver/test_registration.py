@@ -369,18 +369,46 @@ async def test_s48_identical_public_registration_reuses_client(
     second = second_response.json()
     assert second["client_id"] == first["client_id"]
     assert second["client_id_issued_at"] == first["client_id_issued_at"]
-    assert second["registration_access_token"] != first["registration_access_token"]
     assert count_clients(auth_server) == 1
-    # The old registration token was rotated away; the new one works.
+    # The repeat gets the client but not its management: no token, no management URI.
+    assert "registration_access_token" not in second
+    assert "registration_client_uri" not in second
+    assert {key: value for key, value in second.items() if not key.startswith("registration")} == {
+        key: value for key, value in first.items() if not key.startswith("registration")
+    }
+    # The first registrant's token keeps working.
     path = f"/register/{first['client_id']}"
-    old = await as_client.get(
+    kept = await as_client.get(
         path, headers={"Authorization": f"Bearer {first['registration_access_token']}"}
     )
-    assert old.status_code == 401
-    new = await as_client.get(
-        path, headers={"Authorization": f"Bearer {second['registration_access_token']}"}
+    assert kept.status_code == 200
+
+
+async def test_s48_repeated_registration_cannot_take_over_management(
+    as_client: httpx.AsyncClient,
+) -> None:
+    """Another party behind the same address registering the same metadata must not be able
+    to change the first registrant's client (e.g. point its redirect URIs elsewhere)."""
+    victim = (await register(as_client, PUBLIC)).json()
+    repeat = (await register(as_client, PUBLIC)).json()
+    assert repeat["client_id"] == victim["client_id"]
+    assert "registration_access_token" not in repeat
+    path = f"/register/{victim['client_id']}"
+    hijack = {
+        **PUBLIC,
+        "client_id": victim["client_id"],
+        "redirect_uris": ["https://evil.example/cb"],
+    }
+    for token in ("", "None", victim["client_id"]):
+        response = await as_client.put(
+            path, json=hijack, headers={"Authorization": f"Bearer {token}"}
+        )
+        assert response.status_code == 401
+    owner = await as_client.get(
+        path, headers={"Authorization": f"Bearer {victim['registration_access_token']}"}
     )
-    assert new.status_code == 200
+    assert owner.status_code == 200
+    assert owner.json()["redirect_uris"] == PUBLIC["redirect_uris"]
 
 
 async def test_s48_reuse_only_for_identical_public_unused_same_ip(
