@@ -12,7 +12,7 @@ import base64
 import binascii
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from resourceserver.mcp.context import LOG_LEVELS, Channel, Context
 from resourceserver.mcp.definitions import ResourceTemplate
@@ -24,6 +24,12 @@ from resourceserver.principal import Principal
 
 JsonObject = dict[str, Any]
 T = TypeVar("T")
+
+
+class Listed(Protocol):
+    """Anything a ``*/list`` result describes."""
+
+    def to_json(self) -> JsonObject: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +146,14 @@ class Dispatcher:
             raise JsonRpcError(METHOD_NOT_FOUND, f"Method not found: {call.request.method}")
         return await handler(call)
 
+    def _page(self, call: Call, key: str, items: Sequence[Listed]) -> JsonObject:
+        """The ``*/list`` result holding the page of ``items`` the request's cursor asks for."""
+        page, following = paginate(items, call.request.params.get("cursor"), self.page_size)
+        result: JsonObject = {key: [item.to_json() for item in page]}
+        if following:
+            result["nextCursor"] = following
+        return result
+
     # -- utilities -------------------------------------------------------------------------------
 
     async def _ping(self, call: Call) -> JsonObject:
@@ -187,11 +201,7 @@ class Dispatcher:
         visible = [
             tool for tool in self.registry.tools.values() if call.principal.has_scopes(tool.scopes)
         ]
-        page, following = paginate(visible, call.request.params.get("cursor"), self.page_size)
-        result: JsonObject = {"tools": [tool.to_json() for tool in page]}
-        if following:
-            result["nextCursor"] = following
-        return result
+        return self._page(call, "tools", visible)
 
     async def _tools_call(self, call: Call) -> JsonObject:
         name = _string(call.request.params, "name")
@@ -204,12 +214,7 @@ class Dispatcher:
     # -- prompts -----------------------------------------------------------------------------------
 
     async def _prompts_list(self, call: Call) -> JsonObject:
-        prompts = list(self.registry.prompts.values())
-        page, following = paginate(prompts, call.request.params.get("cursor"), self.page_size)
-        result: JsonObject = {"prompts": [prompt.to_json() for prompt in page]}
-        if following:
-            result["nextCursor"] = following
-        return result
+        return self._page(call, "prompts", list(self.registry.prompts.values()))
 
     async def _prompts_get(self, call: Call) -> JsonObject:
         name = _string(call.request.params, "name")
@@ -221,20 +226,10 @@ class Dispatcher:
     # -- resources ---------------------------------------------------------------------------------
 
     async def _resources_list(self, call: Call) -> JsonObject:
-        resources = list(self.registry.resources.values())
-        page, following = paginate(resources, call.request.params.get("cursor"), self.page_size)
-        result: JsonObject = {"resources": [resource.to_json() for resource in page]}
-        if following:
-            result["nextCursor"] = following
-        return result
+        return self._page(call, "resources", list(self.registry.resources.values()))
 
     async def _templates_list(self, call: Call) -> JsonObject:
-        templates = list(self.registry.templates.values())
-        page, following = paginate(templates, call.request.params.get("cursor"), self.page_size)
-        result: JsonObject = {"resourceTemplates": [t.to_json() for t in page]}
-        if following:
-            result["nextCursor"] = following
-        return result
+        return self._page(call, "resourceTemplates", list(self.registry.templates.values()))
 
     async def _resources_read(self, call: Call) -> JsonObject:
         uri = _string(call.request.params, "uri")
