@@ -30,6 +30,21 @@ ISSUER = "http://127.0.0.1:9"
 ALL_SCOPES = "mcp notes:read notes:write"
 
 
+def _token(
+    key: Key, settings: ResourceServerSettings, scope: str, subject: str, client_id: str
+) -> str:
+    """An hour-long access token from the test issuer for the server ``settings`` describe."""
+    return mint_access_token(
+        key,
+        issuer=ISSUER,
+        audience=settings.resource_url,
+        subject=subject,
+        client_id=client_id,
+        scope=scope,
+        lifetime=3600,
+    )
+
+
 @dataclass
 class RunningServer:
     """A resource server listening on 127.0.0.1."""
@@ -41,15 +56,7 @@ class RunningServer:
 
     def token(self, scope: str = ALL_SCOPES, subject: str = "alice", client_id: str = "c1") -> str:
         """A valid access token for this server."""
-        return mint_access_token(
-            self.key,
-            issuer=ISSUER,
-            audience=self.settings.resource_url,
-            subject=subject,
-            client_id=client_id,
-            scope=scope,
-            lifetime=3600,
-        )
+        return _token(self.key, self.settings, scope, subject, client_id)
 
 
 def database(path: Path) -> Engine:
@@ -106,15 +113,7 @@ class LocalApp:
     key: Key
 
     def token(self, scope: str = ALL_SCOPES, subject: str = "alice", client_id: str = "c1") -> str:
-        return mint_access_token(
-            self.key,
-            issuer=ISSUER,
-            audience=self.settings.resource_url,
-            subject=subject,
-            client_id=client_id,
-            scope=scope,
-            lifetime=3600,
-        )
+        return _token(self.key, self.settings, scope, subject, client_id)
 
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(
