@@ -4,6 +4,7 @@ and two app instances sharing one SQLite database (horizontal scaling)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -287,54 +288,44 @@ async def test_cancel_sent_to_another_instance_stops_handler(tmp_path: Path) -> 
     engine_a.dispose()
 
 
-@pytest.mark.postgres
-async def test_two_app_instances_on_postgres(postgres_database_url: str) -> None:
-    engine_a = create_engine(postgres_database_url)
-    engine_b = create_engine(postgres_database_url)
+@contextlib.asynccontextmanager
+async def two_instances_on_postgres(
+    url: str, options: TransportOptions
+) -> AsyncIterator[tuple[McpHttp, McpHttp]]:
+    """A session opened on instance A and joined on instance B, sharing fresh tables at ``url``."""
+    engine_a = create_engine(url)
+    engine_b = create_engine(url)
     metadata.drop_all(engine_a)
     create_tables(engine_a)
     try:
-        server_a = serve(streaming_tools(), engine_a, FAST)
-        server_b = serve(streaming_tools(), engine_b, FAST)
+        server_a = serve(streaming_tools(), engine_a, options)
+        server_b = serve(streaming_tools(), engine_b, options)
         with server_a as a, server_b as b:
             async with httpx.AsyncClient(timeout=20) as client:
                 on_a = await connect(a, client)
                 on_b = McpHttp(client, b.url, b.token())
                 on_b.session = on_a.session
-                answer = {"role": "assistant", "content": {"type": "text", "text": "pg"}}
-                _, response = await call_answering(
-                    on_a, on_b, "ask_model", {"question": "?"}, answer
-                )
-                assert response["result"]["content"][0]["text"] == "model said: pg"
+                yield on_a, on_b
     finally:
         metadata.drop_all(engine_a)
         engine_a.dispose()
         engine_b.dispose()
+
+
+@pytest.mark.postgres
+async def test_two_app_instances_on_postgres(postgres_database_url: str) -> None:
+    async with two_instances_on_postgres(postgres_database_url, FAST) as (on_a, on_b):
+        answer = {"role": "assistant", "content": {"type": "text", "text": "pg"}}
+        _, response = await call_answering(on_a, on_b, "ask_model", {"question": "?"}, answer)
+        assert response["result"]["content"][0]["text"] == "model said: pg"
 
 
 @pytest.mark.postgres
 async def test_postgres_notify_wakes_the_waiting_worker(postgres_database_url: str) -> None:
     slow_polling = TransportOptions(poll_interval=8.0, retry_ms=500)
-    engine_a = create_engine(postgres_database_url)
-    engine_b = create_engine(postgres_database_url)
-    metadata.drop_all(engine_a)
-    create_tables(engine_a)
-    try:
-        server_a = serve(streaming_tools(), engine_a, slow_polling)
-        server_b = serve(streaming_tools(), engine_b, slow_polling)
-        with server_a as a, server_b as b:
-            async with httpx.AsyncClient(timeout=20) as client:
-                on_a = await connect(a, client)
-                on_b = McpHttp(client, b.url, b.token())
-                on_b.session = on_a.session
-                answer = {"role": "assistant", "content": {"type": "text", "text": "fast"}}
-                started = time.monotonic()
-                _, response = await call_answering(
-                    on_a, on_b, "ask_model", {"question": "?"}, answer
-                )
-                assert response["result"]["content"][0]["text"] == "model said: fast"
-                assert time.monotonic() - started < 4.0  # polling alone would take >= 8 s
-    finally:
-        metadata.drop_all(engine_a)
-        engine_a.dispose()
-        engine_b.dispose()
+    async with two_instances_on_postgres(postgres_database_url, slow_polling) as (on_a, on_b):
+        answer = {"role": "assistant", "content": {"type": "text", "text": "fast"}}
+        started = time.monotonic()
+        _, response = await call_answering(on_a, on_b, "ask_model", {"question": "?"}, answer)
+        assert response["result"]["content"][0]["text"] == "model said: fast"
+        assert time.monotonic() - started < 4.0  # polling alone would take >= 8 s
