@@ -9,6 +9,7 @@ into an :class:`AuthorizationCode` row, deleted-on-use by the token endpoint's a
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -65,9 +66,18 @@ class RequestTerms:
 
 
 def store_pending(
-    session: Session, server: AuthServer, terms: RequestTerms, browser_value: str
+    session: Session,
+    server: AuthServer,
+    terms: RequestTerms,
+    browser_value: str,
+    *,
+    fresh_login: bool = False,
 ) -> tuple[str, str]:
-    """Store a request for ``browser_value``'s browser; returns its id and a CSRF token."""
+    """Store a request for ``browser_value``'s browser; returns its id and a CSRF token.
+
+    ``fresh_login`` (``prompt=login``): only a login made on this request's own login form
+    may approve it (see :func:`login_is_fresh_enough`).
+    """
     request_id = new_token()
     csrf_token = new_token()
     now = server.now()
@@ -86,6 +96,7 @@ def store_pending(
             csrf_hash=hash_token(csrf_token),
             user_id=None,
             login_session_hash=None,
+            fresh_login_required=fresh_login,
             created_at=now,
             expires_at=now + PENDING_TTL,
         )
@@ -105,6 +116,25 @@ def load_pending(
     if not token_matches(browser_value, row.browser_hash):
         return None
     return row
+
+
+def bind_fresh_login(row: PendingAuthorization, user_id: str, login_session_hash: str) -> None:
+    """Record the login just made on ``row``'s own login form."""
+    row.user_id = user_id
+    row.login_session_hash = login_session_hash
+
+
+def login_is_fresh_enough(row: PendingAuthorization, login_session_hash: str) -> bool:
+    """Whether a login session may continue ``row``.
+
+    Any valid login may, unless ``prompt=login`` was asked: then only the session created by
+    this request's login form (bound with :func:`bind_fresh_login`), never an older one.
+    """
+    if not row.fresh_login_required:
+        return True
+    return row.login_session_hash is not None and hmac.compare_digest(
+        login_session_hash, row.login_session_hash
+    )
 
 
 def rotate_csrf(row: PendingAuthorization) -> str:

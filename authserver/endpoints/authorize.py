@@ -13,7 +13,9 @@ Routes (paths are under the issuer's path):
   ``decision=approve|deny``; a 303 to the client with a code or ``error=access_denied``.
 
 ``prompt=none`` answers ``login_required``/``consent_required`` instead of a page;
-``prompt=login`` asks for the password even when a login session exists.
+``prompt=login`` asks for the password even when a login session exists, and its pending
+request can then be continued only by the login made on its own login form (opening the consent
+page directly with an older session shows the login form again).
 
 The hidden fields come from the pages' forms; the browser must keep the cookies the endpoint
 sets (``charter_browser``/``charter_session``, ``__Host-`` prefixed on https issuers).
@@ -45,6 +47,7 @@ from authserver.authorization_request import (
 from authserver.clients import load_client
 from authserver.consent import consent_view, find_consent, has_any_consent, remember_consent
 from authserver.context import AuthServer
+from authserver.crypto import hash_token
 from authserver.errors import OAuthError
 from authserver.login import (
     BROWSER_COOKIE,
@@ -64,9 +67,11 @@ from authserver.login import (
 from authserver.pages import error_page, redirect, render_page
 from authserver.pending import (
     RequestTerms,
+    bind_fresh_login,
     csrf_matches,
     issue_code,
     load_pending,
+    login_is_fresh_enough,
     rotate_csrf,
     store_pending,
 )
@@ -209,9 +214,10 @@ class AuthorizeFlow:
             return self.client_error(error, session_cookie)
         terms = RequestTerms.from_request(request)
         silent = "none" in request.prompt
+        fresh_login = "login" in request.prompt
         with self.server.database.transaction() as session:
             login = current_login(session, self.server, session_cookie)
-            if "login" in request.prompt:
+            if fresh_login:
                 login = None
             if login is not None:
                 outcome = self.issue_if_remembered(session, terms, login.user.id, ip)
@@ -227,7 +233,9 @@ class AuthorizeFlow:
                     problem, request.client, request.redirect, request.state
                 )
             else:
-                request_id, csrf_token = store_pending(session, self.server, terms, browser_value)
+                request_id, csrf_token = store_pending(
+                    session, self.server, terms, browser_value, fresh_login=fresh_login
+                )
                 if login is not None:
                     row = load_pending(session, self.server, request_id, browser_value)
                     assert row is not None  # noqa: S101 - just stored
@@ -345,6 +353,7 @@ class AuthorizeFlow:
             row = load_pending(session, self.server, request_id, browser_value)
             if row is None:
                 return self.expired_page(), outcome.cookie_value
+            bind_fresh_login(row, outcome.user_id, hash_token(outcome.cookie_value))
             location = self.issue_if_remembered(session, terms, outcome.user_id, ip)
             if location is not None:
                 session.delete(row)
@@ -367,6 +376,8 @@ class AuthorizeFlow:
                 return self.expired_page()
             terms = RequestTerms.from_pending(row)
             login = current_login(session, self.server, session_cookie)
+            if login is not None and not login_is_fresh_enough(row, login.session_hash):
+                login = None  # prompt=login: an older login session must sign in again
             if login is not None:
                 location = self.issue_if_remembered(session, terms, login.user.id, ip)
                 if location is not None:
@@ -452,6 +463,7 @@ class AuthorizeFlow:
             login is not None
             and row.user_id == login.user.id
             and row.login_session_hash == login.session_hash
+            and login_is_fresh_enough(row, login.session_hash)
         )
 
 

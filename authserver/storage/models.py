@@ -229,6 +229,8 @@ class PendingAuthorization(Base):
     #: The user and login session the consent page was shown to.
     user_id: Mapped[str | None] = mapped_column(String(64))
     login_session_hash: Mapped[str | None] = mapped_column(String(128))
+    #: ``prompt=login`` was asked: only a login made on this request's own form counts.
+    fresh_login_required: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
 

@@ -190,6 +190,7 @@ def upgrade() -> None:
         sa.Column("csrf_hash", sa.String(length=128), nullable=False),
         sa.Column("user_id", sa.String(length=64), nullable=True),
         sa.Column("login_session_hash", sa.String(length=128), nullable=True),
+        sa.Column("fresh_login_required", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.Column("expires_at", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id_hash", name=op.f("pk_pending_authorizations")),

@@ -300,6 +300,58 @@ async def test_prompt_none_and_login(auth_server: AuthServer, as_client: httpx.A
     assert "error=invalid_request" in bad.headers["location"]
 
 
+def code_count(server: AuthServer) -> int:
+    with server.database.transaction() as session:
+        return len(session.scalars(select(AuthorizationCode)).all())
+
+
+@pytest.mark.parametrize("remembered", [True, False])
+async def test_prompt_login_cannot_be_skipped(
+    auth_server: AuthServer, as_client: httpx.AsyncClient, remembered: bool
+) -> None:
+    create_user(auth_server)
+    client, _ = create_client(auth_server, redirect_uris=[REDIRECT])
+    other, _ = create_client(auth_server, redirect_uris=[REDIRECT])
+    await authorize_with_login(as_client, params_for(other.client_id), "alice", PASSWORD)
+    if remembered:
+        await authorize_with_login(as_client, params_for(client.client_id), "alice", PASSWORD)
+    codes = code_count(auth_server)
+    forced = await as_client.get("/authorize", params=params_for(client.client_id, prompt="login"))
+    action, fields = login_form(forced)
+    # Opening the consent page directly with the older login session shows the login form again.
+    skipped = await as_client.get("/authorize/consent", params={"request_id": fields["request_id"]})
+    assert skipped.status_code == 200
+    assert "location" not in skipped.headers
+    _, fields = login_form(skipped)
+    # Nor can the older session approve with the form's CSRF token.
+    approve = await as_client.post(
+        "/authorize/consent",
+        data={
+            "request_id": fields["request_id"],
+            "csrf_token": fields["csrf_token"],
+            "decision": "approve",
+        },
+    )
+    assert approve.status_code == 403
+    assert "location" not in approve.headers
+    assert code_count(auth_server) == codes
+    # Logging in on the request's own form completes it.
+    posted = await as_client.post(
+        action, data={**fields, "username": "alice", "password": PASSWORD}
+    )
+    assert posted.status_code == 303
+    if not remembered:
+        consent = await as_client.get(posted.headers["location"])
+        form = parse_forms(consent.text)[0]
+        assert form.attrs["data-form"] == "consent"
+        posted = await as_client.post(
+            form.attrs["action"], data={**form.fields, "decision": "approve"}
+        )
+        assert posted.status_code == 303
+    assert httpx.URL(posted.headers["location"]).params["code"]
+    assert code_count(auth_server) == codes + 1
+
+
 async def test_audit_trail_of_a_grant(
     auth_server: AuthServer, as_client: httpx.AsyncClient
 ) -> None:
