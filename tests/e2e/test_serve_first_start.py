@@ -56,6 +56,20 @@ async def _log_in(running: CharterProcess, password: str) -> httpx.URL:
         return await follow_authorization(http, url, "admin", password)
 
 
+def _serve_refused(data_dir: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """Run ``charter serve`` with ``options``; it must refuse to start (exit status 2)."""
+    result = subprocess.run(
+        [*CHARTER, "serve", "--data-dir", str(data_dir), *options],
+        capture_output=True,
+        text=True,
+        env=charter_env(),
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    return result
+
+
 async def test_first_start_prints_password_and_mcp_url_once(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     with run_charter(data_dir) as first:
@@ -110,15 +124,7 @@ async def test_wrong_password_does_not_log_in(tmp_path: Path) -> None:
 
 
 def test_serve_refuses_sqlite_with_several_workers(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [*CHARTER, "serve", "--data-dir", str(tmp_path), "--workers", "2"],
-        capture_output=True,
-        text=True,
-        env=charter_env(),
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 2
+    result = _serve_refused(tmp_path, "--workers", "2")
     assert "PostgreSQL" in result.stderr
 
 
@@ -143,27 +149,11 @@ def test_issuer_behind_a_proxy_from_the_environment(tmp_path: Path) -> None:
 
 
 def test_serve_refuses_a_plain_http_public_issuer(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [*CHARTER, "serve", "--data-dir", str(tmp_path), "--issuer", "http://mcp.example.test"],
-        capture_output=True,
-        text=True,
-        env=charter_env(),
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 2
+    result = _serve_refused(tmp_path, "--issuer", "http://mcp.example.test")
     assert "https" in result.stderr
 
 
 def test_serve_refuses_an_unknown_tool_module_before_creating_the_admin(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [*CHARTER, "serve", "--data-dir", str(tmp_path), "--tools", "no_such_charter_tools"],
-        capture_output=True,
-        text=True,
-        env=charter_env(),
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 2
+    result = _serve_refused(tmp_path, "--tools", "no_such_charter_tools")
     assert "no_such_charter_tools" in result.stderr
     assert "one-time password" not in result.stdout
