@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.e2e.charter_process import CHARTER, CharterProcess, charter_env, run_charter
+from tests.e2e.oauth_flow import register_public_client
 from tests.support.browser_flow import (
     AuthorizationFlowError,
     authorize_params,
@@ -29,25 +30,9 @@ DISCOVERY_PATHS = (
 )
 
 
-async def _register(http: httpx.AsyncClient) -> str:
-    response = await http.post(
-        "/register",
-        json={
-            "client_name": "First start test",
-            "redirect_uris": [REDIRECT_URI],
-            "token_endpoint_auth_method": "none",
-            "grant_types": ["authorization_code", "refresh_token"],
-            "response_types": ["code"],
-        },
-    )
-    assert response.status_code == 201, response.text
-    client_id: str = response.json()["client_id"]
-    return client_id
-
-
 async def _log_in(running: CharterProcess, password: str) -> httpx.URL:
     async with httpx.AsyncClient(base_url=running.base_url, timeout=30) as http:
-        client_id = await _register(http)
+        client_id = await register_public_client(http, REDIRECT_URI, "First start test")
         _verifier, challenge = pkce_pair()
         params = authorize_params(
             client_id, REDIRECT_URI, challenge, scope="mcp", resource=running.mcp_url
