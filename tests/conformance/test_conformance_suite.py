@@ -50,14 +50,47 @@ EXPECTED_PROMPTS = {
 EXPECTED_RESOURCES = {"test://static-text", "test://static-binary", "test://watched-resource"}
 
 
-def _install_dir() -> Path:
+def install_dir() -> Path:
+    """Where ``.ci/install-node22.sh`` put Node 22 and the suite (skips the test without them)."""
     value = os.environ.get("CHARTER_CONFORMANCE_DIR")
     if not value:
         pytest.skip("CHARTER_CONFORMANCE_DIR is unset: run .ci/install-node22.sh and export it")
     path = Path(value)
     if not (path / PACKAGE).is_file() or not (path / NODE).is_file():
-        pytest.skip(f"no Node 22 + conformance suite under {path}: run .ci/install-node22.sh")
+        pytest.skip(f"no Node 22 + conformance 0.1.16 under {path}: run .ci/install-node22.sh")
     return path
+
+
+def run_active_suite(
+    install: Path, url: str, token: str, workdir: Path, timeout: float
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """Run ``server --suite active`` against ``url``, ``preload.mjs`` adding ``token``.
+
+    Returns the finished run and the folder holding its ``<scenario>/checks.json`` files.
+    """
+    output = workdir / "results"
+    env = {
+        **os.environ,
+        "CHARTER_CONFORMANCE_TOKEN": token,
+        "CHARTER_CONFORMANCE_DIR": str(install),
+    }
+    command = [
+        str(install / NODE),
+        "--import",
+        str(PRELOAD),
+        str(install / PACKAGE),
+        "server",
+        "--url",
+        url,
+        "--suite",
+        "active",
+        "-o",
+        str(output),
+    ]
+    run = subprocess.run(
+        command, env=env, cwd=workdir, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    return run, output
 
 
 def _rpc(server: RunningServer, session: str | None, method: str, params: dict[str, Any]) -> Any:
@@ -109,32 +142,11 @@ def _results(output: Path) -> tuple[list[str], list[str], int]:
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_conformance_active_suite(tmp_path: Path) -> None:
-    install = _install_dir()
+    install = install_dir()
     registry = load_tool_modules(["tests.conformance.tools"])
     with serve(registry, database(tmp_path / "rs.db")) as server:
         _assert_fixture_complete(server)
-        output = tmp_path / "results"
-        env = {
-            **os.environ,
-            "CHARTER_CONFORMANCE_TOKEN": server.token(),
-            "CHARTER_CONFORMANCE_DIR": str(install),
-        }
-        command = [
-            str(install / NODE),
-            "--import",
-            str(PRELOAD),
-            str(install / PACKAGE),
-            "server",
-            "--url",
-            server.url,
-            "--suite",
-            "active",
-            "-o",
-            str(output),
-        ]
-        run = subprocess.run(
-            command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
-        )
+        run, output = run_active_suite(install, server.url, server.token(), tmp_path, timeout=300)
     failures, warnings, scenarios = _results(output)
     detail = run.stdout[-3000:] + run.stderr[-2000:]
     assert scenarios == ACTIVE_SCENARIOS, f"ran {scenarios} scenarios\n{detail}"

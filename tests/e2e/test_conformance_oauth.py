@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import subprocess
 import threading
@@ -31,7 +30,8 @@ from tests.conformance.test_conformance_suite import (
     EXPECTED_TOOLS,
     NODE,
     PACKAGE,
-    PRELOAD,
+    install_dir,
+    run_active_suite,
 )
 from tests.e2e.charter_process import CharterProcess, run_charter
 from tests.e2e.headless import HeadlessUser
@@ -42,16 +42,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ALPHA = "alpha"
 SUITE_TIMEOUT = 600
-
-
-def install_dir() -> Path:
-    value = os.environ.get("CHARTER_CONFORMANCE_DIR")
-    if not value:
-        pytest.skip("CHARTER_CONFORMANCE_DIR is unset: run .ci/install-node22.sh and export it")
-    path = Path(value)
-    if not (path / PACKAGE).is_file() or not (path / NODE).is_file():
-        pytest.skip(f"no Node 22 + conformance 0.1.16 under {path}: run .ci/install-node22.sh")
-    return path
 
 
 def alpha_package(install: Path) -> Path:
@@ -116,34 +106,13 @@ async def test_conformance_active_suite_through_oauth(tmp_path: Path) -> None:
     with run_charter(tmp_path / "data", "--tools", "tests.conformance.tools") as charter:
         tokens = await obtain_tokens(charter, "mcp notes:read notes:write")
         await assert_fixture_served(charter, tokens.access_token)
-        output = tmp_path / "results"
-        env = {
-            **os.environ,
-            "CHARTER_CONFORMANCE_TOKEN": tokens.access_token,
-            "CHARTER_CONFORMANCE_DIR": str(install),
-        }
-        command = [
-            str(install / NODE),
-            "--import",
-            str(PRELOAD),
-            str(install / PACKAGE),
-            "server",
-            "--url",
+        run, output = await asyncio.to_thread(
+            run_active_suite,
+            install,
             charter.mcp_url,
-            "--suite",
-            "active",
-            "-o",
-            str(output),
-        ]
-        run = await asyncio.to_thread(
-            subprocess.run,
-            command,
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
+            tokens.access_token,
+            tmp_path,
             timeout=SUITE_TIMEOUT,
-            check=False,
         )
         server_log = charter.stderr
     scenarios, failures, warnings, _passed = checks(output)
