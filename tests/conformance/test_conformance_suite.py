@@ -107,6 +107,15 @@ def _rpc(server: RunningServer, session: str | None, method: str, params: dict[s
     return response
 
 
+def assert_fixture_names(
+    tools: list[dict[str, Any]], prompts: list[dict[str, Any]], resources: list[dict[str, Any]]
+) -> None:
+    """The listings hold every tool, prompt and resource the suite calls."""
+    assert EXPECTED_TOOLS <= {tool["name"] for tool in tools}
+    assert EXPECTED_PROMPTS <= {prompt["name"] for prompt in prompts}
+    assert EXPECTED_RESOURCES <= {resource["uri"] for resource in resources}
+
+
 def _assert_fixture_complete(server: RunningServer) -> None:
     init = _rpc(
         server,
@@ -118,9 +127,7 @@ def _assert_fixture_complete(server: RunningServer) -> None:
     tools = _rpc(server, session, "tools/list", {}).json()["result"]["tools"]
     prompts = _rpc(server, session, "prompts/list", {}).json()["result"]["prompts"]
     resources = _rpc(server, session, "resources/list", {}).json()["result"]["resources"]
-    assert EXPECTED_TOOLS <= {tool["name"] for tool in tools}
-    assert EXPECTED_PROMPTS <= {prompt["name"] for prompt in prompts}
-    assert EXPECTED_RESOURCES <= {resource["uri"] for resource in resources}
+    assert_fixture_names(tools, prompts, resources)
     assert all(item["description"] for item in [*tools, *prompts])
 
 

@@ -25,11 +25,9 @@ import pytest
 
 from tests.conformance.test_conformance_suite import (
     ACTIVE_SCENARIOS,
-    EXPECTED_PROMPTS,
-    EXPECTED_RESOURCES,
-    EXPECTED_TOOLS,
     NODE,
     PACKAGE,
+    assert_fixture_names,
     install_dir,
     run_active_suite,
 )
@@ -96,9 +94,9 @@ async def assert_fixture_served(charter: CharterProcess, token: str) -> None:
         tools = (await rpc(http, charter.mcp_url, token, session, "tools/list")).json()
         prompts = (await rpc(http, charter.mcp_url, token, session, "prompts/list")).json()
         resources = (await rpc(http, charter.mcp_url, token, session, "resources/list")).json()
-    assert EXPECTED_TOOLS <= {tool["name"] for tool in tools["result"]["tools"]}
-    assert EXPECTED_PROMPTS <= {prompt["name"] for prompt in prompts["result"]["prompts"]}
-    assert EXPECTED_RESOURCES <= {item["uri"] for item in resources["result"]["resources"]}
+    assert_fixture_names(
+        tools["result"]["tools"], prompts["result"]["prompts"], resources["result"]["resources"]
+    )
 
 
 async def test_conformance_active_suite_through_oauth(tmp_path: Path) -> None:
