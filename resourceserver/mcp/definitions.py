@@ -217,6 +217,19 @@ def _contents(uri: str, mime_type: str, value: Any) -> list[JsonObject]:
     return out
 
 
+def _listing(uri_key: str, uri: str, item: Resource | ResourceTemplate) -> JsonObject:
+    """What a resource and a template list alike, after their URI (or URI template)."""
+    out: JsonObject = {
+        uri_key: uri,
+        "name": item.name,
+        "description": item.description,
+        "mimeType": item.mime_type,
+    }
+    if item.title:
+        out["title"] = item.title
+    return out
+
+
 @dataclass(slots=True)
 class Resource:
     """A registered resource with a fixed URI."""
@@ -230,15 +243,8 @@ class Resource:
     title: str | None = None
 
     def to_json(self) -> JsonObject:
-        out: JsonObject = {
-            "uri": self.uri,
-            "name": self.name,
-            "description": self.description,
-            "mimeType": self.mime_type,
-        }
-        if self.title:
-            out["title"] = self.title
-        return out
+        """The ``Resource`` object of ``resources/list``."""
+        return _listing("uri", self.uri, self)
 
     async def read(self, uri: str, ctx: Context) -> list[JsonObject]:
         value = await _invoke(self.shape, self.fn, _kwargs(self.shape, {}, ctx))
@@ -268,15 +274,8 @@ class ResourceTemplate:
     title: str | None = None
 
     def to_json(self) -> JsonObject:
-        out: JsonObject = {
-            "uriTemplate": self.uri_template,
-            "name": self.name,
-            "description": self.description,
-            "mimeType": self.mime_type,
-        }
-        if self.title:
-            out["title"] = self.title
-        return out
+        """The ``ResourceTemplate`` object of ``resources/templates/list``."""
+        return _listing("uriTemplate", self.uri_template, self)
 
     def match(self, uri: str) -> dict[str, str] | None:
         found = self.regex.match(uri)
