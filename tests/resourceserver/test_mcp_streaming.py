@@ -124,6 +124,29 @@ async def call_answering(
     raise AssertionError("the stream ended without a response")
 
 
+async def cancel_sleepy_once_it_logs(
+    caller: McpHttp, canceller: McpHttp, request_id: int, cancel: dict[str, Any]
+) -> list[dict[str, Any] | None]:
+    """Every message of a ``sleepy`` call on ``caller``'s stream until it ends.
+
+    At the tool's first log message, ``canceller`` sends ``notifications/cancelled`` (``cancel``).
+    """
+    received = []
+    async with (
+        asyncio.timeout(10),
+        caller.client.stream(
+            "POST", caller.url, json=call(request_id, "sleepy"), headers=caller.headers()
+        ) as response,
+    ):
+        async for event in events(response):
+            msg = message(event)
+            received.append(msg)
+            if msg and msg.get("method") == "notifications/message":
+                sent = await canceller.notify("notifications/cancelled", cancel)
+                assert sent.status_code == 202
+    return received
+
+
 async def test_sampling_request_answered_by_later_post(running: RunningServer) -> None:
     async with httpx.AsyncClient(timeout=20) as client:
         mcp = await connect(running, client)
@@ -196,19 +219,8 @@ async def test_last_event_id_resumes_closed_stream(running: RunningServer) -> No
 async def test_cancelled_request_stops_handler(running: RunningServer) -> None:
     async with httpx.AsyncClient(timeout=20) as client:
         mcp = await connect(running, client)
-        async with (
-            asyncio.timeout(10),
-            client.stream(
-                "POST", mcp.url, json=call(9, "sleepy"), headers=mcp.headers()
-            ) as response,
-        ):
-            received = []
-            async for event in events(response):
-                msg = message(event)
-                received.append(msg)
-                if msg and msg.get("method") == "notifications/message":
-                    cancel = {"requestId": 9, "reason": "user gave up"}
-                    assert (await mcp.notify("notifications/cancelled", cancel)).status_code == 202
+        cancel = {"requestId": 9, "reason": "user gave up"}
+        received = await cancel_sleepy_once_it_logs(mcp, mcp, 9, cancel)
         assert not any(m and m.get("id") == 9 for m in received)
 
 
@@ -268,21 +280,7 @@ async def test_cancel_sent_to_another_instance_stops_handler(tmp_path: Path) -> 
             on_a = await connect(a, client)
             on_b = McpHttp(client, b.url, b.token())
             on_b.session = on_a.session
-            received = []
-            async with (
-                asyncio.timeout(10),
-                client.stream(
-                    "POST", on_a.url, json=call(21, "sleepy"), headers=on_a.headers()
-                ) as response,
-            ):
-                async for event in events(response):
-                    msg = message(event)
-                    received.append(msg)
-                    if msg and msg.get("method") == "notifications/message":
-                        cancel = {"requestId": 21}
-                        assert (
-                            await on_b.notify("notifications/cancelled", cancel)
-                        ).status_code == 202
+            received = await cancel_sleepy_once_it_logs(on_a, on_b, 21, {"requestId": 21})
             assert not any(m and m.get("id") == 21 for m in received)
     engine_b.dispose()
     engine_a.dispose()
