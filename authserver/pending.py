@@ -5,15 +5,20 @@ A validated request waits in SQL (any worker may continue it) while the user log
 consents. The browser holds its id, and each form a CSRF token; both are stored hashed, and the
 row is bound to the browser-binding cookie of the browser that started it. Approval turns it
 into an :class:`AuthorizationCode` row, deleted-on-use by the token endpoint's atomic redeem.
+
+Anyone can start requests without logging in, so new ones are rate limited per client IP
+(IPv6 per /64): :data:`PENDING_RATE_PER_MINUTE`, which bounds the rows one IP can keep alive.
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from authserver import ratelimit
 from authserver.authorization_request import AuthorizationRequest
 from authserver.context import AuthServer
 from authserver.crypto import hash_token, new_token, token_matches
@@ -21,6 +26,9 @@ from authserver.storage.models import AuthorizationCode, PendingAuthorization
 
 #: How long a user may take to log in and consent, seconds.
 PENDING_TTL = 1800
+#: New pending requests one client IP (IPv6: one /64) may start per minute.
+PENDING_RATE_PER_MINUTE = 60
+PENDING_RATE_WINDOW = 60
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,29 @@ class RequestTerms:
             state=row.state,
             code_challenge=row.code_challenge,
         )
+
+
+def pending_rate_key(ip: str) -> str:
+    """The counter of ``ip``: IPv6 addresses share one per /64 (what one host usually has)."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return f"pending:ip:{ip[:128]}"
+    if address.version == 6:
+        network = ipaddress.ip_network(f"{address}/64", strict=False)
+        return f"pending:ip:{network}"
+    return f"pending:ip:{address}"
+
+
+def count_new_pending(session: Session, server: AuthServer, ip: str) -> int:
+    """Count a new pending request from ``ip``; seconds to wait when over the limit, else 0."""
+    return ratelimit.hit(
+        session,
+        pending_rate_key(ip),
+        now=server.now(),
+        window=PENDING_RATE_WINDOW,
+        limit=PENDING_RATE_PER_MINUTE,
+    )
 
 
 def store_pending(

@@ -5,6 +5,8 @@ Routes (paths are under the issuer's path):
 
 - ``GET  /authorize`` — validates the request; answers with the login page, the consent page,
   or (logged in, consent remembered) a 302 to the client with ``code``, ``state`` and ``iss``.
+  Requests that would store a new pending request are limited per client IP (429 page with
+  ``Retry-After`` past ``PENDING_RATE_PER_MINUTE``).
 - ``POST /authorize/login`` — form fields ``request_id``, ``csrf_token``, ``username``,
   ``password``; on success a 303 to the consent page (or straight to the client when consent is
   remembered).
@@ -68,6 +70,7 @@ from authserver.pages import error_page, redirect, render_page
 from authserver.pending import (
     RequestTerms,
     bind_fresh_login,
+    count_new_pending,
     csrf_matches,
     issue_code,
     load_pending,
@@ -188,6 +191,17 @@ class AuthorizeFlow:
             "Go back to the application and start again.",
         )
 
+    def too_many_requests_page(self, retry_after: int) -> Response:
+        response = error_page(
+            self.server,
+            "temporarily_unavailable",
+            "Too many sign-in requests came from your network in the last minute. "
+            "Wait a minute, then go back to the application and try again.",
+            status_code=429,
+        )
+        response.headers["Retry-After"] = str(retry_after)
+        return response
+
     def csrf_page(self) -> Response:
         return error_page(
             self.server,
@@ -215,6 +229,7 @@ class AuthorizeFlow:
         terms = RequestTerms.from_request(request)
         silent = "none" in request.prompt
         fresh_login = "login" in request.prompt
+        wait = 0
         with self.server.database.transaction() as session:
             login = current_login(session, self.server, session_cookie)
             if fresh_login:
@@ -233,16 +248,21 @@ class AuthorizeFlow:
                     problem, request.client, request.redirect, request.state
                 )
             else:
-                request_id, csrf_token = store_pending(
-                    session, self.server, terms, browser_value, fresh_login=fresh_login
-                )
-                if login is not None:
-                    row = load_pending(session, self.server, request_id, browser_value)
-                    assert row is not None  # noqa: S101 - just stored
-                    row.user_id = login.user.id
-                    row.login_session_hash = login.session_hash
+                # Every new pending row is counted against the client IP (bounded rows).
+                wait = count_new_pending(session, self.server, ip)
+                if not wait:
+                    request_id, csrf_token = store_pending(
+                        session, self.server, terms, browser_value, fresh_login=fresh_login
+                    )
+                    if login is not None:
+                        row = load_pending(session, self.server, request_id, browser_value)
+                        assert row is not None  # noqa: S101 - just stored
+                        row.user_id = login.user.id
+                        row.login_session_hash = login.session_hash
         if silent:
             return self.client_error(failure, session_cookie)
+        if wait:
+            return self.too_many_requests_page(wait)
         if login is not None:
             return self.consent_page(
                 request_id, csrf_token, terms, request.client, login.user.username

@@ -15,8 +15,19 @@ from authserver.app import create_app
 from authserver.context import AuthServer
 from authserver.crypto import hash_token
 from authserver.login import IP_LIMIT_FACTOR
-from authserver.pending import PENDING_TTL
-from authserver.storage.models import AuditEvent, AuthorizationCode, LoginSession, User
+from authserver.pending import (
+    PENDING_RATE_PER_MINUTE,
+    PENDING_RATE_WINDOW,
+    PENDING_TTL,
+    pending_rate_key,
+)
+from authserver.storage.models import (
+    AuditEvent,
+    AuthorizationCode,
+    LoginSession,
+    PendingAuthorization,
+    User,
+)
 from tests.support.browser_flow import (
     authorize_params,
     authorize_with_login,
@@ -230,6 +241,60 @@ async def test_s20_parallel_guesses_cannot_pass_the_limit(
         )
     statuses = sorted(response.status_code for response in responses)
     assert statuses == [401, 401] + [429] * 6
+
+
+async def test_new_pending_requests_rate_limited_per_ip(
+    make_server: Callable[..., AuthServer],
+) -> None:
+    clock = Clock()
+    server = make_server(clock=clock)
+    create_user(server)
+    client, _ = create_client(server, redirect_uris=[REDIRECT])
+
+    def pending_rows() -> int:
+        with server.database.transaction() as session:
+            return len(session.scalars(select(PendingAuthorization)).all())
+
+    async with browser_at(server, "198.51.100.7") as flooder:
+        for _ in range(PENDING_RATE_PER_MINUTE):
+            page = await flooder.get("/authorize", params=params_for(client.client_id))
+            assert page.status_code == 200
+        refused = await flooder.get("/authorize", params=params_for(client.client_id))
+        assert refused.status_code == 429
+        assert refused.headers["content-type"].startswith("text/html")
+        assert "Too many sign-in requests" in refused.text
+        assert 1 <= int(refused.headers["retry-after"]) <= PENDING_RATE_WINDOW
+        assert refused.headers["cache-control"] == "no-store"
+        assert pending_rows() == PENDING_RATE_PER_MINUTE
+        # prompt=none stores nothing and is not refused.
+        silent = await flooder.get("/authorize", params=params_for(client.client_id, prompt="none"))
+        assert "error=login_required" in silent.headers["location"]
+    # Another client IP is not affected; the next window lets the first one in again.
+    async with browser_at(server, "192.0.2.10") as other:
+        assert (await other.get("/authorize", params=params_for(client.client_id))).is_success
+    async with browser_at(server, "198.51.100.7") as flooder:
+        clock.now += PENDING_RATE_WINDOW
+        assert (await flooder.get("/authorize", params=params_for(client.client_id))).is_success
+        # A logged-in user whose consent is remembered needs no pending row: never refused.
+        await authorize_with_login(flooder, params_for(client.client_id), "alice", PASSWORD)
+        for _ in range(PENDING_RATE_PER_MINUTE):
+            await flooder.get("/authorize", params=params_for(client.client_id, prompt="login"))
+        again = await flooder.get("/authorize", params=params_for(client.client_id))
+        assert again.status_code == 302
+        assert "code=" in again.headers["location"]
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "shared"),
+    [
+        ("198.51.100.7", "198.51.100.7", True),
+        ("198.51.100.7", "198.51.100.8", False),
+        ("2001:db8:1:2::1", "2001:db8:1:2:ffff::9", True),
+        ("2001:db8:1:2::1", "2001:db8:1:3::1", False),
+    ],
+)
+def test_pending_rate_counts_ipv6_per_64(first: str, second: str, shared: bool) -> None:
+    assert (pending_rate_key(first) == pending_rate_key(second)) is shared
 
 
 async def test_pending_request_expires(make_server: Callable[..., AuthServer]) -> None:
