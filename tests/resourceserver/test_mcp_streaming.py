@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import Engine, create_engine
 
 from resourceserver.mcp import Context, Registry, TransportOptions
 from resourceserver.storage import create_tables, metadata, sqlite_engine
@@ -234,6 +234,22 @@ async def test_standalone_get_stream_starts_with_priming_event(running: RunningS
         assert first["data"] == "" and "id" in first and "retry" in first
 
 
+@contextlib.asynccontextmanager
+async def session_on_two_instances(
+    engine_a: Engine, engine_b: Engine, options: TransportOptions
+) -> AsyncIterator[tuple[McpHttp, McpHttp]]:
+    """A session opened on an instance serving ``engine_a``, joined on one serving ``engine_b``."""
+    with (
+        serve(streaming_tools(), engine_a, options) as a,
+        serve(streaming_tools(), engine_b, options) as b,
+    ):
+        async with httpx.AsyncClient(timeout=20) as client:
+            on_a = await connect(a, client)
+            on_b = McpHttp(client, b.url, b.token())
+            on_b.session = on_a.session
+            yield on_a, on_b
+
+
 async def test_two_app_instances_share_sessions_and_answers(tmp_path: Path) -> None:
     path = tmp_path / "shared.db"
     engine_a = database(path)
@@ -272,16 +288,9 @@ async def test_cancel_sent_to_another_instance_stops_handler(tmp_path: Path) -> 
     path = tmp_path / "shared.db"
     engine_a = database(path)
     engine_b = sqlite_engine(str(path))
-    with (
-        serve(streaming_tools(), engine_a, FAST) as a,
-        serve(streaming_tools(), engine_b, FAST) as b,
-    ):
-        async with httpx.AsyncClient(timeout=20) as client:
-            on_a = await connect(a, client)
-            on_b = McpHttp(client, b.url, b.token())
-            on_b.session = on_a.session
-            received = await cancel_sleepy_once_it_logs(on_a, on_b, 21, {"requestId": 21})
-            assert not any(m and m.get("id") == 21 for m in received)
+    async with session_on_two_instances(engine_a, engine_b, FAST) as (on_a, on_b):
+        received = await cancel_sleepy_once_it_logs(on_a, on_b, 21, {"requestId": 21})
+        assert not any(m and m.get("id") == 21 for m in received)
     engine_b.dispose()
     engine_a.dispose()
 
@@ -296,14 +305,8 @@ async def two_instances_on_postgres(
     metadata.drop_all(engine_a)
     create_tables(engine_a)
     try:
-        server_a = serve(streaming_tools(), engine_a, options)
-        server_b = serve(streaming_tools(), engine_b, options)
-        with server_a as a, server_b as b:
-            async with httpx.AsyncClient(timeout=20) as client:
-                on_a = await connect(a, client)
-                on_b = McpHttp(client, b.url, b.token())
-                on_b.session = on_a.session
-                yield on_a, on_b
+        async with session_on_two_instances(engine_a, engine_b, options) as pair:
+            yield pair
     finally:
         metadata.drop_all(engine_a)
         engine_a.dispose()
