@@ -66,6 +66,16 @@ def database(path: Path) -> Engine:
     return engine
 
 
+def _app(
+    resource_url: str, registry: Registry, engine: Engine, options: TransportOptions | None
+) -> tuple[Starlette, ResourceServerSettings, Key]:
+    """The resource server at ``resource_url`` trusting a fresh test key; its settings and key."""
+    settings = ResourceServerSettings(resource_url=resource_url, issuer=ISSUER)
+    key = make_signing_key()
+    verifier = JwtTokenVerifier(settings, StaticKeySource(jwks_of(key)))
+    return create_app(settings, verifier, registry, engine, options=options), settings, key
+
+
 @contextlib.contextmanager
 def serve(
     registry: Registry, engine: Engine, options: TransportOptions | None = None
@@ -75,10 +85,7 @@ def serve(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    settings = ResourceServerSettings(resource_url=f"http://127.0.0.1:{port}/mcp", issuer=ISSUER)
-    key = make_signing_key()
-    verifier = JwtTokenVerifier(settings, StaticKeySource(jwks_of(key)))
-    app = create_app(settings, verifier, registry, engine, options=options)
+    app, settings, key = _app(f"http://127.0.0.1:{port}/mcp", registry, engine, options)
     config = uvicorn.Config(
         app, log_level="warning", timeout_graceful_shutdown=2, lifespan="on", ws="none"
     )
@@ -125,12 +132,7 @@ def local_app(
     registry: Registry, engine: Engine, options: TransportOptions | None = None
 ) -> LocalApp:
     """The resource server at ``LOCAL_URL`` with a fresh test key."""
-    settings = ResourceServerSettings(resource_url=LOCAL_URL, issuer=ISSUER)
-    key = make_signing_key()
-    verifier = JwtTokenVerifier(settings, StaticKeySource(jwks_of(key)))
-    return LocalApp(
-        create_app(settings, verifier, registry, engine, options=options), settings, key
-    )
+    return LocalApp(*_app(LOCAL_URL, registry, engine, options))
 
 
 def parse_sse(text: str) -> list[dict[str, str]]:
