@@ -53,6 +53,8 @@ class McpSession(Base):
     """One MCP session, bound to the principal (subject and client) that created it."""
 
     __tablename__ = "rs_mcp_sessions"
+    #: Finds a principal's sessions (their number is capped).
+    __table_args__ = (Index("ix_rs_mcp_sessions_principal", "subject", "client_id"),)
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     subject: Mapped[str] = mapped_column(String(255))

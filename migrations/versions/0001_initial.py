@@ -288,6 +288,9 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_rs_mcp_sessions_expires_at"), ["expires_at"], unique=False
         )
+        batch_op.create_index(
+            "ix_rs_mcp_sessions_principal", ["subject", "client_id"], unique=False
+        )
 
     op.create_table(
         "rs_notes",
@@ -370,6 +373,7 @@ def downgrade() -> None:
 
     op.drop_table("rs_notes")
     with op.batch_alter_table("rs_mcp_sessions", schema=None) as batch_op:
+        batch_op.drop_index("ix_rs_mcp_sessions_principal")
         batch_op.drop_index(batch_op.f("ix_rs_mcp_sessions_expires_at"))
 
     op.drop_table("rs_mcp_sessions")

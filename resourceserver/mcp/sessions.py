@@ -4,6 +4,10 @@ MCP 2025-11-25 "Transports" §Session Management.
 
 The session id is 256 bits from :mod:`secrets`. A session is found only by the same subject and
 client that created it; anyone else gets "not found" (SECURITY-CASES S44).
+
+A principal keeps at most :data:`MAX_SESSIONS_PER_PRINCIPAL` sessions: a new one ends the least
+recently used beyond that (its client gets 404 and, as the spec says, starts a new session), so
+a client that never ends its sessions cannot grow the table without bound.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ from resourceserver.principal import Principal
 from resourceserver.storage import Database, McpEvent, McpPendingRequest, McpSession
 
 JsonObject = dict[str, Any]
+
+#: Live sessions one principal (subject and client) may hold; more end the least recently used.
+MAX_SESSIONS_PER_PRINCIPAL = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +61,17 @@ class SessionStore:
     """Creates, finds, updates and ends sessions."""
 
     def __init__(
-        self, db: Database, ttl_seconds: float, clock: Callable[[], float] = time.time
+        self,
+        db: Database,
+        ttl_seconds: float,
+        clock: Callable[[], float] = time.time,
+        *,
+        max_per_principal: int = MAX_SESSIONS_PER_PRINCIPAL,
     ) -> None:
         self.db = db
         self.ttl = ttl_seconds
         self.clock = clock
+        self.max_per_principal = max_per_principal
 
     async def create(
         self,
@@ -67,7 +80,7 @@ class SessionStore:
         client_info: JsonObject,
         capabilities: JsonObject,
     ) -> SessionState:
-        """A new session for ``principal``."""
+        """A new session for ``principal`` (ending its least recently used ones over the cap)."""
         now = self.clock()
         row = McpSession(
             id=secrets.token_urlsafe(32),
@@ -87,6 +100,16 @@ class SessionStore:
         def work(db: Session) -> SessionState:
             db.add(row)
             db.flush()
+            surplus = db.scalars(
+                select(McpSession.id)
+                .where(
+                    McpSession.subject == principal.subject,
+                    McpSession.client_id == principal.client_id,
+                )
+                .order_by(McpSession.touched_at.desc(), McpSession.created_at.desc())
+                .offset(self.max_per_principal)
+            ).all()
+            _delete(db, [session_id for session_id in surplus if session_id != row.id])
             return _state(row)
 
         return await self.db.run(work)

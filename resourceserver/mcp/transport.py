@@ -39,7 +39,7 @@ from resourceserver.mcp.jsonrpc import Request as RpcRequest
 from resourceserver.mcp.jsonrpc import Response as RpcResponse
 from resourceserver.mcp.pending import PendingRequests
 from resourceserver.mcp.registry import Registry
-from resourceserver.mcp.sessions import SessionState, SessionStore
+from resourceserver.mcp.sessions import MAX_SESSIONS_PER_PRINCIPAL, SessionState, SessionStore
 from resourceserver.mcp.streams import Item, RequestStream, drain, dumps, replay, sse_event
 from resourceserver.mcp.versions import is_supported
 from resourceserver.mcp.wakeups import PgListener
@@ -61,6 +61,8 @@ class TransportOptions:
     """Tunables of the Streamable HTTP endpoint."""
 
     session_ttl_seconds: float = 3600.0
+    #: Live sessions per principal (subject and client); a new one ends the least recently used.
+    max_sessions_per_principal: int = MAX_SESSIONS_PER_PRINCIPAL
     #: ``retry:`` sent in priming events (milliseconds).
     retry_ms: int = 1000
     #: How often a worker waiting on another worker polls the database.
@@ -93,7 +95,11 @@ class McpEndpoint:
         self.options = options or TransportOptions()
         self.database = database
         self.bus = Bus()
-        self.sessions = SessionStore(database, self.options.session_ttl_seconds)
+        self.sessions = SessionStore(
+            database,
+            self.options.session_ttl_seconds,
+            max_per_principal=self.options.max_sessions_per_principal,
+        )
         self.log = EventLog(database, self.bus)
         self.pending = PendingRequests(
             database,
