@@ -7,7 +7,7 @@ row is bound to the browser-binding cookie of the browser that started it. Appro
 into an :class:`AuthorizationCode` row, deleted-on-use by the token endpoint's atomic redeem.
 
 Anyone can start requests without logging in, so new ones are rate limited per client IP
-(IPv6 per /64): :data:`PENDING_RATE_PER_MINUTE`, which bounds the rows one IP can keep alive.
+(IPv6 per /64) by ``authorize_rate_per_minute``, which bounds the rows one IP can keep alive.
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ from authserver.storage.models import AuthorizationCode, PendingAuthorization
 
 #: How long a user may take to log in and consent, seconds.
 PENDING_TTL = 1800
-#: New pending requests one client IP (IPv6: one /64) may start per minute.
-PENDING_RATE_PER_MINUTE = 60
+#: Window of the new-pending-request counter (``authorize_rate_per_minute``), seconds.
 PENDING_RATE_WINDOW = 60
 
 
@@ -92,7 +91,7 @@ def count_new_pending(session: Session, server: AuthServer, ip: str) -> int:
         pending_rate_key(ip),
         now=server.now(),
         window=PENDING_RATE_WINDOW,
-        limit=PENDING_RATE_PER_MINUTE,
+        limit=server.settings.authorize_rate_per_minute,
     )
 
 

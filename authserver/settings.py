@@ -76,7 +76,11 @@ class AuthServerSettings(BaseSettings):
     unused_client_ttl: int = Field(default=86400, ge=60)
     #: Registrations allowed per client IP per minute.
     registration_rate_per_minute: int = Field(default=30, ge=1)
-    #: Failed logins/secrets allowed per account or client per 5 minutes before throttling.
+    #: New sign-in requests (pending authorizations, kept 30 minutes) allowed per client IP
+    #: (IPv6: per /64) per minute; more get a 429 page.
+    authorize_rate_per_minute: int = Field(default=60, ge=1)
+    #: Failed logins/secrets allowed per account or client per 5 minutes before throttling
+    #: (logins: per username and per username+IP; a client IP may fail 5 times as often).
     failed_auth_limit: int = Field(default=10, ge=1)
 
     #: Accept client ID metadata documents (an https URL as ``client_id``).

@@ -6,7 +6,7 @@ Routes (paths are under the issuer's path):
 - ``GET  /authorize`` — validates the request; answers with the login page, the consent page,
   or (logged in, consent remembered) a 302 to the client with ``code``, ``state`` and ``iss``.
   Requests that would store a new pending request are limited per client IP (429 page with
-  ``Retry-After`` past ``PENDING_RATE_PER_MINUTE``).
+  ``Retry-After`` past the ``authorize_rate_per_minute`` setting).
 - ``POST /authorize/login`` — form fields ``request_id``, ``csrf_token``, ``username``,
   ``password``; on success a 303 to the consent page (or straight to the client when consent is
   remembered).

@@ -16,7 +16,6 @@ from authserver.context import AuthServer
 from authserver.crypto import hash_token
 from authserver.login import IP_LIMIT_FACTOR
 from authserver.pending import (
-    PENDING_RATE_PER_MINUTE,
     PENDING_RATE_WINDOW,
     PENDING_TTL,
     pending_rate_key,
@@ -247,16 +246,17 @@ async def test_new_pending_requests_rate_limited_per_ip(
     make_server: Callable[..., AuthServer],
 ) -> None:
     clock = Clock()
-    server = make_server(clock=clock)
+    server = make_server(clock=clock, authorize_rate_per_minute=5)
     create_user(server)
     client, _ = create_client(server, redirect_uris=[REDIRECT])
+    limit = server.settings.authorize_rate_per_minute
 
     def pending_rows() -> int:
         with server.database.transaction() as session:
             return len(session.scalars(select(PendingAuthorization)).all())
 
     async with browser_at(server, "198.51.100.7") as flooder:
-        for _ in range(PENDING_RATE_PER_MINUTE):
+        for _ in range(limit):
             page = await flooder.get("/authorize", params=params_for(client.client_id))
             assert page.status_code == 200
         refused = await flooder.get("/authorize", params=params_for(client.client_id))
@@ -265,7 +265,7 @@ async def test_new_pending_requests_rate_limited_per_ip(
         assert "Too many sign-in requests" in refused.text
         assert 1 <= int(refused.headers["retry-after"]) <= PENDING_RATE_WINDOW
         assert refused.headers["cache-control"] == "no-store"
-        assert pending_rows() == PENDING_RATE_PER_MINUTE
+        assert pending_rows() == limit
         # prompt=none stores nothing and is not refused.
         silent = await flooder.get("/authorize", params=params_for(client.client_id, prompt="none"))
         assert "error=login_required" in silent.headers["location"]
@@ -277,7 +277,7 @@ async def test_new_pending_requests_rate_limited_per_ip(
         assert (await flooder.get("/authorize", params=params_for(client.client_id))).is_success
         # A logged-in user whose consent is remembered needs no pending row: never refused.
         await authorize_with_login(flooder, params_for(client.client_id), "alice", PASSWORD)
-        for _ in range(PENDING_RATE_PER_MINUTE):
+        for _ in range(limit):
             await flooder.get("/authorize", params=params_for(client.client_id, prompt="login"))
         again = await flooder.get("/authorize", params=params_for(client.client_id))
         assert again.status_code == 302
