@@ -17,8 +17,9 @@ Rules:
 - Hosts listed in ``ssrf_allowed_hosts`` (``host`` or ``host:port``) skip the address check.
 - Redirects are never followed (a 3xx is an error); the body is streamed and abandoned past
   ``max_bytes``; every read, write and connect of a fetch draws on one time budget
-  (``timeout``), so a server dripping headers or body cannot hold the fetch longer. (Name
-  resolution itself uses the system resolver's own timeouts.)
+  (``timeout``), so a server dripping headers or body cannot hold the fetch longer. Name
+  resolution draws on the same budget: it runs in a helper thread that the fetch stops
+  waiting for when the budget is spent (a hung resolver thread is left to finish alone).
 - No proxy from the environment is used: it would bypass the address check.
 
 Callers cache successful fetches themselves (metadata documents are cached as database rows,
@@ -31,6 +32,7 @@ import ipaddress
 import re
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -77,6 +79,19 @@ class FetchTimeoutError(FetchError):
 
 class BadResponseError(FetchError):
     """The server answered with a status other than 200, or the connection failed."""
+
+
+class StatusError(BadResponseError):
+    """The server answered with a status other than 200 (and not a redirect)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"the server answered {status}")
+        self.status = status
+
+    @property
+    def definitive(self) -> bool:
+        """True for a client error that retrying will not fix (404, 410, 403…)."""
+        return 400 <= self.status < 500 and self.status not in (408, 425, 429)
 
 
 def _ipv4_is_public(address: ipaddress.IPv4Address) -> bool:
@@ -191,6 +206,33 @@ def system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+def resolve_within(resolver: Resolver, host: str, port: int, seconds: float) -> list[str]:
+    """``resolver(host, port)``, but give up after ``seconds`` (raises ``ConnectTimeout``).
+
+    ``getaddrinfo`` has no timeout of its own: it runs in a daemon thread, abandoned if it
+    does not answer in time.
+    """
+    answers: list[list[str]] = []
+    errors: list[Exception] = []
+
+    def run() -> None:
+        try:
+            answers.append(resolver(host, port))
+        except Exception as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name="charter-ssrf-resolve", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise httpcore.ConnectTimeout("name resolution took longer than the fetch's budget")
+    if errors:
+        raise errors[0]
+    if not answers:
+        raise OSError("the resolver failed")
+    return answers[0]
+
+
 class _Deadline:
     """One time budget shared by every network operation of a fetch."""
 
@@ -254,7 +296,7 @@ class GuardedNetworkBackend(httpcore.NetworkBackend):
     def resolve_checked(self, host: str, port: int) -> list[str]:
         """Addresses of ``host`` the policy allows; raises when any is refused or none exist."""
         try:
-            addresses = self._resolver(host, port)
+            addresses = resolve_within(self._resolver, host, port, self._deadline.remaining(None))
         except OSError as exc:
             raise BadResponseError("the host name does not resolve") from exc
         if not addresses:
@@ -394,7 +436,7 @@ def fetch(
             if response.is_redirect or 300 <= response.status_code < 400:
                 raise RedirectRefusedError("redirects are not followed")
             if response.status_code != 200:
-                raise BadResponseError(f"the server answered {response.status_code}")
+                raise StatusError(response.status_code)
             declared = response.headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > policy.max_bytes:
                 raise ResponseTooLargeError("the response is larger than allowed")

@@ -235,3 +235,35 @@ def test_s49_slow_header_drip_bounded_by_total_budget() -> None:
         stop.set()
         thread.join(timeout=5)
         listener.close()
+
+
+def test_s49_name_resolution_counts_against_the_time_budget() -> None:
+    """A resolver that never answers cannot hold a fetch past its budget."""
+    release = threading.Event()
+    calls: list[str] = []
+
+    def hung_resolver(host: str, port: int) -> list[str]:
+        calls.append(host)
+        release.wait(30)
+        return ["203.0.113.7"]
+
+    try:
+        with pytest.raises(FetchTimeoutError):
+            fetch(
+                "https://hung-dns.example/client.json",
+                FetchPolicy(timeout=0.3),
+                resolver=hung_resolver,
+            )
+        # The fetch gave up while the resolver was still stuck (ordering, not a threshold).
+        assert calls == ["hung-dns.example"]
+        assert not release.is_set()
+    finally:
+        release.set()
+
+
+def test_resolver_errors_still_refuse() -> None:
+    def failing(host: str, port: int) -> list[str]:
+        raise socket.gaierror("no such name")
+
+    with pytest.raises(BadResponseError):
+        fetch("https://nx.example/client.json", FetchPolicy(timeout=1.0), resolver=failing)
