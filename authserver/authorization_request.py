@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from authserver.clients import load_client
+from authserver.clients import load_client, prefetch_client
 from authserver.context import AuthServer
 from authserver.errors import (
     InvalidRequestError,
@@ -242,6 +242,7 @@ def validate_authorization_request(
     for check in BEFORE_CLIENT:
         check(checking)
     client_id = checking.single("client_id") or ""
+    prefetch_client(server, client_id)  # any fetch happens here, with no transaction open
     try:
         with server.database.transaction() as session:
             client = load_client(server, session, client_id)

@@ -18,9 +18,25 @@ Rules enforced here (S50):
 
 The validated document is cached as a :class:`Client` row of kind ``metadata_document`` whose
 ``expires_at`` follows ``Cache-Control: max-age`` bounded to [5 min, 24 h] (default 1 h).
-A stale row is refetched; when that fails the client is unknown. The cache is bounded: new
-fetches are rate-limited per host, at most :data:`MAX_CACHED_DOCUMENTS` rows are kept, and
-the reaper purges expired rows.
+
+Fetching never happens inside a database transaction (SQLite allows one writer: a slow or
+silent document host must not stall every other request). :func:`prefetch_document` runs
+before the endpoint's transaction: it reads the cached row and decides in one short
+transaction, fetches with no transaction open, and stores the result in another short one.
+Inside the endpoint's transaction, :func:`usable_document_client` only reads the cache.
+
+Availability and bounds (S49):
+
+- A stale row is refreshed at most once per :data:`REFRESH_INTERVAL_SECONDS`; while the
+  refresh is pending or fails (timeout, network or server error), the stale row is served
+  for up to :data:`STALE_GRACE_SECONDS` past its expiry, then the client is unknown. When the
+  host answers that the document is gone (a 4xx such as 404) or it is no longer a valid
+  document, the stale row stops being served at once.
+- New documents (not refreshes) are rate-limited per host
+  (:data:`FETCHES_PER_HOST_PER_MINUTE`), so nobody can knock a cached client offline by
+  spending its host's budget.
+- At most :data:`MAX_DOCUMENTS_PER_HOST` rows per host and :data:`MAX_CACHED_DOCUMENTS` rows
+  in all are kept; the reaper purges rows past their expiry and grace.
 """
 
 from __future__ import annotations
@@ -32,16 +48,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from authserver import ratelimit
 from authserver.client_metadata import ClientMetadata, normalise_registration
 from authserver.context import AuthServer
+from authserver.crypto import hash_token
 from authserver.errors import OAuthError
 from authserver.settings import AuthServerSettings
-from authserver.ssrf import FetchError, FetchPolicy, FetchResult, fetch
+from authserver.ssrf import FetchError, FetchPolicy, FetchResult, StatusError, fetch
 from authserver.storage.models import Client
 
 logger = logging.getLogger("charter.cimd")
@@ -57,12 +74,20 @@ FETCHES_PER_HOST_PER_MINUTE = 30
 #: Most metadata documents cached at once; beyond it, new documents are refused until the
 #: reaper purges expired ones.
 MAX_CACHED_DOCUMENTS = 10_000
+#: Most metadata documents cached for one host (one host cannot fill the whole cache).
+MAX_DOCUMENTS_PER_HOST = 100
+#: How long past its expiry a cached document is still served when it cannot be refreshed.
+STALE_GRACE_SECONDS = 86400
+#: At most one refresh attempt of a stale document per this many seconds.
+REFRESH_INTERVAL_SECONDS = 30
 #: Members a metadata document must never carry (draft §4.1: no shared secrets).
 FORBIDDEN_MEMBERS = ("client_secret", "client_secret_expires_at")
 
 _MAX_AGE = re.compile(r"(?:^|,)\s*(s-maxage|max-age)\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNORECASE)
 
 Fetcher = Callable[[str, FetchPolicy], FetchResult]
+#: ``(session, url) -> True`` when a new document must not be cached for ``url`` (S22).
+Refusal = Callable[[Session, str], bool]
 
 
 class MetadataDocumentError(Exception):
@@ -185,50 +210,98 @@ def _apply(client: Client, metadata: ClientMetadata, *, now: int, max_age: int) 
     client.expires_at = now + max_age
 
 
-def _cached_count(session: Session) -> int:
-    return int(
-        session.scalar(select(func.count()).select_from(Client).where(Client.kind == KIND)) or 0
-    )
+def is_fresh(row: Client, now: int) -> bool:
+    """True while the cached document has not expired."""
+    return row.expires_at is not None and row.expires_at > now
 
 
-def load_document_client(
-    server: AuthServer,
-    session: Session,
-    url: str,
-    cached: Client | None,
-    *,
-    fetcher: Fetcher = fetch,
-) -> Client | None:
-    """The client for a metadata document URL: the cached row while fresh, else a new fetch.
+def usable_document_client(cached: Client | None, now: int) -> Client | None:
+    """The cached document client to use now, reading only (never fetching).
 
-    Returns None (and logs why) when the URL or document is unacceptable or the fetch fails,
-    also when a stale cached row cannot be refreshed.
+    Fresh rows, and stale ones up to :data:`STALE_GRACE_SECONDS` past expiry (a refresh that
+    is pending, refused or failing must not knock a working client offline).
     """
-    now = server.now()
-    if cached is not None and cached.expires_at is not None and cached.expires_at > now:
+    if cached is None or cached.kind != KIND or cached.disabled or cached.expires_at is None:
+        return None
+    if now < cached.expires_at + STALE_GRACE_SECONDS:
         return cached
-    settings = server.settings
-    try:
-        host = (urlsplit(url).hostname or "").lower()
+    return None
+
+
+def document_host(url: str) -> str:
+    """The host a document URL names, lower case, without a trailing dot."""
+    return (urlsplit(url).hostname or "").lower().rstrip(".")
+
+
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _cached_count(session: Session, host: str | None = None) -> int:
+    query = select(func.count()).select_from(Client).where(Client.kind == KIND)
+    if host is not None:
+        # Every spelling of the host: either scheme, any port, with or without trailing dot.
+        patterns = [
+            f"{scheme}://{_escape_like(name)}{separator}%"
+            for scheme in ("https", "http")
+            for name in (host, host + ".")
+            for separator in ("/", ":")
+        ]
+        lowered = func.lower(Client.client_id)
+        query = query.where(or_(*(lowered.like(pattern, escape="\\") for pattern in patterns)))
+    return int(session.scalar(query) or 0)
+
+
+def _plan_fetch(
+    server: AuthServer, session: Session, url: str, now: int, refuse: Refusal | None
+) -> tuple[bool, str]:
+    """Whether to fetch ``url`` now, and why not (empty when there is nothing to say).
+
+    Runs in a short transaction of its own; counts the attempt (refresh claim or host budget).
+    """
+    cached = session.get(Client, url)
+    if cached is not None:
+        if cached.kind != KIND or cached.disabled or is_fresh(cached, now):
+            return False, ""
+        # A refresh: not counted in the host's budget, but one attempt per interval per URL.
         wait = ratelimit.hit(
             session,
-            f"cimd:host:{host}",
+            "cimd:refresh:" + hash_token(url)[:40],
             now=now,
-            window=60,
-            limit=FETCHES_PER_HOST_PER_MINUTE,
+            window=REFRESH_INTERVAL_SECONDS,
+            limit=1,
         )
-        if wait:
-            raise MetadataDocumentError("too many metadata document fetches for this host")
-        if cached is None and _cached_count(session) >= MAX_CACHED_DOCUMENTS:
-            raise MetadataDocumentError("the metadata document cache is full")
-        fetched = fetch_document(url, settings, fetcher=fetcher)
-    except (MetadataDocumentError, FetchError, ValueError) as exc:
-        logger.warning("client metadata document %s refused: %s", url, exc)
-        return None
-    if cached is not None:
-        _apply(cached, fetched.metadata, now=now, max_age=fetched.max_age)
-        session.flush()
-        return cached
+        return (False, "") if wait else (True, "")
+    try:
+        validate_client_id_url(url, server.settings)
+    except MetadataDocumentError as exc:
+        return False, str(exc)
+    if refuse is not None and refuse(session, url):
+        return False, "the client_id equals a user's id or username"
+    host = document_host(url)
+    wait = ratelimit.hit(
+        session,
+        f"cimd:host:{host}",
+        now=now,
+        window=60,
+        limit=FETCHES_PER_HOST_PER_MINUTE,
+    )
+    if wait:
+        return False, "too many new metadata documents from this host"
+    if _cached_count(session) >= MAX_CACHED_DOCUMENTS:
+        return False, "the metadata document cache is full"
+    if _cached_count(session, host) >= MAX_DOCUMENTS_PER_HOST:
+        return False, "too many metadata documents cached for this host"
+    return True, ""
+
+
+def _store(session: Session, url: str, fetched: FetchedDocument, now: int) -> None:
+    """Cache ``fetched`` as the row for ``url`` (insert, or refresh the existing row)."""
+    row = session.get(Client, url)
+    if row is not None:
+        if row.kind == KIND and not row.disabled:
+            _apply(row, fetched.metadata, now=now, max_age=fetched.max_age)
+        return
     client = Client(
         client_id=url,
         kind=KIND,
@@ -245,9 +318,48 @@ def load_document_client(
         with session.begin_nested():
             session.add(client)
     except IntegrityError:
-        # Another worker cached the same document first: use its row.
-        existing = session.get(Client, url)
-        if existing is None or existing.kind != KIND or existing.disabled:
-            return None
-        return existing
-    return client
+        # Another worker cached the same document first: keep its row.
+        logger.info("client metadata document %s was cached concurrently", url)
+
+
+def _withdrawn(exc: Exception) -> bool:
+    """True when the host answered that the document is gone or no longer acceptable (as
+    opposed to a timeout, a network or server error, which the grace is for)."""
+    if isinstance(exc, StatusError):
+        return exc.definitive
+    return isinstance(exc, (MetadataDocumentError, ValueError))
+
+
+def _end_grace(session: Session, url: str, now: int) -> None:
+    """Stop serving a stale cached row whose document was withdrawn or became invalid."""
+    row = session.get(Client, url)
+    if row is not None and row.kind == KIND and not is_fresh(row, now):
+        row.expires_at = min(row.expires_at or now, now - STALE_GRACE_SECONDS)
+
+
+def prefetch_document(
+    server: AuthServer, url: str, *, refuse: Refusal | None = None, fetcher: Fetcher = fetch
+) -> None:
+    """Make sure ``url`` has a fresh cached row when it can, fetching with no transaction open.
+
+    Blocking (network I/O): call it in a worker thread, *before* opening the transaction in
+    which :func:`usable_document_client` reads the row. Failures are logged, never raised: the
+    stale row (if any) is then served within its grace, otherwise the client is unknown.
+    ``refuse`` vetoes caching a new document (S22).
+    """
+    with server.database.transaction() as session:
+        go, reason = _plan_fetch(server, session, url, server.now(), refuse)
+    if not go:
+        if reason:
+            logger.warning("client metadata document %s refused: %s", url, reason)
+        return
+    try:
+        fetched = fetch_document(url, server.settings, fetcher=fetcher)
+    except (MetadataDocumentError, FetchError, ValueError) as exc:
+        logger.warning("client metadata document %s refused: %s", url, exc)
+        if _withdrawn(exc):
+            with server.database.transaction() as session:
+                _end_grace(session, url, server.now())
+        return
+    with server.database.transaction() as session:
+        _store(session, url, fetched, server.now())

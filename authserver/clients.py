@@ -1,5 +1,6 @@
 """Finding, creating and retiring clients: registered rows (dynamic or static) and, for an
-https ``client_id``, client ID metadata documents (:mod:`authserver.cimd`).
+https ``client_id``, client ID metadata documents (:mod:`authserver.cimd`), fetched by
+:func:`prefetch_client` outside any transaction and read by :func:`load_client` inside one.
 
 Client identifiers of registered clients are generated here, never chosen by the client
 (RFC 7591 §3.2.1, S46). They carry 144 random bits (S18) behind the prefix ``dcr_``, and each
@@ -35,29 +36,44 @@ CLIENT_ID_PREFIX = "dcr_"
 CLIENT_ID_BYTES = 18
 
 
+def _is_document_id(server: AuthServer, client_id: str) -> bool:
+    settings = server.settings
+    return settings.client_id_metadata_documents and cimd.looks_like_document_url(
+        client_id, settings
+    )
+
+
+def prefetch_client(server: AuthServer, client_id: str) -> None:
+    """Fetch or refresh ``client_id``'s metadata document when it needs it; no-op otherwise.
+
+    Call it (blocking, in a worker thread) *before* opening the transaction that calls
+    :func:`load_client`: the fetch runs with no database transaction open, so a slow document
+    host never holds the database's write lock. Registered clients and fresh cached
+    documents cost one short read.
+    """
+    if not client_id or len(client_id) > 2048 or not _is_document_id(server, client_id):
+        return
+    cimd.prefetch_document(server, client_id, refuse=client_id_collides_with_user)
+
+
 def load_client(server: AuthServer, session: Session, client_id: str) -> Client | None:
     """The enabled client called ``client_id``, or None when unknown or disabled.
 
-    An https ``client_id`` (when ``client_id_metadata_documents`` is on) is a metadata
-    document: served from its cached row while fresh, fetched through the SSRF guard
-    otherwise. This function is synchronous and may do network I/O: call it in a worker
-    thread.
+    Reads only; never fetches. An https ``client_id`` (when ``client_id_metadata_documents``
+    is on) is a metadata document, served from its cached row: fresh, or stale within the
+    grace of :func:`authserver.cimd.usable_document_client`. Call :func:`prefetch_client`
+    before the transaction to fetch or refresh it.
     """
     if not client_id or len(client_id) > 2048:
         return None
     client = session.get(Client, client_id)
-    if client is not None and client.kind != cimd.KIND:
+    if client is None:
+        return None
+    if client.kind != cimd.KIND:
         return None if client.disabled else client
-    settings = server.settings
-    if not settings.client_id_metadata_documents or not cimd.looks_like_document_url(
-        client_id, settings
-    ):
+    if not _is_document_id(server, client_id):
         return None
-    if client is not None and client.disabled:
-        return None
-    if client is None and client_id_collides_with_user(session, client_id):
-        return None
-    return cimd.load_document_client(server, session, client_id, client)
+    return cimd.usable_document_client(client, server.now())
 
 
 def client_id_collides_with_user(session: Session, candidate: str) -> bool:

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from authserver import errors
 from authserver.client_auth import PresentedCredentials, authenticate_client, presented_credentials
-from authserver.clients import load_client
+from authserver.clients import load_client, prefetch_client
 from authserver.context import AuthServer
 from authserver.grants import (
     AuthorizationCodeGrant,
@@ -145,6 +145,9 @@ def token_response(
     # The key store reads in its own transaction: fetch the key before ours begins (SQLite
     # allows one writer, and every transaction here is a write transaction).
     signing_key = ctx.keys.signing_key()
+    # Likewise, a metadata document client is fetched or refreshed before it begins: never
+    # hold the database's write lock over a network fetch.
+    prefetch_client(ctx, form.get("client_id") or "")
     now = ctx.now()
     uri = ctx.settings.endpoint_url("/token")
     failure: errors.OAuthError | None = None

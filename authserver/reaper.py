@@ -2,7 +2,9 @@
 
 Dynamically registered clients that never obtained a token (``last_used_at`` is NULL) are
 deleted once older than ``unused_client_ttl``. Cached client ID metadata documents whose
-``expires_at`` has passed are deleted too: they are fetched again when next needed. Both
+``expires_at`` and grace (:data:`authserver.cimd.STALE_GRACE_SECONDS`, during which a stale
+row is still served when its refresh fails) have passed are deleted too: they are fetched
+again when next needed. Both
 work in batches, one short transaction each, so that a large backlog never holds a long lock.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 
 from authserver.cimd import KIND as METADATA_DOCUMENT_KIND
+from authserver.cimd import STALE_GRACE_SECONDS
 from authserver.context import AuthServer
 from authserver.storage.models import Client
 
@@ -44,8 +47,8 @@ def reap_unused_clients(server: AuthServer, batch_size: int = 500) -> int:
 
 
 def purge_expired_metadata_documents(server: AuthServer, batch_size: int = 500) -> int:
-    """Delete cached metadata document clients whose cache lifetime has passed."""
-    now = server.now()
+    """Delete cached metadata document clients whose cache lifetime and grace have passed."""
+    now = server.now() - STALE_GRACE_SECONDS
     total = 0
     while True:
         with server.database.transaction() as session:

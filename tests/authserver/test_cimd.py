@@ -2,25 +2,37 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
 
 from authserver import cimd
+from authserver.app import create_app
 from authserver.cimd import (
     DEFAULT_CACHE_SECONDS,
     MAX_CACHE_SECONDS,
     MIN_CACHE_SECONDS,
+    REFRESH_INTERVAL_SECONDS,
+    STALE_GRACE_SECONDS,
+    FetchedDocument,
     MetadataDocumentError,
     cache_seconds,
     validate_client_id_url,
 )
-from authserver.clients import load_client
+from authserver.clients import load_client, prefetch_client
 from authserver.context import AuthServer
 from authserver.settings import AuthServerSettings
+from authserver.ssrf import FetchTimeoutError
 from authserver.storage.models import Client
 from tests.authserver.ssrf_support import DocumentServer, document_server
+from tests.conftest import TEST_ISSUER
 from tests.support.factories import create_client, create_user
 
 START = 1_800_000_000.0
@@ -74,6 +86,8 @@ def document(url: str, **changes: Any) -> dict[str, Any]:
 
 
 def load(server: AuthServer, client_id: str) -> Client | None:
+    """As the endpoints do: fetch (no transaction open), then read in the transaction."""
+    prefetch_client(server, client_id)
     with server.database.transaction() as session:
         return load_client(server, session, client_id)
 
@@ -348,3 +362,185 @@ def test_s49_cimd_cache_is_bounded(
     assert docs.hits["/docs/bounded-2.json"] == 0
     # Cached rows keep working while the cache is full.
     assert load(server, urls[0]) is not None
+
+
+def test_cimd_invalid_document_on_refresh_is_unknown_at_once(
+    server: AuthServer, docs: DocumentServer, clock: Clock
+) -> None:
+    url = publish(docs, "turned-bad.json")
+    assert load(server, url) is not None
+    docs.publish("/docs/turned-bad.json", document(url, redirect_uris=["javascript:x"]))
+    clock.now += DEFAULT_CACHE_SECONDS + 1
+    assert load(server, url) is None
+    assert docs.hits["/docs/turned-bad.json"] == 2
+
+
+class FailingFetches:
+    """Stands in for :func:`cimd.fetch_document` when the document host is unreachable."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def __call__(self, url: str, settings: AuthServerSettings, **_: Any) -> FetchedDocument:
+        self.calls.append(url)
+        raise FetchTimeoutError("the fetch timed out")
+
+
+def test_s49_stale_document_served_within_grace_when_refresh_fails(
+    server: AuthServer, docs: DocumentServer, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = publish(docs, "flaky.json")
+    assert load(server, url) is not None
+    failing = FailingFetches()
+    monkeypatch.setattr(cimd, "fetch_document", failing)
+    clock.now += DEFAULT_CACHE_SECONDS + 1
+    stale = load(server, url)
+    assert stale is not None and stale.client_id == url
+    assert failing.calls == [url]
+    clock.now += STALE_GRACE_SECONDS - 10
+    assert load(server, url) is not None
+    clock.now += 20
+    assert load(server, url) is None
+    assert len(failing.calls) == 3
+
+
+def test_s49_stale_refresh_attempted_once_per_interval(
+    server: AuthServer, docs: DocumentServer, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = publish(docs, "herd.json")
+    assert load(server, url) is not None
+    failing = FailingFetches()
+    monkeypatch.setattr(cimd, "fetch_document", failing)
+    clock.now += DEFAULT_CACHE_SECONDS  # START and the expiry are multiples of the interval
+    for _ in range(5):
+        assert load(server, url) is not None
+    assert failing.calls == [url]
+    clock.now += REFRESH_INTERVAL_SECONDS
+    assert load(server, url) is not None
+    assert failing.calls == [url, url]
+
+
+def test_s49_host_budget_cannot_knock_a_cached_client_offline(
+    server: AuthServer, docs: DocumentServer, clock: Clock
+) -> None:
+    """New documents spend the host's budget; refreshing a known one does not."""
+    popular = publish(docs, "popular.json", {"Cache-Control": "max-age=300"})
+    assert load(server, popular) is not None
+    clock.now += 301
+    burst = [docs.url(f"/docs/burst-{index}.json") for index in range(31)]
+    for url in burst:
+        assert load(server, url) is None  # 404s, but each one spent the budget
+    assert docs.hits["/docs/burst-30.json"] == 0  # refused by the budget
+    refreshed = load(server, popular)
+    assert refreshed is not None
+    assert refreshed.expires_at == int(clock.now) + 300
+    assert docs.hits["/docs/popular.json"] == 2
+
+
+def test_s49_cimd_cache_is_bounded_per_host(
+    server: AuthServer, docs: DocumentServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cimd, "MAX_DOCUMENTS_PER_HOST", 3)
+    port = docs.host.split(":")[1]
+    # Other spellings of the same host count; a longer host name does not.
+    for client_id in (
+        "https://127.0.0.1/a.json",
+        f"HTTP://127.0.0.1.:{port}/b.json",
+        "https://127.0.0.10/c.json",
+    ):
+        create_client(server, client_id=client_id, kind="metadata_document")
+    first = publish(docs, "per-host-1.json")
+    assert load(server, first) is not None
+    second = publish(docs, "per-host-2.json")
+    assert load(server, second) is None
+    assert docs.hits["/docs/per-host-2.json"] == 0
+    assert load(server, first) is not None  # cached rows keep working
+
+
+@dataclass
+class Tarpit:
+    """A loopback TCP server that accepts connections and never answers until released."""
+
+    host: str
+    accepted: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+
+
+@contextmanager
+def tarpit() -> Iterator[Tarpit]:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.05)
+    pit = Tarpit(host=f"127.0.0.1:{listener.getsockname()[1]}")
+    held: list[socket.socket] = []
+
+    def run() -> None:
+        while not pit.release.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            held.append(conn)
+            pit.accepted.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield pit
+    finally:
+        pit.release.set()
+        thread.join(5)
+        for conn in held:
+            conn.close()
+        listener.close()
+
+
+@pytest.mark.parametrize("fetching_endpoint", ["/authorize", "/token"])
+async def test_s49_document_fetch_holds_no_database_lock(
+    make_server: Callable[..., AuthServer], fetching_endpoint: str
+) -> None:
+    """While a metadata document host stalls, other requests (writes) still go through."""
+    with tarpit() as pit:
+        server = make_server(ssrf_allowed_hosts=(pit.host,), ssrf_allow_http=True)
+        static, secret = create_client(
+            server, confidential=True, grant_types=["client_credentials"]
+        )
+        document_id = f"http://{pit.host}/client.json"
+        transport = httpx.ASGITransport(app=create_app(server))
+        async with httpx.AsyncClient(transport=transport, base_url=TEST_ISSUER) as http:
+            if fetching_endpoint == "/authorize":
+                stalled = http.get(
+                    "/authorize", params={"client_id": document_id, "response_type": "code"}
+                )
+            else:
+                stalled = http.post(
+                    "/token",
+                    data={
+                        "grant_type": "authorization_code",
+                        "client_id": document_id,
+                        "code": "x",
+                        "code_verifier": "v" * 43,
+                    },
+                )
+            fetching = asyncio.create_task(stalled)
+            assert await asyncio.to_thread(pit.accepted.wait, 10)
+            registered = await http.post(
+                "/register",
+                json={
+                    "redirect_uris": ["http://127.0.0.1/cb"],
+                    "token_endpoint_auth_method": "none",
+                },
+            )
+            token = await http.post(
+                "/token",
+                data={"grant_type": "client_credentials"},
+                auth=(static.client_id, secret or ""),
+            )
+            # Both finished while the document fetch was still in flight.
+            assert not fetching.done()
+            assert registered.status_code == 201, registered.text
+            assert token.status_code == 200, token.text
+            pit.release.set()
+            answered = await fetching
+        assert answered.status_code in (400, 401)  # the document could not be fetched

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from authserver.cimd import STALE_GRACE_SECONDS
 from authserver.context import AuthServer
 from authserver.reaper import purge_expired_metadata_documents, reap_unused_clients
 from authserver.storage.models import Client
@@ -54,5 +55,7 @@ def test_expired_metadata_documents_purged(make_server: Callable[..., AuthServer
             assert row is not None
             row.expires_at = int(now[0]) + expires
     now[0] += 200
+    assert purge_expired_metadata_documents(server) == 0  # stale, but still within its grace
+    now[0] += STALE_GRACE_SECONDS
     assert purge_expired_metadata_documents(server) == 1
     assert ids(server) == {"https://b.example/c.json"}
