@@ -210,3 +210,27 @@ def test_mark_client_used(auth_server: AuthServer) -> None:
         row = session.get(Client, client.client_id)
         assert row is not None
         assert row.last_used_at == 1_900_000_000
+
+
+async def test_update_cannot_add_client_credentials(
+    as_client: httpx.AsyncClient, auth_server: AuthServer
+) -> None:
+    """A self-registered client cannot turn itself into a client_credentials client."""
+    info = await registered(as_client)
+    response = await as_client.put(
+        f"/register/{info['client_id']}",
+        json={
+            **PUBLIC,
+            "client_id": info["client_id"],
+            "grant_types": ["authorization_code", "client_credentials"],
+            "token_endpoint_auth_method": "client_secret_basic",
+        },
+        headers=auth(info["registration_access_token"]),
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "invalid_client_metadata"
+    with auth_server.database.transaction() as session:
+        row = session.get(Client, info["client_id"])
+        assert row is not None
+        assert "client_credentials" not in row.grant_types
+        assert row.secret_hash is None
