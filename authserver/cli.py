@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -65,6 +66,11 @@ def build_settings(ctx: click.Context | None = None, **overrides: Any) -> AuthSe
         )
         raise click.UsageError(
             f"invalid configuration: {reasons} (check the options and CHARTER_* variables)"
+        ) from exc
+    except SettingsError as exc:
+        cause = f": {exc.__cause__}" if exc.__cause__ else ""
+        raise click.UsageError(
+            f"invalid configuration: {exc}{cause} (check the CHARTER_* variables)"
         ) from exc
 
 

@@ -5,12 +5,14 @@ Built once at start-up, validated, and passed down; nothing reads the environmen
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
@@ -27,6 +29,30 @@ def is_loopback_host(host: str | None) -> bool:
         return False
     host = host.lower().strip("[]")
     return host in {"localhost", "::1"} or host.startswith("127.")
+
+
+def split_list_setting(value: Any) -> Any:
+    """A list setting from the environment: a JSON list, or words separated by commas/spaces.
+
+    ``'["mcp", "weather"]'``, ``'mcp,weather'`` and ``'mcp weather'`` all give
+    ``("mcp", "weather")``; an empty string gives ``()``. Values that are not strings (already
+    parsed, e.g. keyword arguments) are returned unchanged for pydantic to validate.
+    """
+    if not isinstance(value, str):
+        return value
+    if value.lstrip().startswith("["):
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not a valid JSON list ({exc.msg}); or write a,b,c") from exc
+        if not isinstance(parsed, list):
+            raise ValueError("expected a JSON list of strings, or a,b,c")
+        return tuple(parsed)
+    return tuple(part for part in value.replace(",", " ").split() if part)
+
+
+#: A tuple of strings read from the environment with :func:`split_list_setting`.
+StrList = Annotated[tuple[str, ...], NoDecode]
 
 
 class AuthServerSettings(BaseSettings):
@@ -48,7 +74,8 @@ class AuthServerSettings(BaseSettings):
     key_encryption_key: SecretStr | None = None
 
     #: Scopes the deployment knows (published in metadata).
-    scopes_supported: tuple[str, ...] = ("mcp", "notes:read", "notes:write")
+    #: In the environment: a JSON list or comma/space-separated words (``mcp,notes:read``).
+    scopes_supported: StrList = ("mcp", "notes:read", "notes:write")
     #: Scope granted when a client asks for none.
     default_scope: str = "mcp"
 
@@ -87,7 +114,7 @@ class AuthServerSettings(BaseSettings):
     client_id_metadata_documents: bool = True
     #: ``host`` or ``host:port`` entries the SSRF guard lets through even when they resolve to
     #: private or loopback addresses (for tests and private deployments).
-    ssrf_allowed_hosts: tuple[str, ...] = ()
+    ssrf_allowed_hosts: StrList = ()
     #: Allow ``http`` (not only https) metadata document URLs for the hosts above (tests only).
     ssrf_allow_http: bool = False
 
@@ -95,6 +122,11 @@ class AuthServerSettings(BaseSettings):
     #: JWKS cache (the resource server's 60 s, the key store's 5 s) so that no worker signs
     #: with a key its peers have not seen yet (S63).
     key_publish_ahead_seconds: int = Field(default=120, ge=0)
+
+    @field_validator("scopes_supported", "ssrf_allowed_hosts", mode="before")
+    @classmethod
+    def _split_lists(cls, value: Any) -> Any:
+        return split_list_setting(value)
 
     @field_validator("issuer")
     @classmethod
@@ -108,6 +140,16 @@ class AuthServerSettings(BaseSettings):
             raise ValueError(
                 "issuer must use https outside localhost; put Charter behind a TLS proxy and "
                 "set --issuer https://your.host"
+            )
+        return value
+
+    @field_validator("key_encryption_key")
+    @classmethod
+    def _key_encryption_key_strength(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value() and len(value.get_secret_value()) < 16:
+            raise ValueError(
+                "key_encryption_key must be at least 16 characters; generate one with "
+                "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`"
             )
         return value
 
