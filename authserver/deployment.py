@@ -128,6 +128,7 @@ def initialize(server: AuthServer, *, create_admin: bool = True) -> FirstStart:
     """
     prepare_database(server.database.engine)
     created_key = server.keys.ensure_signing_key()
+    server.keys.verify_decryptable()
     if not create_admin:
         return FirstStart(None, None, created_key)
     password = _create_first_admin(server)

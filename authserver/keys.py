@@ -30,6 +30,10 @@ KEY_ENCRYPTION_FILE = "key-encryption.key"
 _CACHE_SECONDS = 5.0
 
 
+class KeyDecryptionError(RuntimeError):
+    """A stored signing key cannot be opened with this process's key-encryption key."""
+
+
 def load_key_encryption_key(secret: str | None, data_dir: Path) -> OctKey:
     """The 256-bit key that encrypts private keys at rest.
 
@@ -40,7 +44,7 @@ def load_key_encryption_key(secret: str | None, data_dir: Path) -> OctKey:
         return OctKey.import_key(hashlib.sha256(secret.encode()).digest())
     path = data_dir / KEY_ENCRYPTION_FILE
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         raw = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -87,7 +91,7 @@ class KeyStore:
         try:
             data = jwe.decrypt_compact(row.private_jwk_encrypted, self._encryption_key).plaintext
         except Exception as exc:  # joserfc raises several error types
-            raise RuntimeError(
+            raise KeyDecryptionError(
                 f"cannot decrypt signing key {row.kid}: the key-encryption key differs from "
                 "the one that stored it (set CHARTER_KEY_ENCRYPTION_KEY to the original secret)"
             ) from exc
@@ -182,6 +186,20 @@ class KeyStore:
                     session.add(self._new_row(now, now))
         self.invalidate_cache()
         return row
+
+    def verify_decryptable(self) -> None:
+        """Raise :class:`KeyDecryptionError` unless every published key opens with this
+        process's key-encryption key (checked at start-up, so that a worker configured with
+        another secret refuses to start instead of failing every token request)."""
+        now = self._now()
+        with self._db.transaction() as session:
+            rows = session.scalars(
+                select(SigningKey).where(
+                    or_(SigningKey.expires_at.is_(None), SigningKey.expires_at > now)
+                )
+            ).all()
+        for row in rows:
+            self._decrypt(row)
 
     def list_keys(self) -> list[SigningKey]:
         """Every key row, newest first."""

@@ -197,6 +197,7 @@ def serve_command(
         build_registry,
         initialize,
     )
+    from authserver.keys import KeyDecryptionError
 
     values: dict[str, Any] = _group_options(ctx)
     values["issuer"] = _strip_root_slash(issuer) if issuer else default_issuer(host, port)
@@ -226,13 +227,22 @@ def serve_command(
         )
 
     configure_logging(log_format, log_level.upper())
+    # Like `python -m` and uvicorn: tool modules next to where `charter serve` runs import.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     server = AuthServer.build(settings)
     try:
         registry = build_registry(server, settings.tools)
     except TOOL_MODULE_ERRORS as exc:
         server.database.dispose()
         raise click.UsageError(f"--tools: {exc}") from exc
-    first = initialize(server)
+    try:
+        first = initialize(server)
+    except KeyDecryptionError as exc:
+        server.database.dispose()
+        raise click.ClickException(
+            f"{exc}. Every worker sharing this database needs the same key-encryption key."
+        ) from exc
     _announce(settings.issuer, settings.resource_url, settings.database_url, first.admin_password)
 
     config_args: dict[str, Any] = {

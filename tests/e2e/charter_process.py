@@ -85,13 +85,15 @@ def run_charter(
     port: int | None = None,
     env: dict[str, str] | None = None,
     ready_path: str = "/.well-known/oauth-authorization-server",
+    cwd: Path | None = None,
+    program: Sequence[str] = CHARTER,
 ) -> Iterator[CharterProcess]:
     """Start ``charter serve --port PORT --data-dir DATA_DIR *args``; stop it afterwards."""
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     stderr_path = data_dir.parent / f"charter-{port}.stderr.log"
     command: Sequence[str] = [
-        *CHARTER,
+        *program,
         "serve",
         "--port",
         str(port),
@@ -106,7 +108,7 @@ def run_charter(
             stderr=stderr,
             text=True,
             env=env or charter_env(),
-            cwd=Path(__file__).resolve().parents[2],
+            cwd=cwd or Path(__file__).resolve().parents[2],
         )
     running = CharterProcess(process, f"http://127.0.0.1:{port}", data_dir, stderr_path)
     assert process.stdout is not None

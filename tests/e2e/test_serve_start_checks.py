@@ -1,0 +1,64 @@
+"""``charter serve`` start-up: tool modules beside the working folder import, and a worker whose
+key-encryption key cannot open the stored signing keys refuses to start."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.charter_process import CHARTER, charter_env, run_charter
+
+pytestmark = pytest.mark.e2e
+
+TOOL_MODULE = '''
+from resourceserver.mcp import Registry
+
+registry = Registry()
+
+
+@registry.tool
+def shout(text: str) -> str:
+    """Repeat the text in capitals."""
+    return text.upper()
+'''
+
+
+def test_tools_module_in_the_working_folder_imports(tmp_path: Path) -> None:
+    workdir = tmp_path / "project"
+    workdir.mkdir()
+    (workdir / "cwd_tools_for_test.py").write_text(TOOL_MODULE)
+    env = charter_env()
+    env.pop("PYTHONPATH", None)
+    # The installed console script, as a user runs it (``python -c`` would add the folder itself).
+    console_script = [str(Path(sys.executable).with_name("charter"))]
+    with run_charter(
+        tmp_path / "data",
+        "--tools",
+        "cwd_tools_for_test",
+        env=env,
+        cwd=workdir,
+        program=console_script,
+    ) as running:
+        assert httpx.get(running.base_url + "/jwks.json").status_code == 200
+
+
+def test_other_key_encryption_key_refuses_to_start(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    with run_charter(data_dir):
+        pass  # first start: signing key made with the generated key file
+    (data_dir / "key-encryption.key").unlink()
+    result = subprocess.run(
+        [*CHARTER, "serve", "--port", "9", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        env=charter_env(CHARTER_KEY_ENCRYPTION_KEY="a-different-secret-0123456789"),
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "cannot decrypt signing key" in result.stderr
+    assert "same key-encryption key" in result.stderr
