@@ -27,7 +27,7 @@ from authserver.cli_output import (
     yes_option,
 )
 from authserver.purge import purge_expired
-from authserver.storage.models import AccessToken, Consent, Grant, User
+from authserver.storage.models import AccessToken, Client, Consent, Grant, User
 from authserver.tokens import revoke_access_token, revoke_grant
 
 ACCESS_TOKEN_COLUMNS = (
@@ -77,6 +77,13 @@ def resolve_subject(session: Session, user: str) -> str:
     return found or user
 
 
+def require_client(session: Session, client_id: str) -> str:
+    """``client_id`` when such a client exists; exit 1 otherwise."""
+    if session.get(Client, client_id) is None:
+        fail(f"no client {client_id!r}", "list the clients with `charter clients list`")
+    return client_id
+
+
 def revoke_client_tokens(session: Session, client_id: str, *, now: int, reason: str) -> int:
     """Revoke every grant of ``client_id`` and its grantless access tokens; the grant count."""
     grant_ids = session.scalars(
@@ -120,6 +127,8 @@ def list_tokens(show_grants: bool, client_id: str | None, user: str | None, as_j
     server = open_server()
     now = server.now()
     with server.database.transaction() as session:
+        if client_id:
+            require_client(session, client_id)
         subject = resolve_subject(session, user) if user else None
         records: list[dict[str, Any]]
         if show_grants:
@@ -211,6 +220,7 @@ def revoke_tokens(
             revoke_grant(session, target, now=now, reason="admin")
             count = 1
         elif kind == "client":
+            require_client(session, target)
             count = revoke_client_tokens(session, target, now=now, reason="admin")
         else:
             subject = resolve_subject(session, target)
@@ -285,7 +295,7 @@ def list_consents(user: str | None, client_id: str | None, show_all: bool, as_js
         if user:
             query = query.where(Consent.user_id == resolve_subject(session, user))
         if client_id:
-            query = query.where(Consent.client_id == client_id)
+            query = query.where(Consent.client_id == require_client(session, client_id))
         rows: Sequence[Consent] = session.scalars(query.order_by(Consent.created_at.desc())).all()
         names = usernames(session, (row.user_id for row in rows))
         records = [consent_record(row, names, now) for row in rows]
@@ -318,7 +328,7 @@ def revoke_consents(
         if user:
             query = query.where(Consent.user_id == resolve_subject(session, user))
         if client_id:
-            query = query.where(Consent.client_id == client_id)
+            query = query.where(Consent.client_id == require_client(session, client_id))
         rows = session.scalars(query).all()
         if not rows:
             fail("no live consent matches", "see `charter consents list`")

@@ -63,6 +63,7 @@ def test_keys_rotate_refuses_a_different_key_encryption_key(
 def test_tokens_list_shows_live_tokens_without_secrets(cli: Charter, server: AuthServer) -> None:
     user = create_user(server, "alice")
     create_client(server, client_id="c1")
+    create_client(server, client_id="other")
     issued = issue_grant(server, client_id="c1", subject=user.id)
     tokens = json.loads(cli("tokens", "list", "--json").stdout)
     assert [token["jti"] for token in tokens] == [issued.jti]
