@@ -165,7 +165,8 @@ def remove_user(username: str, yes: bool, as_json: bool) -> None:
 @users.command("passwd")
 @click.argument("username")
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin (scripts).")
-def passwd(username: str, password_stdin: bool) -> None:
+@json_option
+def passwd(username: str, password_stdin: bool, as_json: bool) -> None:
     """Set a new password for USERNAME and end their browser logins."""
     server = open_server()
     with server.database.transaction() as session:
@@ -181,4 +182,9 @@ def passwd(username: str, password_stdin: bool) -> None:
         row.password_changed_at = now
         _end_sessions(session, user.id)
         record_event(session, "password_changed", at=now, subject=user.id, actor="cli")
-    click.echo(f"password of {user.username} changed; their browser logins were ended")
+        record = user_record(row)
+    emit_result(
+        f"password of {user.username} changed; their browser logins were ended",
+        {**record, "ended_logins": True},
+        as_json=as_json,
+    )

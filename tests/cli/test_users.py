@@ -144,3 +144,18 @@ def test_remove_revokes_grants_and_consents(cli: Charter, server: AuthServer) ->
         grant = session.get(Grant, issued.grant_id)
         assert grant is not None
         assert grant.revoked_at is not None
+
+
+def test_passwd_json_reports_the_user_without_secrets(cli: Charter, server: AuthServer) -> None:
+    cli("users", "add", "bob", "--password-stdin", input="hunter2hunter2\n")
+    result = cli("users", "passwd", "bob", "--password-stdin", "--json", input="a-new-password\n")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["username"] == "bob"
+    assert record["ended_logins"] is True
+    assert record["password_changed_at"] is not None
+    assert "password_hash" not in record
+    assert "a-new-password" not in result.stdout
+    changed = load_user(server, "bob")
+    assert changed is not None
+    assert server.passwords.verify(changed.password_hash, "a-new-password")
