@@ -198,15 +198,7 @@ def fetch_document(
 
 
 def _apply(client: Client, metadata: ClientMetadata, *, now: int, max_age: int) -> None:
-    client.client_name = metadata.client_name
-    client.redirect_uris = list(metadata.redirect_uris)
-    client.grant_types = list(metadata.grant_types)
-    client.response_types = list(metadata.response_types)
-    client.token_endpoint_auth_method = metadata.token_endpoint_auth_method
-    client.scope = metadata.scope
-    client.client_metadata = metadata.to_dict()
-    client.metadata_fingerprint = metadata.fingerprint()
-    client.updated_at = now
+    metadata.apply_to(client, now=now, fingerprint=metadata.fingerprint())
     client.expires_at = now + max_age
 
 

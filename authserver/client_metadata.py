@@ -22,6 +22,7 @@ from authserver.errors import (
     InvalidRedirectUriError,
     InvalidSoftwareStatementError,
 )
+from authserver.storage.models import Client
 
 #: Largest registration request body accepted, bytes.
 MAX_BODY_BYTES = 16 * 1024
@@ -185,6 +186,18 @@ class ClientMetadata:
         for key in sorted(self.extra):
             document[key] = self.extra[key]
         return document
+
+    def apply_to(self, client: Client, *, now: int, fingerprint: str) -> None:
+        """Copy this metadata onto ``client`` (registration, update, or a fetched document)."""
+        client.client_name = self.client_name
+        client.redirect_uris = list(self.redirect_uris)
+        client.grant_types = list(self.grant_types)
+        client.response_types = list(self.response_types)
+        client.token_endpoint_auth_method = self.token_endpoint_auth_method
+        client.scope = self.scope
+        client.client_metadata = self.to_dict()
+        client.metadata_fingerprint = fingerprint
+        client.updated_at = now
 
     def fingerprint(self, *salt: str) -> str:
         """SHA-256 of the canonical JSON of this metadata (and ``salt``), for idempotency."""

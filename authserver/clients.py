@@ -21,13 +21,11 @@ from authserver import cimd
 from authserver.context import AuthServer
 from authserver.crypto import new_token
 from authserver.storage.models import (
-    AccessToken,
     Client,
     Consent,
-    Grant,
-    RefreshToken,
     User,
 )
+from authserver.tokens import revoke_client_grants
 
 #: Clients an administrator created (``charter clients add``); only they may use
 #: ``client_credentials``.
@@ -113,21 +111,7 @@ def mark_client_used(session: Session, client: Client, now: int) -> None:
 def delete_client(session: Session, client: Client, now: int, *, reason: str) -> None:
     """Delete ``client`` and revoke its grants, tokens and consents (RFC 7592 §2.3)."""
     client_id = client.client_id
-    session.execute(
-        update(Grant)
-        .where(Grant.client_id == client_id, Grant.revoked_at.is_(None))
-        .values(revoked_at=now, revoked_reason=reason)
-    )
-    session.execute(
-        update(AccessToken)
-        .where(AccessToken.client_id == client_id, AccessToken.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
-    session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.client_id == client_id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
+    revoke_client_grants(session, client_id, now=now, reason=reason)
     session.execute(
         update(Consent)
         .where(Consent.client_id == client_id, Consent.revoked_at.is_(None))

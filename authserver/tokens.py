@@ -121,21 +121,27 @@ def issue_refresh_token(server: AuthServer, session: Session, grant: Grant, *, n
 
 def revoke_grant(session: Session, grant_id: str, *, now: int, reason: str) -> None:
     """Revoke a grant with every refresh and access token it produced (S15, S24)."""
+    _revoke(session, now=now, reason=reason, column="grant_id", value=grant_id)
+
+
+def revoke_client_grants(session: Session, client_id: str, *, now: int, reason: str) -> None:
+    """Revoke every grant of a client with all its refresh and access tokens."""
+    _revoke(session, now=now, reason=reason, column="client_id", value=client_id)
+
+
+def _revoke(session: Session, *, now: int, reason: str, column: str, value: str) -> None:
+    grant_column = Grant.id if column == "grant_id" else Grant.client_id
     session.execute(
         update(Grant)
-        .where(Grant.id == grant_id, Grant.revoked_at.is_(None))
+        .where(grant_column == value, Grant.revoked_at.is_(None))
         .values(revoked_at=now, revoked_reason=reason)
     )
-    session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.grant_id == grant_id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
-    session.execute(
-        update(AccessToken)
-        .where(AccessToken.grant_id == grant_id, AccessToken.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
+    for model in (RefreshToken, AccessToken):
+        session.execute(
+            update(model)
+            .where(getattr(model, column) == value, model.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
 
 
 def revoke_access_token(session: Session, jti: str, *, now: int) -> bool:

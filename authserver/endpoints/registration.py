@@ -128,15 +128,8 @@ def _normalise(server: AuthServer, body: dict[str, Any]) -> ClientMetadata:
 
 
 def _apply_metadata(client: Client, metadata: ClientMetadata, *, now: int) -> None:
-    client.client_name = metadata.client_name
-    client.redirect_uris = list(metadata.redirect_uris)
-    client.grant_types = list(metadata.grant_types)
-    client.response_types = list(metadata.response_types)
-    client.token_endpoint_auth_method = metadata.token_endpoint_auth_method
-    client.scope = metadata.scope
-    client.client_metadata = metadata.to_dict()
-    client.metadata_fingerprint = metadata.fingerprint(KIND, client.registered_from or "")
-    client.updated_at = now
+    fingerprint = metadata.fingerprint(KIND, client.registered_from or "")
+    metadata.apply_to(client, now=now, fingerprint=fingerprint)
 
 
 def _client_information(
