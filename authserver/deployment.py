@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import secrets
 import signal
@@ -28,10 +27,9 @@ import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from types import FrameType
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import field_validator
-from pydantic_settings import NoDecode
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from starlette.applications import Starlette
@@ -47,7 +45,7 @@ from authserver.cors import allow_cors
 from authserver.crypto import new_id
 from authserver.endpoints.metadata import WELL_KNOWN, metadata_document
 from authserver.logging_setup import LogFormat, RequestIdMiddleware
-from authserver.settings import AuthServerSettings
+from authserver.settings import AuthServerSettings, StrList, split_list_setting
 from authserver.storage.models import User
 from authserver.storage.schema import prepare_database
 from authserver.tokens import AccessTokenRevocationView
@@ -73,13 +71,14 @@ LOCAL_JWKS_CACHE_SECONDS = 5.0
 class DeploymentSettings(AuthServerSettings):
     """Settings of a whole deployment: the authorization server's, plus what ``serve`` adds.
 
-    Every field is also read from a ``CHARTER_``-prefixed environment variable (lists as JSON,
-    e.g. ``CHARTER_TOOLS='["mypkg.tools"]'``), which is how worker processes receive them.
+    Every field is also read from a ``CHARTER_``-prefixed environment variable (lists as JSON
+    or comma-separated, e.g. ``CHARTER_TOOLS=mypkg.tools,other.tools``), which is how worker
+    processes receive them.
     """
 
     #: Dotted modules of user tools, prompts and resources, loaded after the built-in tools.
     #: Each defines ``registry = Registry()`` or ``register(registry)``.
-    tools: Annotated[tuple[str, ...], NoDecode] = ()
+    tools: StrList = ()
     #: ``text`` (readable) or ``json`` (one object per line).
     log_format: LogFormat = "text"
     #: Display name of the MCP server in its protected resource metadata.
@@ -88,11 +87,7 @@ class DeploymentSettings(AuthServerSettings):
     @field_validator("tools", mode="before")
     @classmethod
     def _split_tools(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            if value.lstrip().startswith("["):
-                return tuple(json.loads(value))
-            return tuple(part for part in value.replace(",", " ").split() if part)
-        return value
+        return split_list_setting(value)
 
 
 @dataclass(frozen=True)

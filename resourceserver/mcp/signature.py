@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, get_args, get_origin, get_type_hints
 
+import typing_extensions
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
 
 from resourceserver.mcp.content import CONTENT_TYPES, PromptMessage, ToolResult
@@ -77,7 +78,7 @@ def _schema_of_object(annotation: Any) -> bool:
     annotation = _unwrap(annotation)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return True
-    if typing.is_typeddict(annotation):
+    if typing_extensions.is_typeddict(annotation):
         return True
     return isinstance(annotation, type) and hasattr(annotation, "__dataclass_fields__")
 
