@@ -8,12 +8,19 @@ client that created it; anyone else gets "not found" (SECURITY-CASES S44).
 A principal keeps at most :data:`MAX_SESSIONS_PER_PRINCIPAL` sessions: a new one ends the least
 recently used beyond that (its client gets 404 and, as the spec says, starts a new session), so
 a client that never ends its sessions cannot grow the table without bound.
+
+Each worker keeps what it read of a session for :data:`SESSION_CACHE_SECONDS`, so that a
+client's stream of calls does not read the session row on every request (DESIGN: the ``/mcp``
+hot path reads the database through caches). A change made by this worker drops its entry at
+once; a change made by another worker (a new log level, a subscription, the end of the
+session) is seen here within that second. The binding to the principal never changes.
 """
 
 from __future__ import annotations
 
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +35,10 @@ JsonObject = dict[str, Any]
 
 #: Live sessions one principal (subject and client) may hold; more end the least recently used.
 MAX_SESSIONS_PER_PRINCIPAL = 100
+#: How long a worker trusts what it read of a session, seconds.
+SESSION_CACHE_SECONDS = 1.0
+#: Sessions a worker remembers at most (least recently read are forgotten first).
+SESSION_CACHE_SIZE = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +78,39 @@ class SessionStore:
         clock: Callable[[], float] = time.time,
         *,
         max_per_principal: int = MAX_SESSIONS_PER_PRINCIPAL,
+        cache_seconds: float = SESSION_CACHE_SECONDS,
     ) -> None:
         self.db = db
         self.ttl = ttl_seconds
         self.clock = clock
         self.max_per_principal = max_per_principal
+        self.cache_seconds = cache_seconds
+        #: id -> (read at, session, expires at), least recently read first.
+        self._cache: OrderedDict[str, tuple[float, SessionState, float]] = OrderedDict()
+
+    def _remember(self, state: SessionState, expires_at: float) -> None:
+        if self.cache_seconds <= 0:
+            return
+        self._cache[state.id] = (self.clock(), state, expires_at)
+        self._cache.move_to_end(state.id)
+        while len(self._cache) > SESSION_CACHE_SIZE:
+            self._cache.popitem(last=False)
+
+    def _forget(self, *session_ids: str) -> None:
+        for session_id in session_ids:
+            self._cache.pop(session_id, None)
+
+    def _cached(self, session_id: str, principal: Principal, now: float) -> SessionState | None:
+        entry = self._cache.get(session_id)
+        if entry is None:
+            return None
+        read_at, state, expires_at = entry
+        if now - read_at >= self.cache_seconds or now >= expires_at:
+            del self._cache[session_id]
+            return None
+        if state.subject != principal.subject or state.client_id != principal.client_id:
+            return None
+        return state
 
     async def create(
         self,
@@ -97,7 +136,7 @@ class SessionStore:
             expires_at=now + self.ttl,
         )
 
-        def work(db: Session) -> SessionState:
+        def work(db: Session) -> tuple[SessionState, list[str]]:
             db.add(row)
             db.flush()
             surplus = db.scalars(
@@ -109,16 +148,23 @@ class SessionStore:
                 .order_by(McpSession.touched_at.desc(), McpSession.created_at.desc())
                 .offset(self.max_per_principal)
             ).all()
-            _delete(db, [session_id for session_id in surplus if session_id != row.id])
-            return _state(row)
+            ended = [session_id for session_id in surplus if session_id != row.id]
+            _delete(db, ended)
+            return _state(row), ended
 
-        return await self.db.run(work)
+        state, ended = await self.db.run(work)
+        self._forget(*ended)
+        self._remember(state, row.expires_at)
+        return state
 
     async def load(self, session_id: str, principal: Principal) -> SessionState | None:
         """The live session with this id owned by ``principal``, else None (extends its life)."""
         now = self.clock()
+        cached = self._cached(session_id, principal, now)
+        if cached is not None:
+            return cached
 
-        def work(db: Session) -> SessionState | None:
+        def work(db: Session) -> tuple[SessionState, float] | None:
             row = db.get(McpSession, session_id)
             if row is None or row.expires_at <= now:
                 return None
@@ -127,9 +173,14 @@ class SessionStore:
             if now - row.touched_at > min(60.0, self.ttl / 10):
                 row.touched_at = now
                 row.expires_at = now + self.ttl
-            return _state(row)
+            return _state(row), row.expires_at
 
-        return await self.db.run(work)
+        found: tuple[SessionState, float] | None = await self.db.run(work)
+        if found is None:
+            self._forget(session_id)
+            return None
+        self._remember(*found)
+        return found[0]
 
     async def update(self, session_id: str, **changes: Any) -> None:
         """Set columns (``initialized``, ``log_level``, ``subscriptions``) of a session."""
@@ -140,7 +191,10 @@ class SessionStore:
                 for key, value in changes.items():
                     setattr(row, key, value)
 
+        # Forgotten before and after the write: a read racing it cannot keep the old state.
+        self._forget(session_id)
         await self.db.run(work)
+        self._forget(session_id)
 
     async def subscribe(self, session_id: str, uri: str, on: bool) -> None:
         """Add or remove a resource subscription."""
@@ -151,11 +205,15 @@ class SessionStore:
                 current = [u for u in (row.subscriptions or []) if u != uri]
                 row.subscriptions = [*current, uri] if on else current
 
+        self._forget(session_id)
         await self.db.run(work)
+        self._forget(session_id)
 
     async def delete(self, session_id: str) -> None:
         """End a session and drop its events and pending requests."""
+        self._forget(session_id)
         await self.db.run(lambda db: _delete(db, [session_id]))
+        self._forget(session_id)
 
     async def subscribed_to(self, uri: str) -> list[str]:
         """Ids of live sessions subscribed to ``uri``."""
