@@ -45,6 +45,7 @@ from authserver.cors import allow_cors
 from authserver.crypto import new_id
 from authserver.endpoints.metadata import WELL_KNOWN, metadata_document
 from authserver.logging_setup import LogFormat, RequestIdMiddleware
+from authserver.maintenance import maintenance_loop
 from authserver.settings import AuthServerSettings, StrList, split_list_setting
 from authserver.storage.models import User
 from authserver.storage.schema import prepare_database
@@ -216,10 +217,18 @@ def build_deployment(
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         restore = _chain_exit_signals(begin_drain) if drain_on_signals else None
+        interval = settings.maintenance_interval_seconds
+        housekeeping = (
+            asyncio.create_task(maintenance_loop(server, interval)) if interval > 0 else None
+        )
         try:
             async with resource_app.router.lifespan_context(resource_app):
                 yield
         finally:
+            if housekeeping is not None:
+                housekeeping.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await housekeeping
             if restore is not None:
                 restore()
             await run_in_threadpool(server.database.dispose)

@@ -99,6 +99,9 @@ class AuthServerSettings(BaseSettings):
 
     #: Allow RFC 7591 open dynamic client registration.
     registration_open: bool = True
+    #: Seconds between background housekeeping runs of ``charter serve`` (purge of expired
+    #: rows, reaping of never-used clients); 0 turns it off.
+    maintenance_interval_seconds: int = Field(default=300, ge=0)
     #: Dynamically registered clients never used are deleted after this many seconds.
     unused_client_ttl: int = Field(default=86400, ge=60)
     #: Registrations allowed per client IP per minute.
