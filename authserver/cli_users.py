@@ -23,9 +23,9 @@ from authserver.cli_output import (
     usage_error,
     yes_option,
 )
-from authserver.crypto import new_id
 from authserver.storage.models import Client, Consent, Grant, LoginSession, User
 from authserver.tokens import revoke_grant
+from authserver.users import new_user
 
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
@@ -98,19 +98,10 @@ def add_user(username: str, password_stdin: bool, admin: bool, as_json: bool) ->
         if session.get(Client, username) is not None:  # S22: names never equal a client id
             fail(f"username {username!r} collides with a client id", "pick another name")
     password = read_password(password_stdin)
-    now = server.now()
-    user = User(
-        id=new_id(),
-        username=username,
-        password_hash=server.passwords.hash(password),
-        is_admin=admin,
-        disabled=False,
-        created_at=now,
-        password_changed_at=now,
-    )
+    user = new_user(server, username, password, is_admin=admin)
     with server.database.transaction() as session:
         session.add(user)
-        record_event(session, "user_created", at=now, subject=user.id, actor="cli")
+        record_event(session, "user_created", at=user.created_at, subject=user.id, actor="cli")
     emit_result(f"created user {username} (id {user.id})", user_record(user), as_json=as_json)
 
 

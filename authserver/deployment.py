@@ -42,7 +42,6 @@ from starlette.routing import BaseRoute, Mount, Route
 from authserver.app import EXCEPTION_HANDLERS, authserver_routes
 from authserver.context import AuthServer
 from authserver.cors import allow_cors
-from authserver.crypto import new_id
 from authserver.endpoints.metadata import WELL_KNOWN, metadata_document
 from authserver.logging_setup import LogFormat, RequestIdMiddleware
 from authserver.maintenance import maintenance_loop
@@ -50,6 +49,7 @@ from authserver.settings import AuthServerSettings, StrList, split_list_setting
 from authserver.storage.models import User
 from authserver.storage.schema import prepare_database
 from authserver.tokens import AccessTokenRevocationView
+from authserver.users import new_user
 from resourceserver.app import create_app as create_resource_app
 from resourceserver.jwks import CallbackKeySource
 from resourceserver.mcp.registry import Registry, ToolModuleError, load_tool_modules
@@ -138,22 +138,12 @@ def _create_first_admin(server: AuthServer) -> str | None:
         if session.scalar(select(func.count()).select_from(User)):
             return None
     password = secrets.token_urlsafe(FIRST_PASSWORD_BYTES)
-    now = server.now()
+    admin = new_user(server, FIRST_ADMIN_USERNAME, password, is_admin=True)
     try:
         with server.database.transaction() as session:
             if session.scalar(select(func.count()).select_from(User)):
                 return None
-            session.add(
-                User(
-                    id=new_id(),
-                    username=FIRST_ADMIN_USERNAME,
-                    password_hash=server.passwords.hash(password),
-                    is_admin=True,
-                    disabled=False,
-                    created_at=now,
-                    password_changed_at=now,
-                )
-            )
+            session.add(admin)
     except IntegrityError:
         return None  # another process created it first
     logger.info("created the first user %r", FIRST_ADMIN_USERNAME)

@@ -7,22 +7,14 @@ from typing import Any
 from authserver.context import AuthServer
 from authserver.crypto import hash_token, new_id, new_token
 from authserver.storage.models import Client, User
+from authserver.users import new_user
 
 
 def create_user(
     server: AuthServer, username: str = "alice", password: str = "correct horse battery"
 ) -> User:
     """A local user with an argon2 password hash."""
-    now = server.now()
-    user = User(
-        id=new_id(),
-        username=username,
-        password_hash=server.passwords.hash(password),
-        is_admin=False,
-        disabled=False,
-        created_at=now,
-        password_changed_at=now,
-    )
+    user = new_user(server, username, password)
     with server.database.transaction() as session:
         session.add(user)
     return user
