@@ -5,6 +5,10 @@ MCP 2025-11-25 "Transports" §Resumability and Redelivery.
 Every event sent on a POST or GET stream is stored with a per-session stream id, so a client that
 lost a stream resumes it on any worker with ``Last-Event-ID``. Waiting code polls the database;
 the :class:`Bus` wakes it at once when the event was written in the same process.
+
+Readers follow a stream with a cursor (the last row id read), so within a session rows must
+become visible in id order: :meth:`EventLog.append` locks the session's row first (PostgreSQL
+hands out ids before commit; SQLite writes one transaction at a time anyway).
 """
 
 from __future__ import annotations
@@ -55,6 +59,11 @@ class StoredEvent:
     payload: str
     final: bool
 
+    @property
+    def row(self) -> int:
+        """The row id: the position in the session's log."""
+        return int(self.event_id.rpartition(".")[2])
+
 
 def new_stream_id() -> str:
     """A fresh stream id (no dots, so event ids split unambiguously)."""
@@ -96,6 +105,8 @@ class EventLog:
         )
 
         def work(db: Session) -> int:
+            # Serialise the session's appends, so that its ids commit in order.
+            db.execute(select(McpSession.id).where(McpSession.id == session_id).with_for_update())
             db.add(row)
             db.flush()
             announce(db, self.key(session_id, stream_id))
@@ -130,18 +141,5 @@ class EventLog:
             if db.get(McpSession, session_id) is None:
                 return None
             return self._after(db, session_id, stream_id, row_id)
-
-        return await self.db.run(work)
-
-    async def has_stream(self, session_id: str, stream_id: str) -> bool:
-        """True when this session has logged events on ``stream_id``."""
-
-        def work(db: Session) -> bool:
-            found = db.scalar(
-                select(McpEvent.id)
-                .where(McpEvent.session_id == session_id, McpEvent.stream_id == stream_id)
-                .limit(1)
-            )
-            return found is not None
 
         return await self.db.run(work)

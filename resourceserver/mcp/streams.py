@@ -2,8 +2,9 @@
 
 :class:`RequestStream` is what a handler writes to while it answers one POST: it stays a plain
 JSON response until the handler first sends a notification or a request, then becomes an SSE
-stream whose events are also logged for ``Last-Event-ID`` resumption. :func:`replay` serves a
-resumed or standalone GET stream from the log.
+stream of logged events. Every SSE response, the POST's own (:func:`drain`) as well as a GET's
+(standalone or resumed), is served from the log by :func:`replay`, which sends only the events
+its connection owns (see :mod:`resourceserver.mcp.claims`).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from resourceserver.mcp.claims import Ownership, Verdict, claim_payload
 from resourceserver.mcp.context import ClientRequestError
-from resourceserver.mcp.events import EventLog, new_stream_id
+from resourceserver.mcp.events import EventLog, StoredEvent, new_stream_id
 from resourceserver.mcp.jsonrpc import notification_message, request_message
 from resourceserver.mcp.pending import AnswerTimeoutError, PendingRequests
 
@@ -24,12 +26,11 @@ JsonObject = dict[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class Item:
-    """One thing for the HTTP response: an event, the final JSON answer, or "close now"."""
+    """The start of the HTTP response: the final JSON answer, or the SSE priming event."""
 
     message: JsonObject | None
     event_id: str | None = None
     final: bool = False
-    close: bool = False
 
 
 def sse_event(event_id: str | None, data: str, retry_ms: int | None = None) -> str:
@@ -65,18 +66,24 @@ class RequestStream:
         self.session_id = session_id
         self.sse_allowed = sse_allowed
         self.stream_id: str | None = None
+        #: The first thing to send: the JSON answer, or the priming event once streaming.
         self.queue: asyncio.Queue[Item] = asyncio.Queue()
-        #: True once the final response (or a final close) was queued.
+        #: True once the final response was queued or logged (or the response was closed).
         self.finished = False
+        #: Set when the SSE response must end without a logged final event.
+        self.closed = asyncio.Event()
+        #: The row of the priming event: the POST connection's claim on its stream.
+        self.claim = 0
         self._lock = asyncio.Lock()
 
     async def _open(self) -> None:
         self.stream_id = new_stream_id()
         event_id = await self.log.append(self.session_id, self.stream_id, "", final=False)
+        self.claim = StoredEvent(event_id, "", final=False).row
         self.queue.put_nowait(Item(None, event_id))
 
     async def send(self, message: JsonObject, *, final: bool = False) -> None:
-        """Queue (and log, once streaming) one message; ``final`` ends the response."""
+        """Queue (or log, once streaming) one message; ``final`` ends the response."""
         async with self._lock:
             if self.stream_id is None:
                 if final:
@@ -85,10 +92,8 @@ class RequestStream:
                     return
                 await self._open()
             assert self.stream_id is not None  # noqa: S101 - set by _open
-            payload = dumps(message)
-            event_id = await self.log.append(self.session_id, self.stream_id, payload, final)
+            await self.log.append(self.session_id, self.stream_id, dumps(message), final)
             self.finished = self.finished or final
-            self.queue.put_nowait(Item(message, event_id, final=final))
 
     async def upgrade(self) -> None:
         """Turn a slow JSON answer into an SSE stream (keep-alives, resumable)."""
@@ -104,7 +109,8 @@ class RequestStream:
         if self.stream_id is None:
             self.queue.put_nowait(Item(fallback, final=True))
         else:
-            self.queue.put_nowait(Item(None, close=True))
+            self.closed.set()
+            self.log.bus.notify(self.log.key(self.session_id, self.stream_id))
 
     async def notify(self, method: str, params: JsonObject) -> None:
         if self.sse_allowed:
@@ -131,56 +137,47 @@ class RequestStream:
         return result if isinstance(result, dict) else {}
 
     async def close_stream(self) -> None:
+        """End the POST's SSE response; the client resumes the rest with ``Last-Event-ID``."""
         if not self.sse_allowed:
             return
         async with self._lock:
             if self.stream_id is None:
                 await self._open()
-            self.queue.put_nowait(Item(None, close=True))
+            assert self.stream_id is not None  # noqa: S101 - set by _open
+            # A claim of this POST's own lineage: the POST response ends before it, a resumption
+            # of the POST gets everything after it.
+            await self.log.append(
+                self.session_id, self.stream_id, claim_payload(self.claim), final=False
+            )
 
 
 async def drain(
-    first: Item, stream: RequestStream, stop: asyncio.Event, retry_ms: int, keepalive: float = 15.0
+    first: Item,
+    stream: RequestStream,
+    stop: asyncio.Event,
+    retry_ms: int,
+    keepalive: float = 15.0,
+    poll_interval: float = 0.05,
 ) -> AsyncIterator[str]:
-    """The SSE body of a POST: events until the final response, a close, or shutdown.
-
-    A comment line goes out every ``keepalive`` seconds of silence so that proxies keep the
-    connection open while a tool works (or waits for the user).
-    """
-    item: Item | None = first
-    while item is not None:
-        if item.close:
-            return
-        if item.message is None:
-            yield sse_event(item.event_id, "", retry_ms)
-        else:
-            yield sse_event(item.event_id, dumps(item.message))
-        if item.final:
-            return
-        item = await _next(stream.queue, stop, keepalive)
-        while item is KEEPALIVE:
-            yield ": keepalive\n\n"
-            item = await _next(stream.queue, stop, keepalive)
-
-
-#: Returned by :func:`_next` when nothing happened for a while.
-KEEPALIVE = Item(None)
-
-
-async def _next(queue: asyncio.Queue[Item], stop: asyncio.Event, timeout: float) -> Item | None:
-    """The next item, KEEPALIVE after ``timeout`` seconds, or None at shutdown."""
-    getter = asyncio.ensure_future(queue.get())
-    stopper = asyncio.ensure_future(stop.wait())
-    try:
-        done, _ = await asyncio.wait(
-            {getter, stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-        )
-    finally:
-        getter.cancel()
-        stopper.cancel()
-    if getter in done and not getter.cancelled():
-        return getter.result()
-    return None if stopper in done else KEEPALIVE
+    """The SSE body of a POST: the priming event, then its logged events until the final
+    response, an early close, a newer connection resuming the stream, or shutdown."""
+    if first.event_id is None or stream.stream_id is None:
+        return
+    yield sse_event(first.event_id, "", retry_ms)
+    claim = stream.claim
+    async for chunk in replay(
+        stream.log,
+        stream.session_id,
+        stream.stream_id,
+        claim,
+        Ownership(claim, claim),
+        stop,
+        poll_interval=poll_interval,
+        keepalive=keepalive,
+        retry_ms=retry_ms,
+        closed=stream.closed,
+    ):
+        yield chunk
 
 
 async def replay(
@@ -188,16 +185,22 @@ async def replay(
     session_id: str,
     stream_id: str,
     after: int,
+    ownership: Ownership,
     stop: asyncio.Event,
     *,
     poll_interval: float,
     keepalive: float = 15.0,
+    retry_ms: int | None = None,
     priming: str | None = None,
+    closed: asyncio.Event | None = None,
 ) -> AsyncIterator[str]:
-    """Events of one logged stream after ``after``, then new ones as they are logged.
+    """The events of one logged stream after row ``after`` that ``ownership`` allows, then new
+    ones as they are logged.
 
-    Ends after the final response of a POST stream, when the session ends, at shutdown, or
-    when the client leaves.
+    Ends after the final response of a POST stream, when a newer connection claims the stream,
+    when the session ends, at shutdown, when ``closed`` is set, or when the client leaves. A
+    comment line goes out every ``keepalive`` seconds of silence so that proxies keep the
+    connection open while a tool works (or waits for the user).
     """
     if priming is not None:
         yield priming
@@ -209,18 +212,38 @@ async def replay(
         if events is None:
             return
         for event in events:
-            after = int(event.event_id.rpartition(".")[2])
-            yield sse_event(event.event_id, event.payload)
+            after = event.row
+            verdict = ownership.see(event)
+            if verdict is Verdict.TAKEN_OVER:
+                return
+            if verdict is Verdict.PRIME:
+                yield sse_event(event.event_id, "", retry_ms)
+            elif verdict is Verdict.SEND:
+                yield sse_event(event.event_id, event.payload)
             if event.final:
+                # The response went out here or on another connection: nothing follows.
                 return
         if events:
             idle, interval = 0.0, poll_interval
             continue
+        if closed is not None and closed.is_set():
+            return
         # Idle streams poll less and less often (up to once a second); an event written in
-        # this process wakes them at once.
-        await log.bus.wait(key, interval)
+        # this process (or announced by PostgreSQL) wakes them at once.
+        await _pause(log, key, interval, stop)
         idle += interval
         interval = min(interval * 2, max(poll_interval, 1.0))
         if idle >= keepalive:
             idle = 0.0
             yield ": keepalive\n\n"
+
+
+async def _pause(log: EventLog, key: str, timeout: float, stop: asyncio.Event) -> None:
+    """Wait until ``key`` is notified, ``stop`` is set, or ``timeout`` seconds passed."""
+    waiter = asyncio.ensure_future(log.bus.wait(key, timeout))
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        stopper.cancel()

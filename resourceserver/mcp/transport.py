@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from resourceserver.errors import InsufficientScopeError
-from resourceserver.mcp import http
+from resourceserver.mcp import claims, http
 from resourceserver.mcp.cancellation import CANCEL_STREAM, Cancellations, request_key
 from resourceserver.mcp.dispatch import Call, Dispatcher
 from resourceserver.mcp.events import Bus, EventLog, parse_event_id
@@ -152,7 +152,7 @@ class McpEndpoint:
     # -- server-initiated messages --------------------------------------------------------------
 
     async def publish(self, session_id: str, message: dict[str, object]) -> None:
-        """Send a message outside any request: on the session's standalone GET stream."""
+        """Send a message outside any request: on the session's newest standalone GET stream."""
         await self.log.append(session_id, STANDALONE_STREAM, dumps(message), final=False)
 
     async def notify_resource_updated(self, uri: str) -> int:
@@ -248,6 +248,7 @@ class McpEndpoint:
                 self.stopping,
                 self.options.retry_ms,
                 self.options.keepalive_seconds,
+                poll_interval=self._stream_poll_interval,
             ),
             media_type="text/event-stream",
             headers=http.sse_headers(session.id),
@@ -367,33 +368,44 @@ class McpEndpoint:
         last = request.headers.get(http.LAST_EVENT_HEADER)
         priming: str | None = None
         if last:
+            # A resumption takes the stream over from whichever connection serves it now.
             parsed = parse_event_id(last)
-            if (
-                parsed is None
-                or parsed[0] == CANCEL_STREAM
-                or not await self.log.has_stream(session.id, parsed[0])
-            ):
-                return http.bad_request(f"unknown {http.LAST_EVENT_HEADER}")
+            ownership = None
+            if parsed is not None and parsed[0] != CANCEL_STREAM:
+                ownership = await claims.resume(self.log, session.id, *parsed)
+            if parsed is None or ownership is None:
+                return http.bad_request(
+                    f"unknown {http.LAST_EVENT_HEADER}: open a new stream without it"
+                )
             stream_id, after = parsed
         else:
+            # A new standalone stream takes over from the session's older GET streams.
             stream_id = STANDALONE_STREAM
-            event_id = await self.log.append(session.id, stream_id, "", final=False)
-            after = int(event_id.rpartition(".")[2])
-            priming = sse_event(event_id, "", self.options.retry_ms)
+            own = await claims.claim(self.log, session.id, stream_id, None)
+            after = own.row
+            ownership = claims.Ownership(own.row, own.row)
+            priming = sse_event(own.event_id, "", self.options.retry_ms)
         return StreamingResponse(
             replay(
                 self.log,
                 session.id,
                 stream_id,
                 after,
+                ownership,
                 self.stopping,
-                poll_interval=max(self.options.poll_interval, 0.05),
+                poll_interval=self._stream_poll_interval,
                 keepalive=self.options.keepalive_seconds,
+                retry_ms=self.options.retry_ms,
                 priming=priming,
             ),
             media_type="text/event-stream",
             headers=http.sse_headers(session.id),
         )
+
+    @property
+    def _stream_poll_interval(self) -> float:
+        """How often an idle SSE stream looks for events logged by other workers (at first)."""
+        return max(self.options.poll_interval, 0.05)
 
     # -- DELETE ---------------------------------------------------------------------------------
 
