@@ -30,9 +30,11 @@ PKCE_CHALLENGE = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
 MAX_STATE_LENGTH = 8192
 #: Parameters that RFC 8707 §2 allows more than once (several are refused later, S31).
 REPEATABLE = frozenset({"resource"})
-#: ``prompt`` values honoured: ``none`` (no page: ``login_required``/``consent_required``) and
-#: ``login`` (ask for the password even when logged in). Others are ignored.
-PROMPTS = frozenset({"none", "login"})
+#: ``prompt`` values honoured (OpenID Connect Core §3.1.2.1): ``none`` (no page: answers
+#: ``login_required``/``consent_required``), ``login`` (ask for the password even when logged
+#: in) and ``consent`` (show the consent page even when consent is remembered). Others (such as
+#: ``select_account``) are ignored. Published as ``prompt_values_supported``.
+PROMPTS = ("none", "login", "consent")
 
 
 class PageError(Exception):
@@ -195,11 +197,11 @@ def check_pkce(checking: Checking) -> None:
 
 
 def check_prompt(checking: Checking) -> None:
-    """``prompt`` (OpenID Connect Core §3.1.2.1): ``none`` alone, or ``login``."""
+    """``prompt`` (OpenID Connect Core §3.1.2.1): ``none`` alone, or ``login``/``consent``."""
     values = set((checking.single("prompt") or "").split())
     if "none" in values and len(values) > 1:
         raise InvalidRequestError("prompt=none cannot be combined with other values")
-    checking.prompt = frozenset(values & PROMPTS)
+    checking.prompt = frozenset(values.intersection(PROMPTS))
 
 
 def check_resource(checking: Checking) -> None:

@@ -102,11 +102,13 @@ def store_pending(
     browser_value: str,
     *,
     fresh_login: bool = False,
+    fresh_consent: bool = False,
 ) -> tuple[str, str]:
     """Store a request for ``browser_value``'s browser; returns its id and a CSRF token.
 
     ``fresh_login`` (``prompt=login``): only a login made on this request's own login form
-    may approve it (see :func:`login_is_fresh_enough`).
+    may approve it (see :func:`login_is_fresh_enough`). ``fresh_consent`` (``prompt=consent``):
+    the consent page is shown even when a remembered consent covers the request.
     """
     request_id = new_token()
     csrf_token = new_token()
@@ -127,6 +129,7 @@ def store_pending(
             user_id=None,
             login_session_hash=None,
             fresh_login_required=fresh_login,
+            fresh_consent_required=fresh_consent,
             created_at=now,
             expires_at=now + PENDING_TTL,
         )

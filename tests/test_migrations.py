@@ -68,8 +68,8 @@ def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Eng
         engine.dispose()
 
 
-def test_head_is_the_initial_revision() -> None:
-    assert head_revision() == "0001"
+def test_head_is_the_newest_revision() -> None:
+    assert head_revision() == "0002"
 
 
 def test_upgrade_on_empty_database_matches_the_models(empty_engine: Engine) -> None:

@@ -14,10 +14,14 @@ Routes (paths are under the issuer's path):
 - ``POST /authorize/consent`` — form fields ``request_id``, ``csrf_token``,
   ``decision=approve|deny``; a 303 to the client with a code or ``error=access_denied``.
 
-``prompt=none`` answers ``login_required``/``consent_required`` instead of a page;
-``prompt=login`` asks for the password even when a login session exists, and its pending
-request can then be continued only by the login made on its own login form (opening the consent
-page directly with an older session shows the login form again).
+``prompt`` (OpenID Connect Core §3.1.2.1): ``none`` answers ``login_required``/
+``consent_required`` instead of a page; ``login`` asks for the password even when a login
+session exists, and its pending request can then be continued only by the login made on its own
+login form (opening the consent page directly with an older session shows the login form again);
+``consent`` shows the consent page even when a remembered consent covers the request. Denying
+there answers ``access_denied`` to this request only: the consent remembered earlier stays (the
+user refused this request, not the client; ``charter consents revoke`` forgets consents).
+``login consent`` together asks for both; ``none`` with anything else is ``invalid_request``.
 
 The hidden fields come from the pages' forms; the browser must keep the cookies the endpoint
 sets (``charter_browser``/``charter_session``, ``__Host-`` prefixed on https issuers).
@@ -229,12 +233,13 @@ class AuthorizeFlow:
         terms = RequestTerms.from_request(request)
         silent = "none" in request.prompt
         fresh_login = "login" in request.prompt
+        fresh_consent = "consent" in request.prompt
         wait = 0
         with self.server.database.transaction() as session:
             login = current_login(session, self.server, session_cookie)
             if fresh_login:
                 login = None
-            if login is not None:
+            if login is not None and not fresh_consent:
                 outcome = self.issue_if_remembered(session, terms, login.user.id, ip)
                 if outcome is not None:
                     return redirect(outcome, status_code=302)
@@ -252,7 +257,12 @@ class AuthorizeFlow:
                 wait = count_new_pending(session, self.server, ip)
                 if not wait:
                     request_id, csrf_token = store_pending(
-                        session, self.server, terms, browser_value, fresh_login=fresh_login
+                        session,
+                        self.server,
+                        terms,
+                        browser_value,
+                        fresh_login=fresh_login,
+                        fresh_consent=fresh_consent,
                     )
                     if login is not None:
                         row = load_pending(session, self.server, request_id, browser_value)
@@ -295,9 +305,19 @@ class AuthorizeFlow:
         )
 
     def issue_if_remembered(
-        self, session: Session, terms: RequestTerms, user_id: str, ip: str
+        self,
+        session: Session,
+        terms: RequestTerms,
+        user_id: str,
+        ip: str,
+        row: PendingAuthorization | None = None,
     ) -> str | None:
-        """When consent is remembered: issue a code and return the success URL."""
+        """When consent is remembered: issue a code and return the success URL.
+
+        Never for a pending ``row`` that asked ``prompt=consent`` (the page must be shown).
+        """
+        if row is not None and row.fresh_consent_required:
+            return None
         consent = find_consent(
             session,
             self.server,
@@ -374,7 +394,7 @@ class AuthorizeFlow:
             if row is None:
                 return self.expired_page(), outcome.cookie_value
             bind_fresh_login(row, outcome.user_id, hash_token(outcome.cookie_value))
-            location = self.issue_if_remembered(session, terms, outcome.user_id, ip)
+            location = self.issue_if_remembered(session, terms, outcome.user_id, ip, row)
             if location is not None:
                 session.delete(row)
                 return redirect(location, status_code=303), outcome.cookie_value
@@ -399,7 +419,7 @@ class AuthorizeFlow:
             if login is not None and not login_is_fresh_enough(row, login.session_hash):
                 login = None  # prompt=login: an older login session must sign in again
             if login is not None:
-                location = self.issue_if_remembered(session, terms, login.user.id, ip)
+                location = self.issue_if_remembered(session, terms, login.user.id, ip, row)
                 if location is not None:
                     session.delete(row)
                     return redirect(location, status_code=302)

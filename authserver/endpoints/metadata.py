@@ -1,4 +1,5 @@
-"""Authorization server metadata (RFC 8414 §3) and its OpenID discovery alias.
+"""Authorization server metadata (RFC 8414 §3) and its OpenID discovery alias
+(``prompt_values_supported``: Initiating User Registration via OpenID Connect 1.0 §4.2).
 
 Served at ``/.well-known/oauth-authorization-server`` and ``/.well-known/openid-configuration``,
 and at their path-inserted forms when the issuer has a path (RFC 8414 §3.1).
@@ -12,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from authserver.authorization_request import PROMPTS
 from authserver.context import AuthServer
 from authserver.cors import allow_cors
 
@@ -54,6 +56,9 @@ def metadata_document(server: AuthServer) -> dict[str, Any]:
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["ES256"],
         "ui_locales_supported": ["en"],
+        # An OpenID Connect Discovery 1.0 field defined by "Initiating User Registration via
+        # OpenID Connect 1.0" §4.2; we list the OpenID Connect Core §3.1.2.1 values we honour.
+        "prompt_values_supported": list(PROMPTS),
     }
     if settings.registration_open:
         document["registration_endpoint"] = url("/register")

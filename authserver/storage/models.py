@@ -231,6 +231,8 @@ class PendingAuthorization(Base):
     login_session_hash: Mapped[str | None] = mapped_column(String(128))
     #: ``prompt=login`` was asked: only a login made on this request's own form counts.
     fresh_login_required: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: ``prompt=consent`` was asked: the consent page is shown even when consent is remembered.
+    fresh_consent_required: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
 
