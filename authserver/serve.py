@@ -6,7 +6,8 @@ is printed once (never logged). Every start prints the MCP URL to give to client
 
 Each option can also be set with the ``CHARTER_*`` environment variable shown in ``--help``.
 SIGTERM/SIGINT drain: SSE streams end at once (clients resume with ``Last-Event-ID``), running
-requests get ``--graceful-timeout`` seconds to finish.
+requests get ``--graceful-timeout`` seconds to finish, and a completed drain exits 0
+(:mod:`authserver.clean_exit`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from authserver.clean_exit import run_server, run_workers
 from authserver.cli import CliOptions
 from authserver.logging_setup import LogFormat, configure_logging, logging_config
 from authserver.settings import is_loopback_host
@@ -258,11 +260,13 @@ def serve_command(
         deployment = build_deployment(
             settings, server=server, registry=registry, drain_on_signals=True
         )
-        uvicorn.Server(uvicorn.Config(deployment.app, **config_args)).run()
-        return
-    server.database.dispose()
-    _export_settings(settings)
-    uvicorn.run(FACTORY, factory=True, workers=workers, **config_args)
+        status = run_server(uvicorn.Config(deployment.app, **config_args))
+    else:
+        server.database.dispose()
+        _export_settings(settings)
+        status = run_workers(uvicorn.Config(FACTORY, factory=True, workers=workers, **config_args))
+    if status:
+        ctx.exit(status)
 
 
 def _announce(issuer: str, mcp_url: str, database_url: str, password: str | None) -> None:
@@ -276,7 +280,8 @@ def _announce(issuer: str, mcp_url: str, database_url: str, password: str | None
             "",
             "Created the first user 'admin' with this one-time password (shown only now):",
             f"    {password}",
-            "Change it with `charter users passwd admin`.",
+            "The first browser login with it asks you to choose your own password before it",
+            "continues (or set one now with `charter users passwd admin`).",
             "",
         ]
     lines.append(f"Connect your MCP client to {mcp_url}")

@@ -1,7 +1,8 @@
 """S59 end to end: ``charter serve --workers 2`` on PostgreSQL — two uvicorn worker processes
 behind one port, any of which may serve any request: the JWKS is the same from every worker, a
 code obtained through one redeems wherever the token request lands, and an MCP session opened
-on one worker keeps working on the other (sessions live in SQL).
+on one worker keeps working on the other (sessions live in SQL). On SIGTERM the supervisor stops
+both workers and, their drain complete, exits 0.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.charter_process import CharterProcess, charter_env, run_charter
+from tests.e2e.charter_process import CharterProcess, run_charter
 from tests.support.browser_flow import authorize_params, authorize_with_login, pkce_pair
 
 pytestmark = pytest.mark.postgres
@@ -58,12 +59,7 @@ async def obtain_token(charter: CharterProcess) -> str:
 
 async def test_s59_charter_serve_two_workers(postgres_url: str, tmp_path: Path) -> None:
     with run_charter(
-        tmp_path / "data",
-        "--workers",
-        "2",
-        "--database-url",
-        postgres_url,
-        env=charter_env(),
+        tmp_path / "data", "--workers", "2", "--database-url", postgres_url
     ) as charter:
         access_token = await obtain_token(charter)
         headers = {
@@ -109,11 +105,12 @@ async def test_s59_charter_serve_two_workers(postgres_url: str, tmp_path: Path) 
             )
             for index in range(REPEATS)
         ]
-        worker_lines = [
-            line for line in charter.stderr.splitlines() if "Started server process" in line
-        ]
+        exit_code = charter.stop()
     assert len(jwks) == 1
     assert [call.status_code for call in calls] == [200] * REPEATS, [c.text for c in calls]
     for call in calls:
         assert call.json()["result"]["structuredContent"]["subject"]
-    assert len(worker_lines) >= 2, worker_lines
+    workers = charter.stderr.count("Started server process")
+    assert workers >= 2, charter.stderr
+    assert exit_code == 0, charter.stderr
+    assert charter.stderr.count("Application shutdown complete") == workers, charter.stderr
