@@ -7,7 +7,8 @@ is printed once (never logged). Every start prints the MCP URL to give to client
 Each option can also be set with the ``CHARTER_*`` environment variable shown in ``--help``.
 SIGTERM/SIGINT drain: SSE streams end at once (clients resume with ``Last-Event-ID``), running
 requests get ``--graceful-timeout`` seconds to finish, and a completed drain exits 0
-(:mod:`authserver.clean_exit`).
+(:mod:`authserver.clean_exit`). Behind a load balancer, ``--forwarded-allow-ips`` names the proxies
+whose ``X-Forwarded-For`` gives the client address (:mod:`authserver.trusted_proxies`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from authserver.clean_exit import run_server, run_workers
 from authserver.cli import CliOptions
 from authserver.logging_setup import LogFormat, configure_logging, logging_config
 from authserver.settings import is_loopback_host
+from authserver.trusted_proxies import DEFAULT_TRUSTED_PROXIES, parse_trusted_proxies
 
 if TYPE_CHECKING:
     from authserver.deployment import DeploymentSettings
@@ -60,6 +62,13 @@ def _describe_database(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
         return "<unparsable database URL>"
+
+
+def _trusted_proxies(_ctx: click.Context, _param: click.Parameter, value: str) -> list[str]:
+    try:
+        return parse_trusted_proxies(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
 
 
 def _group_options(ctx: click.Context) -> dict[str, Any]:
@@ -173,6 +182,18 @@ def _group_options(ctx: click.Context) -> dict[str, Any]:
     show_envvar=True,
     help="Seconds running requests get to finish on SIGTERM.",
 )
+@click.option(
+    "--forwarded-allow-ips",
+    "trusted_proxies",
+    default=DEFAULT_TRUSTED_PROXIES,
+    show_default=True,
+    callback=_trusted_proxies,
+    envvar="CHARTER_FORWARDED_ALLOW_IPS",
+    show_envvar=True,
+    metavar="IPS",
+    help="Proxies (IPs/networks, comma-separated; '*' for every peer; '' for none) whose "
+    "X-Forwarded-For header gives the client address used by per-IP limits.",
+)
 @click.pass_context
 def serve_command(
     ctx: click.Context,
@@ -188,6 +209,7 @@ def serve_command(
     ssrf_allow_hosts: tuple[str, ...],
     ssrf_allow_http: bool | None,
     graceful_timeout: float,
+    trusted_proxies: list[str],
 ) -> None:
     """Run the authorization server and the MCP server on one origin."""
     # Imported here so that `charter --help` and the admin commands stay fast.
@@ -255,6 +277,8 @@ def serve_command(
         "timeout_graceful_shutdown": graceful_timeout,
         "lifespan": "on",
         "server_header": False,
+        "proxy_headers": bool(trusted_proxies),
+        "forwarded_allow_ips": trusted_proxies,
     }
     if workers == 1:
         deployment = build_deployment(
@@ -280,8 +304,7 @@ def _announce(issuer: str, mcp_url: str, database_url: str, password: str | None
             "",
             "Created the first user 'admin' with this one-time password (shown only now):",
             f"    {password}",
-            "The first browser login with it asks you to choose your own password before it",
-            "continues (or set one now with `charter users passwd admin`).",
+            "Change it with `charter users passwd admin`.",
             "",
         ]
     lines.append(f"Connect your MCP client to {mcp_url}")

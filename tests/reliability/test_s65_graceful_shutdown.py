@@ -160,9 +160,7 @@ def wait_for(condition: threading.Event | Path, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_s65_sigterm_lets_in_flight_requests_finish(
-    tmp_path: Path, deployment: Deployment
-) -> None:
+def test_s65_sigterm_lets_in_flight_requests_finish(tmp_path: Path, deployment: Deployment) -> None:
     data_dir, client_id, secret = prepared_data_dir(tmp_path, deployment.database_url)
     with run_charter(
         data_dir,

@@ -1,0 +1,42 @@
+"""Which peers may tell ``charter serve`` the client's address (``X-Forwarded-For``).
+
+``X-Forwarded-For`` is the de facto form of RFC 7239 §5.2 ``Forwarded: for=``: each proxy appends
+the address it received the request from. uvicorn's proxy-headers middleware takes the client
+address from it only when the connecting peer is listed here, walking the list from the right
+to the first address that is not a trusted proxy; from any other peer the header is ignored,
+so a client cannot choose the address that per-IP limits (S20, S48) count it under.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+#: A reverse proxy on the same host (the usual TLS terminator), over IPv4 or IPv6.
+DEFAULT_TRUSTED_PROXIES = "127.0.0.1,::1"
+#: Trust every peer: only when nothing but the proxies can reach the server.
+TRUST_ALL = "*"
+
+
+def parse_trusted_proxies(value: str) -> list[str]:
+    """``"10.0.0.5, 10.1.0.0/16"`` → ``["10.0.0.5", "10.1.0.0/16"]``; ``"*"`` → ``["*"]``.
+
+    Entries are IP addresses or networks separated by commas or spaces; an empty value trusts
+    no proxy. Raises :class:`ValueError` naming the entry that is neither.
+    """
+    entries = [part for part in value.replace(",", " ").split() if part]
+    if TRUST_ALL in entries:
+        if len(entries) > 1:
+            raise ValueError(f"{TRUST_ALL!r} trusts every peer; give it alone or list addresses")
+        return [TRUST_ALL]
+    trusted: list[str] = []
+    for entry in entries:
+        try:
+            if "/" in entry:
+                trusted.append(str(ipaddress.ip_network(entry, strict=False)))
+            else:
+                trusted.append(str(ipaddress.ip_address(entry)))
+        except ValueError:
+            raise ValueError(
+                f"{entry!r} is not an IP address or network (write e.g. 10.0.0.5 or 10.0.0.0/8)"
+            ) from None
+    return trusted

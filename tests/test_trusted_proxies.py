@@ -1,0 +1,48 @@
+"""``--forwarded-allow-ips`` / ``CHARTER_FORWARDED_ALLOW_IPS``: what it accepts and refuses."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from authserver.cli import charter
+from authserver.trusted_proxies import DEFAULT_TRUSTED_PROXIES, parse_trusted_proxies
+
+
+def test_default_trusts_a_proxy_on_this_host_only() -> None:
+    assert parse_trusted_proxies(DEFAULT_TRUSTED_PROXIES) == ["127.0.0.1", "::1"]
+
+
+@pytest.mark.parametrize(
+    ("value", "trusted"),
+    [
+        ("10.0.0.5, 10.1.0.0/16", ["10.0.0.5", "10.1.0.0/16"]),
+        ("10.1.2.3/16 fd00::1", ["10.1.0.0/16", "fd00::1"]),
+        ("*", ["*"]),
+        ("", []),
+    ],
+)
+def test_addresses_networks_every_peer_or_none(value: str, trusted: list[str]) -> None:
+    assert parse_trusted_proxies(value) == trusted
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("proxy.internal", "'proxy.internal' is not an IP address or network"),
+        ("10.0.0.0/33", "'10.0.0.0/33' is not an IP address or network"),
+        ("*, 10.0.0.5", "give it alone"),
+    ],
+)
+def test_anything_else_is_refused(value: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        parse_trusted_proxies(value)
+
+
+def test_serve_refuses_a_host_name_before_starting() -> None:
+    result = CliRunner().invoke(
+        charter, ["serve", "--forwarded-allow-ips", "proxy.internal"], env={}
+    )
+    assert result.exit_code == 2
+    assert "--forwarded-allow-ips" in result.output
+    assert "write e.g. 10.0.0.5 or 10.0.0.0/8" in result.output
