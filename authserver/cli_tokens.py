@@ -29,6 +29,7 @@ from authserver.cli_output import (
 from authserver.purge import purge_expired
 from authserver.storage.models import AccessToken, Client, Consent, Grant, User
 from authserver.tokens import revoke_access_token, revoke_grant
+from authserver.users import username_key
 
 ACCESS_TOKEN_COLUMNS = (
     Column("JTI", "jti"),
@@ -70,8 +71,8 @@ def usernames(session: Session, ids: Iterable[str]) -> dict[str, str]:
 
 
 def resolve_subject(session: Session, user: str) -> str:
-    """The subject (user id) of a username or id; exit 1 when unknown."""
-    found = session.scalars(select(User.id).where(User.username == user)).first()
+    """The subject (user id) of a username (any case) or id; exit 1 when unknown."""
+    found = session.scalars(select(User.id).where(User.username_key == username_key(user))).first()
     if found is None and session.get(User, user) is None:
         fail(f"no user {user!r}", "list the users with `charter users list`")
     return found or user

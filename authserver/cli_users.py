@@ -1,4 +1,9 @@
-"""``charter users``: local accounts that log in on the login page (argon2id hashes only)."""
+"""``charter users``: local accounts that log in on the login page (argon2id hashes only).
+
+Names are found by their folded key (:func:`authserver.users.username_key`): ``charter users
+passwd Admin`` changes ``admin``, and ``users add`` refuses a name that differs from an existing
+one only in case or width (exit 1), also when two commands race (the unique key decides).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,8 @@ import sys
 from typing import Any
 
 import click
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from authserver import cli_output
@@ -23,17 +29,17 @@ from authserver.cli_output import (
     usage_error,
     yes_option,
 )
+from authserver.passwords import new_password_problem
 from authserver.storage.models import Client, Consent, Grant, LoginSession, User
 from authserver.tokens import revoke_grant
-from authserver.users import new_user
+from authserver.users import InvalidUsernameError, check_username, new_user, username_key
 
-MIN_PASSWORD_LENGTH = 8
-MAX_PASSWORD_LENGTH = 1024
 USER_COLUMNS = (
     Column("USERNAME", "username"),
     Column("ID", "id"),
     Column("ADMIN", "is_admin"),
     Column("STATUS", "status"),
+    Column("MUST CHANGE PASSWORD", "must_change_password"),
     time_column("CREATED", "created_at"),
     time_column("PASSWORD CHANGED", "password_changed_at"),
 )
@@ -46,14 +52,15 @@ def user_record(user: User) -> dict[str, Any]:
         "username": user.username,
         "is_admin": user.is_admin,
         "status": "disabled" if user.disabled else "active",
+        "must_change_password": user.must_change_password,
         "created_at": user.created_at,
         "password_changed_at": user.password_changed_at,
     }
 
 
 def find_user(session: Session, username: str) -> User:
-    """The user called ``username`` (or with that id); exit 1 when there is none."""
-    user = session.scalars(select(User).where(User.username == username)).first()
+    """The user called ``username`` (case-insensitively) or with that id; exit 1 when none."""
+    user = session.scalars(select(User).where(User.username_key == username_key(username))).first()
     user = user or session.get(User, username)
     if user is None:
         fail(f"no user {username!r}", "list the users with `charter users list`")
@@ -70,10 +77,9 @@ def read_password(from_stdin: bool) -> str:
         )
     else:
         usage_error("no terminal to ask for the password; pipe it in with --password-stdin")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        fail(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
-    if len(password) > MAX_PASSWORD_LENGTH:
-        fail(f"the password must have at most {MAX_PASSWORD_LENGTH} characters")
+    problem = new_password_problem(password)
+    if problem is not None:
+        fail(problem)
     return password
 
 
@@ -86,23 +92,57 @@ def users() -> None:
 @click.argument("username")
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin (scripts).")
 @click.option("--admin", is_flag=True, help="Mark the user as an administrator.")
+@click.option(
+    "--must-change-password",
+    is_flag=True,
+    help="Make the password one-time: the first browser login asks for a new one.",
+)
 @json_option
-def add_user(username: str, password_stdin: bool, admin: bool, as_json: bool) -> None:
-    """Create USERNAME; asks for the password twice unless --password-stdin."""
-    if not username or len(username) > 128 or any(ch.isspace() for ch in username):
-        usage_error("USERNAME must be 1-128 characters without spaces")
+def add_user(
+    username: str, password_stdin: bool, admin: bool, must_change_password: bool, as_json: bool
+) -> None:
+    """Create USERNAME; asks for the password twice unless --password-stdin.
+
+    Names compare ignoring case and width: a name differing from an existing one only so is
+    refused.
+    """
+    try:
+        name = check_username(username)
+    except InvalidUsernameError as exc:
+        usage_error(f"USERNAME: {exc}")
     server = open_server()
     with server.database.transaction() as session:
-        if session.scalars(select(User.id).where(User.username == username)).first():
-            fail(f"user {username!r} already exists", "change it with `charter users passwd`")
-        if session.get(Client, username) is not None:  # S22: names never equal a client id
-            fail(f"username {username!r} collides with a client id", "pick another name")
+        _refuse_taken(session, name)
     password = read_password(password_stdin)
-    user = new_user(server, username, password, is_admin=admin)
-    with server.database.transaction() as session:
-        session.add(user)
-        record_event(session, "user_created", at=user.created_at, subject=user.id, actor="cli")
-    emit_result(f"created user {username} (id {user.id})", user_record(user), as_json=as_json)
+    user = new_user(
+        server, name, password, is_admin=admin, must_change_password=must_change_password
+    )
+    try:
+        with server.database.transaction() as session:
+            session.add(user)
+            session.flush()
+            record_event(session, "user_created", at=user.created_at, subject=user.id, actor="cli")
+    except IntegrityError:  # created meanwhile by another command: the unique key decided
+        with server.database.transaction() as session:
+            _refuse_taken(session, name)
+        raise
+    emit_result(f"created user {name} (id {user.id})", user_record(user), as_json=as_json)
+
+
+def _refuse_taken(session: Session, name: str) -> None:
+    """Exit 1 when ``name`` is a user's name (ignoring case and width) or a client id (S22)."""
+    existing = session.scalars(select(User).where(User.username_key == username_key(name))).first()
+    if existing is not None:
+        same = "already exists" if existing.username == name else f"exists as {existing.username!r}"
+        fail(
+            f"user {name!r} {same} (names ignore case and width)",
+            "pick another name, or change that user's password with `charter users passwd`",
+        )
+    clash = select(Client.client_id).where(
+        or_(Client.client_id == name, Client.client_id == username_key(name))
+    )
+    if session.scalars(clash).first() is not None:  # S22: names never equal a client id
+        fail(f"username {name!r} collides with a client id", "pick another name")
 
 
 @users.command("list")
@@ -158,7 +198,10 @@ def remove_user(username: str, yes: bool, as_json: bool) -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin (scripts).")
 @json_option
 def passwd(username: str, password_stdin: bool, as_json: bool) -> None:
-    """Set a new password for USERNAME and end their browser logins."""
+    """Set a new password for USERNAME and end their browser logins.
+
+    A one-time password (``must_change_password``) becomes an ordinary one.
+    """
     server = open_server()
     with server.database.transaction() as session:
         user = find_user(session, username)
@@ -171,6 +214,9 @@ def passwd(username: str, password_stdin: bool, as_json: bool) -> None:
             fail(f"user {username!r} was removed meanwhile")
         row.password_hash = password_hash
         row.password_changed_at = now
+        row.must_change_password = False
+        row.password_change_pending_hash = None
+        row.password_change_expires_at = None
         _end_sessions(session, user.id)
         record_event(session, "password_changed", at=now, subject=user.id, actor="cli")
         record = user_record(row)

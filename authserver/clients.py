@@ -26,6 +26,7 @@ from authserver.storage.models import (
     User,
 )
 from authserver.tokens import revoke_client_grants
+from authserver.users import username_key
 
 #: Clients an administrator created (``charter clients add``); only they may use
 #: ``client_credentials``.
@@ -75,9 +76,10 @@ def load_client(server: AuthServer, session: Session, client_id: str) -> Client 
 
 
 def client_id_collides_with_user(session: Session, candidate: str) -> bool:
-    """True when ``candidate`` equals some user's id or username (S22)."""
+    """True when ``candidate`` equals some user's id or name (S22; names ignore case)."""
+    key = username_key(candidate)
     found = session.scalars(
-        select(User.id).where(or_(User.id == candidate, User.username == candidate)).limit(1)
+        select(User.id).where(or_(User.id == candidate, User.username_key == key)).limit(1)
     ).first()
     return found is not None
 

@@ -6,7 +6,7 @@ This is the only module that imports both :mod:`authserver` and :mod:`resourcese
 1. builds the :class:`~authserver.context.AuthServer` from :class:`DeploymentSettings`;
 2. brings the database to the current schema (both packages' tables, Alembic migrations),
    ensures a signing key and, on a database without users, creates the first ``admin`` with a
-   random one-time password (:func:`initialize`);
+   random one-time password that the first browser login must change (:func:`initialize`);
 3. builds the resource server with a token verifier over the issuer's JWKS read in-process
    (no HTTP hop) and the authorization server's access-token revocation view;
 4. mounts the authorization server's routes and the resource server's app on one origin,
@@ -133,12 +133,15 @@ def initialize(server: AuthServer, *, create_admin: bool = True) -> FirstStart:
 
 
 def _create_first_admin(server: AuthServer) -> str | None:
-    """Create ``admin`` with a random password when there are no users; return the password."""
+    """Create ``admin`` with a random one-time password (it must be changed at the first
+    browser login) when there are no users; return the password."""
     with server.database.transaction() as session:
         if session.scalar(select(func.count()).select_from(User)):
             return None
     password = secrets.token_urlsafe(FIRST_PASSWORD_BYTES)
-    admin = new_user(server, FIRST_ADMIN_USERNAME, password, is_admin=True)
+    admin = new_user(
+        server, FIRST_ADMIN_USERNAME, password, is_admin=True, must_change_password=True
+    )
     try:
         with server.database.transaction() as session:
             if session.scalar(select(func.count()).select_from(User)):

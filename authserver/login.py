@@ -15,6 +15,13 @@ counters and never locks a user out from elsewhere:
 - failures are also counted per username across all IPs; past that limit a wrong password
   answers 429 (after the same password verification), but the right password still logs in.
   Someone guessing ``admin``'s password from one IP cannot keep ``admin`` out from another.
+
+User names are looked up, and counted, by their folded key
+(:func:`authserver.users.username_key`): ``Admin``, `` admin `` and ``admin`` in full-width
+letters are one user. A user whose password is a one-time password
+(``must_change_password``) gets no login session from the right password: :func:`log_in` answers
+:class:`PasswordChangeRequired` and the login form continues to the change page
+(:mod:`authserver.password_change`); only the change establishes the login.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from authserver.context import AuthServer
 from authserver.crypto import hash_token, new_token
 from authserver.settings import AuthServerSettings
 from authserver.storage.models import LoginSession, RateCounter, User
+from authserver.users import username_key
 
 SESSION_COOKIE = "charter_session"
 BROWSER_COOKIE = "charter_browser"
@@ -44,6 +52,8 @@ FAILED_LOGIN_WINDOW = 300
 IP_LIMIT_FACTOR = 5
 MAX_USERNAME_LENGTH = 128
 MAX_PASSWORD_LENGTH = 1024
+#: A login form may carry a name with this much surrounding whitespace (it is trimmed).
+_USERNAME_FIELD_LENGTH = 4 * MAX_USERNAME_LENGTH
 _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{22,128}$")
 
 
@@ -112,7 +122,9 @@ def current_login(
     if row is None or row.expires_at <= server.now():
         return None
     user = session.get(User, row.user_id)
-    if user is None or user.disabled or user.password_changed_at > row.created_at:
+    if user is None or user.disabled or user.must_change_password:
+        return None
+    if user.password_changed_at > row.created_at:
         return None
     return LoggedIn(user, session_hash)
 
@@ -141,6 +153,13 @@ class LoginSucceeded:
 
 
 @dataclass(frozen=True)
+class PasswordChangeRequired:
+    """The right one-time password: no login yet, the user must choose a new password first."""
+
+    user_id: str
+
+
+@dataclass(frozen=True)
 class LoginFailed:
     """Wrong username or password (not said which)."""
 
@@ -152,7 +171,7 @@ class LoginThrottled:
     retry_after: int
 
 
-LoginOutcome = LoginSucceeded | LoginFailed | LoginThrottled
+LoginOutcome = LoginSucceeded | PasswordChangeRequired | LoginFailed | LoginThrottled
 
 
 @dataclass(frozen=True)
@@ -165,7 +184,7 @@ class _LimitKeys:
 
     @classmethod
     def of(cls, username: str, ip: str) -> _LimitKeys:
-        name = hash_token(username.casefold())
+        name = hash_token(username_key(username))
         return cls(f"login:user:{name}", f"login:ip:{ip}", f"login:user-ip:{name}:{ip}")
 
 
@@ -186,9 +205,10 @@ def log_in(
 ) -> LoginOutcome:
     """Check a username and password (blocking; run in a thread).
 
-    Unknown users cost the same argon2 verification as known ones, and a username over its
-    failure limit costs it too (its answer then depends on the password). The hash is verified
-    outside any transaction so that SQLite's writer lock is not held during it.
+    The username is compared by its folded key. Unknown users cost the same argon2 verification
+    as known ones, and a username over its failure limit costs it too (its answer then depends
+    on the password). The hash is verified outside any transaction so that SQLite's writer lock
+    is not held during it. A one-time password answers :class:`PasswordChangeRequired`.
     """
     limit = server.settings.failed_auth_limit
     ip_limit = limit * IP_LIMIT_FACTOR
@@ -207,10 +227,12 @@ def log_in(
             record_event(session, "login_throttled", at=counted_at, client_id=client_id, ip=ip)
             return LoginThrottled(wait)
         user = None
-        if username and len(username) <= MAX_USERNAME_LENGTH:
-            user = session.scalars(select(User).where(User.username == username)).first()
+        if username.strip() and len(username) <= _USERNAME_FIELD_LENGTH:
+            key = username_key(username)
+            user = session.scalars(select(User).where(User.username_key == key)).first()
         stored_hash = user.password_hash if user is not None and not user.disabled else None
         user_id = user.id if user is not None else None
+        must_change = user is not None and user.must_change_password
     candidate = password if len(password) <= MAX_PASSWORD_LENGTH else ""
     verified = server.passwords.verify(stored_hash, candidate) and bool(candidate)
     now = server.now()
@@ -219,6 +241,16 @@ def log_in(
             ratelimit.reset(session, keys.pair)
             ratelimit.reset(session, keys.user)
             _give_back(session, keys.ip, counted_at=counted_at, window=FAILED_LOGIN_WINDOW)
+            if must_change:
+                record_event(
+                    session,
+                    "login_password_change_required",
+                    at=now,
+                    client_id=client_id,
+                    subject=user_id,
+                    ip=ip,
+                )
+                return PasswordChangeRequired(user_id)
             cookie_value = create_login_session(session, server, user_id)
             record_event(
                 session, "login_succeeded", at=now, client_id=client_id, subject=user_id, ip=ip

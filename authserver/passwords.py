@@ -1,4 +1,9 @@
-"""User password hashing with argon2id (RFC 9106 recommended parameters)."""
+"""User password hashing with argon2id (RFC 9106 recommended parameters), and the one rule
+every new password meets (NIST SP 800-63B §5.1.1.2: a minimum length, no composition rules).
+
+The rule is the same for ``charter users add|passwd`` and the change page of a one-time
+password: at least :data:`MIN_PASSWORD_LENGTH` characters, at most :data:`MAX_PASSWORD_LENGTH`.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,19 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 _DUMMY_HASH_INPUT = "charter-dummy-password"
+#: Shortest new password, in characters.
+MIN_PASSWORD_LENGTH = 8
+#: Longest password, in characters (longer ones only cost hashing time).
+MAX_PASSWORD_LENGTH = 1024
+
+
+def new_password_problem(password: str) -> str | None:
+    """What is wrong with ``password`` as a new password (a sentence), or None."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"The password must have at least {MIN_PASSWORD_LENGTH} characters."
+    if len(password) > MAX_PASSWORD_LENGTH:
+        return f"The password must have at most {MAX_PASSWORD_LENGTH} characters."
+    return None
 
 
 class Passwords:

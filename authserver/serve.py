@@ -304,7 +304,8 @@ def _announce(issuer: str, mcp_url: str, database_url: str, password: str | None
             "",
             "Created the first user 'admin' with this one-time password (shown only now):",
             f"    {password}",
-            "Change it with `charter users passwd admin`.",
+            "The first browser login with it asks you to choose your own password before it",
+            "continues (or set one now with `charter users passwd admin`).",
             "",
         ]
     lines.append(f"Connect your MCP client to {mcp_url}")

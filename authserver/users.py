@@ -1,21 +1,77 @@
-"""Local users who log in on the authorization server's login page."""
+"""Local users who log in on the authorization server's login page, and how their names compare.
+
+User names compare the way people read them (in the spirit of RFC 8265 §3.3, the PRECIS
+"UsernameCaseMapped" profile): :func:`username_key` trims surrounding whitespace, applies
+Unicode NFKC normalization (UAX #15: ``Admin`` in full-width letters, ligatures and other
+compatibility forms become their plain letters) and full case folding (Unicode §5.18,
+``str.casefold``: ``Admin`` → ``admin``, ``Straße`` → ``strasse``), then NFKC again (folding
+can denormalize).
+The key is stored in ``users.username_key`` under a unique constraint, so two users can never
+have names that differ only in case or width, even when created at the same moment; the name
+as typed is kept in ``users.username`` for display. Look-alikes from different scripts (a
+Cyrillic a for a Latin a) are not folded together (UTS #39 confusables are out of scope).
+"""
 
 from __future__ import annotations
+
+import unicodedata
 
 from authserver.context import AuthServer
 from authserver.crypto import new_id
 from authserver.storage.models import User
 
+#: Longest user name, in characters (as typed, after trimming).
+MAX_USERNAME_LENGTH = 128
+#: Longest folded key (folding may lengthen a name; the column holds this many characters).
+MAX_USERNAME_KEY_LENGTH = 512
 
-def new_user(server: AuthServer, username: str, password: str, *, is_admin: bool = False) -> User:
-    """A user row (not yet added to a session) with an argon2 hash of ``password``."""
+
+class InvalidUsernameError(ValueError):
+    """A user name that cannot be used; the message says what is wrong."""
+
+
+def username_key(username: str) -> str:
+    """The form user names are compared and kept unique by: trimmed, NFKC, case-folded."""
+    normalized = unicodedata.normalize("NFKC", username.strip())
+    return unicodedata.normalize("NFKC", normalized.casefold())
+
+
+def check_username(username: str) -> str:
+    """``username`` trimmed of surrounding whitespace, or :class:`InvalidUsernameError`."""
+    name = username.strip()
+    if not name or len(name) > MAX_USERNAME_LENGTH:
+        raise InvalidUsernameError(f"a user name has 1-{MAX_USERNAME_LENGTH} characters")
+    if any(ch.isspace() or unicodedata.category(ch).startswith("C") for ch in name):
+        raise InvalidUsernameError("a user name has no spaces or control characters")
+    if len(username_key(name)) > MAX_USERNAME_KEY_LENGTH:
+        raise InvalidUsernameError("this user name is too long once normalized")
+    return name
+
+
+def new_user(
+    server: AuthServer,
+    username: str,
+    password: str,
+    *,
+    is_admin: bool = False,
+    must_change_password: bool = False,
+) -> User:
+    """A user row (not yet added to a session) with an argon2 hash of ``password``.
+
+    ``username`` is checked with :func:`check_username` (trimmed; its folded key is stored for
+    comparisons). ``must_change_password`` makes the browser login ask for a new password
+    before it signs the user in (the first admin's one-time password).
+    """
+    name = check_username(username)
     now = server.now()
     return User(
         id=new_id(),
-        username=username,
+        username=name,
+        username_key=username_key(name),
         password_hash=server.passwords.hash(password),
         is_admin=is_admin,
         disabled=False,
+        must_change_password=must_change_password,
         created_at=now,
         password_changed_at=now,
     )

@@ -9,7 +9,8 @@ Routes (paths are under the issuer's path):
   ``Retry-After`` past the ``authorize_rate_per_minute`` setting).
 - ``POST /authorize/login`` — form fields ``request_id``, ``csrf_token``, ``username``,
   ``password``; on success a 303 to the consent page (or straight to the client when consent is
-  remembered).
+  remembered); for a one-time password a 303 to its change page, ``/authorize/password``
+  (:mod:`authserver.endpoints.password_change`), which signs in only once it is changed.
 - ``GET  /authorize/consent?request_id=…`` — the consent page of a pending request.
 - ``POST /authorize/consent`` — form fields ``request_id``, ``csrf_token``,
   ``decision=approve|deny``; a 303 to the client with a code or ``error=access_denied``.
@@ -54,6 +55,8 @@ from authserver.clients import load_client
 from authserver.consent import consent_view, find_consent, has_any_consent, remember_consent
 from authserver.context import AuthServer
 from authserver.crypto import hash_token
+from authserver.endpoints import password_change
+from authserver.endpoints.password_change import PasswordChangeFlow
 from authserver.errors import OAuthError
 from authserver.login import (
     BROWSER_COOKIE,
@@ -63,6 +66,7 @@ from authserver.login import (
     LoginFailed,
     LoginSucceeded,
     LoginThrottled,
+    PasswordChangeRequired,
     browser_id,
     client_ip,
     current_login,
@@ -71,6 +75,7 @@ from authserver.login import (
     set_cookie,
 )
 from authserver.pages import error_page, redirect, render_page
+from authserver.password_change import begin_password_change
 from authserver.pending import (
     RequestTerms,
     bind_fresh_login,
@@ -137,6 +142,7 @@ class AuthorizeFlow:
     def __init__(self, server: AuthServer) -> None:
         self.server = server
         self.settings = server.settings
+        self.password_change = PasswordChangeFlow(self)
 
     # -- URLs and pages ---------------------------------------------------------------------
 
@@ -388,21 +394,42 @@ class AuthorizeFlow:
                 ),
                 None,
             )
+        if isinstance(outcome, PasswordChangeRequired):
+            with self.server.database.transaction() as session:
+                row = load_pending(session, self.server, request_id, browser_value)
+                if row is None:
+                    return self.expired_page(), None
+                begin_password_change(session, self.server, outcome.user_id, row.id_hash)
+            return redirect(self.password_change.location(request_id), status_code=303), None
         assert isinstance(outcome, LoginSucceeded)  # noqa: S101 - exhaustive
         with self.server.database.transaction() as session:
             row = load_pending(session, self.server, request_id, browser_value)
             if row is None:
                 return self.expired_page(), outcome.cookie_value
-            bind_fresh_login(row, outcome.user_id, hash_token(outcome.cookie_value))
-            location = self.issue_if_remembered(session, terms, outcome.user_id, ip, row)
-            if location is not None:
-                session.delete(row)
-                return redirect(location, status_code=303), outcome.cookie_value
+            response = self.after_login(
+                session, row, request_id, outcome.user_id, outcome.cookie_value, ip
+            )
+        return response, outcome.cookie_value
+
+    def after_login(
+        self,
+        session: Session,
+        row: PendingAuthorization,
+        request_id: str,
+        user_id: str,
+        cookie_value: str,
+        ip: str,
+    ) -> Response:
+        """Continue ``row`` with the login just made for it: a 303 to the client (consent
+        remembered) or to the consent page."""
+        terms = RequestTerms.from_pending(row)
+        bind_fresh_login(row, user_id, hash_token(cookie_value))
+        location = self.issue_if_remembered(session, terms, user_id, ip, row)
+        if location is not None:
+            session.delete(row)
+            return redirect(location, status_code=303)
         query = urlencode({"request_id": request_id})
-        return (
-            redirect(self.path("/authorize/consent") + "?" + query, status_code=303),
-            outcome.cookie_value,
-        )
+        return redirect(self.path("/authorize/consent") + "?" + query, status_code=303)
 
     # -- GET /authorize/consent ----------------------------------------------------------------
 
@@ -581,4 +608,5 @@ def routes(server: AuthServer) -> list[BaseRoute]:
         Route("/authorize", authorize, methods=["GET"]),
         Route("/authorize/login", login, methods=["POST"]),
         Route("/authorize/consent", consent, methods=["GET", "POST"]),
+        *password_change.routes(flow, read_form),
     ]

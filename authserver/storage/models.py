@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    false,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -66,15 +76,26 @@ class Client(Base):
 
 
 class User(Base):
-    """A local user who logs in on the login page."""
+    """A local user who logs in on the login page (names compare by ``username_key``)."""
 
     __tablename__ = "users"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    username: Mapped[str] = mapped_column(String(128), unique=True)
+    #: The name as typed (trimmed), for display.
+    username: Mapped[str] = mapped_column(String(128))
+    #: The name trimmed, NFKC-normalized and case-folded (:func:`authserver.users.username_key`).
+    username_key: Mapped[str] = mapped_column(String(512), unique=True)
     password_hash: Mapped[str] = mapped_column(String(256))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The password is a one-time password: the browser login asks for a new one first.
+    must_change_password: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    #: Hash of the pending authorization request on which the one-time password was just
+    #: verified, and until when its change page may set the new password.
+    password_change_pending_hash: Mapped[str | None] = mapped_column(String(128))
+    password_change_expires_at: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[int] = mapped_column(BigInteger)
     password_changed_at: Mapped[int] = mapped_column(BigInteger)
 

@@ -130,7 +130,7 @@ def authorize_url(
 
 @pytest.fixture
 def charter(tmp_path: Path) -> Iterator[CharterProcess]:
-    with run_charter(tmp_path / "data") as running:
+    with run_charter(tmp_path / "data", one_time_admin=True) as running:
         yield running
 
 
@@ -158,9 +158,22 @@ def test_login_consent_approve_and_deny_in_chromium(charter: CharterProcess, bro
         url, state, verifier = authorize_url(charter, client_id, callback.url, "mcp notes:read")
         page.goto(url)
         assert page.locator("form[data-form=login]").is_visible()
-        page.fill("#username", "admin")
+        page.fill("#username", "Admin")  # names ignore case
         page.fill("#password", password)
         page.click("#login-form button[type=submit]")
+
+        # The first admin's password is one-time: the browser must choose its own first.
+        page.wait_for_selector("form[data-form=change-password]")
+        page.fill("#new_password", "chromium's own password")
+        page.fill("#new_password_confirm", "chromium's own passw0rd")
+        page.click("#password-form button[type=submit]")
+        page.wait_for_selector(".message")
+        assert "differ" in page.locator(".message").inner_text()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "change-password-page.png"), full_page=True)
+        page.fill("#new_password", "chromium's own password")
+        page.fill("#new_password_confirm", "chromium's own password")
+        page.click("#password-form button[type=submit]")
 
         page.wait_for_selector("form[data-form=consent]")
         assert page.locator(".client-name").inner_text() == CLIENT_NAME

@@ -159,3 +159,65 @@ def test_passwd_json_reports_the_user_without_secrets(cli: Charter, server: Auth
     changed = load_user(server, "bob")
     assert changed is not None
     assert server.passwords.verify(changed.password_hash, "a-new-password")
+
+
+def test_names_ignore_case_in_every_command(cli: Charter, server: AuthServer) -> None:
+    """``Bob`` is found as ``bob``, ``BOB``…; its name is shown as typed at creation."""
+    created = cli("users", "add", "Bob", "--password-stdin", input="hunter2hunter2\n")
+    assert created.exit_code == 0, created.output
+    for other in ("bob", "BOB", " bOb "):
+        again = cli("users", "add", other, "--password-stdin", input="hunter2hunter2\n")
+        assert again.exit_code == 1, other
+        assert "exists" in again.stderr and "'Bob'" in again.stderr, again.stderr
+    changed = cli("users", "passwd", "BOB", "--password-stdin", input="a-new-password\n")
+    assert changed.exit_code == 0, changed.output
+    user = load_user(server, "Bob")
+    assert user is not None
+    assert server.passwords.verify(user.password_hash, "a-new-password")
+    listed = json.loads(cli("users", "list", "--json").stdout)
+    assert [record["username"] for record in listed] == ["Bob"]
+    removed = cli("users", "remove", "bOB", "--yes")
+    assert removed.exit_code == 0, removed.output
+    assert load_user(server, "Bob") is None
+
+
+def test_name_with_spaces_inside_is_a_usage_error(cli: Charter) -> None:
+    result = cli("users", "add", "two words", "--password-stdin", input="hunter2hunter2\n")
+    assert result.exit_code == 2
+    assert "spaces" in result.stderr
+
+
+def test_tokens_and_consents_find_users_in_any_case(cli: Charter, server: AuthServer) -> None:
+    cli("users", "add", "Bob", "--password-stdin", input="hunter2hunter2\n")
+    user = load_user(server, "Bob")
+    assert user is not None
+    client, _ = create_client(server)
+    issue_grant(server, client_id=client.client_id, subject=user.id)
+    listed = cli("tokens", "list", "--grants", "--user", "BOB", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert len(json.loads(listed.stdout)) == 1
+
+
+def test_must_change_password_flag_is_set_listed_and_cleared(
+    cli: Charter, server: AuthServer
+) -> None:
+    added = cli(
+        "users", "add", "carol", "--password-stdin", "--must-change-password", "--json",
+        input="one-time-pass\n",
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    assert json.loads(added.stdout)["must_change_password"] is True
+    cli("users", "add", "dave", "--password-stdin", input="hunter2hunter2\n")
+    records = {r["username"]: r for r in json.loads(cli("users", "list", "--json").stdout)}
+    assert records["carol"]["must_change_password"] is True
+    assert records["dave"]["must_change_password"] is False
+    table = cli("users", "list").stdout.splitlines()
+    assert "MUST CHANGE PASSWORD" in table[0]
+    carol_line = next(line for line in table if line.startswith("carol"))
+    assert carol_line.split()[2:5] == ["no", "active", "yes"]
+    changed = cli("users", "passwd", "carol", "--password-stdin", "--json", input="carols-own\n")
+    assert changed.exit_code == 0, changed.output
+    assert json.loads(changed.stdout)["must_change_password"] is False
+    user = load_user(server, "carol")
+    assert user is not None
+    assert not user.must_change_password

@@ -1,4 +1,11 @@
-"""Run ``charter serve`` as a real subprocess on a free loopback port for the length of a test."""
+"""Run ``charter serve`` as a real subprocess on a free loopback port for the length of a test.
+
+The first start prints the ``admin``'s one-time password, which the first browser login must
+change. Most tests only need a user to sign in with, again and again: reading
+:attr:`CharterProcess.admin_password` first makes that password an ordinary one the way the
+start-up text tells an operator to (``charter users passwd admin``, fed the same password).
+``run_charter(..., one_time_admin=True)`` keeps it one-time, for tests of the change page.
+"""
 
 from __future__ import annotations
 
@@ -34,6 +41,11 @@ class CharterProcess:
     data_dir: Path
     stderr_path: Path
     _stdout: list[str] = field(default_factory=list)
+    #: ``charter`` with the group options of this process, to run admin commands on its database.
+    admin_command: list[str] = field(default_factory=list)
+    env: dict[str, str] | None = None
+    one_time_admin: bool = False
+    _admin_settled: bool = False
 
     @property
     def stdout(self) -> str:
@@ -53,10 +65,28 @@ class CharterProcess:
         return match.group(1)
 
     @property
-    def admin_password(self) -> str | None:
+    def printed_password(self) -> str | None:
         """The one-time password printed on first start (None when none was printed)."""
         match = _PASSWORD_LINE.search(self.stdout)
         return match.group(1) if match else None
+
+    @property
+    def admin_password(self) -> str | None:
+        """The password printed on first start, made reusable (unless ``one_time_admin``)."""
+        password = self.printed_password
+        if password is not None and not self.one_time_admin and not self._admin_settled:
+            done = subprocess.run(
+                [*self.admin_command, "users", "passwd", "admin", "--password-stdin"],
+                input=password + "\n",
+                capture_output=True,
+                text=True,
+                env=self.env or charter_env(),
+                timeout=120,
+                check=False,
+            )
+            assert done.returncode == 0, f"charter users passwd admin: {done.stderr}"
+            self._admin_settled = True
+        return password
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         """Send ``sig`` and wait for the exit; returns the exit status."""
@@ -87,8 +117,12 @@ def run_charter(
     ready_path: str = "/.well-known/oauth-authorization-server",
     cwd: Path | None = None,
     program: Sequence[str] = CHARTER,
+    one_time_admin: bool = False,
 ) -> Iterator[CharterProcess]:
-    """Start ``charter serve --port PORT --data-dir DATA_DIR *args``; stop it afterwards."""
+    """Start ``charter serve --port PORT --data-dir DATA_DIR *args``; stop it afterwards.
+
+    ``one_time_admin`` keeps the first admin's printed password one-time (see the module).
+    """
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     stderr_path = data_dir.parent / f"charter-{port}.stderr.log"
@@ -110,7 +144,15 @@ def run_charter(
             env=env or charter_env(),
             cwd=cwd or Path(__file__).resolve().parents[2],
         )
-    running = CharterProcess(process, f"http://127.0.0.1:{port}", data_dir, stderr_path)
+    running = CharterProcess(
+        process,
+        f"http://127.0.0.1:{port}",
+        data_dir,
+        stderr_path,
+        admin_command=[*CHARTER, "--data-dir", str(data_dir), *_database_option(args)],
+        env=env,
+        one_time_admin=one_time_admin,
+    )
     assert process.stdout is not None
     reader = threading.Thread(target=_read_lines, args=(process, running._stdout), daemon=True)
     reader.start()
@@ -121,6 +163,16 @@ def run_charter(
         running.stop()
         reader.join(timeout=5)
         process.stdout.close()
+
+
+def _database_option(args: Sequence[str]) -> list[str]:
+    """``--database-url URL`` when ``args`` give one (else the environment or data dir decide)."""
+    for index, arg in enumerate(args):
+        if arg == "--database-url" and index + 1 < len(args):
+            return [arg, args[index + 1]]
+        if arg.startswith("--database-url="):
+            return [arg]
+    return []
 
 
 def _read_lines(process: subprocess.Popen[str], into: list[str]) -> None:

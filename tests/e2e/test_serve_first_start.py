@@ -30,7 +30,12 @@ DISCOVERY_PATHS = (
 )
 
 
-async def _log_in(running: CharterProcess, password: str) -> httpx.URL:
+NEW_PASSWORD = "the admin's own password"
+
+
+async def _log_in(
+    running: CharterProcess, password: str, new_password: str | None = None
+) -> httpx.URL:
     async with httpx.AsyncClient(base_url=running.base_url, timeout=30) as http:
         client_id = await register_public_client(http, REDIRECT_URI, "First start test")
         _verifier, challenge = pkce_pair()
@@ -38,7 +43,7 @@ async def _log_in(running: CharterProcess, password: str) -> httpx.URL:
             client_id, REDIRECT_URI, challenge, scope="mcp", resource=running.mcp_url
         )
         url = http.base_url.join("/authorize").copy_merge_params(params)
-        return await follow_authorization(http, url, "admin", password)
+        return await follow_authorization(http, url, "admin", password, new_password=new_password)
 
 
 def _serve_refused(data_dir: Path, *options: str) -> subprocess.CompletedProcess[str]:
@@ -57,9 +62,10 @@ def _serve_refused(data_dir: Path, *options: str) -> subprocess.CompletedProcess
 
 async def test_first_start_prints_password_and_mcp_url_once(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    with run_charter(data_dir) as first:
+    with run_charter(data_dir, one_time_admin=True) as first:
         password = first.admin_password
         assert password is not None, first.stdout
+        assert "asks you to choose your own password" in first.stdout
         assert first.mcp_url == f"{first.base_url}/mcp"
         assert (data_dir / "charter.db").exists()
         jwks = httpx.get(first.base_url + "/jwks.json").json()
@@ -68,12 +74,19 @@ async def test_first_start_prints_password_and_mcp_url_once(tmp_path: Path) -> N
         challenge = httpx.post(first.mcp_url, json={})
         assert challenge.status_code == 401
         assert "resource_metadata=" in challenge.headers["www-authenticate"]
-        # The one-time password logs in: the flow reaches the client's redirect URI.
-        redirect = await _log_in(first, password)
+        # The one-time password alone signs nobody in: the change page comes first.
+        with pytest.raises(AuthorizationFlowError, match="change the one-time password"):
+            await _log_in(first, password)
+        # Changing it there continues the flow to the client's redirect URI.
+        redirect = await _log_in(first, password, new_password=NEW_PASSWORD)
         assert str(redirect).startswith(REDIRECT_URI)
         assert redirect.params.get("code")
+        # The one-time password is spent.
+        with pytest.raises(AuthorizationFlowError):
+            await _log_in(first, password, new_password=NEW_PASSWORD + " again")
         # Never logged.
         assert password not in first.stderr
+        assert NEW_PASSWORD not in first.stderr
     assert first.process.returncode in (0, -15)
 
     with run_charter(data_dir) as second:
@@ -82,7 +95,7 @@ async def test_first_start_prints_password_and_mcp_url_once(tmp_path: Path) -> N
         assert second.mcp_url == f"{second.base_url}/mcp"
         # The key survived the restart; no second key was made.
         assert httpx.get(second.base_url + "/jwks.json").json() == jwks
-        redirect = await _log_in(second, password)
+        redirect = await _log_in(second, NEW_PASSWORD)
         assert redirect.params.get("code")
 
 
@@ -102,7 +115,7 @@ def test_s42_discovery_documents_on_one_origin(tmp_path: Path) -> None:
 
 
 async def test_wrong_password_does_not_log_in(tmp_path: Path) -> None:
-    with run_charter(tmp_path / "data") as running:
+    with run_charter(tmp_path / "data", one_time_admin=True) as running:
         assert running.admin_password is not None
         with pytest.raises(AuthorizationFlowError):
             await _log_in(running, running.admin_password + "x")

@@ -5,6 +5,8 @@ at any authorize URL (e.g. the one an SDK's redirect handler receives). Both kee
 cookies, post the login form (every hidden field plus ``username``/``password``) and the consent
 form (every hidden field plus ``decision``), and return the first redirect that leaves the
 authorization server — the client's redirect URI with ``code`` (or ``error``), ``state``, ``iss``.
+A one-time password's change page is filled in with ``new_password`` when one is given (else the
+flow stops there with :class:`AuthorizationFlowError`).
 """
 
 from __future__ import annotations
@@ -93,6 +95,8 @@ async def follow_authorization(
     username: str,
     password: str,
     approve: bool = True,
+    *,
+    new_password: str | None = None,
 ) -> httpx.URL:
     """Open ``url`` and complete login and consent; return the redirect to the client."""
     response = await client.get(url, follow_redirects=False)
@@ -121,6 +125,11 @@ async def follow_authorization(
         elif "consent" in forms:
             decision = "approve" if approve else "deny"
             response = await _post_form(client, response, forms["consent"], {"decision": decision})
+        elif "change-password" in forms and new_password is not None:
+            extra = {"new_password": new_password, "new_password_confirm": new_password}
+            response = await _post_form(client, response, forms["change-password"], extra)
+        elif "change-password" in forms:
+            raise AuthorizationFlowError("asked to change the one-time password", response)
         else:
             raise AuthorizationFlowError("no login or consent form on the page", response)
     raise AuthorizationFlowError("too many steps", response)

@@ -11,10 +11,14 @@ from authserver.users import new_user
 
 
 def create_user(
-    server: AuthServer, username: str = "alice", password: str = "correct horse battery"
+    server: AuthServer,
+    username: str = "alice",
+    password: str = "correct horse battery",
+    *,
+    must_change_password: bool = False,
 ) -> User:
-    """A local user with an argon2 password hash."""
-    user = new_user(server, username, password)
+    """A local user with an argon2 password hash (a one-time password only when asked)."""
+    user = new_user(server, username, password, must_change_password=must_change_password)
     with server.database.transaction() as session:
         session.add(user)
     return user

@@ -1,0 +1,133 @@
+"""User names compare ignoring case, width and surrounding whitespace: one user per folded name,
+enforced by the database, also for logins over a real socket and racing inserts."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from authserver.app import create_app
+from authserver.clients import client_id_collides_with_user
+from authserver.context import AuthServer
+from authserver.crypto import hash_token
+from authserver.storage.models import AuthorizationCode, User
+from authserver.users import InvalidUsernameError, check_username, new_user, username_key
+from tests.support.browser_flow import authorize_params, authorize_with_login, pkce_pair
+from tests.support.factories import create_client, create_user
+from tests.support.live import free_port, serve_app
+
+PASSWORD = "correct horse battery"
+FULL_WIDTH_ADMIN = "\uff21\uff44\uff4d\uff49\uff4e"  # "Admin" in full-width letters
+
+
+@pytest.mark.parametrize(
+    ("typed", "key"),
+    [
+        ("Admin", "admin"),
+        ("ADMIN", "admin"),
+        ("  admin\t", "admin"),
+        (FULL_WIDTH_ADMIN, "admin"),
+        ("Stra\u00dfe", "strasse"),  # sharp s folds to "ss"
+        ("\ufb01le", "file"),  # the "fi" ligature
+        ("\u212bngstr\u00f6m", "\u00e5ngstr\u00f6m"),  # Angstrom sign, composed o-umlaut
+        ("A\u030angstro\u0308m", "\u00e5ngstr\u00f6m"),  # combining ring and umlaut
+    ],
+)
+def test_username_key_folds_case_width_and_whitespace(typed: str, key: str) -> None:
+    assert username_key(typed) == key
+
+
+def test_look_alikes_from_other_scripts_stay_distinct() -> None:
+    assert username_key("\u0430dmin") != username_key("admin")  # Cyrillic a
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "two words", "tab\there", "zero\u200bwidth", "x" * 129])
+def test_unusable_names_are_refused(bad: str) -> None:
+    with pytest.raises(InvalidUsernameError):
+        check_username(bad)
+
+
+def test_names_are_trimmed_and_kept_as_typed(auth_server: AuthServer) -> None:
+    user = create_user(auth_server, "  Alice ")
+    with auth_server.database.transaction() as session:
+        row = session.get(User, user.id)
+        assert row is not None
+        assert (row.username, row.username_key) == ("Alice", "alice")
+
+
+async def test_login_ignores_case_and_width_over_real_socket(
+    make_server: Callable[..., AuthServer],
+) -> None:
+    port = free_port()
+    server = make_server(issuer=f"http://127.0.0.1:{port}")
+    user = create_user(server, "Alice")
+    client, _ = create_client(server, redirect_uris=["http://127.0.0.1/callback"])
+    typed_names = ["alice", "ALICE", " Alice ", "\uff41\uff4c\uff49\uff43\uff45"]
+    with serve_app(create_app(server), port=port) as base_url:
+        for typed in typed_names:
+            async with httpx.AsyncClient(base_url=base_url) as browser:  # a new browser each
+                params = authorize_params(
+                    client.client_id, "http://127.0.0.1:5555/callback", pkce_pair()[1]
+                )
+                location = await authorize_with_login(browser, params, typed, PASSWORD)
+            code = location.params["code"]
+            with server.database.transaction() as session:
+                row = session.get(AuthorizationCode, hash_token(code))
+                assert row is not None, typed
+                assert row.subject == user.id, typed
+
+
+def test_duplicate_names_are_refused_by_the_database(auth_server: AuthServer) -> None:
+    create_user(auth_server, "admin")
+    with pytest.raises(IntegrityError):
+        with auth_server.database.transaction() as session:
+            session.add(new_user(auth_server, "ADMIN", PASSWORD))
+
+
+def test_concurrent_inserts_of_one_name_have_one_winner(
+    make_server: Callable[..., AuthServer],
+) -> None:
+    """Eight writers, each its own context and connection, insert variants of one name at the
+    same moment: exactly one row survives, every other writer gets an IntegrityError."""
+    variants = ["bob", "Bob", "BOB", " bob", "bOb", "\uff42\uff4f\uff42", "boB", "BoB"]
+    servers = [make_server() for _ in variants]
+    rows = [
+        new_user(server, name, PASSWORD) for server, name in zip(servers, variants, strict=True)
+    ]
+    barrier = threading.Barrier(len(variants))
+    outcomes: list[str] = []
+
+    def insert(server: AuthServer, row: User) -> None:
+        barrier.wait(timeout=60)
+        try:
+            with server.database.transaction() as session:
+                session.add(row)
+        except IntegrityError:
+            outcomes.append("refused")
+        else:
+            outcomes.append("created")
+
+    threads = [
+        threading.Thread(target=insert, args=pair) for pair in zip(servers, rows, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert sorted(outcomes) == ["created"] + ["refused"] * (len(variants) - 1)
+    with servers[0].database.transaction() as session:
+        keys = session.scalars(select(User.username_key)).all()
+    assert keys == ["bob"]
+
+
+def test_s22_client_id_cannot_equal_a_user_name_in_another_case(auth_server: AuthServer) -> None:
+    create_user(auth_server, "Alice")
+    with auth_server.database.transaction() as session:
+        assert client_id_collides_with_user(session, "ALICE")
+        assert client_id_collides_with_user(session, "alice")
+        assert not client_id_collides_with_user(session, "alice2")

@@ -1,0 +1,62 @@
+"""Migration 0003 on databases that already hold users: keys are filled in, and names that
+collide once case and width are ignored stop the upgrade with a message and no change."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Engine, text
+
+from authserver.storage.schema import current_revision, head_revision, upgrade
+from tests.test_migrations import empty_engine, schema_differences
+
+__all__ = ["empty_engine"]  # the fixture (SQLite file, and PostgreSQL when configured)
+
+INSERT_USER = text(
+    "INSERT INTO users (id, username, password_hash, is_admin, disabled, created_at, "
+    "password_changed_at) VALUES (:id, :username, 'hash', false, false, 1, 1)"
+)
+
+
+def add_users(engine: Engine, *names: str) -> None:
+    with engine.begin() as connection:
+        for index, name in enumerate(names):
+            connection.execute(INSERT_USER, {"id": f"user-{index}", "username": name})
+
+
+def test_existing_users_get_their_keys(empty_engine: Engine) -> None:
+    upgrade(empty_engine, "0002")
+    add_users(empty_engine, "Admin", "Stra\u00dfe", "bob")
+    upgrade(empty_engine)
+    assert current_revision(empty_engine) == head_revision()
+    assert schema_differences(empty_engine) == []
+    with empty_engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT username, username_key, must_change_password FROM users ORDER BY id")
+        ).all()
+    assert [tuple(row) for row in rows] == [
+        ("Admin", "admin", False),
+        ("Stra\u00dfe", "strasse", False),
+        ("bob", "bob", False),
+    ]
+
+
+def test_colliding_names_stop_the_upgrade_and_change_nothing(empty_engine: Engine) -> None:
+    upgrade(empty_engine, "0002")
+    add_users(empty_engine, "Admin", "carol", "admin")
+    with pytest.raises(RuntimeError) as raised:
+        upgrade(empty_engine)
+    message = str(raised.value)
+    assert "'Admin' (id user-0) and 'admin' (id user-2)" in message
+    assert "UPDATE users SET username" in message
+    assert "start Charter again" in message
+    assert "carol" not in message
+    assert current_revision(empty_engine) == "0002"
+    with empty_engine.connect() as connection:
+        names = connection.execute(text("SELECT username FROM users ORDER BY id")).scalars()
+        assert list(names) == ["Admin", "carol", "admin"]
+    # Following the advice lets the upgrade through.
+    with empty_engine.begin() as connection:
+        connection.execute(text("UPDATE users SET username = 'admin-2' WHERE id = 'user-2'"))
+    upgrade(empty_engine)
+    assert current_revision(empty_engine) == head_revision()
+    assert schema_differences(empty_engine) == []
