@@ -6,6 +6,7 @@ One process on SQLite and two workers on PostgreSQL (the workers get the setting
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,25 +54,42 @@ def register(charter: CharterProcess, forwarded_for: str) -> int:
     return response.status_code
 
 
+def logged_clients(charter: CharterProcess) -> list[str]:
+    """The client address of each ``POST /register`` in the JSON access log."""
+    records = [json.loads(line) for line in charter.stderr.splitlines() if line.startswith("{")]
+    return [
+        record["client"]
+        for record in records
+        if record.get("logger") == "charter.access" and record.get("path") == "/register"
+    ]
+
+
 def test_trusted_proxy_forwards_the_client_address(tmp_path: Path, deployment: Deployment) -> None:
-    env = charter_env(CHARTER_FORWARDED_ALLOW_IPS="127.0.0.1", **LIMITED)
+    env = charter_env(CHARTER_FORWARDED_ALLOW_IPS="127.0.0.1", CHARTER_LOG_FORMAT="json", **LIMITED)
     with run_charter(tmp_path / "data", *deployment.options, env=env) as charter:
         # Each forwarded address has its own counter: none of them is over the limit.
         different = [register(charter, f"203.0.113.{n}") for n in (1, 2, 3)]
         # One forwarded address is limited like a direct client.
         same = [register(charter, "198.51.100.7") for _ in range(SAME_ADDRESS_TRIES)]
+        charter.stop()
     assert different == [201, 201, 201]
     assert 429 in same, same
+    # The access log (like every reader of the client address) sees the forwarded one.
+    assert sorted(logged_clients(charter)) == sorted(
+        ["203.0.113.1", "203.0.113.2", "203.0.113.3"] + ["198.51.100.7"] * SAME_ADDRESS_TRIES
+    )
 
 
 def test_s48_untrusted_peer_cannot_choose_its_address(
     tmp_path: Path, deployment: Deployment
 ) -> None:
     # The test connects from 127.0.0.1, which is not the trusted proxy here.
-    env = charter_env(**LIMITED)
+    env = charter_env(CHARTER_LOG_FORMAT="json", **LIMITED)
     with run_charter(
         tmp_path / "data", "--forwarded-allow-ips", "10.9.8.7", *deployment.options, env=env
     ) as charter:
         statuses = [register(charter, f"203.0.113.{n}") for n in range(1, SAME_ADDRESS_TRIES + 1)]
+        charter.stop()
     # Every request counts for the peer 127.0.0.1, whatever X-Forwarded-For says.
     assert 429 in statuses, statuses
+    assert logged_clients(charter) == ["127.0.0.1"] * SAME_ADDRESS_TRIES
