@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 
 from sqlalchemy import select
@@ -221,3 +224,32 @@ def test_must_change_password_flag_is_set_listed_and_cleared(
     user = load_user(server, "carol")
     assert user is not None
     assert not user.must_change_password
+
+
+def test_racing_adds_of_one_name_create_one_user(cli: Charter, server: AuthServer) -> None:
+    """Four ``charter users add`` processes for ``Eve``/``eve``/… at once: one creates the
+    user, the others exit 1 saying it exists (checked before, or refused by the unique key)."""
+    names = ["Eve", "eve", "EVE", "eVe"]
+    command = [sys.executable, "-c", "from authserver.cli import main; main()"]
+    options = ["--data-dir", str(cli.data_dir), "--database-url", cli.database_url]
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CHARTER_")}
+    processes = [
+        subprocess.Popen(
+            [*command, *options, "users", "add", name, "--password-stdin"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for name in names
+    ]
+    # Every process gets its password only now, so that their inserts happen close together.
+    results = [process.communicate("hunter2hunter2\n", timeout=120) for process in processes]
+    codes = [process.returncode for process in processes]
+    assert sorted(codes) == [0, 1, 1, 1], results
+    for process, (_out, err) in zip(processes, results, strict=True):
+        if process.returncode == 1:
+            assert "exists" in err, err
+    with server.database.transaction() as session:
+        assert session.scalars(select(User.username_key)).all() == ["eve"]
