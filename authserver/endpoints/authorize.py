@@ -14,6 +14,8 @@ Routes (paths are under the issuer's path):
 - ``GET  /authorize/consent?request_id=…`` — the consent page of a pending request.
 - ``POST /authorize/consent`` — form fields ``request_id``, ``csrf_token``,
   ``decision=approve|deny``; a 303 to the client with a code or ``error=access_denied``.
+- ``POST /authorize/logout`` — the consent page's *Not you? Sign out* form
+  (:mod:`authserver.endpoints.logout`).
 
 ``prompt`` (OpenID Connect Core §3.1.2.1): ``none`` answers ``login_required``/
 ``consent_required`` instead of a page; ``login`` asks for the password even when a login
@@ -185,6 +187,7 @@ class AuthorizeFlow:
             "consent.html",
             {
                 "action": self.path("/authorize/consent"),
+                "signout_action": self.path("/authorize/logout"),
                 "request_id": request_id,
                 "csrf_token": csrf_token,
                 "view": view,
