@@ -191,8 +191,9 @@ def _group_options(ctx: click.Context) -> dict[str, Any]:
     envvar="CHARTER_FORWARDED_ALLOW_IPS",
     show_envvar=True,
     metavar="IPS",
-    help="Proxies (IPs/networks, comma-separated; '*' for every peer; '' for none) whose "
-    "X-Forwarded-For header gives the client address used by per-IP limits.",
+    help="Proxies (IPs/networks, comma-separated; '' for none) whose X-Forwarded-For header "
+    "gives the client address used by per-IP limits. '*' trusts every peer and takes the "
+    "header's first address: only behind a proxy that replaces the header.",
 )
 @click.pass_context
 def serve_command(
@@ -222,6 +223,7 @@ def serve_command(
         initialize,
     )
     from authserver.keys import KeyDecryptionError
+    from authserver.storage.schema import DatabaseNotReadyError
 
     values: dict[str, Any] = _group_options(ctx)
     values["issuer"] = _strip_root_slash(issuer) if issuer else default_issuer(host, port)
@@ -267,6 +269,9 @@ def serve_command(
         raise click.ClickException(
             f"{exc}. Every worker sharing this database needs the same key-encryption key."
         ) from exc
+    except DatabaseNotReadyError as exc:
+        server.database.dispose()
+        raise click.ClickException(str(exc)) from exc
     _announce(settings.issuer, settings.resource_url, settings.database_url, first.admin_password)
 
     config_args: dict[str, Any] = {

@@ -13,7 +13,9 @@ import ipaddress
 
 #: A reverse proxy on the same host (the usual TLS terminator), over IPv4 or IPv6.
 DEFAULT_TRUSTED_PROXIES = "127.0.0.1,::1"
-#: Trust every peer: only when nothing but the proxies can reach the server.
+#: Trust every peer and every address in the header, so the client address is the header's
+#: first one: safe only when nothing but the proxies reach the server and the proxy replaces the
+#: header (one that appends to it passes on whatever the client sent).
 TRUST_ALL = "*"
 
 
