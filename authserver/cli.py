@@ -22,7 +22,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from authserver.context import AuthServer
 from authserver.settings import AuthServerSettings
-from authserver.storage.schema import UnversionedDatabaseError, prepare_database
+from authserver.storage.schema import DatabaseNotReadyError, prepare_database
 
 #: Sub-command name -> ``module:attribute`` of its click command.
 SUBCOMMANDS = {
@@ -101,7 +101,7 @@ def open_server(
     if prepare:
         try:
             prepare_database(server.database.engine)
-        except UnversionedDatabaseError as exc:
+        except DatabaseNotReadyError as exc:
             raise click.ClickException(str(exc)) from exc
     return server
 

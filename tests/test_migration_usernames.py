@@ -3,10 +3,19 @@ collide once case and width are ignored stop the upgrade with a message and no c
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import Engine, text
 
+from authserver.cli import charter
+from authserver.storage.db import make_engine
 from authserver.storage.schema import current_revision, head_revision, upgrade
+from tests.support.live import free_port
 from tests.test_migrations import empty_engine, schema_differences
 
 __all__ = ["empty_engine"]  # the fixture (SQLite file, and PostgreSQL when configured)
@@ -60,3 +69,40 @@ def test_colliding_names_stop_the_upgrade_and_change_nothing(empty_engine: Engin
     upgrade(empty_engine)
     assert current_revision(empty_engine) == head_revision()
     assert schema_differences(empty_engine) == []
+
+
+def colliding_sqlite(data_dir: Path) -> str:
+    """A data folder whose SQLite database (at revision 0002) holds ``Admin`` and ``admin``."""
+    data_dir.mkdir(parents=True)
+    url = f"sqlite:///{data_dir / 'charter.db'}"
+    engine = make_engine(url)
+    try:
+        upgrade(engine, "0002")
+        add_users(engine, "Admin", "admin")
+    finally:
+        engine.dispose()
+    return url
+
+
+def test_commands_on_a_colliding_database_say_what_to_do(tmp_path: Path) -> None:
+    url = colliding_sqlite(tmp_path / "data")
+    result = CliRunner().invoke(charter, ["--database-url", url, "users", "list"])
+    assert result.exit_code == 1
+    assert "'Admin' (id user-0) and 'admin' (id user-1)" in result.stderr
+    assert "UPDATE users SET username" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_serve_on_a_colliding_database_exits_with_the_message(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    colliding_sqlite(data_dir)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CHARTER_")}
+    done = subprocess.run(
+        [sys.executable, "-c", "from authserver.cli import main; main()",
+         "serve", "--port", str(free_port()), "--data-dir", str(data_dir)],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "'Admin' (id user-0) and 'admin' (id user-1)" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "one-time password" not in done.stdout

@@ -24,8 +24,16 @@ VERSION_TABLE = "alembic_version"
 MARKER_TABLE = "oauth_clients"
 
 
-class UnversionedDatabaseError(RuntimeError):
+class DatabaseNotReadyError(RuntimeError):
+    """The schema cannot be brought up to date; the message says what the operator must do."""
+
+
+class UnversionedDatabaseError(DatabaseNotReadyError):
     """The database has Charter's tables but no Alembic revision (made without migrations)."""
+
+
+class MigrationRefusedError(DatabaseNotReadyError):
+    """A migration found data it must not change by itself (raised by a revision)."""
 
 
 def migrations_path() -> Path:

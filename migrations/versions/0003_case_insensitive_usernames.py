@@ -22,13 +22,15 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from authserver.storage.schema import MigrationRefusedError
+
 revision: str = "0003"
 down_revision: str | Sequence[str] | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-class UsernameCollisionError(RuntimeError):
+class UsernameCollisionError(MigrationRefusedError):
     """Existing user names that become equal once case and width are ignored."""
 
 
