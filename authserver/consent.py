@@ -3,8 +3,9 @@ best practices "confused deputy"; S51, S54, S55).
 
 A consent is remembered per user, client, resource and registered redirect URI, and covers the
 scopes approved; a later request for a subset of them skips the page until ``consent_ttl``
-passes. It is keyed by ``client_id``, so every new client — even one with the same name and
-redirect URIs — is asked for again (S54).
+passes, unless it asks ``prompt=consent`` (then the page is shown, and denying there leaves the
+remembered consent in place). It is keyed by ``client_id``, so every new client — even one
+with the same name and redirect URIs — is asked for again (S54).
 """
 
 from __future__ import annotations

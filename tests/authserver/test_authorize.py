@@ -307,7 +307,7 @@ async def test_s7_duplicate_client_or_redirect_shown_on_page(
 async def test_s7_unknown_parameters_ignored(
     as_client: httpx.AsyncClient, static_client: str
 ) -> None:
-    params = good(static_client, foo="bar", prompt="consent", nonce="n")
+    params = good(static_client, foo="bar", prompt="select_account", nonce="n")
     assert is_login_page(await as_client.get("/authorize", params=params))
 
 
