@@ -77,6 +77,12 @@ class HeadlessUser:
                 consent = forms["consent"]
                 extra = {"decision": decision}
                 response = await self._post(response, consent.attrs, consent.fields, extra)
+            elif "change-password" in forms:
+                raise AuthorizationFlowError(
+                    "asked to change a one-time password (CharterProcess.admin_password makes "
+                    "the first admin's password reusable)",
+                    response,
+                )
             else:
                 raise AuthorizationFlowError("no login or consent form on the page", response)
         raise AuthorizationFlowError("too many steps", response)
