@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from resourceserver.principal import Principal
@@ -228,7 +228,8 @@ class SessionStore:
         return await self.db.run(work)
 
     async def purge_expired(self) -> int:
-        """Delete sessions past their expiry; returns how many."""
+        """Delete sessions past their expiry, and events older than a session's lifetime
+        (except each session's newest); returns how many sessions."""
         now = self.clock()
 
         def work(db: Session) -> int:
@@ -236,7 +237,12 @@ class SessionStore:
                 db.scalars(select(McpSession.id).where(McpSession.expires_at <= now).limit(500))
             )
             _delete(db, ids)
-            db.execute(delete(McpEvent).where(McpEvent.created_at < now - self.ttl))
+            # Each session keeps its newest old event: SQLite numbers a new row one past the
+            # largest id left in the table, and every id it hands out must stay above the
+            # position of each live session's streams (events, claims).
+            old = McpEvent.created_at < now - self.ttl
+            newest = select(func.max(McpEvent.id)).where(old).group_by(McpEvent.session_id)
+            db.execute(delete(McpEvent).where(old, McpEvent.id.not_in(newest)))
             db.execute(delete(McpPendingRequest).where(McpPendingRequest.expires_at < now))
             return len(ids)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from sqlalchemy import Engine, create_engine
 from starlette.responses import Response
 
 from resourceserver.mcp import Registry
+from resourceserver.mcp.sessions import SessionStore
 from resourceserver.mcp.transport import STANDALONE_STREAM, McpEndpoint
 from resourceserver.storage import Database, create_tables, metadata, sqlite_engine
 from tests.conformance.harness import McpHttp, RunningServer, database, serve
@@ -291,3 +293,28 @@ async def test_get_resuming_an_open_post_stream_ends_the_post(
             answers = [m for m in map(message, resumed.events) if m and m.get("id") == 7]
             assert len(answers) == 1
             assert answers[0]["result"]["content"][0]["text"] == "user said: cancel null"
+
+
+async def test_open_stream_survives_the_purge_of_old_events(shared: tuple[Engine, Engine]) -> None:
+    """SQLite numbers a new row one past the largest id left: once every old event is purged, new
+    events must still come after an open stream's position, or it would skip them and a new GET
+    could not take it over."""
+    with serve(streaming_tools(), shared[0], FAST) as server:
+        async with httpx.AsyncClient(timeout=60) as client, publisher(shared[1]) as worker:
+            mcp = await connect(server, client)
+            old = await Listener.open(mcp)
+            await publish(worker, mcp.session, "one")
+            await old.until(lambda: "one" in old.notes, "'one'")
+            an_hour_later = SessionStore(
+                Database(shared[1]), ttl_seconds=60.0, clock=lambda: time.time() + 120.0
+            )
+            assert await an_hour_later.purge_expired() == 0  # the session itself lives on
+
+            await publish(worker, mcp.session, "two")
+            await old.until(lambda: "two" in old.notes, "'two' after the purge")
+            new = await Listener.open(mcp)
+            assert await old.ended_cleanly()
+            await publish(worker, mcp.session, "three")
+            await new.until(lambda: "three" in new.notes, "'three'")
+            assert (old.notes, new.notes) == (["one", "two"], ["three"])
+            await new.drop()
