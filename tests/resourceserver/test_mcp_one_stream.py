@@ -318,3 +318,26 @@ async def test_open_stream_survives_the_purge_of_old_events(shared: tuple[Engine
             await new.until(lambda: "three" in new.notes, "'three'")
             assert (old.notes, new.notes) == (["one", "two"], ["three"])
             await new.drop()
+
+
+async def test_concurrent_publishers_reach_an_open_stream_once_each(
+    shared: tuple[Engine, Engine],
+) -> None:
+    """A session's events become visible in id order even when workers write at once
+    (PostgreSQL hands out ids before commit), so a stream that read past an id never misses a
+    smaller one committed later."""
+    with serve(streaming_tools(), shared[0], FAST) as server:
+        async with (
+            httpx.AsyncClient(timeout=60) as client,
+            publisher(shared[0]) as one,
+            publisher(shared[1]) as two,
+        ):
+            mcp = await connect(server, client)
+            listener = await Listener.open(mcp)
+            texts = [f"m{n}" for n in range(120)]
+            await asyncio.gather(
+                *(publish((one, two)[n % 2], mcp.session, text) for n, text in enumerate(texts))
+            )
+            await listener.until(lambda: len(listener.notes) >= len(texts), "every message")
+            assert Counter(listener.notes) == Counter(texts)
+            await listener.drop()
