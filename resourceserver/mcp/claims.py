@@ -30,8 +30,9 @@ whose connection died silently (a load balancer dropped it, a laptop slept) cann
 dead to the server; with 409 it would be locked out, and miss messages, until some lease or TCP
 timeout ends the old stream, and across workers the server cannot even tell a live connection
 from a dead one. With takeover the client that reconnects is served at once and the stale
-connection ends at its next read of the log. The cost: two *live* GET streams of one client
-displace each other, each message still arriving once.
+connection ends at its next read of the log. Every GET is answered 200 with its priming event
+(the MCP conformance suite has counted a 409 to a second GET as a failure). The cost: two *live*
+GET streams of one client displace each other, each message still arriving once.
 """
 
 from __future__ import annotations
