@@ -223,6 +223,7 @@ def serve_command(
         initialize,
     )
     from authserver.keys import KeyDecryptionError
+    from authserver.storage.schema import DatabaseNotReadyError
 
     values: dict[str, Any] = _group_options(ctx)
     values["issuer"] = _strip_root_slash(issuer) if issuer else default_issuer(host, port)
@@ -268,6 +269,9 @@ def serve_command(
         raise click.ClickException(
             f"{exc}. Every worker sharing this database needs the same key-encryption key."
         ) from exc
+    except DatabaseNotReadyError as exc:
+        server.database.dispose()
+        raise click.ClickException(str(exc)) from exc
     _announce(settings.issuer, settings.resource_url, settings.database_url, first.admin_password)
 
     config_args: dict[str, Any] = {
