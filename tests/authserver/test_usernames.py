@@ -17,7 +17,12 @@ from authserver.context import AuthServer
 from authserver.crypto import hash_token
 from authserver.storage.models import AuthorizationCode, User
 from authserver.users import InvalidUsernameError, check_username, new_user, username_key
-from tests.support.browser_flow import authorize_params, authorize_with_login, pkce_pair
+from tests.support.browser_flow import (
+    authorize_params,
+    authorize_with_login,
+    parse_forms,
+    pkce_pair,
+)
 from tests.support.factories import create_client, create_user
 from tests.support.live import free_port, serve_app
 
@@ -131,3 +136,23 @@ def test_s22_client_id_cannot_equal_a_user_name_in_another_case(auth_server: Aut
         assert client_id_collides_with_user(session, "ALICE")
         assert client_id_collides_with_user(session, "alice")
         assert not client_id_collides_with_user(session, "alice2")
+
+
+async def test_s20_case_and_width_variants_share_one_failure_budget(
+    make_server: Callable[..., AuthServer],
+) -> None:
+    """Spelling the name differently is no way around the per-username+IP failure limit."""
+    server = make_server(failed_auth_limit=3)
+    create_user(server, "alice", PASSWORD)
+    client, _ = create_client(server, redirect_uris=["https://app.example.com/cb"])
+    transport = httpx.ASGITransport(app=create_app(server), client=("198.51.100.9", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as tab:
+        params = authorize_params(client.client_id, "https://app.example.com/cb", pkce_pair()[1])
+        page = await tab.get("/authorize", params=params)
+        form = next(f for f in parse_forms(page.text) if f.attrs.get("data-form") == "login")
+        action, fields = form.attrs["action"], dict(form.fields)
+        statuses = []
+        for typed in ("alice", "ALICE", "\uff41\uff4c\uff49\uff43\uff45", " Alice"):
+            answer = await tab.post(action, data={**fields, "username": typed, "password": "no"})
+            statuses.append(answer.status_code)
+    assert statuses == [401, 401, 401, 429]
