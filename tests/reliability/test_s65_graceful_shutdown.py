@@ -228,6 +228,9 @@ def test_s65_sigterm_lets_in_flight_requests_finish(tmp_path: Path, deployment: 
         assert any(line.startswith("id:") for line in outcome.lines)
     # A completed drain exits 0 (not "killed by SIGTERM", which uvicorn alone would give).
     assert exit_code == 0, (exit_code, charter.stderr)
-    workers = 2 if deployment.options else 1
-    assert charter.stderr.count("Application shutdown complete") == workers, charter.stderr
+    # Every server process that started (a worker SIGTERMed before it began has nothing to
+    # drain) completed its shutdown.
+    started = charter.stderr.count("Started server process")
+    assert started >= 1, charter.stderr
+    assert charter.stderr.count("Application shutdown complete") == started, charter.stderr
     assert "Traceback" not in charter.stderr, charter.stderr
