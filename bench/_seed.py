@@ -82,6 +82,7 @@ def user(server: AuthServer) -> str:
     row = {
         "id": user_id,
         "username": f"bench-{user_id[:8]}",
+        "username_key": f"bench-{user_id[:8]}",  # already folded (lower-case hex)
         "password_hash": "unused",
         "is_admin": False,
         "disabled": False,
