@@ -12,6 +12,11 @@ asks servers to end streams cleanly; the exit status is the POSIX ``exit`` conve
 * several workers (:func:`run_workers`): uvicorn's supervisor, which stops every worker with
   SIGTERM, and then a look at how the workers ended: all stopped cleanly gives 0, a worker that
   failed to start gives 3, any other end 1.
+
+"Completed" means the server stopped in order: requests still running after
+``--graceful-timeout`` are cancelled, as that option says (uvicorn logs how many), and the stop
+still counts as completed, in one process and in every worker alike (the supervisor cannot see
+a worker's drain, only how it ended).
 """
 
 from __future__ import annotations
