@@ -14,9 +14,11 @@ hands out ids before commit; SQLite writes one transaction at a time anyway).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -39,12 +41,23 @@ class Bus:
 
     async def wait(self, key: str, timeout: float) -> None:
         """Return when ``key`` is notified or ``timeout`` seconds passed."""
+        with self.watch(key) as waiter:
+            try:
+                await asyncio.wait_for(waiter.wait(), timeout)
+            except TimeoutError:
+                pass
+
+    @contextlib.contextmanager
+    def watch(self, key: str) -> Iterator[asyncio.Event]:
+        """An event set by every notification of ``key`` while the block runs.
+
+        Clear it before reading the database, wait on it after: a notification in between is
+        not lost.
+        """
         waiter = asyncio.Event()
         self._waiters[key].add(waiter)
         try:
-            await asyncio.wait_for(waiter.wait(), timeout)
-        except TimeoutError:
-            pass
+            yield waiter
         finally:
             self._waiters[key].discard(waiter)
             if not self._waiters[key]:

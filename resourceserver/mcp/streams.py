@@ -204,46 +204,47 @@ async def replay(
     """
     if priming is not None:
         yield priming
-    idle = 0.0
-    interval = poll_interval
-    key = log.key(session_id, stream_id)
-    while not stop.is_set():
-        events = await log.poll(session_id, stream_id, after)
-        if events is None:
-            return
-        for event in events:
-            after = event.row
-            verdict = ownership.see(event)
-            if verdict is Verdict.TAKEN_OVER:
+    with log.bus.watch(log.key(session_id, stream_id)) as woken:
+        idle = 0.0
+        interval = poll_interval
+        while not stop.is_set():
+            woken.clear()
+            events = await log.poll(session_id, stream_id, after)
+            if events is None:
                 return
-            if verdict is Verdict.PRIME:
-                yield sse_event(event.event_id, "", retry_ms)
-            elif verdict is Verdict.SEND:
-                yield sse_event(event.event_id, event.payload)
-            if event.final:
-                # The response went out here or on another connection: nothing follows.
+            for event in events:
+                after = event.row
+                verdict = ownership.see(event)
+                if verdict is Verdict.TAKEN_OVER:
+                    return
+                if verdict is Verdict.PRIME:
+                    yield sse_event(event.event_id, "", retry_ms)
+                elif verdict is Verdict.SEND:
+                    yield sse_event(event.event_id, event.payload)
+                if event.final:
+                    # The response went out here or on another connection: nothing follows.
+                    return
+            if events:
+                idle, interval = 0.0, poll_interval
+                continue
+            if closed is not None and closed.is_set():
                 return
-        if events:
-            idle, interval = 0.0, poll_interval
-            continue
-        if closed is not None and closed.is_set():
-            return
-        # Idle streams poll less and less often (up to once a second); an event written in
-        # this process (or announced by PostgreSQL) wakes them at once.
-        await _pause(log, key, interval, stop)
-        idle += interval
-        interval = min(interval * 2, max(poll_interval, 1.0))
-        if idle >= keepalive:
-            idle = 0.0
-            yield ": keepalive\n\n"
+            # Idle streams poll less and less often (up to once a second); an event written in
+            # this process (or announced by PostgreSQL) wakes them at once.
+            await _pause(woken, interval, stop)
+            idle += interval
+            interval = min(interval * 2, max(poll_interval, 1.0))
+            if idle >= keepalive:
+                idle = 0.0
+                yield ": keepalive\n\n"
 
 
-async def _pause(log: EventLog, key: str, timeout: float, stop: asyncio.Event) -> None:
-    """Wait until ``key`` is notified, ``stop`` is set, or ``timeout`` seconds passed."""
-    waiter = asyncio.ensure_future(log.bus.wait(key, timeout))
+async def _pause(woken: asyncio.Event, timeout: float, stop: asyncio.Event) -> None:
+    """Wait until ``woken`` or ``stop`` is set, or ``timeout`` seconds passed."""
+    waiter = asyncio.ensure_future(woken.wait())
     stopper = asyncio.ensure_future(stop.wait())
     try:
-        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({waiter, stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     finally:
         waiter.cancel()
         stopper.cancel()

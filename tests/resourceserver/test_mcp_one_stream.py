@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import Engine, create_engine
 from starlette.responses import Response
 
-from resourceserver.mcp import Registry
+from resourceserver.mcp import Context, Registry, TransportOptions
 from resourceserver.mcp.sessions import SessionStore
 from resourceserver.mcp.transport import STANDALONE_STREAM, McpEndpoint
 from resourceserver.storage import Database, create_tables, metadata, sqlite_engine
@@ -341,3 +341,33 @@ async def test_concurrent_publishers_reach_an_open_stream_once_each(
             await listener.until(lambda: len(listener.notes) >= len(texts), "every message")
             assert Counter(listener.notes) == Counter(texts)
             await listener.drop()
+
+
+async def test_post_stream_gets_every_event_of_a_chatty_tool_without_polling(
+    shared: tuple[Engine, Engine],
+) -> None:
+    """A POST's SSE response is read from the log; events written by its own worker wake it at
+    once, none of those wake-ups is lost (polling is all but off here: a lost one would stall
+    the stream for ten minutes)."""
+    registry = streaming_tools()
+
+    @registry.tool()
+    async def chatty(ctx: Context, count: int) -> str:
+        """Logs ``count`` messages, then answers."""
+        for n in range(count):
+            await ctx.log("info", f"n{n}")
+        return "done"
+
+    no_polling = TransportOptions(poll_interval=600.0, retry_ms=500)
+    with serve(registry, shared[0], no_polling) as server:
+        async with httpx.AsyncClient(timeout=60) as client:
+            mcp = await connect(server, client)
+            request = client.stream(
+                "POST", mcp.url, json=call(3, "chatty", {"count": 150}), headers=mcp.headers()
+            )
+            async with asyncio.timeout(DEADLINE), request as response:
+                received = [message(e) async for e in events(response)]
+    notes = [m["params"]["data"] for m in received if m and m.get("method")]
+    assert notes == [f"n{n}" for n in range(150)]
+    final = received[-1]
+    assert final is not None and final["result"]["content"][0]["text"] == "done"
