@@ -98,11 +98,6 @@ def browser_id(request: Request, settings: AuthServerSettings) -> tuple[str, boo
     return new_token(), True
 
 
-def client_ip(request: Request) -> str:
-    """The peer address (a proxy in front should pass the real one via uvicorn's proxy headers)."""
-    return request.client.host if request.client else "unknown"
-
-
 @dataclass(frozen=True)
 class LoggedIn:
     """A valid login: the user and the hash of the session cookie."""

@@ -53,6 +53,7 @@ from authserver.authorization_request import (
     RedirectableError,
     validate_authorization_request,
 )
+from authserver.client_address import client_ip
 from authserver.clients import load_client
 from authserver.consent import consent_view, find_consent, has_any_consent, remember_consent
 from authserver.context import AuthServer
@@ -70,7 +71,6 @@ from authserver.login import (
     LoginThrottled,
     PasswordChangeRequired,
     browser_id,
-    client_ip,
     current_login,
     log_in,
     read_cookie,

@@ -29,13 +29,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from authserver.client_address import client_ip
 from authserver.context import AuthServer
 from authserver.crypto import hash_token
 from authserver.endpoints.authorize import AuthorizeFlow, read_form
 from authserver.login import (
     BROWSER_COOKIE,
     SESSION_COOKIE,
-    client_ip,
     current_login,
     read_cookie,
 )

@@ -28,12 +28,12 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from authserver.audit import record_event
+from authserver.client_address import client_ip
 from authserver.clients import load_client
 from authserver.login import (
     BROWSER_COOKIE,
     MAX_PASSWORD_LENGTH,
     SESSION_COOKIE,
-    client_ip,
     create_login_session,
     read_cookie,
     set_cookie,

@@ -40,6 +40,7 @@ from starlette.routing import BaseRoute, Route
 
 from authserver import ratelimit
 from authserver.audit import record_event
+from authserver.client_address import client_ip
 from authserver.client_metadata import (
     MAX_BODY_BYTES,
     PUBLIC_AUTH_METHOD,
@@ -85,11 +86,6 @@ class RegistrationTokenError(InvalidTokenError):
         headers = super().headers()
         headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
         return headers
-
-
-def client_ip(request: Request) -> str:
-    """The address of the peer (the trusted proxy's job is to set it right)."""
-    return request.client.host if request.client else "unknown"
 
 
 async def read_json_object(request: Request) -> dict[str, Any]:

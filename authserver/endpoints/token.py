@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from authserver.client_address import client_ip
 from authserver.context import AuthServer
 from authserver.cors import allow_cors
 from authserver.errors import NO_STORE_HEADERS, InvalidRequestError, OAuthError
@@ -80,8 +81,7 @@ async def read_form(request: Request) -> FormRequest:
         else:
             form[name] = value
     headers = {key.lower(): value for key, value in request.headers.items()}
-    ip = request.client.host if request.client else None
-    return FormRequest(form=form, resources=resources, headers=headers, ip=ip)
+    return FormRequest(form=form, resources=resources, headers=headers, ip=client_ip(request))
 
 
 def error_response(exc: OAuthError) -> Response:

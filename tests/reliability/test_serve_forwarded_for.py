@@ -93,3 +93,20 @@ def test_s48_untrusted_peer_cannot_choose_its_address(
     # Every request counts for the peer 127.0.0.1, whatever X-Forwarded-For says.
     assert 429 in statuses, statuses
     assert logged_clients(charter) == ["127.0.0.1"] * SAME_ADDRESS_TRIES
+
+
+def test_forwarded_values_that_are_not_addresses_share_one_limit(
+    tmp_path: Path, deployment: Deployment
+) -> None:
+    """A trusted proxy forwarding junk (here: a new long non-address each time) neither fails the
+    request (the audit column holds 64 characters) nor gets a fresh limit per value."""
+    env = charter_env(CHARTER_FORWARDED_ALLOW_IPS="127.0.0.1", CHARTER_LOG_FORMAT="json", **LIMITED)
+    with run_charter(tmp_path / "data", *deployment.options, env=env) as charter:
+        statuses = [
+            register(charter, f"not-an-address-{n}-" + "x" * 600) for n in range(SAME_ADDRESS_TRIES)
+        ]
+        # A real address forwarded next still has its own, untouched limit.
+        proper = register(charter, "203.0.113.9")
+        charter.stop()
+    assert 429 in statuses, statuses
+    assert proper == 201
