@@ -34,22 +34,13 @@ from tests.support.browser_flow import (
     parse_forms,
     pkce_pair,
 )
+from tests.support.clock import Clock
 from tests.support.factories import create_client, create_user
 from tests.support.live import free_port, serve_app
 
 PASSWORD = "correct horse battery"
 ISSUER = "http://127.0.0.1:8000"
 REDIRECT = "https://app.example.com/cb"
-
-
-class Clock:
-    """A settable clock for the server."""
-
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def params_for(client_id: str, **extra: Any) -> dict[str, Any]:
@@ -142,7 +133,7 @@ async def open_login_form(browser: httpx.AsyncClient, client_id: str) -> tuple[s
 async def test_s20_failed_logins_throttled_per_username_and_ip(
     make_server: Callable[..., AuthServer],
 ) -> None:
-    server = make_server(failed_auth_limit=2)
+    server = make_server(clock=Clock(), failed_auth_limit=2)
     create_user(server)
     create_user(server, "bob")
     client, _ = create_client(server, redirect_uris=[REDIRECT])
@@ -172,7 +163,7 @@ async def test_s20_failed_logins_throttled_per_username_and_ip(
 async def test_s20_guessing_cannot_lock_a_user_out_from_another_ip(
     make_server: Callable[..., AuthServer],
 ) -> None:
-    server = make_server(failed_auth_limit=2)
+    server = make_server(clock=Clock(), failed_auth_limit=2)
     create_user(server)
     client, _ = create_client(server, redirect_uris=[REDIRECT])
     async with browser_at(server, "198.51.100.7") as attacker:
@@ -203,7 +194,7 @@ async def test_s20_guessing_cannot_lock_a_user_out_from_another_ip(
 async def test_s20_ip_limit_covers_every_username_and_spares_successes(
     make_server: Callable[..., AuthServer],
 ) -> None:
-    server = make_server(failed_auth_limit=2)
+    server = make_server(clock=Clock(), failed_auth_limit=2)
     create_user(server)
     client, _ = create_client(server, redirect_uris=[REDIRECT])
     ip_limit = 2 * IP_LIMIT_FACTOR
@@ -227,7 +218,7 @@ async def test_s20_ip_limit_covers_every_username_and_spares_successes(
 async def test_s20_parallel_guesses_cannot_pass_the_limit(
     make_server: Callable[..., AuthServer],
 ) -> None:
-    server = make_server(failed_auth_limit=2)
+    server = make_server(clock=Clock(), failed_auth_limit=2)
     create_user(server)
     client, _ = create_client(server, redirect_uris=[REDIRECT])
     async with browser_at(server, "198.51.100.7") as attacker:

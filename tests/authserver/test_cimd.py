@@ -33,6 +33,7 @@ from authserver.ssrf import FetchTimeoutError
 from authserver.storage.models import Client
 from tests.authserver.ssrf_support import DocumentServer, document_server
 from tests.conftest import TEST_ISSUER
+from tests.support.clock import Clock
 from tests.support.factories import create_client, create_user
 
 START = 1_800_000_000.0
@@ -51,17 +52,9 @@ def fresh_documents(docs: DocumentServer) -> None:
     docs.hits.clear()
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(START)
 
 
 @pytest.fixture

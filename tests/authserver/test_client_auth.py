@@ -12,6 +12,7 @@ from joserfc.jwk import KeySet
 
 from authserver.context import AuthServer
 from authserver.storage.models import User
+from tests.support.clock import Clock
 from tests.support.codes import code_form, create_code
 from tests.support.factories import create_client, create_user
 
@@ -109,7 +110,7 @@ async def test_s20_unknown_and_known_clients_answer_alike_and_wrong_secrets_thro
 ) -> None:
     from authserver.app import create_app
 
-    server: AuthServer = make_server(failed_auth_limit=3)
+    server: AuthServer = make_server(clock=Clock(), failed_auth_limit=3)
     client, secret = create_client(server, confidential=True, grant_types=["client_credentials"])
     assert secret is not None
     transport = httpx.ASGITransport(app=create_app(server))

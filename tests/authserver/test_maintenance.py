@@ -14,15 +14,8 @@ from authserver.context import AuthServer
 from authserver.deployment import DeploymentSettings, build_deployment, initialize
 from authserver.maintenance import run_maintenance
 from authserver.storage.models import Client
+from tests.support.clock import Clock
 from tests.support.factories import create_client
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _clients(server: AuthServer) -> int:

@@ -23,22 +23,13 @@ from tests.support.browser_flow import (
     parse_forms,
     pkce_pair,
 )
+from tests.support.clock import Clock
 from tests.support.factories import create_client, create_user
 from tests.support.live import free_port, serve_app
 
 ONE_TIME = "one-time-Pa55word"
 NEW_PASSWORD = "my own passphrase"
 REDIRECT = "http://127.0.0.1:5555/callback"
-
-
-class Clock:
-    """A settable clock for the server."""
-
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass

@@ -23,6 +23,7 @@ from tests.support.browser_flow import (
     parse_forms,
     pkce_pair,
 )
+from tests.support.clock import Clock
 from tests.support.factories import create_client, create_user
 from tests.support.live import free_port, serve_app
 
@@ -142,7 +143,7 @@ async def test_s20_case_and_width_variants_share_one_failure_budget(
     make_server: Callable[..., AuthServer],
 ) -> None:
     """Spelling the name differently is no way around the per-username+IP failure limit."""
-    server = make_server(failed_auth_limit=3)
+    server = make_server(clock=Clock(), failed_auth_limit=3)
     create_user(server, "alice", PASSWORD)
     client, _ = create_client(server, redirect_uris=["https://app.example.com/cb"])
     transport = httpx.ASGITransport(app=create_app(server), client=("198.51.100.9", 40000))

@@ -10,14 +10,7 @@ from resourceserver.mcp.sessions import SESSION_CACHE_SECONDS, SessionStore
 from resourceserver.principal import Principal
 from resourceserver.storage import Database
 from tests.conformance.harness import database
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import Clock
 
 
 class CountingDatabase(Database):

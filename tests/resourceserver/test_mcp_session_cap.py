@@ -11,16 +11,9 @@ from resourceserver.mcp.sessions import MAX_SESSIONS_PER_PRINCIPAL, SessionStore
 from resourceserver.principal import Principal
 from resourceserver.storage import Database, McpEvent, McpSession
 from tests.conformance.harness import LOCAL_URL, McpHttp, database, local_app
+from tests.support.clock import Clock
 
 PING = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def principal(subject: str = "alice", client_id: str = "c1") -> Principal:
