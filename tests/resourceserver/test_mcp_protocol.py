@@ -325,12 +325,12 @@ async def test_resource_updated_goes_to_subscribers_only(server: LocalApp) -> No
 
 async def test_expired_session_is_404(tmp_path: Path) -> None:
     engine = database(tmp_path / "short.db")
-    server = local_app(builtin_registry(engine), engine, TransportOptions(session_ttl_seconds=0.3))
+    server = local_app(builtin_registry(engine), engine, TransportOptions(session_ttl_seconds=1.5))
     async with server.client() as client:
         mcp = McpHttp(client, LOCAL_URL, server.token())
         await mcp.initialize()
         assert (await mcp.request("ping"))[0].status_code == 200
-        await asyncio.sleep(0.4)
+        await asyncio.sleep(2.0)
         assert (await mcp.request("ping"))[0].status_code == 404
 
 
