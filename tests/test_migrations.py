@@ -7,9 +7,9 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -27,6 +27,8 @@ from authserver.storage.schema import (
 )
 from resourceserver.storage import metadata as resource_metadata
 from tests.support.database import postgres_base_url, scratch_postgres_database
+
+T = TypeVar("T")
 
 
 def models_metadata() -> MetaData:
@@ -97,58 +99,46 @@ def test_downgrade_to_base_drops_every_table(empty_engine: Engine) -> None:
     assert schema_differences(empty_engine) == []
 
 
-def test_s59_concurrent_workers_prepare_the_same_database(
-    empty_engine: Engine, tmp_path: Path
-) -> None:
-    """Four workers starting at once: every one succeeds and the schema is made once."""
-    url = empty_engine.url.render_as_string(hide_password=False)
-    engines = [make_engine(url, pool_size=1) for _ in range(4)]
-    barrier = threading.Barrier(len(engines))
+def at_once(
+    url: str, workers: int, work: Callable[[Engine], T]
+) -> tuple[list[T], list[BaseException]]:
+    """``workers`` engines on ``url`` each run ``work`` at the same moment (a barrier), as
+    worker processes starting together do; what they returned and the errors they met."""
+    engines = [make_engine(url, pool_size=1) for _ in range(workers)]
+    barrier = threading.Barrier(workers)
+    results: list[T] = []
     errors: list[BaseException] = []
 
-    def start(engine: Engine) -> None:
+    def run(engine: Engine) -> None:
         barrier.wait()
         try:
-            prepare_database(engine)
-        except BaseException as exc:  # collected and asserted below
+            results.append(work(engine))
+        except BaseException as exc:  # collected and asserted by the caller
             errors.append(exc)
 
-    threads = [threading.Thread(target=start, args=(engine,)) for engine in engines]
+    threads = [threading.Thread(target=run, args=(engine,)) for engine in engines]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
     for engine in engines:
         engine.dispose()
+    return results, errors
+
+
+def test_s59_concurrent_workers_prepare_the_same_database(empty_engine: Engine) -> None:
+    """Four workers starting at once: every one succeeds and the schema is made once."""
+    url = empty_engine.url.render_as_string(hide_password=False)
+    _, errors = at_once(url, 4, prepare_database)
     assert errors == []
     assert current_revision(empty_engine) == head_revision()
     assert schema_differences(empty_engine) == []
 
 
-def open_at_once(url: str, workers: int) -> tuple[list[str], list[BaseException]]:
-    """``workers`` engines each open their first connection to ``url`` at the same moment;
-    the journal modes they saw and the errors they met."""
-    engines = [make_engine(url, pool_size=1) for _ in range(workers)]
-    barrier = threading.Barrier(workers)
-    modes: list[str] = []
-    errors: list[BaseException] = []
-
-    def open_connection(engine: Engine) -> None:
-        barrier.wait()
-        try:
-            with engine.connect() as connection:
-                modes.append(str(connection.exec_driver_sql("PRAGMA journal_mode").scalar()))
-        except BaseException as exc:  # collected and asserted by the caller
-            errors.append(exc)
-
-    threads = [threading.Thread(target=open_connection, args=(e,)) for e in engines]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    for engine in engines:
-        engine.dispose()
-    return modes, errors
+def journal_mode(engine: Engine) -> str:
+    """The journal mode a new connection of ``engine`` sees."""
+    with engine.connect() as connection:
+        return str(connection.exec_driver_sql("PRAGMA journal_mode").scalar())
 
 
 def test_s59_workers_opening_a_new_sqlite_file_at_once_all_connect(tmp_path: Path) -> None:
@@ -156,7 +146,8 @@ def test_s59_workers_opening_a_new_sqlite_file_at_once_all_connect(tmp_path: Pat
     (no busy wait) while another worker holds the file: every opener must still connect, in WAL.
     Repeated because the race is narrow (it failed about one round in ten before the retry)."""
     for round_number in range(30):
-        modes, errors = open_at_once(f"sqlite:///{tmp_path / f'race-{round_number}.db'}", 4)
+        url = f"sqlite:///{tmp_path / f'race-{round_number}.db'}"
+        modes, errors = at_once(url, 4, journal_mode)
         assert errors == [], f"round {round_number}"
         assert modes == ["wal"] * 4
 
