@@ -22,12 +22,18 @@ UNPARSEABLE = "unparseable"
 
 
 def normalized_ip(host: str) -> str:
-    """``host`` as a canonical IP address (IPv6 compressed, zone dropped), else UNPARSEABLE."""
+    """``host`` as a canonical IP address (IPv6 compressed, zone dropped, IPv4-mapped IPv6 as
+    IPv4), else UNPARSEABLE."""
     address, _, _zone = host.strip().partition("%")
     try:
-        return str(ipaddress.ip_address(address))
+        parsed = ipaddress.ip_address(address)
     except ValueError:
         return UNPARSEABLE
+    # An IPv4 client seen through a dual-stack socket (``--host ::``) or a proxy that forwards
+    # ``::ffff:a.b.c.d``: counted as the IPv4 address it is, not in one shared IPv6 /64.
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+        return str(parsed.ipv4_mapped)
+    return str(parsed)
 
 
 def client_ip(request: Request) -> str:

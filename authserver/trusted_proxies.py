@@ -23,7 +23,8 @@ def parse_trusted_proxies(value: str) -> list[str]:
     """``"10.0.0.5, 10.1.0.0/16"`` → ``["10.0.0.5", "10.1.0.0/16"]``; ``"*"`` → ``["*"]``.
 
     Entries are IP addresses or networks separated by commas or spaces; an empty value trusts
-    no proxy. Raises :class:`ValueError` naming the entry that is neither.
+    no proxy. Each IPv4 entry also trusts its IPv4-mapped IPv6 form. Raises
+    :class:`ValueError` naming the entry that is neither.
     """
     entries = [part for part in value.replace(",", " ").split() if part]
     if TRUST_ALL in entries:
@@ -33,12 +34,16 @@ def parse_trusted_proxies(value: str) -> list[str]:
     trusted: list[str] = []
     for entry in entries:
         try:
-            if "/" in entry:
-                trusted.append(str(ipaddress.ip_network(entry, strict=False)))
-            else:
-                trusted.append(str(ipaddress.ip_address(entry)))
+            network = ipaddress.ip_network(entry, strict=False)
         except ValueError:
             raise ValueError(
                 f"{entry!r} is not an IP address or network (write e.g. 10.0.0.5 or 10.0.0.0/8)"
             ) from None
+        trusted.append(str(network) if "/" in entry else str(network.network_address))
+        if isinstance(network, ipaddress.IPv4Network):
+            # The same proxy seen through a dual-stack socket (``--host ::``) as ::ffff:a.b.c.d.
+            mapped = ipaddress.IPv6Network(
+                f"::ffff:{network.network_address}/{96 + network.prefixlen}"
+            )
+            trusted.append(str(mapped) if "/" in entry else str(mapped.network_address))
     return trusted

@@ -14,7 +14,8 @@ from authserver.client_address import UNPARSEABLE, normalized_ip
         (" 203.0.113.7 ", "203.0.113.7"),
         ("2001:DB8:0:0:0:0:0:1", "2001:db8::1"),
         ("fe80::1%eth0", "fe80::1"),
-        ("::ffff:192.0.2.1", "::ffff:c000:201"),
+        ("::ffff:192.0.2.1", "192.0.2.1"),
+        ("::FFFF:c000:0201", "192.0.2.1"),
     ],
 )
 def test_addresses_are_recorded_in_canonical_form(host: str, expected: str) -> None:
