@@ -222,7 +222,8 @@ def log_in(
             record_event(session, "login_throttled", at=counted_at, client_id=client_id, ip=ip)
             return LoginThrottled(wait)
         user = None
-        if username.strip() and len(username) <= _USERNAME_FIELD_LENGTH:
+        # A name with a NUL cannot be stored (PostgreSQL refuses it in text): unknown user.
+        if username.strip() and len(username) <= _USERNAME_FIELD_LENGTH and "\x00" not in username:
             key = username_key(username)
             user = session.scalars(select(User).where(User.username_key == key)).first()
         stored_hash = user.password_hash if user is not None and not user.disabled else None

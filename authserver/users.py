@@ -33,7 +33,9 @@ class InvalidUsernameError(ValueError):
 def username_key(username: str) -> str:
     """The form user names are compared and kept unique by: trimmed, NFKC, case-folded."""
     normalized = unicodedata.normalize("NFKC", username.strip())
-    return unicodedata.normalize("NFKC", normalized.casefold())
+    # Stripped again: NFKC turns some characters (U+00A8, U+00B4, ...) into a space and a
+    # combining mark, and a key must be its own key.
+    return unicodedata.normalize("NFKC", normalized.casefold()).strip()
 
 
 def check_username(username: str) -> str:

@@ -71,6 +71,22 @@ def test_colliding_names_stop_the_upgrade_and_change_nothing(empty_engine: Engin
     assert schema_differences(empty_engine) == []
 
 
+def test_names_too_long_once_normalized_stop_the_upgrade(empty_engine: Engine) -> None:
+    """U+FDFA expands to 18 characters under NFKC: 40 of them fit the name column but not the
+    key's 512, so the upgrade stops with a message instead of a raw database error."""
+    upgrade(empty_engine, "0002")
+    add_users(empty_engine, "\ufdfa" * 40, "bob")
+    with pytest.raises(RuntimeError, match=r"longer than 512 characters once normalized") as raised:
+        upgrade(empty_engine)
+    assert "(id user-0)" in str(raised.value)
+    assert "bob" not in str(raised.value)
+    assert current_revision(empty_engine) == "0002"
+    with empty_engine.begin() as connection:
+        connection.execute(text("UPDATE users SET username = 'short' WHERE id = 'user-0'"))
+    upgrade(empty_engine)
+    assert current_revision(empty_engine) == head_revision()
+
+
 def colliding_sqlite(data_dir: Path) -> str:
     """A data folder whose SQLite database (at revision 0002) holds ``Admin`` and ``admin``."""
     data_dir.mkdir(parents=True)

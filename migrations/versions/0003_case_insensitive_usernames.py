@@ -30,20 +30,43 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+#: Length of the ``username_key`` column.
+MAX_KEY_LENGTH = 512
+
+
 class UsernameCollisionError(MigrationRefusedError):
     """Existing user names that become equal once case and width are ignored."""
+
+
+class UsernameTooLongError(MigrationRefusedError):
+    """Existing user names whose key would not fit its column."""
 
 
 def username_key(username: str) -> str:
     """Frozen copy of :func:`authserver.users.username_key` as of this revision."""
     normalized = unicodedata.normalize("NFKC", username.strip())
-    return unicodedata.normalize("NFKC", normalized.casefold())
+    # Stripped again: NFKC turns some characters (U+00A8, U+00B4, ...) into a space and a
+    # combining mark, and a key must be its own key.
+    return unicodedata.normalize("NFKC", normalized.casefold()).strip()
 
 
 def _existing_keys() -> dict[str, str]:
     """User id -> key for every existing user; raises when two keys are equal."""
     users = sa.table("users", sa.column("id", sa.String), sa.column("username", sa.String))
     rows = op.get_bind().execute(sa.select(users.c.id, users.c.username)).all()
+    too_long = sorted(
+        (username, user_id)
+        for user_id, username in rows
+        if len(username_key(username)) > MAX_KEY_LENGTH
+    )
+    if too_long:
+        listed = "; ".join(f"{name!r} (id {user_id})" for name, user_id in too_long)
+        raise UsernameTooLongError(
+            f"these user names are longer than {MAX_KEY_LENGTH} characters once normalized "
+            f"(Unicode NFKC), so they cannot get a key: {listed}. Nothing was changed. Rename "
+            "them to shorter names in the database (or remove them with the previous Charter "
+            "version's `charter users remove`), then start Charter again."
+        )
     by_key: dict[str, list[tuple[str, str]]] = {}
     for user_id, username in rows:
         by_key.setdefault(username_key(username), []).append((username, user_id))
@@ -70,7 +93,9 @@ def upgrade() -> None:
     """Add the columns, fill ``username_key`` for existing users, then make it unique."""
     keys = _existing_keys()
     with op.batch_alter_table("users", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("username_key", sa.String(length=512), nullable=True))
+        batch_op.add_column(
+            sa.Column("username_key", sa.String(length=MAX_KEY_LENGTH), nullable=True)
+        )
         batch_op.add_column(
             sa.Column(
                 "must_change_password", sa.Boolean(), nullable=False, server_default=sa.false()
@@ -84,7 +109,9 @@ def upgrade() -> None:
     for user_id, key in keys.items():
         op.execute(users.update().where(users.c.id == user_id).values(username_key=key))
     with op.batch_alter_table("users", schema=None) as batch_op:
-        batch_op.alter_column("username_key", existing_type=sa.String(length=512), nullable=False)
+        batch_op.alter_column(
+            "username_key", existing_type=sa.String(length=MAX_KEY_LENGTH), nullable=False
+        )
         batch_op.drop_constraint(batch_op.f("uq_users_username"), type_="unique")
         batch_op.create_unique_constraint(batch_op.f("uq_users_username_key"), ["username_key"])
 

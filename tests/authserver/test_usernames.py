@@ -157,3 +157,32 @@ async def test_s20_case_and_width_variants_share_one_failure_budget(
             answer = await tab.post(action, data={**fields, "username": typed, "password": "no"})
             statuses.append(answer.status_code)
     assert statuses == [401, 401, 401, 429]
+
+
+@pytest.mark.parametrize("typed", ["\u00a8", "x\u00a8", "\u00af\u00b4", "Alice\u00b4"])
+def test_a_key_is_its_own_key(typed: str) -> None:
+    """NFKC turns U+00A8/U+00AF/U+00B4 into a space and a combining mark; the key is stripped
+    after normalizing too, so keying a key changes nothing."""
+    key = username_key(typed)
+    assert username_key(key) == key
+    assert key == key.strip()
+
+
+async def test_a_nul_in_the_typed_name_is_an_unknown_user(
+    make_server: Callable[..., AuthServer],
+) -> None:
+    """PostgreSQL cannot compare text with a NUL: the login answers 401 like any unknown name
+    (it answered 503 there), on both databases."""
+    server = make_server(clock=Clock())
+    create_user(server, "alice", PASSWORD)
+    client, _ = create_client(server, redirect_uris=["https://app.example.com/cb"])
+    transport = httpx.ASGITransport(app=create_app(server), client=("198.51.100.10", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as tab:
+        params = authorize_params(client.client_id, "https://app.example.com/cb", pkce_pair()[1])
+        page = await tab.get("/authorize", params=params)
+        form = next(f for f in parse_forms(page.text) if f.attrs.get("data-form") == "login")
+        action, fields = form.attrs["action"], dict(form.fields)
+        answer = await tab.post(
+            action, data={**fields, "username": "ali\x00ce", "password": PASSWORD}
+        )
+    assert answer.status_code == 401
