@@ -13,6 +13,8 @@ from authserver.context import AuthServer
 from authserver.settings import AuthServerSettings
 from authserver.storage.schema import prepare_database
 
+#: MCP protocol version the reliability tests speak.
+PROTOCOL_VERSION = "2025-11-25"
 ISSUER = "http://127.0.0.1:8000"
 RESOURCE = f"{ISSUER}/mcp"
 KEY_SECRET = "reliability-key-encryption-secret"
@@ -99,3 +101,34 @@ class DatabaseOutage:
     def remove(self) -> None:
         """Uninstall the hook."""
         event.remove(self._engine, "do_connect", self._on_connect)
+
+
+def open_mcp_session(mcp_url: str, access_token: str, client_name: str) -> dict[str, str]:
+    """Initialize an MCP session (initialize, then notifications/initialized) over plain
+    httpx; the headers of the session's later requests."""
+    headers = {
+        "Authorization": f"Bearer {access_token}",
+        "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": PROTOCOL_VERSION,
+    }
+    initialize = httpx.post(
+        mcp_url,
+        headers=headers,
+        json={
+            "jsonrpc": "2.0",
+            "id": 0,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": PROTOCOL_VERSION,
+                "capabilities": {},
+                "clientInfo": {"name": client_name, "version": "1"},
+            },
+        },
+    )
+    assert initialize.status_code == 200, initialize.text
+    headers["Mcp-Session-Id"] = initialize.headers["mcp-session-id"]
+    initialized = httpx.post(
+        mcp_url, headers=headers, json={"jsonrpc": "2.0", "method": "notifications/initialized"}
+    )
+    assert initialized.status_code == 202
+    return headers

@@ -13,12 +13,12 @@ import httpx
 import pytest
 
 from tests.e2e.charter_process import CharterProcess, run_charter
+from tests.reliability.support import open_mcp_session
 from tests.support.browser_flow import authorize_params, authorize_with_login, pkce_pair
 
 pytestmark = pytest.mark.postgres
 
 REDIRECT_URI = "http://127.0.0.1/callback"
-PROTOCOL_VERSION = "2025-11-25"
 REPEATS = 8
 
 
@@ -62,35 +62,9 @@ async def test_s59_charter_serve_two_workers(postgres_url: str, tmp_path: Path) 
         tmp_path / "data", "--workers", "2", "--database-url", postgres_url
     ) as charter:
         access_token = await obtain_token(charter)
-        headers = {
-            "Authorization": f"Bearer {access_token}",
-            "Accept": "application/json, text/event-stream",
-            "MCP-Protocol-Version": PROTOCOL_VERSION,
-        }
         # A new connection per request, so the kernel may hand each one to either worker.
         jwks = {httpx.get(f"{charter.base_url}/jwks.json").text for _ in range(REPEATS)}
-        initialize = httpx.post(
-            charter.mcp_url,
-            headers=headers,
-            json={
-                "jsonrpc": "2.0",
-                "id": 0,
-                "method": "initialize",
-                "params": {
-                    "protocolVersion": PROTOCOL_VERSION,
-                    "capabilities": {},
-                    "clientInfo": {"name": "s59", "version": "1"},
-                },
-            },
-        )
-        assert initialize.status_code == 200, initialize.text
-        headers["Mcp-Session-Id"] = initialize.headers["mcp-session-id"]
-        initialized = httpx.post(
-            charter.mcp_url,
-            headers=headers,
-            json={"jsonrpc": "2.0", "method": "notifications/initialized"},
-        )
-        assert initialized.status_code == 202
+        headers = open_mcp_session(charter.mcp_url, access_token, "s59")
         calls = [
             httpx.post(
                 charter.mcp_url,

@@ -18,10 +18,9 @@ import pytest
 
 from authserver.storage.schema import prepare_database
 from tests.e2e.charter_process import CharterProcess, run_charter
-from tests.reliability.support import build_worker
+from tests.reliability.support import build_worker, open_mcp_session
 from tests.support.factories import create_client
 
-PROTOCOL_VERSION = "2025-11-25"
 TOOL_SECONDS = 2.0
 EXIT_BOUND = 40.0
 WAIT = 60.0
@@ -107,34 +106,7 @@ def open_session(charter: CharterProcess, client_id: str, secret: str) -> dict[s
         },
     )
     assert token.status_code == 200, token.text
-    headers = {
-        "Authorization": f"Bearer {token.json()['access_token']}",
-        "Accept": "application/json, text/event-stream",
-        "MCP-Protocol-Version": PROTOCOL_VERSION,
-    }
-    initialize = httpx.post(
-        charter.mcp_url,
-        headers=headers,
-        json={
-            "jsonrpc": "2.0",
-            "id": 0,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": PROTOCOL_VERSION,
-                "capabilities": {},
-                "clientInfo": {"name": "s65", "version": "1"},
-            },
-        },
-    )
-    assert initialize.status_code == 200, initialize.text
-    headers["Mcp-Session-Id"] = initialize.headers["mcp-session-id"]
-    initialized = httpx.post(
-        charter.mcp_url,
-        headers=headers,
-        json={"jsonrpc": "2.0", "method": "notifications/initialized"},
-    )
-    assert initialized.status_code == 202
-    return headers
+    return open_mcp_session(charter.mcp_url, token.json()["access_token"], "s65")
 
 
 def tool_call(request_id: int, marker: Path, *, progress: bool) -> dict[str, Any]:
