@@ -9,10 +9,10 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from authserver.keys import KeyStore, load_key_encryption_key
-from authserver.passwords import Passwords
-from authserver.settings import AuthServerSettings
+from authserver.accounts.passwords import Passwords
+from authserver.config.settings import AuthServerSettings
 from authserver.storage.db import Database
+from authserver.storage.signing_keys import KeyStore, load_key_encryption_key
 
 
 def make_templates() -> Environment:

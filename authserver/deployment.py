@@ -39,17 +39,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from authserver.app import EXCEPTION_HANDLERS, authserver_routes
+from authserver.accounts.users import new_user
+from authserver.config.settings import AuthServerSettings, StrList, split_list_setting
 from authserver.context import AuthServer
-from authserver.cors import allow_cors
+from authserver.endpoints.app import EXCEPTION_HANDLERS, authserver_routes
+from authserver.endpoints.cors import allow_cors
 from authserver.endpoints.metadata import WELL_KNOWN, metadata_document
-from authserver.logging_setup import LogFormat, RequestIdMiddleware
-from authserver.maintenance import maintenance_loop
-from authserver.settings import AuthServerSettings, StrList, split_list_setting
+from authserver.oauth.tokens import AccessTokenRevocationView
+from authserver.ops.logging_setup import LogFormat, RequestIdMiddleware
+from authserver.ops.maintenance import maintenance_loop
 from authserver.storage.models import User
 from authserver.storage.schema import prepare_database
-from authserver.tokens import AccessTokenRevocationView
-from authserver.users import new_user
 from resourceserver.app import create_app as create_resource_app
 from resourceserver.jwks import CallbackKeySource
 from resourceserver.mcp.registry import Registry, ToolModuleError, load_tool_modules

@@ -24,8 +24,8 @@ import httpx
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from authserver.config.settings import AuthServerSettings
 from authserver.context import AuthServer
-from authserver.settings import AuthServerSettings
 from authserver.storage.schema import prepare_database
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import insert
 
 from authserver.context import AuthServer
-from authserver.crypto import hash_token, new_id, new_token
+from authserver.storage.crypto import hash_token, new_id, new_token
 from authserver.storage.models import AuthorizationCode, Client, User
 
 REDIRECT_URI = "http://127.0.0.1/callback"

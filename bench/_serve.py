@@ -28,8 +28,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from authserver.app import create_app
 from authserver.context import AuthServer
+from authserver.endpoints.app import create_app
 from authserver.storage.db import make_engine
 from bench._harness import ISSUER, RESOURCE, settings_for
 

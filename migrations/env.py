@@ -15,7 +15,7 @@ import logging.config
 from alembic import context
 from sqlalchemy import Connection, MetaData, text
 
-from authserver.settings import AuthServerSettings
+from authserver.config.settings import AuthServerSettings
 from authserver.storage.db import make_engine
 from authserver.storage.models import Base
 

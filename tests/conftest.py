@@ -11,9 +11,9 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from authserver.app import create_app
+from authserver.config.settings import AuthServerSettings
 from authserver.context import AuthServer
-from authserver.settings import AuthServerSettings
+from authserver.endpoints.app import create_app
 from authserver.storage.db import Database
 from authserver.storage.models import Base
 from authserver.storage.schema import prepare_database

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import Engine, text
 
-from authserver.cli import charter
+from authserver.cli.main import charter
 from authserver.storage.db import make_engine
 from authserver.storage.schema import current_revision, head_revision, upgrade
 from tests.support.live import free_port
@@ -114,7 +114,7 @@ def test_serve_on_a_colliding_database_exits_with_the_message(tmp_path: Path) ->
     colliding_sqlite(data_dir)
     env = {key: value for key, value in os.environ.items() if not key.startswith("CHARTER_")}
     done = subprocess.run(
-        [sys.executable, "-c", "from authserver.cli import main; main()",
+        [sys.executable, "-c", "from authserver.cli.main import main; main()",
          "serve", "--port", str(free_port()), "--data-dir", str(data_dir)],
         capture_output=True, text=True, env=env, timeout=120, check=False,
     )  # fmt: skip

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from authserver.cli import charter
-from authserver.trusted_proxies import DEFAULT_TRUSTED_PROXIES, parse_trusted_proxies
+from authserver.cli.main import charter
+from authserver.config.trusted_proxies import DEFAULT_TRUSTED_PROXIES, parse_trusted_proxies
 
 
 def test_default_trusts_a_proxy_on_this_host_only() -> None:

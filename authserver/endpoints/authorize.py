@@ -47,21 +47,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from authserver.audit import record_event
-from authserver.authorization_request import (
-    PageError,
-    RedirectableError,
-    validate_authorization_request,
-)
-from authserver.client_address import client_ip
-from authserver.clients import load_client
-from authserver.consent import consent_view, find_consent, has_any_consent, remember_consent
-from authserver.context import AuthServer
-from authserver.crypto import hash_token
-from authserver.endpoints import password_change
-from authserver.endpoints.password_change import PasswordChangeFlow
-from authserver.errors import OAuthError
-from authserver.login import (
+from authserver.browser.consent import consent_view, find_consent, has_any_consent, remember_consent
+from authserver.browser.login import (
     BROWSER_COOKIE,
     BROWSER_COOKIE_TTL,
     SESSION_COOKIE,
@@ -76,9 +63,9 @@ from authserver.login import (
     read_cookie,
     set_cookie,
 )
-from authserver.pages import error_page, redirect, render_page
-from authserver.password_change import begin_password_change
-from authserver.pending import (
+from authserver.browser.pages import error_page, redirect, render_page
+from authserver.browser.password_change import begin_password_change
+from authserver.browser.pending import (
     RequestTerms,
     bind_fresh_login,
     count_new_pending,
@@ -89,7 +76,20 @@ from authserver.pending import (
     rotate_csrf,
     store_pending,
 )
-from authserver.redirects import csp_source, display_host, response_url
+from authserver.clients.store import load_client
+from authserver.context import AuthServer
+from authserver.endpoints import password_change
+from authserver.endpoints.client_address import client_ip
+from authserver.endpoints.password_change import PasswordChangeFlow
+from authserver.errors import OAuthError
+from authserver.oauth.authorization_request import (
+    PageError,
+    RedirectableError,
+    validate_authorization_request,
+)
+from authserver.oauth.redirects import csp_source, display_host, response_url
+from authserver.storage.audit import record_event
+from authserver.storage.crypto import hash_token
 from authserver.storage.models import Client, PendingAuthorization
 
 MAX_FORM_BYTES = 64 * 1024

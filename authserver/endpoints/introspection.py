@@ -17,15 +17,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from authserver.client_auth import authenticate_client, presented_credentials
+from authserver.clients.authentication import authenticate_client, presented_credentials
 from authserver.context import AuthServer
-from authserver.cors import allow_cors
-from authserver.crypto import hash_token
+from authserver.endpoints.cors import allow_cors
 from authserver.endpoints.token import FormRequest, error_response, method_not_allowed, read_form
 from authserver.errors import NO_STORE_HEADERS, InvalidRequestError, OAuthError
-from authserver.resources import canonical_resource
+from authserver.oauth.resources import canonical_resource
+from authserver.oauth.tokens import decode_access_token
+from authserver.storage.crypto import hash_token
 from authserver.storage.models import AccessToken, Client, Grant, RefreshToken
-from authserver.tokens import decode_access_token
 
 INACTIVE: dict[str, Any] = {"active": False}
 MAX_TOKEN_LENGTH = 8192

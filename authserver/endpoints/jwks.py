@@ -8,7 +8,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from authserver.context import AuthServer
-from authserver.cors import allow_cors
+from authserver.endpoints.cors import allow_cors
 
 
 def jwks_routes(server: AuthServer) -> list[BaseRoute]:

@@ -1,6 +1,6 @@
 """The sign-out page and forms (OpenID Connect RP-Initiated Logout 1.0 §2 from the user's side:
 the server confirms with the user before signing out; S51-S53). The logic is in
-:mod:`authserver.logout`.
+:mod:`authserver.browser.logout`.
 
 Routes (paths are under the issuer's path):
 
@@ -15,7 +15,7 @@ Routes (paths are under the issuer's path):
   session, removes the cookie and answers 303 to that request's page, which now asks to sign in
   (as anyone) and then continues the same request.
 
-Every answer carries the page headers of :mod:`authserver.pages` (no-store, no framing, no
+Every answer carries the page headers of :mod:`authserver.browser.pages` (no-store, no framing, no
 referrer, no CORS).
 """
 
@@ -29,24 +29,24 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from authserver.client_address import client_ip
-from authserver.context import AuthServer
-from authserver.crypto import hash_token
-from authserver.endpoints.authorize import AuthorizeFlow, read_form
-from authserver.login import (
+from authserver.browser.login import (
     BROWSER_COOKIE,
     SESSION_COOKIE,
     current_login,
     read_cookie,
 )
-from authserver.logout import (
+from authserver.browser.logout import (
     clear_session_cookie,
     end_login_sessions,
     logout_token,
     logout_token_matches,
 )
-from authserver.pages import error_page, redirect, render_page
-from authserver.pending import csrf_matches, load_pending, rotate_csrf
+from authserver.browser.pages import error_page, redirect, render_page
+from authserver.browser.pending import csrf_matches, load_pending, rotate_csrf
+from authserver.context import AuthServer
+from authserver.endpoints.authorize import AuthorizeFlow, read_form
+from authserver.endpoints.client_address import client_ip
+from authserver.storage.crypto import hash_token
 
 
 def _single(form: Mapping[str, list[str]], name: str) -> str | None:

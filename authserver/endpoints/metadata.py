@@ -13,9 +13,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from authserver.authorization_request import PROMPTS
 from authserver.context import AuthServer
-from authserver.cors import allow_cors
+from authserver.endpoints.cors import allow_cors
+from authserver.oauth.authorization_request import PROMPTS
 
 WELL_KNOWN = ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration")
 

@@ -4,13 +4,13 @@
 Routes (under the issuer's path):
 
 - ``GET  /authorize/password?request_id=…`` — the page, after the login form of a user whose
-  password must change answered with a 303 here (:mod:`authserver.password_change` holds the
+  password must change answered with a 303 here (:mod:`authserver.browser.password_change` holds the
   proof that the one-time password was just typed on this request).
 - ``POST /authorize/password`` — form fields ``request_id``, ``csrf_token``, ``new_password``,
   ``new_password_confirm``. A mismatch, a password breaking the rule of
-  :mod:`authserver.passwords` or the old password again shows the page again (400), still not
-  logged in. Success sets the password, starts the login session (cookie) and answers like a
-  login: a 303 to the consent page, or to the client when consent is remembered.
+  :mod:`authserver.accounts.passwords` or the old password again shows the page again (400),
+  still not logged in. Success sets the password, starts the login session (cookie) and answers
+  like a login: a 303 to the consent page, or to the client when consent is remembered.
 
 Like the login and consent forms, the page belongs to the pending request started in this
 browser (browser-binding cookie) and carries a CSRF token rotated at every showing.
@@ -27,10 +27,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from authserver.audit import record_event
-from authserver.client_address import client_ip
-from authserver.clients import load_client
-from authserver.login import (
+from authserver.accounts.passwords import MIN_PASSWORD_LENGTH, new_password_problem
+from authserver.browser.login import (
     BROWSER_COOKIE,
     MAX_PASSWORD_LENGTH,
     SESSION_COOKIE,
@@ -38,11 +36,13 @@ from authserver.login import (
     read_cookie,
     set_cookie,
 )
-from authserver.pages import error_page, render_page
-from authserver.password_change import complete_password_change, user_changing_password
-from authserver.passwords import MIN_PASSWORD_LENGTH, new_password_problem
-from authserver.pending import RequestTerms, csrf_matches, load_pending, rotate_csrf
-from authserver.redirects import csp_source
+from authserver.browser.pages import error_page, render_page
+from authserver.browser.password_change import complete_password_change, user_changing_password
+from authserver.browser.pending import RequestTerms, csrf_matches, load_pending, rotate_csrf
+from authserver.clients.store import load_client
+from authserver.endpoints.client_address import client_ip
+from authserver.oauth.redirects import csp_source
+from authserver.storage.audit import record_event
 
 if TYPE_CHECKING:
     from authserver.endpoints.authorize import AuthorizeFlow, Form

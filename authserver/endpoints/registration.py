@@ -16,7 +16,7 @@ is kept and keeps working, and whoever registered the same metadata again (possi
 party behind the same address) gets the client to use but never the right to manage it
 (RFC 7592). Clients that have obtained tokens, and confidential clients (whose secret cannot be
 re-issued), are never reused: each such registration makes a new client. Never-used clients
-are reaped after the TTL (:mod:`authserver.reaper`).
+are reaped after the TTL (:mod:`authserver.ops.reaper`).
 
 ``GET``/``PUT``/``DELETE /register/{client_id}`` need ``Authorization: Bearer <registration
 access token>``; a missing or wrong token, or an unknown client, answer the same 401
@@ -38,19 +38,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from authserver import ratelimit
-from authserver.audit import record_event
-from authserver.client_address import client_ip
-from authserver.client_metadata import (
+from authserver.clients.metadata import (
     MAX_BODY_BYTES,
     PUBLIC_AUTH_METHOD,
     ClientMetadata,
     normalise_registration,
 )
-from authserver.clients import delete_client, new_client_id
+from authserver.clients.store import delete_client, new_client_id
 from authserver.context import AuthServer
-from authserver.cors import allow_cors
-from authserver.crypto import hash_token, new_token, token_matches
+from authserver.endpoints.client_address import client_ip
+from authserver.endpoints.cors import allow_cors
 from authserver.errors import (
     NO_STORE_HEADERS,
     AccessDeniedError,
@@ -59,6 +56,9 @@ from authserver.errors import (
     OAuthError,
     SlowDownError,
 )
+from authserver.storage import rate_limits
+from authserver.storage.audit import record_event
+from authserver.storage.crypto import hash_token, new_token, token_matches
 from authserver.storage.models import Client
 
 logger = logging.getLogger("charter.registration")
@@ -159,7 +159,7 @@ def _client_information(
 
 def _check_rate(server: AuthServer, ip: str) -> None:
     with server.database.transaction() as session:
-        wait = ratelimit.hit(
+        wait = rate_limits.hit(
             session,
             f"register:ip:{ip}",
             now=server.now(),

@@ -4,7 +4,7 @@ POST with an ``application/x-www-form-urlencoded`` body only; each parameter at 
 (``resource`` may repeat only to be refused as ``invalid_target``, RFC 8707 §2); credentials
 never in the query (S19). Every response carries ``Cache-Control: no-store`` and
 ``Pragma: no-cache``; CORS is allowed (S8). The grant work runs in a thread
-(:func:`authserver.oauth2.token_response`).
+(:func:`authserver.oauth.adapter.token_response`).
 
 :func:`read_form` is shared with the revocation and introspection endpoints.
 """
@@ -20,11 +20,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from authserver.client_address import client_ip
 from authserver.context import AuthServer
-from authserver.cors import allow_cors
+from authserver.endpoints.client_address import client_ip
+from authserver.endpoints.cors import allow_cors
 from authserver.errors import NO_STORE_HEADERS, InvalidRequestError, OAuthError
-from authserver.oauth2 import token_response
+from authserver.oauth.adapter import token_response
 
 logger = logging.getLogger("charter.authserver.token")
 

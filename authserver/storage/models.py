@@ -2,7 +2,7 @@
 
 Times are integer Unix seconds (UTC) so that SQLite and PostgreSQL compare them alike.
 Secrets, codes, refresh tokens, registration tokens and login sessions are stored only as
-hashes (see :mod:`authserver.crypto`). Every row that expires has an indexed ``expires_at``.
+hashes (see :mod:`authserver.storage.crypto`). Every row that expires has an indexed ``expires_at``.
 """
 
 from __future__ import annotations
@@ -83,7 +83,8 @@ class User(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     #: The name as typed (trimmed), for display.
     username: Mapped[str] = mapped_column(String(128))
-    #: The name trimmed, NFKC-normalized and case-folded (:func:`authserver.users.username_key`).
+    #: The name trimmed, NFKC-normalized and case-folded
+    #: (:func:`authserver.accounts.users.username_key`).
     username_key: Mapped[str] = mapped_column(String(512), unique=True)
     password_hash: Mapped[str] = mapped_column(String(256))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
-from authserver.app import create_app
 from authserver.context import AuthServer
+from authserver.endpoints.app import create_app
 from authserver.storage.models import AuditEvent, AuthorizationCode, Consent, LoginSession
 from tests.support.browser_flow import authorize_params, parse_forms, pkce_pair
 from tests.support.factories import create_client, create_user

@@ -11,11 +11,11 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from authserver.app import create_app
+from authserver.config.settings import AuthServerSettings
 from authserver.context import AuthServer
-from authserver.crypto import hash_token
-from authserver.redirects import match_redirect_uri
-from authserver.settings import AuthServerSettings
+from authserver.endpoints.app import create_app
+from authserver.oauth.redirects import match_redirect_uri
+from authserver.storage.crypto import hash_token
 from authserver.storage.models import AuthorizationCode
 from tests.support.browser_flow import authorize_params, authorize_with_login, pkce_pair
 from tests.support.factories import create_client, create_user

@@ -11,15 +11,15 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from authserver.app import create_app
-from authserver.context import AuthServer
-from authserver.crypto import hash_token
-from authserver.login import IP_LIMIT_FACTOR
-from authserver.pending import (
+from authserver.browser.login import IP_LIMIT_FACTOR
+from authserver.browser.pending import (
     PENDING_RATE_WINDOW,
     PENDING_TTL,
     pending_rate_key,
 )
+from authserver.context import AuthServer
+from authserver.endpoints.app import create_app
+from authserver.storage.crypto import hash_token
 from authserver.storage.models import (
     AuditEvent,
     AuthorizationCode,

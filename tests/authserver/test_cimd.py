@@ -13,9 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from authserver import cimd
-from authserver.app import create_app
-from authserver.cimd import (
+from authserver.clients import metadata_documents
+from authserver.clients.metadata_documents import (
     DEFAULT_CACHE_SECONDS,
     MAX_CACHE_SECONDS,
     MIN_CACHE_SECONDS,
@@ -26,10 +25,11 @@ from authserver.cimd import (
     cache_seconds,
     validate_client_id_url,
 )
-from authserver.clients import load_client, prefetch_client
+from authserver.clients.ssrf import FetchTimeoutError
+from authserver.clients.store import load_client, prefetch_client
+from authserver.config.settings import AuthServerSettings
 from authserver.context import AuthServer
-from authserver.settings import AuthServerSettings
-from authserver.ssrf import FetchTimeoutError
+from authserver.endpoints.app import create_app
 from authserver.storage.models import Client
 from tests.authserver.ssrf_support import DocumentServer, document_server
 from tests.conftest import TEST_ISSUER
@@ -347,7 +347,7 @@ def test_registered_clients_still_load(server: AuthServer) -> None:
 def test_s49_cimd_cache_is_bounded(
     server: AuthServer, docs: DocumentServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cimd, "MAX_CACHED_DOCUMENTS", 2)
+    monkeypatch.setattr(metadata_documents, "MAX_CACHED_DOCUMENTS", 2)
     urls = [publish(docs, f"bounded-{index}.json") for index in range(3)]
     assert load(server, urls[0]) is not None
     assert load(server, urls[1]) is not None
@@ -369,7 +369,7 @@ def test_cimd_invalid_document_on_refresh_is_unknown_at_once(
 
 
 class FailingFetches:
-    """Stands in for :func:`cimd.fetch_document` when the document host is unreachable."""
+    """Stands in for :func:`metadata_documents.fetch_document` when the document host is down."""
 
     def __init__(self) -> None:
         self.calls: list[str] = []
@@ -385,7 +385,7 @@ def test_s49_stale_document_served_within_grace_when_refresh_fails(
     url = publish(docs, "flaky.json")
     assert load(server, url) is not None
     failing = FailingFetches()
-    monkeypatch.setattr(cimd, "fetch_document", failing)
+    monkeypatch.setattr(metadata_documents, "fetch_document", failing)
     clock.now += DEFAULT_CACHE_SECONDS + 1
     stale = load(server, url)
     assert stale is not None and stale.client_id == url
@@ -403,7 +403,7 @@ def test_s49_stale_refresh_attempted_once_per_interval(
     url = publish(docs, "herd.json")
     assert load(server, url) is not None
     failing = FailingFetches()
-    monkeypatch.setattr(cimd, "fetch_document", failing)
+    monkeypatch.setattr(metadata_documents, "fetch_document", failing)
     clock.now += DEFAULT_CACHE_SECONDS  # START and the expiry are multiples of the interval
     for _ in range(5):
         assert load(server, url) is not None
@@ -433,7 +433,7 @@ def test_s49_host_budget_cannot_knock_a_cached_client_offline(
 def test_s49_cimd_cache_is_bounded_per_host(
     server: AuthServer, docs: DocumentServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cimd, "MAX_DOCUMENTS_PER_HOST", 3)
+    monkeypatch.setattr(metadata_documents, "MAX_DOCUMENTS_PER_HOST", 3)
     port = docs.host.split(":")[1]
     # Other spellings of the same host count; a longer host name does not.
     for client_id in (

@@ -1,10 +1,11 @@
-"""The client address that limits and the audit trail record (:mod:`authserver.client_address`)."""
+"""The client address that limits and the audit trail record
+(:mod:`authserver.endpoints.client_address`)."""
 
 from __future__ import annotations
 
 import pytest
 
-from authserver.client_address import UNPARSEABLE, normalized_ip
+from authserver.endpoints.client_address import UNPARSEABLE, normalized_ip
 
 
 @pytest.mark.parametrize(

@@ -108,7 +108,7 @@ async def test_s19_token_endpoint_is_post_form_only_and_no_store(
 async def test_s20_unknown_and_known_clients_answer_alike_and_wrong_secrets_throttle(
     make_server: Any,
 ) -> None:
-    from authserver.app import create_app
+    from authserver.endpoints.app import create_app
 
     server: AuthServer = make_server(clock=Clock(), failed_auth_limit=3)
     client, secret = create_client(server, confidential=True, grant_types=["client_credentials"])
@@ -147,9 +147,10 @@ async def test_s20_unknown_and_known_clients_answer_alike_and_wrong_secrets_thro
 def test_s20_secret_comparison_is_constant_time() -> None:
     import inspect
 
-    from authserver import client_auth, crypto
+    from authserver.clients import authentication
+    from authserver.storage import crypto
 
-    assert "token_matches" in inspect.getsource(client_auth.authenticate_client)
+    assert "token_matches" in inspect.getsource(authentication.authenticate_client)
     assert "compare_digest" in inspect.getsource(crypto.token_matches)
 
 

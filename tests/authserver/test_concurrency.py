@@ -14,8 +14,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from authserver.app import create_app
 from authserver.context import AuthServer
+from authserver.endpoints.app import create_app
 from authserver.storage.models import Grant
 from tests.support.codes import code_form, create_code, refresh_form
 from tests.support.factories import create_client, create_user

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from authserver.app import create_app
 from authserver.context import AuthServer
+from authserver.endpoints.app import create_app
 from authserver.storage.models import AuditEvent, Consent
 from tests.support.browser_flow import (
     authorize_params,

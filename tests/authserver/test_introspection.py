@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from authserver.app import create_app
 from authserver.context import AuthServer
+from authserver.endpoints.app import create_app
 from tests.support.codes import FakeClock, code_form, create_code
 from tests.support.factories import create_client, create_user
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from authserver.config.settings import AuthServerSettings
 from authserver.context import AuthServer
 from authserver.deployment import initialize
-from authserver.keys import KeyDecryptionError
-from authserver.settings import AuthServerSettings
+from authserver.storage.signing_keys import KeyDecryptionError
 
 
 def test_worker_with_other_key_encryption_key_refuses_to_start(

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from authserver.logging_setup import (
+from authserver.ops.logging_setup import (
     REDACTED,
     REQUEST_ID,
     JsonFormatter,

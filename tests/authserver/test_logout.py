@@ -11,9 +11,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from authserver.app import create_app
+from authserver.browser.login import create_login_session
 from authserver.context import AuthServer
-from authserver.login import create_login_session
+from authserver.endpoints.app import create_app
 from authserver.storage.models import AuthorizationCode, LoginSession, User
 from tests.authserver.live_browser import (
     LiveServer,

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from authserver.context import AuthServer
 from authserver.deployment import DeploymentSettings, build_deployment, initialize
-from authserver.maintenance import run_maintenance
+from authserver.ops.maintenance import run_maintenance
 from authserver.storage.models import Client
 from tests.support.clock import Clock
 from tests.support.factories import create_client

@@ -13,9 +13,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from authserver.app import create_app
+from authserver.browser.password_change import PASSWORD_CHANGE_TTL
 from authserver.context import AuthServer
-from authserver.password_change import PASSWORD_CHANGE_TTL
+from authserver.endpoints.app import create_app
 from authserver.storage.models import AuditEvent, LoginSession, User
 from tests.support.browser_flow import (
     authorize_params,

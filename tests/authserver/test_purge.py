@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
-from authserver.app import create_app
 from authserver.context import AuthServer
-from authserver.crypto import new_id
-from authserver.purge import purge_expired
+from authserver.endpoints.app import create_app
+from authserver.ops.purge import purge_expired
+from authserver.storage.crypto import new_id
 from authserver.storage.models import (
     AccessToken,
     AuthorizationCode,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from authserver.cimd import STALE_GRACE_SECONDS
+from authserver.clients.metadata_documents import STALE_GRACE_SECONDS
 from authserver.context import AuthServer
-from authserver.reaper import purge_expired_metadata_documents, reap_unused_clients
+from authserver.ops.reaper import purge_expired_metadata_documents, reap_unused_clients
 from authserver.storage.models import Client
 from tests.support.factories import create_client
 

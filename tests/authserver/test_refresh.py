@@ -10,9 +10,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from authserver.app import create_app
 from authserver.context import AuthServer
-from authserver.crypto import hash_token
+from authserver.endpoints.app import create_app
+from authserver.storage.crypto import hash_token
 from authserver.storage.models import AccessToken, AuditEvent, Grant, RefreshToken
 from tests.support.codes import FakeClock, code_form, create_code, refresh_form
 from tests.support.factories import create_client, create_user

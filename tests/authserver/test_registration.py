@@ -11,12 +11,12 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from authserver.app import create_app
-from authserver.client_metadata import validate_redirect_uri
-from authserver.clients import CLIENT_ID_PREFIX, new_client_id
+from authserver.clients.metadata import validate_redirect_uri
+from authserver.clients.store import CLIENT_ID_PREFIX, new_client_id
 from authserver.context import AuthServer
-from authserver.crypto import hash_token
+from authserver.endpoints.app import create_app
 from authserver.errors import InvalidRedirectUriError
+from authserver.storage.crypto import hash_token
 from authserver.storage.models import Client
 from tests.conftest import TEST_ISSUER
 from tests.support.factories import create_user

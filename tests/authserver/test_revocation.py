@@ -10,8 +10,8 @@ from joserfc.jwk import KeySet
 from sqlalchemy import select
 
 from authserver.context import AuthServer
+from authserver.oauth.tokens import AccessTokenRevocationView
 from authserver.storage.models import AccessToken, Grant
-from authserver.tokens import AccessTokenRevocationView
 from tests.support.codes import code_form, create_code, refresh_form
 from tests.support.factories import create_client, create_user
 

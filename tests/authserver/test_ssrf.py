@@ -11,8 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from authserver.settings import AuthServerSettings
-from authserver.ssrf import (
+from authserver.clients.ssrf import (
     BadResponseError,
     BlockedAddressError,
     FetchPolicy,
@@ -23,6 +22,7 @@ from authserver.ssrf import (
     fetch,
     is_public_address,
 )
+from authserver.config.settings import AuthServerSettings
 from tests.authserver.ssrf_support import DocumentServer, document_server
 
 

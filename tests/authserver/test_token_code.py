@@ -211,7 +211,7 @@ async def test_s16_invalid_replay_does_not_revoke(
 async def test_s17_code_bound_to_client_redirect_and_lifetime(
     make_server: Any, user_id: str
 ) -> None:
-    from authserver.app import create_app
+    from authserver.endpoints.app import create_app
     from tests.support.codes import FakeClock
 
     clock = FakeClock()
@@ -279,7 +279,7 @@ async def test_s28_aud_is_canonical_resource_and_bad_resource_is_invalid_target(
 async def test_s29_resource_compared_canonically_never_by_prefix(
     make_server: Any, user_id: str
 ) -> None:
-    from authserver.app import create_app
+    from authserver.endpoints.app import create_app
 
     server: AuthServer = make_server(resource_url="https://mcp.example.com/mcp")
     client, _ = create_client(server)
@@ -349,7 +349,7 @@ async def test_scope_may_only_narrow_on_code_redemption(
 
 
 def test_s30_no_access_token_without_audience(auth_server: AuthServer) -> None:
-    from authserver.tokens import issue_access_token
+    from authserver.oauth.tokens import issue_access_token
 
     key = auth_server.keys.signing_key()
     with pytest.raises(ValueError, match="audience"):

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from sqlalchemy import inspect, text
 
-from authserver.app import create_app
 from authserver.context import AuthServer
+from authserver.endpoints.app import create_app
 from tests.support.browser_flow import authorize_params, authorize_with_login, pkce_pair
 from tests.support.codes import FakeClock
 from tests.support.factories import create_user

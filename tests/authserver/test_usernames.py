@@ -11,12 +11,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from authserver.app import create_app
-from authserver.clients import client_id_collides_with_user
+from authserver.accounts.users import InvalidUsernameError, check_username, new_user, username_key
+from authserver.clients.store import client_id_collides_with_user
 from authserver.context import AuthServer
-from authserver.crypto import hash_token
+from authserver.endpoints.app import create_app
+from authserver.storage.crypto import hash_token
 from authserver.storage.models import AuthorizationCode, User
-from authserver.users import InvalidUsernameError, check_username, new_user, username_key
 from tests.support.browser_flow import (
     authorize_params,
     authorize_with_login,

@@ -12,9 +12,9 @@ from argon2 import PasswordHasher
 from click.testing import CliRunner, Result
 from sqlalchemy import text
 
-from authserver.cli import charter
+from authserver.cli.main import charter
+from authserver.config.settings import AuthServerSettings
 from authserver.context import AuthServer
-from authserver.settings import AuthServerSettings
 from authserver.storage.models import Base
 from authserver.storage.schema import prepare_database
 
@@ -43,7 +43,7 @@ class Charter:
 def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
     """argon2id with small costs: the CLI's behaviour, not the hash's cost, is under test."""
     monkeypatch.setattr(
-        "authserver.passwords.PasswordHasher",
+        "authserver.accounts.passwords.PasswordHasher",
         functools.partial(PasswordHasher, time_cost=1, memory_cost=1024, parallelism=1),
     )
 
@@ -79,6 +79,6 @@ def terminal(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
     """Call to make the CLI believe a person sits at a terminal."""
 
     def attach() -> None:
-        monkeypatch.setattr("authserver.cli_output.stdin_is_tty", lambda: True)
+        monkeypatch.setattr("authserver.cli.output.stdin_is_tty", lambda: True)
 
     return attach

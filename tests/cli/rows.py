@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from authserver.context import AuthServer
-from authserver.crypto import hash_token, new_id, new_token
+from authserver.storage.crypto import hash_token, new_id, new_token
 from authserver.storage.models import AccessToken, Consent, Grant, RefreshToken
 
 RESOURCE = "http://127.0.0.1:8000/mcp"

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 
 from authserver.context import AuthServer
-from authserver.crypto import hash_token
+from authserver.storage.crypto import hash_token
 from authserver.storage.models import AccessToken, Client, Grant, RefreshToken
 from tests.cli.conftest import Charter
 from tests.cli.rows import issue_grant

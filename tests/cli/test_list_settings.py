@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from authserver.cli import charter
-from authserver.settings import AuthServerSettings, split_list_setting
+from authserver.cli.main import charter
+from authserver.config.settings import AuthServerSettings, split_list_setting
 
 
 @pytest.mark.parametrize(
@@ -95,7 +95,7 @@ class _UndecodableSettings(AuthServerSettings):
 def test_cli_reports_a_settings_source_error_as_invalid_configuration(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("authserver.cli.AuthServerSettings", _UndecodableSettings)
+    monkeypatch.setattr("authserver.cli.main.AuthServerSettings", _UndecodableSettings)
     result = CliRunner().invoke(
         charter,
         ["--data-dir", str(tmp_path), "users", "list"],

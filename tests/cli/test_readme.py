@@ -11,8 +11,8 @@ from typing import Any
 
 import click
 
-from authserver.cli import charter
-from authserver.settings import AuthServerSettings
+from authserver.cli.main import charter
+from authserver.config.settings import AuthServerSettings
 from resourceserver.mcp import Context, Registry
 from resourceserver.principal import Principal
 

@@ -230,7 +230,7 @@ def test_racing_adds_of_one_name_create_one_user(cli: Charter, server: AuthServe
     """Four ``charter users add`` processes for ``Eve``/``eve``/… at once: one creates the
     user, the others exit 1 saying it exists (checked before, or refused by the unique key)."""
     names = ["Eve", "eve", "EVE", "eVe"]
-    command = [sys.executable, "-c", "from authserver.cli import main; main()"]
+    command = [sys.executable, "-c", "from authserver.cli.main import main; main()"]
     options = ["--data-dir", str(cli.data_dir), "--database-url", cli.database_url]
     env = {key: value for key, value in os.environ.items() if not key.startswith("CHARTER_")}
     processes = [

@@ -26,7 +26,7 @@ import httpx
 from tests.support.live import free_port
 
 #: Runs the console script's entry point without needing the package installed.
-CHARTER = [sys.executable, "-c", "from authserver.cli import main; main()"]
+CHARTER = [sys.executable, "-c", "from authserver.cli.main import main; main()"]
 _PASSWORD_LINE = re.compile(r"one-time password.*\n\s+(\S+)\s*\n", re.IGNORECASE)
 _MCP_URL_LINE = re.compile(r"Connect your MCP client to (\S+)")
 START_TIMEOUT = 60.0

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine, event
 
+from authserver.config.settings import AuthServerSettings
 from authserver.context import AuthServer
-from authserver.settings import AuthServerSettings
 from authserver.storage.schema import prepare_database
 
 #: MCP protocol version the reliability tests speak.

@@ -17,9 +17,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from authserver.app import create_app
 from authserver.context import AuthServer
 from authserver.deployment import FirstStart, initialize
+from authserver.endpoints.app import create_app
 from authserver.storage.models import SigningKey, User
 from tests.reliability.support import KEY_SECRET, build_worker, ready_worker
 from tests.support.browser_flow import authorize_params, authorize_with_login, pkce_pair

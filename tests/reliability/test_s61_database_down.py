@@ -13,9 +13,9 @@ import httpx
 import pytest
 from starlette.concurrency import run_in_threadpool
 
-from authserver.app import create_app
 from authserver.context import AuthServer
 from authserver.deployment import DeploymentSettings, build_deployment, initialize
+from authserver.endpoints.app import create_app
 from resourceserver.errors import InvalidTokenError
 from resourceserver.jwks import CallbackKeySource
 from resourceserver.settings import ResourceServerSettings

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from authserver.app import create_app
 from authserver.context import AuthServer
+from authserver.endpoints.app import create_app
 from authserver.storage.schema import prepare_database
 from resourceserver.errors import InvalidTokenError
 from resourceserver.jwks import StaticKeySource

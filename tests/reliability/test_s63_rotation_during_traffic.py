@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from authserver.app import create_app
+from authserver.endpoints.app import create_app
 from authserver.storage.schema import prepare_database
 from resourceserver.jwks import RemoteJwksSource, StaticKeySource
 from resourceserver.settings import ResourceServerSettings

@@ -15,8 +15,8 @@ import httpx
 import pytest
 from sqlalchemy import event
 
-from authserver.app import create_app
 from authserver.context import AuthServer
+from authserver.endpoints.app import create_app
 from tests.reliability.support import ISSUER, client_credentials_form, ready_worker
 from tests.support.codes import code_form, create_code
 from tests.support.factories import create_client, create_user

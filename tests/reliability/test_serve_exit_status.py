@@ -1,6 +1,6 @@
-"""The exit status of ``charter serve`` (:mod:`authserver.clean_exit`): 0 after a drained stop on
-SIGTERM or SIGINT; non-zero when the server or a worker could not start, or when a second Ctrl+C
-forced the stop before the running requests finished."""
+"""The exit status of ``charter serve`` (:mod:`authserver.ops.clean_exit`): 0 after a drained
+stop on SIGTERM or SIGINT; non-zero when the server or a worker could not start, or when a second
+Ctrl+C forced the stop before the running requests finished."""
 
 from __future__ import annotations
 

@@ -8,8 +8,8 @@ import secrets
 from dataclasses import dataclass
 
 from authserver.context import AuthServer
-from authserver.crypto import hash_token, new_token
-from authserver.resources import canonical_resource
+from authserver.oauth.resources import canonical_resource
+from authserver.storage.crypto import hash_token, new_token
 from authserver.storage.models import AuthorizationCode
 
 

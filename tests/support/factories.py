@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from authserver.accounts.users import new_user
 from authserver.context import AuthServer
-from authserver.crypto import hash_token, new_id, new_token
+from authserver.storage.crypto import hash_token, new_id, new_token
 from authserver.storage.models import Client, User
-from authserver.users import new_user
 
 
 def create_user(

@@ -3,7 +3,7 @@
 Every command reads the same settings as the server (:class:`AuthServerSettings`, environment
 ``CHARTER_*``), with ``--database-url`` and ``--data-dir`` on the group taking precedence.
 Sub-command groups live in ``authserver/cli_*.py`` and are loaded when used; ``serve`` comes
-from :mod:`authserver.serve` (``serve_command``). :func:`build_settings` and
+from :mod:`authserver.cli.serve` (``serve_command``). :func:`build_settings` and
 :func:`open_server` are the shared way to get settings and a ready context from the options.
 """
 
@@ -20,19 +20,19 @@ from pydantic_settings import SettingsError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from authserver.config.settings import AuthServerSettings
 from authserver.context import AuthServer
-from authserver.settings import AuthServerSettings
 from authserver.storage.schema import DatabaseNotReadyError, prepare_database
 
 #: Sub-command name -> ``module:attribute`` of its click command.
 SUBCOMMANDS = {
-    "clients": "authserver.cli_clients:clients",
-    "consents": "authserver.cli_tokens:consents",
-    "db": "authserver.cli_db:db",
-    "keys": "authserver.cli_keys:keys",
-    "serve": "authserver.serve:serve_command",
-    "tokens": "authserver.cli_tokens:tokens",
-    "users": "authserver.cli_users:users",
+    "clients": "authserver.cli.clients:clients",
+    "consents": "authserver.cli.tokens:consents",
+    "db": "authserver.cli.db:db",
+    "keys": "authserver.cli.keys:keys",
+    "serve": "authserver.cli.serve:serve_command",
+    "tokens": "authserver.cli.tokens:tokens",
+    "users": "authserver.cli.users:users",
 }
 
 
@@ -109,7 +109,9 @@ def open_server(
 def _serve_unavailable() -> click.Command:
     @click.command("serve", help="Run Charter (not available in this build).")
     def serve() -> None:
-        raise click.ClickException("`charter serve` is not available: authserver.serve is missing")
+        raise click.ClickException(
+            "`charter serve` is not available: authserver.cli.serve is missing"
+        )
 
     return serve
 

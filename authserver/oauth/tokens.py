@@ -4,7 +4,7 @@
   and claims ``iss``, ``sub``, ``aud`` (the canonical resource, RFC 8707), ``client_id``,
   ``scope``, ``jti``, ``iat``, ``nbf``, ``exp``. One :class:`AccessToken` row per ``jti`` lets
   them be revoked (RFC 7009 §2) and listed by grant.
-* Refresh tokens are random strings (:func:`authserver.crypto.new_token`) stored as SHA-256;
+* Refresh tokens are random strings (:func:`authserver.storage.crypto.new_token`) stored as SHA-256;
   each row is one link of its grant's rotation chain (RFC 9700 §4.14.2).
 * :class:`AccessTokenRevocationView` tells the resource server which ``jti`` were revoked,
   from a set refreshed at most every few seconds, so the MCP hot path never queries per call.
@@ -30,9 +30,9 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from authserver.context import AuthServer
-from authserver.crypto import hash_token, new_id, new_token
-from authserver.keys import SIGNING_ALG
+from authserver.storage.crypto import hash_token, new_id, new_token
 from authserver.storage.models import AccessToken, Grant, RefreshToken
+from authserver.storage.signing_keys import SIGNING_ALG
 
 logger = logging.getLogger("charter.tokens")
 

@@ -4,9 +4,9 @@
 database transaction, builds a per-request :class:`CharterAuthorizationServer` (an authlib
 ``AuthorizationServer`` bound to that session, the signing key and the request time), lets
 authlib pick and validate the grant, and returns ``(status, body)``. authlib's errors become
-:mod:`authserver.errors`; an :class:`~authserver.errors.OAuthError` is raised *after* the
-transaction commits, so what a refused request must leave behind (a revoked grant after replay,
-a failed-secret counter) is kept.
+:mod:`authserver.errors`; an :class:`~authserver.errors.OAuthError` is raised
+*after* the transaction commits, so what a refused request must leave behind (a revoked grant
+after replay, a failed-secret counter) is kept.
 """
 
 from __future__ import annotations
@@ -21,10 +21,14 @@ from joserfc.jwk import ECKey
 from sqlalchemy.orm import Session
 
 from authserver import errors
-from authserver.client_auth import PresentedCredentials, authenticate_client, presented_credentials
-from authserver.clients import load_client, prefetch_client
+from authserver.clients.authentication import (
+    PresentedCredentials,
+    authenticate_client,
+    presented_credentials,
+)
+from authserver.clients.store import load_client, prefetch_client
 from authserver.context import AuthServer
-from authserver.grants import (
+from authserver.oauth.grants import (
     AuthorizationCodeGrant,
     ClientCredentialsGrant,
     OAuthClient,

@@ -27,10 +27,8 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from authserver.audit import record_event
-from authserver.clients import STATIC_KIND, client_id_collides_with_user, mark_client_used
+from authserver.clients.store import STATIC_KIND, client_id_collides_with_user, mark_client_used
 from authserver.context import AuthServer
-from authserver.crypto import hash_token, new_id
 from authserver.errors import (
     InvalidGrantError,
     InvalidRequestError,
@@ -38,13 +36,20 @@ from authserver.errors import (
     InvalidTargetError,
     UnauthorizedClientError,
 )
-from authserver.resources import resolve_resource
-from authserver.scopes import is_narrowing, parse_scope, resolve_scope
+from authserver.oauth.resources import resolve_resource
+from authserver.oauth.scopes import is_narrowing, parse_scope, resolve_scope
+from authserver.oauth.tokens import (
+    issue_access_token,
+    issue_refresh_token,
+    looks_like_jwt,
+    revoke_grant,
+)
+from authserver.storage.audit import record_event
+from authserver.storage.crypto import hash_token, new_id
 from authserver.storage.models import AuthorizationCode, Client, Grant, RefreshToken, User
-from authserver.tokens import issue_access_token, issue_refresh_token, looks_like_jwt, revoke_grant
 
 if TYPE_CHECKING:
-    from authserver.oauth2 import CharterAuthorizationServer, TokenEndpointRequest
+    from authserver.oauth.adapter import CharterAuthorizationServer, TokenEndpointRequest
 
 #: RFC 7636 §4.1: 43..128 characters of ``[A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~"``.
 CODE_VERIFIER_PATTERN = re.compile(r"[A-Za-z0-9\-._~]{43,128}")

@@ -1,7 +1,7 @@
 """``charter clients``: registered OAuth clients (dynamic, metadata documents, static).
 
 Static clients are made here; their redirect URIs follow the same rules as dynamic registration
-(:func:`authserver.client_metadata.validate_redirect_uri`). A confidential client's secret is
+(:func:`authserver.clients.metadata.validate_redirect_uri`). A confidential client's secret is
 printed once and stored only as a hash (S56).
 """
 
@@ -14,9 +14,8 @@ import click
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from authserver.audit import record_event
-from authserver.cli import open_server
-from authserver.cli_output import (
+from authserver.cli.main import open_server
+from authserver.cli.output import (
     Column,
     confirm,
     emit_record,
@@ -28,12 +27,13 @@ from authserver.cli_output import (
     usage_error,
     yes_option,
 )
-from authserver.cli_tokens import revoke_client_tokens
-from authserver.client_metadata import validate_redirect_uri
-from authserver.clients import client_id_collides_with_user
+from authserver.cli.tokens import revoke_client_tokens
+from authserver.clients.metadata import validate_redirect_uri
+from authserver.clients.store import client_id_collides_with_user
 from authserver.context import AuthServer
-from authserver.crypto import hash_token, new_id, new_token
 from authserver.errors import OAuthError
+from authserver.storage.audit import record_event
+from authserver.storage.crypto import hash_token, new_id, new_token
 from authserver.storage.models import Client, Consent
 
 KIND_LABELS = {

@@ -11,7 +11,7 @@ end.
 The sign-out form of ``/logout`` carries a CSRF token derived from the session cookie (a
 SHA-256 of a fixed label and the cookie value): only a page served to the browser holding that
 HttpOnly cookie can know it, and it dies with the session. The consent page's sign-out form uses
-its pending request's CSRF token instead (:mod:`authserver.pending`).
+its pending request's CSRF token instead (:mod:`authserver.browser.pending`).
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from authserver.audit import record_event
+from authserver.browser.login import SESSION_COOKIE, cookie_name, secure_cookies
+from authserver.config.settings import AuthServerSettings
 from authserver.context import AuthServer
-from authserver.crypto import hash_token, token_matches
-from authserver.login import SESSION_COOKIE, cookie_name, secure_cookies
-from authserver.settings import AuthServerSettings
+from authserver.storage.audit import record_event
+from authserver.storage.crypto import hash_token, token_matches
 from authserver.storage.models import LoginSession
 
 #: Separates the sign-out token from every other use of the session cookie's hash.

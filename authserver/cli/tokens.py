@@ -1,6 +1,6 @@
 """``charter tokens`` and ``charter consents``: what was granted, and taking it back.
 
-Revocation marks rows (``revoked_at``) with :func:`authserver.tokens.revoke_grant`, which the
+Revocation marks rows (``revoked_at``) with :func:`authserver.oauth.tokens.revoke_grant`, which the
 resource server's revocation view picks up; nothing secret is ever printed (only ``jti`` and ids).
 """
 
@@ -13,9 +13,9 @@ import click
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from authserver.audit import record_event
-from authserver.cli import open_server
-from authserver.cli_output import (
+from authserver.accounts.users import username_key
+from authserver.cli.main import open_server
+from authserver.cli.output import (
     Column,
     confirm,
     emit_records,
@@ -26,10 +26,10 @@ from authserver.cli_output import (
     usage_error,
     yes_option,
 )
-from authserver.purge import purge_expired
+from authserver.oauth.tokens import revoke_access_token, revoke_grant
+from authserver.ops.purge import purge_expired
+from authserver.storage.audit import record_event
 from authserver.storage.models import AccessToken, Client, Consent, Grant, User
-from authserver.tokens import revoke_access_token, revoke_grant
-from authserver.users import username_key
 
 ACCESS_TOKEN_COLUMNS = (
     Column("JTI", "jti"),

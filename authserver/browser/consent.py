@@ -16,9 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from authserver.context import AuthServer
-from authserver.crypto import new_id
-from authserver.redirects import display_host, is_loopback_redirect
-from authserver.scopes import parse_scope
+from authserver.oauth.redirects import display_host, is_loopback_redirect
+from authserver.oauth.scopes import parse_scope
+from authserver.storage.crypto import new_id
 from authserver.storage.models import Client, Consent
 
 SCOPE_DESCRIPTIONS = {

@@ -2,8 +2,9 @@
 
 Dynamically registered clients that never obtained a token (``last_used_at`` is NULL) are
 deleted once older than ``unused_client_ttl``. Cached client ID metadata documents whose
-``expires_at`` and grace (:data:`authserver.cimd.STALE_GRACE_SECONDS`, during which a stale
-row is still served when its refresh fails) have passed are deleted too: they are fetched
+``expires_at`` and grace
+(:data:`authserver.clients.metadata_documents.STALE_GRACE_SECONDS`, during which a stale row
+is still served when its refresh fails) have passed are deleted too: they are fetched
 again when next needed. Both
 work in batches, one short transaction each, so that a large backlog never holds a long lock.
 """
@@ -12,8 +13,8 @@ from __future__ import annotations
 
 from sqlalchemy import delete, select
 
-from authserver.cimd import KIND as METADATA_DOCUMENT_KIND
-from authserver.cimd import STALE_GRACE_SECONDS
+from authserver.clients.metadata_documents import KIND as METADATA_DOCUMENT_KIND
+from authserver.clients.metadata_documents import STALE_GRACE_SECONDS
 from authserver.context import AuthServer
 from authserver.storage.models import Client
 

@@ -1,8 +1,9 @@
 """``charter users``: local accounts that log in on the login page (argon2id hashes only).
 
-Names are found by their folded key (:func:`authserver.users.username_key`): ``charter users
-passwd Admin`` changes ``admin``, and ``users add`` refuses a name that differs from an existing
-one only in case or width (exit 1), also when two commands race (the unique key decides).
+Names are found by their folded key (:func:`authserver.accounts.users.username_key`):
+``charter users passwd Admin`` changes ``admin``, and ``users add`` refuses a name that differs
+from an existing one only in case or width (exit 1), also when two commands race (the unique key
+decides).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from authserver import cli_output
-from authserver.audit import record_event
-from authserver.cli import open_server
-from authserver.cli_output import (
+from authserver.accounts.passwords import new_password_problem
+from authserver.accounts.users import InvalidUsernameError, check_username, new_user, username_key
+from authserver.cli import output
+from authserver.cli.main import open_server
+from authserver.cli.output import (
     Column,
     confirm,
     emit_records,
@@ -29,10 +31,9 @@ from authserver.cli_output import (
     usage_error,
     yes_option,
 )
-from authserver.passwords import new_password_problem
+from authserver.oauth.tokens import revoke_grant
+from authserver.storage.audit import record_event
 from authserver.storage.models import Client, Consent, Grant, LoginSession, User
-from authserver.tokens import revoke_grant
-from authserver.users import InvalidUsernameError, check_username, new_user, username_key
 
 USER_COLUMNS = (
     Column("USERNAME", "username"),
@@ -71,7 +72,7 @@ def read_password(from_stdin: bool) -> str:
     """The new password: first line of stdin, or a hidden prompt asked twice."""
     if from_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
-    elif cli_output.stdin_is_tty():
+    elif output.stdin_is_tty():
         password = click.prompt(
             "Password", hide_input=True, confirmation_prompt=True, err=True, type=str
         )

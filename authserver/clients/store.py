@@ -1,6 +1,7 @@
 """Finding, creating and retiring clients: registered rows (dynamic or static) and, for an
-https ``client_id``, client ID metadata documents (:mod:`authserver.cimd`), fetched by
-:func:`prefetch_client` outside any transaction and read by :func:`load_client` inside one.
+https ``client_id``, client ID metadata documents
+(:mod:`authserver.clients.metadata_documents`), fetched by :func:`prefetch_client` outside any
+transaction and read by :func:`load_client` inside one.
 
 Client identifiers of registered clients are generated here, never chosen by the client
 (RFC 7591 §3.2.1, S46). They carry 144 random bits (S18) behind the prefix ``dcr_``, and each
@@ -17,16 +18,16 @@ from collections.abc import Callable
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from authserver import cimd
+from authserver.accounts.users import username_key
+from authserver.clients import metadata_documents
 from authserver.context import AuthServer
-from authserver.crypto import new_token
+from authserver.oauth.tokens import revoke_client_grants
+from authserver.storage.crypto import new_token
 from authserver.storage.models import (
     Client,
     Consent,
     User,
 )
-from authserver.tokens import revoke_client_grants
-from authserver.users import username_key
 
 #: Clients an administrator created (``charter clients add``); only they may use
 #: ``client_credentials``.
@@ -37,7 +38,7 @@ CLIENT_ID_BYTES = 18
 
 def _is_document_id(server: AuthServer, client_id: str) -> bool:
     settings = server.settings
-    return settings.client_id_metadata_documents and cimd.looks_like_document_url(
+    return settings.client_id_metadata_documents and metadata_documents.looks_like_document_url(
         client_id, settings
     )
 
@@ -52,7 +53,7 @@ def prefetch_client(server: AuthServer, client_id: str) -> None:
     """
     if not client_id or len(client_id) > 2048 or not _is_document_id(server, client_id):
         return
-    cimd.prefetch_document(server, client_id, refuse=client_id_collides_with_user)
+    metadata_documents.prefetch_document(server, client_id, refuse=client_id_collides_with_user)
 
 
 def load_client(server: AuthServer, session: Session, client_id: str) -> Client | None:
@@ -60,19 +61,19 @@ def load_client(server: AuthServer, session: Session, client_id: str) -> Client 
 
     Reads only; never fetches. An https ``client_id`` (when ``client_id_metadata_documents``
     is on) is a metadata document, served from its cached row: fresh, or stale within the
-    grace of :func:`authserver.cimd.usable_document_client`. Call :func:`prefetch_client`
-    before the transaction to fetch or refresh it.
+    grace of :func:`authserver.clients.metadata_documents.usable_document_client`. Call
+    :func:`prefetch_client` before the transaction to fetch or refresh it.
     """
     if not client_id or len(client_id) > 2048:
         return None
     client = session.get(Client, client_id)
     if client is None:
         return None
-    if client.kind != cimd.KIND:
+    if client.kind != metadata_documents.KIND:
         return None if client.disabled else client
     if not _is_document_id(server, client_id):
         return None
-    return cimd.usable_document_client(client, server.now())
+    return metadata_documents.usable_document_client(client, server.now())
 
 
 def client_id_collides_with_user(session: Session, candidate: str) -> bool:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from authserver.config.settings import AuthServerSettings
 from authserver.errors import InvalidScopeError
-from authserver.settings import AuthServerSettings
 from authserver.storage.models import Client
 
 MAX_SCOPE_LENGTH = 1024

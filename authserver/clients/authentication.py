@@ -17,11 +17,11 @@ from urllib.parse import unquote_plus
 
 from sqlalchemy.orm import Session
 
-from authserver import ratelimit
-from authserver.clients import load_client
+from authserver.clients.store import load_client
 from authserver.context import AuthServer
-from authserver.crypto import hash_token, token_matches
 from authserver.errors import InvalidClientError, InvalidRequestError, SlowDownError
+from authserver.storage import rate_limits
+from authserver.storage.crypto import hash_token, token_matches
 from authserver.storage.models import Client
 
 NONE = "none"
@@ -125,7 +125,7 @@ def authenticate_client(
     stored = client.secret_hash if client is not None else None
     matched = token_matches(credentials.secret or "", stored)
     if client is None or not matched:
-        wait = ratelimit.hit(
+        wait = rate_limits.hit(
             session,
             _throttle_key(credentials.client_id),
             now=now,

@@ -7,8 +7,9 @@ is printed once (never logged). Every start prints the MCP URL to give to client
 Each option can also be set with the ``CHARTER_*`` environment variable shown in ``--help``.
 SIGTERM/SIGINT drain: SSE streams end at once (clients resume with ``Last-Event-ID``), running
 requests get ``--graceful-timeout`` seconds to finish, and a completed drain exits 0
-(:mod:`authserver.clean_exit`). Behind a load balancer, ``--forwarded-allow-ips`` names the proxies
-whose ``X-Forwarded-For`` gives the client address (:mod:`authserver.trusted_proxies`).
+(:mod:`authserver.ops.clean_exit`). Behind a load balancer, ``--forwarded-allow-ips`` names the
+proxies whose ``X-Forwarded-For`` gives the client address
+(:mod:`authserver.config.trusted_proxies`).
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from authserver.clean_exit import run_server, run_workers
-from authserver.cli import CliOptions
-from authserver.logging_setup import LogFormat, configure_logging, logging_config
-from authserver.settings import is_loopback_host
-from authserver.trusted_proxies import DEFAULT_TRUSTED_PROXIES, parse_trusted_proxies
+from authserver.cli.main import CliOptions
+from authserver.config.settings import is_loopback_host
+from authserver.config.trusted_proxies import DEFAULT_TRUSTED_PROXIES, parse_trusted_proxies
+from authserver.ops.clean_exit import run_server, run_workers
+from authserver.ops.logging_setup import LogFormat, configure_logging, logging_config
 
 if TYPE_CHECKING:
     from authserver.deployment import DeploymentSettings
@@ -222,8 +223,8 @@ def serve_command(
         build_registry,
         initialize,
     )
-    from authserver.keys import KeyDecryptionError
     from authserver.storage.schema import DatabaseNotReadyError
+    from authserver.storage.signing_keys import KeyDecryptionError
 
     values: dict[str, Any] = _group_options(ctx)
     values["issuer"] = _strip_root_slash(issuer) if issuer else default_issuer(host, port)

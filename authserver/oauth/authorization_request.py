@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from authserver.clients import load_client, prefetch_client
+from authserver.clients.store import load_client, prefetch_client
 from authserver.context import AuthServer
 from authserver.errors import (
     InvalidRequestError,
@@ -21,9 +21,9 @@ from authserver.errors import (
     UnauthorizedClientError,
     UnsupportedResponseTypeError,
 )
-from authserver.redirects import RedirectMatch, match_redirect_uri
-from authserver.resources import resolve_resource
-from authserver.scopes import resolve_scope
+from authserver.oauth.redirects import RedirectMatch, match_redirect_uri
+from authserver.oauth.resources import resolve_resource
+from authserver.oauth.scopes import resolve_scope
 from authserver.storage.models import Client
 
 PKCE_CHALLENGE = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")

@@ -6,7 +6,7 @@ Rules enforced here (S50):
 
 - The URL is https (``http`` only for allow-listed hosts when ``ssrf_allow_http`` is set, for
   tests), has a path other than ``/``, no ``.``/``..`` segments, no fragment, no userinfo.
-- It is fetched through the SSRF guard (:mod:`authserver.ssrf`), 200 only, no redirects,
+- It is fetched through the SSRF guard (:mod:`authserver.clients.ssrf`), 200 only, no redirects,
   at most :data:`MAX_DOCUMENT_BYTES`, as a JSON object.
 - The document's ``client_id`` equals the URL exactly (string comparison).
 - It lists valid ``redirect_uris``; the authorization endpoint then accepts only those.
@@ -52,13 +52,13 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from authserver import ratelimit
-from authserver.client_metadata import ClientMetadata, normalise_registration
+from authserver.clients.metadata import ClientMetadata, normalise_registration
+from authserver.clients.ssrf import FetchError, FetchPolicy, FetchResult, StatusError, fetch
+from authserver.config.settings import AuthServerSettings
 from authserver.context import AuthServer
-from authserver.crypto import hash_token
 from authserver.errors import OAuthError
-from authserver.settings import AuthServerSettings
-from authserver.ssrf import FetchError, FetchPolicy, FetchResult, StatusError, fetch
+from authserver.storage import rate_limits
+from authserver.storage.crypto import hash_token
 from authserver.storage.models import Client
 
 logger = logging.getLogger("charter.cimd")
@@ -256,7 +256,7 @@ def _plan_fetch(
         if cached.kind != KIND or cached.disabled or is_fresh(cached, now):
             return False, ""
         # A refresh: not counted in the host's budget, but one attempt per interval per URL.
-        wait = ratelimit.hit(
+        wait = rate_limits.hit(
             session,
             "cimd:refresh:" + hash_token(url)[:40],
             now=now,
@@ -271,7 +271,7 @@ def _plan_fetch(
     if refuse is not None and refuse(session, url):
         return False, "the client_id equals a user's id or username"
     host = document_host(url)
-    wait = ratelimit.hit(
+    wait = rate_limits.hit(
         session,
         f"cimd:host:{host}",
         now=now,

@@ -17,11 +17,11 @@ counters and never locks a user out from elsewhere:
   Someone guessing ``admin``'s password from one IP cannot keep ``admin`` out from another.
 
 User names are looked up, and counted, by their folded key
-(:func:`authserver.users.username_key`): ``Admin``, `` admin `` and ``admin`` in full-width
+(:func:`authserver.accounts.users.username_key`): ``Admin``, `` admin `` and ``admin`` in full-width
 letters are one user. A user whose password is a one-time password
 (``must_change_password``) gets no login session from the right password: :func:`log_in` answers
 :class:`PasswordChangeRequired` and the login form continues to the change page
-(:mod:`authserver.password_change`); only the change establishes the login.
+(:mod:`authserver.browser.password_change`); only the change establishes the login.
 """
 
 from __future__ import annotations
@@ -34,13 +34,13 @@ from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
 
-from authserver import ratelimit
-from authserver.audit import record_event
+from authserver.accounts.users import username_key
+from authserver.config.settings import AuthServerSettings
 from authserver.context import AuthServer
-from authserver.crypto import hash_token, new_token
-from authserver.settings import AuthServerSettings
+from authserver.storage import rate_limits
+from authserver.storage.audit import record_event
+from authserver.storage.crypto import hash_token, new_token
 from authserver.storage.models import LoginSession, RateCounter, User
-from authserver.users import username_key
 
 SESSION_COOKIE = "charter_session"
 BROWSER_COOKIE = "charter_browser"
@@ -211,10 +211,10 @@ def log_in(
     counted_at = server.now()
     with server.database.transaction() as session:
         wait = max(
-            ratelimit.hit(
+            rate_limits.hit(
                 session, keys.pair, now=counted_at, window=FAILED_LOGIN_WINDOW, limit=limit
             ),
-            ratelimit.hit(
+            rate_limits.hit(
                 session, keys.ip, now=counted_at, window=FAILED_LOGIN_WINDOW, limit=ip_limit
             ),
         )
@@ -234,8 +234,8 @@ def log_in(
     now = server.now()
     with server.database.transaction() as session:
         if verified and user_id is not None:
-            ratelimit.reset(session, keys.pair)
-            ratelimit.reset(session, keys.user)
+            rate_limits.reset(session, keys.pair)
+            rate_limits.reset(session, keys.user)
             _give_back(session, keys.ip, counted_at=counted_at, window=FAILED_LOGIN_WINDOW)
             if must_change:
                 record_event(
@@ -252,7 +252,7 @@ def log_in(
                 session, "login_succeeded", at=now, client_id=client_id, subject=user_id, ip=ip
             )
             return LoginSucceeded(user_id, cookie_value)
-        wait = ratelimit.hit(session, keys.user, now=now, window=FAILED_LOGIN_WINDOW, limit=limit)
+        wait = rate_limits.hit(session, keys.user, now=now, window=FAILED_LOGIN_WINDOW, limit=limit)
         record_event(session, "login_failed", at=now, client_id=client_id, subject=user_id, ip=ip)
         if wait:
             record_event(session, "login_throttled", at=now, client_id=client_id, ip=ip)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import unicodedata
 
 from authserver.context import AuthServer
-from authserver.crypto import new_id
+from authserver.storage.crypto import new_id
 from authserver.storage.models import User
 
 #: Longest user name, in characters (as typed, after trimming).

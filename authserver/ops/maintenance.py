@@ -14,8 +14,8 @@ import anyio
 from starlette.concurrency import run_in_threadpool
 
 from authserver.context import AuthServer
-from authserver.purge import purge_expired
-from authserver.reaper import purge_expired_metadata_documents, reap_unused_clients
+from authserver.ops.purge import purge_expired
+from authserver.ops.reaper import purge_expired_metadata_documents, reap_unused_clients
 
 logger = logging.getLogger("charter.maintenance")
 

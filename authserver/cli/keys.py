@@ -6,8 +6,8 @@ from typing import Any
 
 import click
 
-from authserver.cli import open_server
-from authserver.cli_output import (
+from authserver.cli.main import open_server
+from authserver.cli.output import (
     Column,
     confirm,
     emit_records,

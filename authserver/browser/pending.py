@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from authserver import ratelimit
-from authserver.authorization_request import AuthorizationRequest
 from authserver.context import AuthServer
-from authserver.crypto import hash_token, new_token, token_matches
+from authserver.oauth.authorization_request import AuthorizationRequest
+from authserver.storage import rate_limits
+from authserver.storage.crypto import hash_token, new_token, token_matches
 from authserver.storage.models import AuthorizationCode, PendingAuthorization
 
 #: How long a user may take to log in and consent, seconds.
@@ -86,7 +86,7 @@ def pending_rate_key(ip: str) -> str:
 
 def count_new_pending(session: Session, server: AuthServer, ip: str) -> int:
     """Count a new pending request from ``ip``; seconds to wait when over the limit, else 0."""
-    return ratelimit.hit(
+    return rate_limits.hit(
         session,
         pending_rate_key(ip),
         now=server.now(),

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import urlsplit, urlunsplit
 
+from authserver.config.settings import AuthServerSettings
 from authserver.errors import InvalidTargetError
-from authserver.settings import AuthServerSettings
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 MAX_RESOURCE_LENGTH = 2048

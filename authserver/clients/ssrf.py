@@ -41,7 +41,7 @@ from typing import Any
 import httpcore
 import httpx
 
-from authserver.settings import AuthServerSettings
+from authserver.config.settings import AuthServerSettings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 #: ``(host, port) -> addresses``; the default uses :func:`socket.getaddrinfo`.

@@ -1,0 +1,1 @@
+"""Local user accounts: user names and argon2 passwords."""

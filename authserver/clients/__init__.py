@@ -1,0 +1,1 @@
+"""OAuth clients: the client store, authentication, metadata, metadata documents, SSRF guard."""

@@ -1,0 +1,1 @@
+"""The one settings model of a deployment and what is generated from it."""

@@ -1,0 +1,1 @@
+"""Running a deployment: purge, reaper, maintenance, logging, clean exit."""
