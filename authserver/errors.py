@@ -94,6 +94,18 @@ class AccessDeniedError(OAuthError):
     status_code = 403
 
 
+class LoginRequiredError(OAuthError):
+    """``prompt=none`` but nobody is logged in (OpenID Connect Core §3.1.2.6)."""
+
+    error = "login_required"
+
+
+class ConsentRequiredError(OAuthError):
+    """``prompt=none`` but consent must be asked for (OpenID Connect Core §3.1.2.6)."""
+
+    error = "consent_required"
+
+
 class UnsupportedTokenTypeError(OAuthError):
     error = "unsupported_token_type"
 

@@ -1,12 +1,7 @@
-"""Browser login: password check with throttling, login sessions and cookies (RFC 9700 §4.4, S51).
+"""Browser login: password check with throttling, and login sessions (RFC 9700 §4.4, S51).
 
-Cookies: ``__Host-charter_session`` (the login) and ``__Host-charter_browser`` (binds pending
-authorization requests and their forms to the browser that started them, so a form posted from
-another site or another browser is refused). Both are Secure, HttpOnly, SameSite=Lax, Path=/.
-Browsers refuse ``__Host-`` and Secure cookies over plain http, so on an ``http://`` loopback
-issuer (development, tests) the names lose the prefix and the Secure flag.
-
-Login sessions and browser ids are stored only as hashes. Throttling (S20) uses shared SQL
+The login cookie and the browser-binding cookie are set by :mod:`authserver.browser.cookies`;
+login sessions are stored only as hashes. Throttling (S20) uses shared SQL
 counters and never locks a user out from elsewhere:
 
 - every attempt is counted first (hit-then-check, so parallel guesses cannot slip past the limit)
@@ -17,8 +12,8 @@ counters and never locks a user out from elsewhere:
   Someone guessing ``admin``'s password from one IP cannot keep ``admin`` out from another.
 
 User names are looked up, and counted, by their folded key
-(:func:`authserver.accounts.users.username_key`): ``Admin``, `` admin `` and ``admin`` in full-width
-letters are one user. A user whose password is a one-time password
+(:func:`authserver.accounts.users.username_key`): ``Admin``, `` admin `` and ``admin`` in
+full-width letters are one user. A user whose password is a one-time password
 (``must_change_password``) gets no login session from the right password: :func:`log_in` answers
 :class:`PasswordChangeRequired` and the login form continues to the change page
 (:mod:`authserver.browser.password_change`); only the change establishes the login.
@@ -26,76 +21,25 @@ letters are one user. A user whose password is a one-time password
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from starlette.requests import Request
-from starlette.responses import Response
 
-from authserver.accounts.users import username_key
-from authserver.config.settings import AuthServerSettings
+from authserver.accounts.passwords import MAX_PASSWORD_LENGTH
+from authserver.accounts.users import MAX_USERNAME_LENGTH, username_key
 from authserver.context import AuthServer
 from authserver.storage import rate_limits
 from authserver.storage.audit import record_event
 from authserver.storage.crypto import hash_token, new_token
 from authserver.storage.models import LoginSession, RateCounter, User
 
-SESSION_COOKIE = "charter_session"
-BROWSER_COOKIE = "charter_browser"
-#: How long a browser id lives (it carries no authority of its own), seconds.
-BROWSER_COOKIE_TTL = 30 * 86400
 #: Failed-login counting window, seconds.
 FAILED_LOGIN_WINDOW = 300
 #: A client IP may fail this many times more often than one username (shared NATs).
 IP_LIMIT_FACTOR = 5
-MAX_USERNAME_LENGTH = 128
-MAX_PASSWORD_LENGTH = 1024
 #: A login form may carry a name with this much surrounding whitespace (it is trimmed).
 _USERNAME_FIELD_LENGTH = 4 * MAX_USERNAME_LENGTH
-_TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{22,128}$")
-
-
-def secure_cookies(settings: AuthServerSettings) -> bool:
-    """True when the issuer is https (then cookies are ``__Host-`` and Secure)."""
-    return settings.issuer.startswith("https://")
-
-
-def cookie_name(settings: AuthServerSettings, base: str) -> str:
-    """The cookie name for ``base`` under this issuer."""
-    return f"__Host-{base}" if secure_cookies(settings) else base
-
-
-def set_cookie(
-    response: Response, settings: AuthServerSettings, base: str, value: str, max_age: int
-) -> None:
-    """Set one of our cookies with the S51 flags."""
-    response.set_cookie(
-        cookie_name(settings, base),
-        value,
-        max_age=max_age,
-        path="/",
-        secure=secure_cookies(settings),
-        httponly=True,
-        samesite="lax",
-    )
-
-
-def read_cookie(request: Request, settings: AuthServerSettings, base: str) -> str | None:
-    """Our cookie's value when present and token-shaped."""
-    value = request.cookies.get(cookie_name(settings, base))
-    if value is None or not _TOKEN_SHAPE.match(value):
-        return None
-    return value
-
-
-def browser_id(request: Request, settings: AuthServerSettings) -> tuple[str, bool]:
-    """The browser-binding id and whether it is new (then the caller sets the cookie)."""
-    existing = read_cookie(request, settings, BROWSER_COOKIE)
-    if existing is not None:
-        return existing, False
-    return new_token(), True
 
 
 @dataclass(frozen=True)

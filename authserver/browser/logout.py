@@ -20,10 +20,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
-from starlette.responses import Response
 
-from authserver.browser.login import SESSION_COOKIE, cookie_name, secure_cookies
-from authserver.config.settings import AuthServerSettings
 from authserver.context import AuthServer
 from authserver.storage.audit import record_event
 from authserver.storage.crypto import hash_token, token_matches
@@ -76,14 +73,3 @@ def end_login_sessions(
                 session, "logout", at=now, client_id=client_id, subject=user_id, ip=ip, via=via
             )
     return ended
-
-
-def clear_session_cookie(response: Response, settings: AuthServerSettings) -> None:
-    """Tell the browser to drop the login cookie (same name, path and flags it was set with)."""
-    response.delete_cookie(
-        cookie_name(settings, SESSION_COOKIE),
-        path="/",
-        secure=secure_cookies(settings),
-        httponly=True,
-        samesite="lax",
-    )

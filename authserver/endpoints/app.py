@@ -17,10 +17,12 @@ from authserver.endpoints import (
     jwks,
     logout,
     metadata,
+    password_change,
     registration,
     revocation,
     token,
 )
+from authserver.endpoints.responses import error_response
 from authserver.errors import OAuthError, TemporarilyUnavailableError
 
 logger = logging.getLogger("charter.authserver")
@@ -33,6 +35,7 @@ def authserver_routes(server: AuthServer) -> list[BaseRoute]:
         *jwks.jwks_routes(server),
         *registration.routes(server),
         *authorize.routes(server),
+        *password_change.routes(server),
         *logout.routes(server),
         *token.routes(server),
         *revocation.routes(server),
@@ -44,9 +47,7 @@ async def oauth_error_handler(_request: Request, exc: Exception) -> Response:
     """Render an :class:`OAuthError` escaping an endpoint as its JSON response."""
     if not isinstance(exc, OAuthError):  # pragma: no cover - registered for OAuthError only
         raise exc
-    if exc.detail:
-        logger.info("%s: %s", exc.error, exc.detail)
-    return exc.to_response()
+    return error_response(exc)
 
 
 async def database_error_handler(_request: Request, exc: Exception) -> Response:

@@ -27,8 +27,6 @@ the client and revokes its grants and tokens, 204.
 
 from __future__ import annotations
 
-import json
-import logging
 from typing import Any
 
 from sqlalchemy import select
@@ -46,8 +44,10 @@ from authserver.clients.metadata import (
 )
 from authserver.clients.store import delete_client, new_client_id
 from authserver.context import AuthServer
+from authserver.endpoints.bodies import OversizedBodyError, WrongMediaTypeError, read_json_object
 from authserver.endpoints.client_address import client_ip
 from authserver.endpoints.cors import allow_cors
+from authserver.endpoints.responses import error_response
 from authserver.errors import (
     NO_STORE_HEADERS,
     AccessDeniedError,
@@ -60,8 +60,6 @@ from authserver.storage import rate_limits
 from authserver.storage.audit import record_event
 from authserver.storage.crypto import hash_token, new_token, token_matches
 from authserver.storage.models import Client
-
-logger = logging.getLogger("charter.registration")
 
 KIND = "dynamic"
 RATE_WINDOW_SECONDS = 60
@@ -88,26 +86,16 @@ class RegistrationTokenError(InvalidTokenError):
         return headers
 
 
-async def read_json_object(request: Request) -> dict[str, Any]:
+async def read_registration(request: Request) -> dict[str, Any]:
     """The body as a JSON object: ``application/json``, at most 16 KiB, else an error."""
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type != "application/json":
-        raise UnsupportedMediaTypeError("the request body must be application/json")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise BodyTooLargeError(f"the request body must be at most {MAX_BODY_BYTES} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise BodyTooLargeError(f"the request body must be at most {MAX_BODY_BYTES} bytes")
     try:
-        document = json.loads(bytes(body))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise InvalidClientMetadataError("the request body is not valid JSON") from exc
-    if not isinstance(document, dict):
-        raise InvalidClientMetadataError("the request body must be a JSON object")
-    return document
+        return await read_json_object(request, max_bytes=MAX_BODY_BYTES)
+    except WrongMediaTypeError as exc:
+        raise UnsupportedMediaTypeError("the request body must be application/json") from exc
+    except OversizedBodyError as exc:
+        raise BodyTooLargeError(f"the request body must be at most {MAX_BODY_BYTES} bytes") from exc
+    except ValueError as exc:
+        raise InvalidClientMetadataError(str(exc)) from exc
 
 
 def bearer_token(request: Request) -> str:
@@ -290,13 +278,6 @@ def remove_client(server: AuthServer, client_id: str, token: str, ip: str) -> No
         delete_client(session, client, now, reason="client_deleted")
 
 
-def _error_response(exc: OAuthError) -> Response:
-    """The error as JSON, returned (not raised) so that CORS headers are added to it."""
-    if exc.detail:
-        logger.info("%s: %s", exc.error, exc.detail)
-    return exc.to_response()
-
-
 def routes(server: AuthServer) -> list[BaseRoute]:
     """``/register`` and ``/register/{client_id}``, with CORS (S8)."""
 
@@ -304,20 +285,20 @@ def routes(server: AuthServer) -> list[BaseRoute]:
         try:
             return await _register(request)
         except OAuthError as exc:
-            return _error_response(exc)
+            return error_response(exc)
 
     async def manage(request: Request) -> Response:
         try:
             return await _manage(request)
         except OAuthError as exc:
-            return _error_response(exc)
+            return error_response(exc)
 
     async def _register(request: Request) -> Response:
         if not server.settings.registration_open:
             raise AccessDeniedError("open dynamic client registration is disabled")
         ip = client_ip(request)
         await run_in_threadpool(_check_rate, server, ip)
-        body = await read_json_object(request)
+        body = await read_registration(request)
         information = await run_in_threadpool(register_client, server, body, ip)
         return JSONResponse(information, status_code=201, headers=dict(NO_STORE_HEADERS))
 
@@ -328,7 +309,7 @@ def routes(server: AuthServer) -> list[BaseRoute]:
             information = await run_in_threadpool(read_client, server, client_id, token)
             return JSONResponse(information, headers=dict(NO_STORE_HEADERS))
         if request.method == "PUT":
-            body = await read_json_object(request)
+            body = await read_registration(request)
             information = await run_in_threadpool(
                 update_client, server, client_id, token, body, client_ip(request)
             )

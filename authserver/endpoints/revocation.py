@@ -16,8 +16,9 @@ from starlette.routing import BaseRoute, Route
 
 from authserver.clients.authentication import authenticate_client, presented_credentials
 from authserver.context import AuthServer
+from authserver.endpoints.bodies import FormRequest, read_oauth_form
 from authserver.endpoints.cors import allow_cors
-from authserver.endpoints.token import FormRequest, error_response, method_not_allowed, read_form
+from authserver.endpoints.responses import error_response, method_not_allowed
 from authserver.errors import NO_STORE_HEADERS, InvalidRequestError, OAuthError
 from authserver.oauth.tokens import decode_access_token, revoke_access_token, revoke_grant
 from authserver.storage.audit import record_event
@@ -79,7 +80,7 @@ def routes(server: AuthServer) -> list[BaseRoute]:
         if request.method != "POST":
             return method_not_allowed("POST")
         try:
-            parsed = await read_form(request)
+            parsed = await read_oauth_form(request)
             await run_in_threadpool(revoke, server, parsed)
         except OAuthError as exc:
             return error_response(exc)

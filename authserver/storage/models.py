@@ -40,13 +40,26 @@ class Base(DeclarativeBase):
 Base.metadata.naming_convention = NAMING_CONVENTION
 
 
+class ClientKind:
+    """The values of :attr:`Client.kind`: where a client came from."""
+
+    #: Registered by itself (RFC 7591 dynamic client registration).
+    DYNAMIC = "dynamic"
+    #: An https ``client_id`` naming its client ID metadata document (cached here).
+    METADATA_DOCUMENT = "metadata_document"
+    #: Created by an administrator (``charter clients add``); only these may use
+    #: ``client_credentials``.
+    STATIC = "static"
+    ALL = (DYNAMIC, METADATA_DOCUMENT, STATIC)
+
+
 class Client(Base):
     """An OAuth client: dynamically registered, a metadata document, or static (admin-made)."""
 
     __tablename__ = "oauth_clients"
 
     client_id: Mapped[str] = mapped_column(String(2048), primary_key=True)
-    #: ``dynamic`` (RFC 7591), ``metadata_document`` (CIMD URL) or ``static`` (CLI).
+    #: One of :class:`ClientKind`.
     kind: Mapped[str] = mapped_column(String(32))
     client_name: Mapped[str | None] = mapped_column(String(256))
     redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list)
