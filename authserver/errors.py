@@ -141,6 +141,15 @@ class InvalidTokenError(OAuthError):
     status_code = 401
 
 
+class RegistrationTokenError(InvalidTokenError):
+    """RFC 7592 §2: the registration access token is missing or wrong (or the client unknown)."""
+
+    def headers(self) -> dict[str, str]:
+        headers = super().headers()
+        headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+        return headers
+
+
 class SlowDownError(OAuthError):
     """Too many requests: 429 with ``Retry-After``."""
 

@@ -15,8 +15,12 @@ Cyrillic a for a Latin a) are not folded together (UTS #39 confusables are out o
 from __future__ import annotations
 
 import unicodedata
+from typing import Protocol
 
-from authserver.context import AuthServer
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from authserver.accounts.passwords import Passwords
 from authserver.storage.crypto import new_id
 from authserver.storage.models import User
 
@@ -24,6 +28,19 @@ from authserver.storage.models import User
 MAX_USERNAME_LENGTH = 128
 #: Longest folded key (folding may lengthen a name; the column holds this many characters).
 MAX_USERNAME_KEY_LENGTH = 512
+
+
+#: Longest name a lookup considers (a typed name may carry surrounding whitespace).
+MAX_TYPED_USERNAME_LENGTH = 4 * MAX_USERNAME_LENGTH
+
+
+class PasswordsAndClock(Protocol):
+    """What making a user needs of the server: its password hasher and its clock."""
+
+    @property
+    def passwords(self) -> Passwords: ...
+
+    def now(self) -> int: ...
 
 
 class InvalidUsernameError(ValueError):
@@ -50,8 +67,34 @@ def check_username(username: str) -> str:
     return name
 
 
+def find_user_by_name(session: Session, name: str) -> User | None:
+    """The user whose name equals ``name`` ignoring case, width and surrounding spaces.
+
+    A name no user can have (empty, too long, or with a NUL, which PostgreSQL cannot even
+    compare) finds nobody.
+    """
+    if not name.strip() or len(name) > MAX_TYPED_USERNAME_LENGTH or "\x00" in name:
+        return None
+    return session.scalars(select(User).where(User.username_key == username_key(name))).first()
+
+
+def find_user(session: Session, name_or_id: str) -> User | None:
+    """The user called ``name_or_id`` (as :func:`find_user_by_name`), else the one with that id."""
+    return find_user_by_name(session, name_or_id) or session.get(User, name_or_id)
+
+
+def names_a_user(session: Session, candidate: str) -> bool:
+    """True when ``candidate`` equals some user's id or name (S22: a client id never may)."""
+    found = session.scalars(
+        select(User.id)
+        .where(or_(User.id == candidate, User.username_key == username_key(candidate)))
+        .limit(1)
+    ).first()
+    return found is not None
+
+
 def new_user(
-    server: AuthServer,
+    server: PasswordsAndClock,
     username: str,
     password: str,
     *,

@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from authserver.accounts.passwords import MAX_PASSWORD_LENGTH
-from authserver.accounts.users import MAX_USERNAME_LENGTH, username_key
+from authserver.accounts.users import find_user_by_name, username_key
 from authserver.context import AuthServer
 from authserver.storage import rate_limits
 from authserver.storage.audit import record_event
@@ -38,8 +38,6 @@ from authserver.storage.models import LoginSession, RateCounter, User
 FAILED_LOGIN_WINDOW = 300
 #: A client IP may fail this many times more often than one username (shared NATs).
 IP_LIMIT_FACTOR = 5
-#: A login form may carry a name with this much surrounding whitespace (it is trimmed).
-_USERNAME_FIELD_LENGTH = 4 * MAX_USERNAME_LENGTH
 
 
 @dataclass(frozen=True)
@@ -165,11 +163,7 @@ def log_in(
         if wait:
             record_event(session, "login_throttled", at=counted_at, client_id=client_id, ip=ip)
             return LoginThrottled(wait)
-        user = None
-        # A name with a NUL cannot be stored (PostgreSQL refuses it in text): unknown user.
-        if username.strip() and len(username) <= _USERNAME_FIELD_LENGTH and "\x00" not in username:
-            key = username_key(username)
-            user = session.scalars(select(User).where(User.username_key == key)).first()
+        user = find_user_by_name(session, username)
         stored_hash = user.password_hash if user is not None and not user.disabled else None
         user_id = user.id if user is not None else None
         must_change = user is not None and user.must_change_password

@@ -14,6 +14,7 @@ import click
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from authserver.accounts.users import names_a_user
 from authserver.cli.main import open_server
 from authserver.cli.output import (
     Column,
@@ -27,22 +28,35 @@ from authserver.cli.output import (
     usage_error,
     yes_option,
 )
-from authserver.cli.tokens import revoke_client_tokens
-from authserver.clients.metadata import validate_redirect_uri
-from authserver.clients.store import client_id_collides_with_user
+from authserver.clients.metadata import (
+    PUBLIC_AUTH_METHOD,
+    ClientMetadata,
+    new_client,
+    validate_redirect_uri,
+)
 from authserver.context import AuthServer
 from authserver.errors import OAuthError
+from authserver.oauth.grants.registry import (
+    GrantTypeError,
+    check_grant_types,
+    needs_redirect_uri,
+    registered_grant_types,
+)
 from authserver.storage.audit import record_event
 from authserver.storage.crypto import hash_token, new_id, new_token
-from authserver.storage.models import Client, Consent
+from authserver.storage.models import Client, ClientKind, Consent
+from authserver.storage.revocation import revoke_client_grants
 
 KIND_LABELS = {
     "dynamic": "dynamic",
     "metadata_document": "metadata document",
     "static": "static",
 }
-GRANT_TYPE_CHOICES = ("authorization_code", "refresh_token", "client_credentials")
 CONFIDENTIAL_METHOD = "client_secret_basic"
+#: What ``clients add`` registers without ``--grant-type``.
+DEFAULT_GRANT_TYPES = ("authorization_code", "refresh_token")
+#: How to satisfy what a grant type is missing (:class:`GrantTypeError`), as options.
+OPTION_HINTS = {"confidential": "add --confidential"}
 CLIENT_COLUMNS = (
     Column("CLIENT ID", "client_id"),
     Column("NAME", "client_name"),
@@ -108,12 +122,13 @@ def checked_grant_types(
     grant_types: Sequence[str], *, confidential: bool, redirect_uris: Sequence[str]
 ) -> list[str]:
     """The grant types after the consistency rules of RFC 7591 §2.1 (else exit 2)."""
-    chosen = list(dict.fromkeys(grant_types)) or ["authorization_code", "refresh_token"]
-    if "client_credentials" in chosen and not confidential:
-        usage_error("--grant-type client_credentials needs --confidential")
-    if "refresh_token" in chosen and "authorization_code" not in chosen:
-        usage_error("--grant-type refresh_token needs authorization_code too")
-    if "authorization_code" in chosen and not redirect_uris:
+    chosen = list(dict.fromkeys(grant_types)) or list(DEFAULT_GRANT_TYPES)
+    try:
+        check_grant_types(chosen, confidential=confidential, administrator=True)
+    except GrantTypeError as exc:
+        hint = OPTION_HINTS.get(exc.missing, f"add --grant-type {exc.missing}")
+        usage_error(f"--grant-type: {exc} ({hint})")
+    if needs_redirect_uri(chosen) and not redirect_uris:
         usage_error("the authorization_code grant needs at least one --redirect-uri")
     return chosen
 
@@ -178,7 +193,7 @@ def show_client(client_id: str, as_json: bool) -> None:
     "--grant-type",
     "grant_types",
     multiple=True,
-    type=click.Choice(GRANT_TYPE_CHOICES),
+    type=click.Choice(registered_grant_types()),
     help="Repeatable; default authorization_code and refresh_token.",
 )
 @click.option(
@@ -208,47 +223,25 @@ def add_client(
     client_id = wanted_id or new_id()
     secret = new_token() if confidential else None
     now = server.now()
-    method = CONFIDENTIAL_METHOD if confidential else "none"
-    response_types = ["code"] if "authorization_code" in chosen_grants else []
-    metadata: dict[str, Any] = {
-        "client_name": name,
-        "redirect_uris": uris,
-        "grant_types": chosen_grants,
-        "response_types": response_types,
-        "token_endpoint_auth_method": method,
-    }
-    if scope:
-        metadata["scope"] = scope
+    metadata = ClientMetadata(
+        redirect_uris=tuple(uris),
+        grant_types=tuple(chosen_grants),
+        response_types=("code",) if "authorization_code" in chosen_grants else (),
+        token_endpoint_auth_method=CONFIDENTIAL_METHOD if confidential else PUBLIC_AUTH_METHOD,
+        scope=scope,
+        client_name=name,
+    )
     with server.database.transaction() as session:
         if session.get(Client, client_id) is not None:
             fail(f"client {client_id!r} already exists", "pick another --client-id")
-        if client_id_collides_with_user(session, client_id):  # S22
+        if names_a_user(session, client_id):  # S22
             fail(f"client id {client_id!r} collides with a user", "pick another --client-id")
+        secret_hash = hash_token(secret) if secret else None
         session.add(
-            Client(
-                client_id=client_id,
-                kind="static",
-                client_name=name,
-                redirect_uris=uris,
-                grant_types=chosen_grants,
-                response_types=response_types,
-                token_endpoint_auth_method=method,
-                scope=scope,
-                client_metadata=metadata,
-                secret_hash=hash_token(secret) if secret else None,
-                secret_expires_at=0,
-                registration_token_hash=None,
-                metadata_fingerprint=None,
-                created_at=now,
-                updated_at=now,
-                last_used_at=None,
-                expires_at=None,
-                disabled=False,
-                registered_from=None,
-            )
+            new_client(client_id, ClientKind.STATIC, metadata, now=now, secret_hash=secret_hash)
         )
         record_event(session, "client_created", at=now, client_id=client_id, actor="cli")
-    record: dict[str, Any] = {"client_id": client_id, **metadata}
+    record: dict[str, Any] = {"client_id": client_id, **metadata.to_dict()}
     if secret:
         record["client_secret"] = secret
     message = f"created client {name}\nclient_id:     {client_id}"
@@ -285,7 +278,7 @@ def update_client(
     now = server.now()
     with server.database.transaction() as session:
         client = find_client(session, client_id)
-        if client.kind == "metadata_document" and uris is not None:
+        if client.kind == ClientKind.METADATA_DOCUMENT and uris is not None:
             fail("a metadata document client's redirect URIs come from its document")
         metadata = dict(client.client_metadata or {})
         if name is not None:
@@ -325,7 +318,7 @@ def _set_disabled(server: AuthServer, client_id: str, disabled: bool, as_json: b
         client.disabled = disabled
         client.updated_at = now
         if disabled:
-            revoked = revoke_client_tokens(session, client_id, now=now, reason="client_disabled")
+            revoked = revoke_client_grants(session, client_id, now=now, reason="client_disabled")
         event = "client_disabled" if disabled else "client_enabled"
         record_event(session, event, at=now, client_id=client_id, actor="cli")
     state = "disabled" if disabled else "enabled"
@@ -365,7 +358,7 @@ def remove_client(client_id: str, yes: bool, as_json: bool) -> None:
     now = server.now()
     with server.database.transaction() as session:
         find_client(session, client_id)
-        revoked = revoke_client_tokens(session, client_id, now=now, reason="client_removed")
+        revoked = revoke_client_grants(session, client_id, now=now, reason="client_removed")
         session.execute(delete(Consent).where(Consent.client_id == client_id))
         session.execute(delete(Client).where(Client.client_id == client_id))
         record_event(session, "client_removed", at=now, client_id=client_id, actor="cli")

@@ -1,6 +1,6 @@
 """``charter tokens`` and ``charter consents``: what was granted, and taking it back.
 
-Revocation marks rows (``revoked_at``) with :func:`authserver.oauth.tokens.revoke_grant`, which the
+Revocation marks rows (``revoked_at``) with :mod:`authserver.storage.revocation`, which the
 resource server's revocation view picks up; nothing secret is ever printed (only ``jti`` and ids).
 """
 
@@ -10,10 +10,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import click
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from authserver.accounts.users import username_key
+from authserver.accounts.users import find_user
 from authserver.cli.main import open_server
 from authserver.cli.output import (
     Column,
@@ -26,10 +26,15 @@ from authserver.cli.output import (
     usage_error,
     yes_option,
 )
-from authserver.oauth.tokens import revoke_access_token, revoke_grant
 from authserver.ops.purge import purge_expired
 from authserver.storage.audit import record_event
 from authserver.storage.models import AccessToken, Client, Consent, Grant, User
+from authserver.storage.revocation import (
+    revoke_access_token,
+    revoke_client_grants,
+    revoke_grant,
+    revoke_user_grants,
+)
 
 ACCESS_TOKEN_COLUMNS = (
     Column("JTI", "jti"),
@@ -72,10 +77,10 @@ def usernames(session: Session, ids: Iterable[str]) -> dict[str, str]:
 
 def resolve_subject(session: Session, user: str) -> str:
     """The subject (user id) of a username (any case) or id; exit 1 when unknown."""
-    found = session.scalars(select(User.id).where(User.username_key == username_key(user))).first()
-    if found is None and session.get(User, user) is None:
+    found = find_user(session, user)
+    if found is None:
         fail(f"no user {user!r}", "list the users with `charter users list`")
-    return found or user
+    return found.id
 
 
 def require_client(session: Session, client_id: str) -> str:
@@ -83,34 +88,6 @@ def require_client(session: Session, client_id: str) -> str:
     if session.get(Client, client_id) is None:
         fail(f"no client {client_id!r}", "list the clients with `charter clients list`")
     return client_id
-
-
-def revoke_client_tokens(session: Session, client_id: str, *, now: int, reason: str) -> int:
-    """Revoke every grant of ``client_id`` and its grantless access tokens; the grant count."""
-    grant_ids = session.scalars(
-        select(Grant.id).where(Grant.client_id == client_id, Grant.revoked_at.is_(None))
-    ).all()
-    for grant_id in grant_ids:
-        revoke_grant(session, grant_id, now=now, reason=reason)
-    session.execute(
-        update(AccessToken)
-        .where(AccessToken.client_id == client_id, AccessToken.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
-    return len(grant_ids)
-
-
-def revoke_user_grants(
-    session: Session, subject: str, *, now: int, reason: str, client_id: str | None = None
-) -> int:
-    """Revoke every live grant of ``subject`` (optionally only with ``client_id``)."""
-    query = select(Grant.id).where(Grant.subject == subject, Grant.revoked_at.is_(None))
-    if client_id is not None:
-        query = query.where(Grant.client_id == client_id)
-    grant_ids = session.scalars(query).all()
-    for grant_id in grant_ids:
-        revoke_grant(session, grant_id, now=now, reason=reason)
-    return len(grant_ids)
 
 
 @click.group()
@@ -222,7 +199,7 @@ def revoke_tokens(
             count = 1
         elif kind == "client":
             require_client(session, target)
-            count = revoke_client_tokens(session, target, now=now, reason="admin")
+            count = revoke_client_grants(session, target, now=now, reason="admin")
         else:
             subject = resolve_subject(session, target)
             count = revoke_user_grants(session, subject, now=now, reason="admin")

@@ -17,7 +17,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from authserver.accounts.passwords import new_password_problem
-from authserver.accounts.users import InvalidUsernameError, check_username, new_user, username_key
+from authserver.accounts.users import (
+    InvalidUsernameError,
+    check_username,
+    find_user,
+    find_user_by_name,
+    new_user,
+    username_key,
+)
 from authserver.cli import output
 from authserver.cli.main import open_server
 from authserver.cli.output import (
@@ -31,9 +38,9 @@ from authserver.cli.output import (
     usage_error,
     yes_option,
 )
-from authserver.oauth.tokens import revoke_grant
 from authserver.storage.audit import record_event
-from authserver.storage.models import Client, Consent, Grant, LoginSession, User
+from authserver.storage.models import Client, Consent, LoginSession, User
+from authserver.storage.revocation import revoke_user_grants
 
 USER_COLUMNS = (
     Column("USERNAME", "username"),
@@ -59,10 +66,9 @@ def user_record(user: User) -> dict[str, Any]:
     }
 
 
-def find_user(session: Session, username: str) -> User:
+def existing_user(session: Session, username: str) -> User:
     """The user called ``username`` (case-insensitively) or with that id; exit 1 when none."""
-    user = session.scalars(select(User).where(User.username_key == username_key(username))).first()
-    user = user or session.get(User, username)
+    user = find_user(session, username)
     if user is None:
         fail(f"no user {username!r}", "list the users with `charter users list`")
     return user
@@ -132,7 +138,7 @@ def add_user(
 
 def _refuse_taken(session: Session, name: str) -> None:
     """Exit 1 when ``name`` is a user's name (ignoring case and width) or a client id (S22)."""
-    existing = session.scalars(select(User).where(User.username_key == username_key(name))).first()
+    existing = find_user_by_name(session, name)
     if existing is not None:
         same = "already exists" if existing.username == name else f"exists as {existing.username!r}"
         fail(
@@ -174,22 +180,18 @@ def remove_user(username: str, yes: bool, as_json: bool) -> None:
     """Delete USERNAME, end their logins and revoke their grants and consents."""
     server = open_server()
     with server.database.transaction() as session:
-        user = find_user(session, username)
+        user = existing_user(session, username)
     confirm(f"remove user {user.username} and revoke everything they granted", yes=yes)
     now = server.now()
     with server.database.transaction() as session:
-        grant_ids = session.scalars(
-            select(Grant.id).where(Grant.subject == user.id, Grant.revoked_at.is_(None))
-        ).all()
-        for grant_id in grant_ids:
-            revoke_grant(session, grant_id, now=now, reason="user_removed")
+        revoked = revoke_user_grants(session, user.id, now=now, reason="user_removed")
         session.execute(delete(Consent).where(Consent.user_id == user.id))
         _end_sessions(session, user.id)
         session.execute(delete(User).where(User.id == user.id))
         record_event(session, "user_removed", at=now, subject=user.id, actor="cli")
     emit_result(
-        f"removed user {user.username}; revoked {len(grant_ids)} grant(s)",
-        {"id": user.id, "username": user.username, "revoked_grants": len(grant_ids)},
+        f"removed user {user.username}; revoked {revoked} grant(s)",
+        {"id": user.id, "username": user.username, "revoked_grants": revoked},
         as_json=as_json,
     )
 
@@ -205,7 +207,7 @@ def passwd(username: str, password_stdin: bool, as_json: bool) -> None:
     """
     server = open_server()
     with server.database.transaction() as session:
-        user = find_user(session, username)
+        user = existing_user(session, username)
     password = read_password(password_stdin)
     password_hash = server.passwords.hash(password)
     now = server.now()

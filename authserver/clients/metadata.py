@@ -15,12 +15,19 @@ import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from authserver.errors import (
     InvalidClientMetadataError,
     InvalidRedirectUriError,
     InvalidSoftwareStatementError,
+)
+from authserver.oauth.grants.registry import (
+    GrantTypeError,
+    check_grant_types,
+    needs_redirect_uri,
+    registered_response_types,
+    response_types_for,
 )
 from authserver.storage.models import Client
 
@@ -35,8 +42,6 @@ MAX_CLIENT_NAME_LENGTH = 256
 #: Most entries in a list field other than ``redirect_uris``.
 MAX_LIST_ITEMS = 10
 
-GRANT_TYPES = frozenset({"authorization_code", "refresh_token", "client_credentials"})
-RESPONSE_TYPES = frozenset({"code"})
 #: The authentication method of public clients (RFC 7591 §2).
 PUBLIC_AUTH_METHOD = "none"
 SHARED_SECRET_METHODS = frozenset({"client_secret_basic", "client_secret_post"})
@@ -59,14 +64,8 @@ def _has_control_characters(value: str) -> bool:
     return any(ord(char) < 0x21 or ord(char) == 0x7F for char in value)
 
 
-def validate_redirect_uri(uri: Any) -> str:
-    """Return ``uri`` when it is an acceptable redirect URI; raise ``invalid_redirect_uri``.
-
-    Accepted: ``https`` URIs; ``http`` only for the loopback hosts ``127.0.0.1``, ``[::1]``
-    and ``localhost`` (RFC 8252 §7.3); private-use schemes in reverse-DNS form such as
-    ``com.example.app:/cb`` (RFC 8252 §7.1). Refused: other schemes (``javascript:``,
-    ``data:``, ``file:``…), relative URIs, fragments, wildcards, user information, whitespace.
-    """
+def _check_redirect_text(uri: Any) -> str:
+    """The checks on the URI as text: a bounded string without blanks, fragment or wildcard."""
     if not isinstance(uri, str) or not uri:
         raise InvalidRedirectUriError("each redirect URI must be a non-empty string")
     if len(uri) > MAX_STRING_LENGTH:
@@ -77,6 +76,11 @@ def validate_redirect_uri(uri: Any) -> str:
         raise InvalidRedirectUriError("redirect URI must not contain a fragment")
     if "*" in uri:
         raise InvalidRedirectUriError("redirect URI must not contain wildcards")
+    return uri
+
+
+def _parse_redirect(uri: str) -> SplitResult:
+    """The parts of an absolute URI of an allowed scheme, without user information."""
     try:
         parts = urlsplit(uri)
         parts.port  # noqa: B018 - validates the port
@@ -89,26 +93,49 @@ def validate_redirect_uri(uri: Any) -> str:
         raise InvalidRedirectUriError(f"redirect URI scheme {scheme!r} is not allowed")
     if "@" in parts.netloc:
         raise InvalidRedirectUriError("redirect URI must not contain user information")
+    return parts
+
+
+def _check_web_redirect(parts: SplitResult) -> None:
+    """``https`` with a host, or ``http`` on a loopback host (RFC 8252 §7.3)."""
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise InvalidRedirectUriError("redirect URI must name a host")
+    if parts.scheme.lower() == "http" and host not in LOOPBACK_REDIRECT_HOSTS:
+        raise InvalidRedirectUriError(
+            "http redirect URIs are allowed only for 127.0.0.1, [::1] and localhost"
+        )
+
+
+def _check_private_use_redirect(parts: SplitResult) -> None:
+    """A reverse-DNS private-use scheme with a path and no authority (RFC 8252 §7.1)."""
+    if parts.netloc:
+        raise InvalidRedirectUriError(
+            "private-use scheme redirect URIs take a path only, e.g. com.example.app:/callback"
+        )
+    if not parts.path.startswith("/"):
+        raise InvalidRedirectUriError("private-use scheme redirect URIs need a path")
+
+
+def validate_redirect_uri(uri: Any) -> str:
+    """Return ``uri`` when it is an acceptable redirect URI; raise ``invalid_redirect_uri``.
+
+    Accepted: ``https`` URIs; ``http`` only for the loopback hosts ``127.0.0.1``, ``[::1]``
+    and ``localhost`` (RFC 8252 §7.3); private-use schemes in reverse-DNS form such as
+    ``com.example.app:/cb`` (RFC 8252 §7.1). Refused: other schemes (``javascript:``,
+    ``data:``, ``file:``…), relative URIs, fragments, wildcards, user information, whitespace.
+    """
+    parts = _parse_redirect(_check_redirect_text(uri))
+    scheme = parts.scheme.lower()
     if scheme in ("http", "https"):
-        host = (parts.hostname or "").lower()
-        if not host:
-            raise InvalidRedirectUriError("redirect URI must name a host")
-        if scheme == "http" and host not in LOOPBACK_REDIRECT_HOSTS:
-            raise InvalidRedirectUriError(
-                "http redirect URIs are allowed only for 127.0.0.1, [::1] and localhost"
-            )
-        return uri
-    if _PRIVATE_SCHEME.match(scheme):
-        if parts.netloc:
-            raise InvalidRedirectUriError(
-                "private-use scheme redirect URIs take a path only, e.g. com.example.app:/callback"
-            )
-        if not parts.path.startswith("/"):
-            raise InvalidRedirectUriError("private-use scheme redirect URIs need a path")
-        return uri
-    raise InvalidRedirectUriError(
-        "redirect URI must be https, loopback http, or a reverse-DNS private-use scheme"
-    )
+        _check_web_redirect(parts)
+    elif _PRIVATE_SCHEME.match(scheme):
+        _check_private_use_redirect(parts)
+    else:
+        raise InvalidRedirectUriError(
+            "redirect URI must be https, loopback http, or a reverse-DNS private-use scheme"
+        )
+    return str(uri)
 
 
 def validate_web_uri(name: str, value: Any) -> str:
@@ -187,7 +214,7 @@ class ClientMetadata:
             document[key] = self.extra[key]
         return document
 
-    def apply_to(self, client: Client, *, now: int, fingerprint: str) -> None:
+    def apply_to(self, client: Client, *, now: int, fingerprint: str | None) -> None:
         """Copy this metadata onto ``client`` (registration, update, or a fetched document)."""
         client.client_name = self.client_name
         client.redirect_uris = list(self.redirect_uris)
@@ -207,6 +234,40 @@ class ClientMetadata:
         return hashlib.sha256(canonical.encode("ascii")).hexdigest()
 
 
+def new_client(
+    client_id: str,
+    kind: str,
+    metadata: ClientMetadata,
+    *,
+    now: int,
+    fingerprint: str | None = None,
+    secret_hash: str | None = None,
+    registration_token_hash: str | None = None,
+    registered_from: str | None = None,
+    expires_at: int | None = None,
+) -> Client:
+    """The one way a :class:`Client` row is made (registration, metadata documents, the CLI):
+    enabled, never used, its columns and stored metadata copied from ``metadata``.
+
+    ``secret_hash`` and ``registration_token_hash`` are hashes only (S56); the secret never
+    expires (``secret_expires_at`` 0, RFC 7591 §3.2.1).
+    """
+    client = Client(
+        client_id=client_id,
+        kind=kind,
+        secret_hash=secret_hash,
+        secret_expires_at=0,
+        registration_token_hash=registration_token_hash,
+        created_at=now,
+        last_used_at=None,
+        expires_at=expires_at,
+        disabled=False,
+        registered_from=registered_from,
+    )
+    metadata.apply_to(client, now=now, fingerprint=fingerprint)
+    return client
+
+
 def _normalise_scope(
     value: str | None, scopes_supported: Collection[str], *, drop_unknown: bool
 ) -> str:
@@ -217,6 +278,75 @@ def _normalise_scope(
     if unknown and not drop_unknown:
         raise InvalidClientMetadataError(f"unknown scope values: {' '.join(sorted(unknown))}")
     return " ".join(scope for scope in requested if scope in scopes_supported)
+
+
+def _auth_method(
+    body: Mapping[str, Any], auth_methods: Collection[str], default_auth_method: str
+) -> str:
+    method = _string(body, "token_endpoint_auth_method") or default_auth_method
+    if method not in auth_methods:
+        raise InvalidClientMetadataError(
+            f"token_endpoint_auth_method must be one of: {', '.join(sorted(auth_methods))}"
+        )
+    return method
+
+
+def _grant_types(body: Mapping[str, Any], *, public: bool, administrator: bool) -> list[str]:
+    """The grant types asked for (``authorization_code`` by default), checked against the
+    rules of :mod:`authserver.oauth.grants.registry`."""
+    grant_types = _string_list(body, "grant_types") or ["authorization_code"]
+    try:
+        check_grant_types(grant_types, confidential=not public, administrator=administrator)
+    except GrantTypeError as exc:
+        raise InvalidClientMetadataError(str(exc)) from exc
+    return grant_types
+
+
+def _response_types(body: Mapping[str, Any], grant_types: list[str]) -> list[str]:
+    """The response types, which must be those of the grant types (RFC 7591 §2.1)."""
+    expected = list(response_types_for(grant_types))
+    response_types = _string_list(body, "response_types")
+    if response_types is None:
+        return expected
+    if set(response_types) - set(registered_response_types()):
+        raise InvalidClientMetadataError("response_types may only contain 'code'")
+    if set(response_types) != set(expected):
+        raise InvalidClientMetadataError(
+            "the authorization_code grant and the 'code' response type go together (RFC 7591 §2.1)"
+        )
+    return response_types
+
+
+def _redirect_uris(body: Mapping[str, Any], grant_types: list[str]) -> list[str]:
+    raw_uris = body.get("redirect_uris")
+    if raw_uris is None:
+        raw_uris = []
+    if not isinstance(raw_uris, list):
+        raise InvalidRedirectUriError("redirect_uris must be an array of strings")
+    if len(raw_uris) > MAX_REDIRECT_URIS:
+        raise InvalidClientMetadataError(
+            f"at most {MAX_REDIRECT_URIS} redirect URIs may be registered"
+        )
+    redirect_uris = list(dict.fromkeys(validate_redirect_uri(uri) for uri in raw_uris))
+    if needs_redirect_uri(grant_types) and not redirect_uris:
+        raise InvalidRedirectUriError("redirect_uris is required for the authorization_code grant")
+    return redirect_uris
+
+
+def _informational(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The informational members kept (URIs, software id and version, contacts), bounded."""
+    extra: dict[str, Any] = {}
+    for name in _HTTP_URI_FIELDS:
+        if body.get(name) is not None:
+            extra[name] = validate_web_uri(name, body[name])
+    for name in _PLAIN_STRING_FIELDS:
+        value = _string(body, name, max_length=MAX_CLIENT_NAME_LENGTH)
+        if value is not None:
+            extra[name] = value
+    contacts = _string_list(body, "contacts")
+    if contacts:
+        extra["contacts"] = contacts
+    return extra
 
 
 def normalise_registration(
@@ -232,84 +362,29 @@ def normalise_registration(
 
     ``client_id``, ``client_secret`` and every unknown member are ignored (S46). A
     ``software_statement`` is refused with ``invalid_software_statement``: this server does
-    not support them (S47). The ``client_credentials`` grant is refused unless
-    ``allow_client_credentials``: it issues tokens with no user behind them, so only clients
-    an administrator creates may use it, never self-registered ones. Raises
-    ``invalid_redirect_uri`` or ``invalid_client_metadata``.
+    not support them (S47). Grants meant for administrator-made clients only
+    (``client_credentials``, which issues tokens with no user behind them) are refused unless
+    ``allow_client_credentials``. Raises ``invalid_redirect_uri`` or ``invalid_client_metadata``.
     """
     if not isinstance(body, Mapping):
         raise InvalidClientMetadataError("client metadata must be a JSON object")
     if "software_statement" in body:
         raise InvalidSoftwareStatementError("software statements are not supported")
-
-    method = _string(body, "token_endpoint_auth_method") or default_auth_method
-    if method not in auth_methods:
-        raise InvalidClientMetadataError(
-            f"token_endpoint_auth_method must be one of: {', '.join(sorted(auth_methods))}"
-        )
-
-    grant_types = _string_list(body, "grant_types") or ["authorization_code"]
-    unknown_grants = set(grant_types) - GRANT_TYPES
-    if unknown_grants:
-        raise InvalidClientMetadataError(f"unsupported grant_types: {sorted(unknown_grants)}")
-    uses_code = "authorization_code" in grant_types
-    if "refresh_token" in grant_types and not uses_code:
-        raise InvalidClientMetadataError("refresh_token needs the authorization_code grant")
-    if "client_credentials" in grant_types and not allow_client_credentials:
-        raise InvalidClientMetadataError(
-            "the client_credentials grant is not available to dynamically registered or "
-            "metadata document clients; an administrator must create such a client "
-            "(charter clients add --grant-type client_credentials)"
-        )
-    if "client_credentials" in grant_types and method == PUBLIC_AUTH_METHOD:
-        raise InvalidClientMetadataError("client_credentials needs a confidential client")
-
-    response_types = _string_list(body, "response_types")
-    if response_types is None:
-        response_types = ["code"] if uses_code else []
-    if set(response_types) - RESPONSE_TYPES:
-        raise InvalidClientMetadataError("response_types may only contain 'code'")
-    if uses_code != ("code" in response_types):
-        raise InvalidClientMetadataError(
-            "the authorization_code grant and the 'code' response type go together (RFC 7591 §2.1)"
-        )
-
-    raw_uris = body.get("redirect_uris")
-    if raw_uris is None:
-        raw_uris = []
-    if not isinstance(raw_uris, list):
-        raise InvalidRedirectUriError("redirect_uris must be an array of strings")
-    if len(raw_uris) > MAX_REDIRECT_URIS:
-        raise InvalidClientMetadataError(
-            f"at most {MAX_REDIRECT_URIS} redirect URIs may be registered"
-        )
-    redirect_uris = list(dict.fromkeys(validate_redirect_uri(uri) for uri in raw_uris))
-    if uses_code and not redirect_uris:
-        raise InvalidRedirectUriError("redirect_uris is required for the authorization_code grant")
-
+    method = _auth_method(body, auth_methods, default_auth_method)
+    grant_types = _grant_types(
+        body, public=method == PUBLIC_AUTH_METHOD, administrator=allow_client_credentials
+    )
+    response_types = _response_types(body, grant_types)
+    redirect_uris = _redirect_uris(body, grant_types)
     scope = _normalise_scope(
         _string(body, "scope"), scopes_supported, drop_unknown=drop_unknown_scopes
     )
-    client_name = _string(body, "client_name", max_length=MAX_CLIENT_NAME_LENGTH)
-
-    extra: dict[str, Any] = {}
-    for name in _HTTP_URI_FIELDS:
-        if body.get(name) is not None:
-            extra[name] = validate_web_uri(name, body[name])
-    for name in _PLAIN_STRING_FIELDS:
-        value = _string(body, name, max_length=MAX_CLIENT_NAME_LENGTH)
-        if value is not None:
-            extra[name] = value
-    contacts = _string_list(body, "contacts")
-    if contacts:
-        extra["contacts"] = contacts
-
     return ClientMetadata(
         redirect_uris=tuple(redirect_uris),
         grant_types=tuple(grant_types),
         response_types=tuple(response_types),
         token_endpoint_auth_method=method,
         scope=scope,
-        client_name=client_name,
-        extra=extra,
+        client_name=_string(body, "client_name", max_length=MAX_CLIENT_NAME_LENGTH),
+        extra=_informational(body),
     )

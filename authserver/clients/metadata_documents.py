@@ -52,18 +52,17 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from authserver.clients.metadata import ClientMetadata, normalise_registration
+from authserver.clients.metadata import ClientMetadata, new_client, normalise_registration
 from authserver.clients.ssrf import FetchError, FetchPolicy, FetchResult, StatusError, fetch
 from authserver.config.settings import AuthServerSettings
 from authserver.context import AuthServer
 from authserver.errors import OAuthError
 from authserver.storage import rate_limits
 from authserver.storage.crypto import hash_token
-from authserver.storage.models import Client
+from authserver.storage.models import Client, ClientKind
 
 logger = logging.getLogger("charter.cimd")
 
-KIND = "metadata_document"
 #: Largest metadata document accepted, bytes (the draft suggests about 5 KiB).
 MAX_DOCUMENT_BYTES = 5 * 1024
 MIN_CACHE_SECONDS = 300
@@ -213,7 +212,12 @@ def usable_document_client(cached: Client | None, now: int) -> Client | None:
     Fresh rows, and stale ones up to :data:`STALE_GRACE_SECONDS` past expiry (a refresh that
     is pending, refused or failing must not knock a working client offline).
     """
-    if cached is None or cached.kind != KIND or cached.disabled or cached.expires_at is None:
+    if (
+        cached is None
+        or cached.kind != ClientKind.METADATA_DOCUMENT
+        or cached.disabled
+        or cached.expires_at is None
+    ):
         return None
     if now < cached.expires_at + STALE_GRACE_SECONDS:
         return cached
@@ -230,7 +234,9 @@ def _escape_like(value: str) -> str:
 
 
 def _cached_count(session: Session, host: str | None = None) -> int:
-    query = select(func.count()).select_from(Client).where(Client.kind == KIND)
+    query = (
+        select(func.count()).select_from(Client).where(Client.kind == ClientKind.METADATA_DOCUMENT)
+    )
     if host is not None:
         # Every spelling of the host: either scheme, any port, with or without trailing dot.
         patterns = [
@@ -253,7 +259,7 @@ def _plan_fetch(
     """
     cached = session.get(Client, url)
     if cached is not None:
-        if cached.kind != KIND or cached.disabled or is_fresh(cached, now):
+        if cached.kind != ClientKind.METADATA_DOCUMENT or cached.disabled or is_fresh(cached, now):
             return False, ""
         # A refresh: not counted in the host's budget, but one attempt per interval per URL.
         wait = rate_limits.hit(
@@ -291,21 +297,18 @@ def _store(session: Session, url: str, fetched: FetchedDocument, now: int) -> No
     """Cache ``fetched`` as the row for ``url`` (insert, or refresh the existing row)."""
     row = session.get(Client, url)
     if row is not None:
-        if row.kind == KIND and not row.disabled:
+        if row.kind == ClientKind.METADATA_DOCUMENT and not row.disabled:
             _apply(row, fetched.metadata, now=now, max_age=fetched.max_age)
         return
-    client = Client(
-        client_id=url,
-        kind=KIND,
-        secret_hash=None,
-        secret_expires_at=0,
-        registration_token_hash=None,
-        created_at=now,
-        last_used_at=None,
-        disabled=False,
-        registered_from=None,
+    metadata = fetched.metadata
+    client = new_client(
+        url,
+        ClientKind.METADATA_DOCUMENT,
+        metadata,
+        now=now,
+        fingerprint=metadata.fingerprint(),
+        expires_at=now + fetched.max_age,
     )
-    _apply(client, fetched.metadata, now=now, max_age=fetched.max_age)
     try:
         with session.begin_nested():
             session.add(client)
@@ -325,7 +328,7 @@ def _withdrawn(exc: Exception) -> bool:
 def _end_grace(session: Session, url: str, now: int) -> None:
     """Stop serving a stale cached row whose document was withdrawn or became invalid."""
     row = session.get(Client, url)
-    if row is not None and row.kind == KIND and not is_fresh(row, now):
+    if row is not None and row.kind == ClientKind.METADATA_DOCUMENT and not is_fresh(row, now):
         row.expires_at = min(row.expires_at or now, now - STALE_GRACE_SECONDS)
 
 

@@ -15,23 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from authserver.accounts.users import username_key
+from authserver.accounts.users import names_a_user
 from authserver.clients import metadata_documents
 from authserver.context import AuthServer
-from authserver.oauth.tokens import revoke_client_grants
 from authserver.storage.crypto import new_token
-from authserver.storage.models import (
-    Client,
-    Consent,
-    User,
-)
+from authserver.storage.models import Client, ClientKind, Consent
+from authserver.storage.revocation import revoke_client_grants
 
-#: Clients an administrator created (``charter clients add``); only they may use
-#: ``client_credentials``.
-STATIC_KIND = "static"
 CLIENT_ID_PREFIX = "dcr_"
 CLIENT_ID_BYTES = 18
 
@@ -53,7 +46,7 @@ def prefetch_client(server: AuthServer, client_id: str) -> None:
     """
     if not client_id or len(client_id) > 2048 or not _is_document_id(server, client_id):
         return
-    metadata_documents.prefetch_document(server, client_id, refuse=client_id_collides_with_user)
+    metadata_documents.prefetch_document(server, client_id, refuse=names_a_user)
 
 
 def load_client(server: AuthServer, session: Session, client_id: str) -> Client | None:
@@ -69,20 +62,11 @@ def load_client(server: AuthServer, session: Session, client_id: str) -> Client 
     client = session.get(Client, client_id)
     if client is None:
         return None
-    if client.kind != metadata_documents.KIND:
+    if client.kind != ClientKind.METADATA_DOCUMENT:
         return None if client.disabled else client
     if not _is_document_id(server, client_id):
         return None
     return metadata_documents.usable_document_client(client, server.now())
-
-
-def client_id_collides_with_user(session: Session, candidate: str) -> bool:
-    """True when ``candidate`` equals some user's id or name (S22; names ignore case)."""
-    key = username_key(candidate)
-    found = session.scalars(
-        select(User.id).where(or_(User.id == candidate, User.username_key == key)).limit(1)
-    ).first()
-    return found is not None
 
 
 def random_client_id() -> str:
@@ -94,21 +78,9 @@ def new_client_id(session: Session, generate: Callable[[], str] = random_client_
     """A fresh client id that names no client or user (S18, S22)."""
     for _ in range(8):
         candidate = generate()
-        if session.get(Client, candidate) is None and not client_id_collides_with_user(
-            session, candidate
-        ):
+        if session.get(Client, candidate) is None and not names_a_user(session, candidate):
             return candidate
     raise RuntimeError("could not generate an unused client id")
-
-
-def mark_client_used(session: Session, client: Client, now: int) -> None:
-    """Record that ``client`` obtained tokens (keeps it from the reaper); call at the token
-    endpoint inside its transaction. Writes at most once a minute per client."""
-    if client.last_used_at is None or now - client.last_used_at >= 60:
-        session.execute(
-            update(Client).where(Client.client_id == client.client_id).values(last_used_at=now)
-        )
-        client.last_used_at = now
 
 
 def delete_client(session: Session, client: Client, now: int, *, reason: str) -> None:

@@ -17,7 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from authserver.clients.authentication import authenticate_client, presented_credentials
+from authserver.clients.authentication import authenticate_client
+from authserver.clients.credentials import presented_credentials
 from authserver.context import AuthServer
 from authserver.endpoints.bodies import FormRequest, read_oauth_form
 from authserver.endpoints.cors import allow_cors

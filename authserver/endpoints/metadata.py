@@ -13,9 +13,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from authserver.clients.credentials import NONE, SECRET_METHODS
 from authserver.context import AuthServer
 from authserver.endpoints.cors import allow_cors
 from authserver.oauth.authorization_request import PROMPTS
+from authserver.oauth.grants.registry import (
+    registered_grant_types,
+    registered_response_types,
+    token_endpoint_auth_methods,
+)
 
 WELL_KNOWN = ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration")
 
@@ -32,23 +38,12 @@ def metadata_document(server: AuthServer) -> dict[str, Any]:
         "revocation_endpoint": url("/revoke"),
         "introspection_endpoint": url("/introspect"),
         "scopes_supported": list(settings.scopes_supported),
-        "response_types_supported": ["code"],
+        "response_types_supported": registered_response_types(),
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
-        "token_endpoint_auth_methods_supported": [
-            "none",
-            "client_secret_basic",
-            "client_secret_post",
-        ],
-        "revocation_endpoint_auth_methods_supported": [
-            "none",
-            "client_secret_basic",
-            "client_secret_post",
-        ],
-        "introspection_endpoint_auth_methods_supported": [
-            "client_secret_basic",
-            "client_secret_post",
-        ],
+        "grant_types_supported": registered_grant_types(),
+        "token_endpoint_auth_methods_supported": token_endpoint_auth_methods(),
+        "revocation_endpoint_auth_methods_supported": [NONE, *SECRET_METHODS],
+        "introspection_endpoint_auth_methods_supported": list(SECRET_METHODS),
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": True,
         "client_id_metadata_document_supported": settings.client_id_metadata_documents,

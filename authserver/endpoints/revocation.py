@@ -14,16 +14,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from authserver.clients.authentication import authenticate_client, presented_credentials
+from authserver.clients.authentication import authenticate_client
+from authserver.clients.credentials import presented_credentials
 from authserver.context import AuthServer
 from authserver.endpoints.bodies import FormRequest, read_oauth_form
 from authserver.endpoints.cors import allow_cors
 from authserver.endpoints.responses import error_response, method_not_allowed
 from authserver.errors import NO_STORE_HEADERS, InvalidRequestError, OAuthError
-from authserver.oauth.tokens import decode_access_token, revoke_access_token, revoke_grant
+from authserver.oauth.tokens import decode_access_token
 from authserver.storage.audit import record_event
 from authserver.storage.crypto import hash_token
 from authserver.storage.models import RefreshToken
+from authserver.storage.revocation import revoke_access_token, revoke_grant
 
 MAX_TOKEN_LENGTH = 8192
 

@@ -15,26 +15,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749 import AuthorizationServer, OAuth2Request
-from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
+from authlib.oauth2.rfc6749 import AuthorizationServer
 from joserfc.jwk import ECKey
 from sqlalchemy.orm import Session
 
 from authserver import errors
-from authserver.clients.authentication import (
-    PresentedCredentials,
-    authenticate_client,
-    presented_credentials,
-)
+from authserver.clients.authentication import authenticate_client
 from authserver.clients.store import load_client, prefetch_client
 from authserver.context import AuthServer
-from authserver.oauth.grants import (
-    AuthorizationCodeGrant,
-    ClientCredentialsGrant,
-    OAuthClient,
-    PkceS256,
-    RefreshTokenGrant,
-)
+from authserver.oauth.grants.base import OAuthClient
+from authserver.oauth.grants.registry import REGISTERED_GRANTS
+from authserver.oauth.token_request import TokenEndpointRequest
 
 _ERRORS: dict[str, type[errors.OAuthError]] = {
     cls.error: cls
@@ -60,34 +51,6 @@ def from_authlib(exc: OAuth2Error) -> errors.OAuthError:
     return cls(description)
 
 
-class TokenEndpointRequest(OAuth2Request):  # type: ignore[misc]
-    """A parsed token request: single-valued form fields, ``resource`` values, credentials."""
-
-    def __init__(
-        self,
-        uri: str,
-        form: Mapping[str, str],
-        resources: Sequence[str],
-        headers: Mapping[str, str],
-        *,
-        ip: str | None,
-    ) -> None:
-        super().__init__("POST", uri, headers=dict(headers))
-        self._form = dict(form)
-        self.payload = BasicOAuth2Payload(self._form)
-        self.resources = list(resources)
-        self.ip = ip
-        self.credentials: PresentedCredentials = presented_credentials(headers, self._form)
-
-    @property
-    def form(self) -> dict[str, str]:
-        return self._form
-
-    @property
-    def args(self) -> dict[str, str]:
-        return {}
-
-
 class CharterAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
     """authlib's authorization server bound to one request's session, key and time."""
 
@@ -97,9 +60,8 @@ class CharterAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         self.session = session
         self.signing_key = signing_key
         self.now = now
-        self.register_grant(AuthorizationCodeGrant, [PkceS256()])
-        self.register_grant(RefreshTokenGrant)
-        self.register_grant(ClientCredentialsGrant)
+        for grant in REGISTERED_GRANTS:
+            self.register_grant(grant.implementation, [make() for make in grant.extensions])
 
     def query_client(self, client_id: str) -> OAuthClient | None:
         row = load_client(self.ctx, self.session, client_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from authserver.config.settings import AuthServerSettings
 from authserver.errors import InvalidScopeError
-from authserver.storage.models import Client
+from authserver.storage.models import Client, ClientKind
 
 MAX_SCOPE_LENGTH = 1024
 
@@ -32,7 +32,7 @@ def allowed_scopes(settings: AuthServerSettings, client: Client) -> set[str]:
     not refuse the step-up. The user's consent is what bounds them.
     """
     supported = set(settings.scopes_supported)
-    registered = set(parse_scope(client.scope)) if client.kind == "static" else set()
+    registered = set(parse_scope(client.scope)) if client.kind == ClientKind.STATIC else set()
     return registered & supported if registered else supported
 
 

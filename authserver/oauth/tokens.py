@@ -24,7 +24,7 @@ from typing import Any
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -117,41 +117,6 @@ def issue_refresh_token(server: AuthServer, session: Session, grant: Grant, *, n
         )
     )
     return token
-
-
-def revoke_grant(session: Session, grant_id: str, *, now: int, reason: str) -> None:
-    """Revoke a grant with every refresh and access token it produced (S15, S24)."""
-    _revoke(session, now=now, reason=reason, column="grant_id", value=grant_id)
-
-
-def revoke_client_grants(session: Session, client_id: str, *, now: int, reason: str) -> None:
-    """Revoke every grant of a client with all its refresh and access tokens."""
-    _revoke(session, now=now, reason=reason, column="client_id", value=client_id)
-
-
-def _revoke(session: Session, *, now: int, reason: str, column: str, value: str) -> None:
-    grant_column = Grant.id if column == "grant_id" else Grant.client_id
-    session.execute(
-        update(Grant)
-        .where(grant_column == value, Grant.revoked_at.is_(None))
-        .values(revoked_at=now, revoked_reason=reason)
-    )
-    for model in (RefreshToken, AccessToken):
-        session.execute(
-            update(model)
-            .where(getattr(model, column) == value, model.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
-
-
-def revoke_access_token(session: Session, jti: str, *, now: int) -> bool:
-    """Mark one access token revoked; True when a live row changed."""
-    result = session.execute(
-        update(AccessToken)
-        .where(AccessToken.jti == jti, AccessToken.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
-    return bool(getattr(result, "rowcount", 0))
 
 
 def looks_like_jwt(token: str) -> bool:

@@ -13,12 +13,9 @@ from __future__ import annotations
 
 from sqlalchemy import delete, select
 
-from authserver.clients.metadata_documents import KIND as METADATA_DOCUMENT_KIND
 from authserver.clients.metadata_documents import STALE_GRACE_SECONDS
 from authserver.context import AuthServer
-from authserver.storage.models import Client
-
-DYNAMIC_KIND = "dynamic"
+from authserver.storage.models import Client, ClientKind
 
 
 def reap_unused_clients(server: AuthServer, batch_size: int = 500) -> int:
@@ -31,7 +28,7 @@ def reap_unused_clients(server: AuthServer, batch_size: int = 500) -> int:
                 session.scalars(
                     select(Client.client_id)
                     .where(
-                        Client.kind == DYNAMIC_KIND,
+                        Client.kind == ClientKind.DYNAMIC,
                         Client.last_used_at.is_(None),
                         Client.created_at < cutoff,
                     )
@@ -56,7 +53,7 @@ def purge_expired_metadata_documents(server: AuthServer, batch_size: int = 500) 
             ids = list(
                 session.scalars(
                     select(Client.client_id)
-                    .where(Client.kind == METADATA_DOCUMENT_KIND, Client.expires_at < now)
+                    .where(Client.kind == ClientKind.METADATA_DOCUMENT, Client.expires_at < now)
                     .limit(batch_size)
                 )
             )

@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from authserver.clients.store import mark_client_used
 from authserver.context import AuthServer
+from authserver.oauth.grants.base import mark_client_used
 from authserver.storage.crypto import hash_token, new_id
 from authserver.storage.models import AccessToken, Client, Grant
 from tests.support.factories import create_client

@@ -11,8 +11,13 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from authserver.accounts.users import InvalidUsernameError, check_username, new_user, username_key
-from authserver.clients.store import client_id_collides_with_user
+from authserver.accounts.users import (
+    InvalidUsernameError,
+    check_username,
+    names_a_user,
+    new_user,
+    username_key,
+)
 from authserver.context import AuthServer
 from authserver.endpoints.app import create_app
 from authserver.storage.crypto import hash_token
@@ -134,9 +139,9 @@ def test_concurrent_inserts_of_one_name_have_one_winner(
 def test_s22_client_id_cannot_equal_a_user_name_in_another_case(auth_server: AuthServer) -> None:
     create_user(auth_server, "Alice")
     with auth_server.database.transaction() as session:
-        assert client_id_collides_with_user(session, "ALICE")
-        assert client_id_collides_with_user(session, "alice")
-        assert not client_id_collides_with_user(session, "alice2")
+        assert names_a_user(session, "ALICE")
+        assert names_a_user(session, "alice")
+        assert not names_a_user(session, "alice2")
 
 
 async def test_s20_case_and_width_variants_share_one_failure_budget(

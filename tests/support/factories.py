@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from authserver.accounts.users import new_user
+from authserver.clients.metadata import ClientMetadata, new_client
 from authserver.context import AuthServer
 from authserver.storage.crypto import hash_token, new_id, new_token
 from authserver.storage.models import Client, User
@@ -38,29 +39,23 @@ def create_client(
     **extra: Any,
 ) -> tuple[Client, str | None]:
     """A client row; returns it and its plain secret (None for public clients)."""
-    now = server.now()
     secret = new_token() if confidential else None
     method = auth_method or ("client_secret_basic" if confidential else "none")
-    client = Client(
-        client_id=client_id or new_id(),
-        kind=kind,
-        client_name=client_name,
-        redirect_uris=redirect_uris or ["http://127.0.0.1/callback"],
-        grant_types=grant_types or ["authorization_code", "refresh_token"],
-        response_types=["code"],
+    metadata = ClientMetadata(
+        redirect_uris=tuple(redirect_uris or ["http://127.0.0.1/callback"]),
+        grant_types=tuple(grant_types or ["authorization_code", "refresh_token"]),
+        response_types=("code",),
         token_endpoint_auth_method=method,
         scope=scope,
-        client_metadata={"client_name": client_name, **extra},
+        client_name=client_name,
+        extra=extra,
+    )
+    client = new_client(
+        client_id or new_id(),
+        kind,
+        metadata,
+        now=server.now(),
         secret_hash=hash_token(secret) if secret else None,
-        secret_expires_at=0,
-        registration_token_hash=None,
-        metadata_fingerprint=None,
-        created_at=now,
-        updated_at=now,
-        last_used_at=None,
-        expires_at=None,
-        disabled=False,
-        registered_from=None,
     )
     with server.database.transaction() as session:
         session.add(client)

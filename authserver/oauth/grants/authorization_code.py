@@ -1,0 +1,122 @@
+"""The authorization code grant (RFC 6749 §4.1.3, OAuth 2.1 §4.1.3) with PKCE S256 required
+(RFC 7636 §4.6, :mod:`authserver.oauth.pkce`) and resource indicators (RFC 8707 §2.2).
+
+The code is consumed by ONE atomic ``UPDATE`` (authlib's ``delete_authorization_code`` step is
+replaced) so that N parallel redemptions give exactly one success (S57); a replay of a consumed
+code revokes the grant it began (RFC 9700 §4.5, S15), while a replay with wrong parameters is
+only refused (S16).
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from authlib.oauth2.rfc6749 import grants as authlib_grants
+from sqlalchemy import select, update
+
+from authserver.errors import InvalidGrantError
+from authserver.oauth.grants.base import (
+    TOKEN_HEADERS,
+    CodeRecord,
+    GrantBase,
+    OAuthClient,
+    TokenResponse,
+    check_resource,
+    narrow_scope,
+)
+from authserver.storage.audit import record_event
+from authserver.storage.crypto import hash_token, new_id
+from authserver.storage.models import AuthorizationCode, Grant, User
+from authserver.storage.revocation import revoke_grant
+
+
+class AuthorizationCodeGrant(GrantBase, authlib_grants.AuthorizationCodeGrant):  # type: ignore[misc]
+    """Authorization code grant with atomic, replay-revoking consumption."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]  # noqa: RUF012
+
+    def query_authorization_code(self, code: str, client: OAuthClient) -> CodeRecord | None:
+        """The code row bound to ``client`` (consumed or expired rows too: classified later)."""
+        row = self.session.get(AuthorizationCode, hash_token(code))
+        if row is None or not hmac.compare_digest(row.client_id, client.client_id):
+            return None
+        return CodeRecord(row)
+
+    def authenticate_user(self, authorization_code: CodeRecord) -> User | None:
+        user = self.session.get(User, authorization_code.row.subject)
+        return None if user is None or user.disabled else user
+
+    def create_token_response(self) -> TokenResponse:
+        client: OAuthClient = self.request.client
+        row: AuthorizationCode = self.request.authorization_code.row
+        sent_uri = self.request.payload.redirect_uri
+        if sent_uri is not None and sent_uri != row.redirect_uri:
+            raise InvalidGrantError("redirect_uri differs from the authorization request")
+        resource = check_resource(self.ctx, self.request, row.resource)
+        scope = narrow_scope(self.request.payload.scope, row.scope)
+        if self.authenticate_user(self.request.authorization_code) is None:
+            raise InvalidGrantError("the user of this code is unknown or disabled")
+        self._consume(row)
+        grant = Grant(
+            id=new_id(),
+            client_id=client.client_id,
+            subject=row.subject,
+            scope=row.scope,
+            resource=resource,
+            grant_type="authorization_code",
+            code_hash=row.code_hash,
+            created_at=self.now,
+            expires_at=self.now + self.ctx.settings.refresh_token_absolute_ttl,
+            revoked_at=None,
+            revoked_reason=None,
+        )
+        self.session.add(grant)
+        self.session.flush()
+        body = self.issue(grant, scope, refresh=client.check_grant_type("refresh_token"))
+        record_event(
+            self.session,
+            "grant_created",
+            at=self.now,
+            client_id=client.client_id,
+            subject=row.subject,
+            ip=self.request.ip,
+            grant_id=grant.id,
+        )
+        return 200, body, TOKEN_HEADERS
+
+    def _consume(self, row: AuthorizationCode) -> None:
+        """Redeem the code with one atomic statement, or refuse it (and revoke on replay)."""
+        result = self.session.execute(
+            update(AuthorizationCode)
+            .where(
+                AuthorizationCode.code_hash == row.code_hash,
+                AuthorizationCode.consumed_at.is_(None),
+                AuthorizationCode.expires_at > self.now,
+            )
+            .values(consumed_at=self.now)
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(result, "rowcount", 0) == 1:
+            return
+        consumed_at = self.session.scalar(
+            select(AuthorizationCode.consumed_at).where(
+                AuthorizationCode.code_hash == row.code_hash
+            )
+        )
+        if consumed_at is None:
+            raise InvalidGrantError("the authorization code has expired")
+        grant_ids = self.session.scalars(
+            select(Grant.id).where(Grant.code_hash == row.code_hash)
+        ).all()
+        for grant_id in grant_ids:
+            revoke_grant(self.session, grant_id, now=self.now, reason="code_replay")
+        record_event(
+            self.session,
+            "code_replay_detected",
+            at=self.now,
+            client_id=row.client_id,
+            subject=row.subject,
+            ip=self.request.ip,
+            grants=list(grant_ids),
+        )
+        raise InvalidGrantError("the authorization code was already used")

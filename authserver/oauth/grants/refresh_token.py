@@ -1,0 +1,105 @@
+"""The refresh token grant (RFC 6749 §6, RFC 9700 §4.14.2): rotated on every use by ONE atomic
+``UPDATE``; a rotated token presented again after ``refresh_reuse_grace_seconds`` revokes the
+whole grant (S24), within it is only refused (a client racing itself, S25). No scope or
+resource escalation (S26, S31); idle and absolute expiry (S27).
+"""
+
+from __future__ import annotations
+
+from authlib.oauth2.rfc6749 import grants as authlib_grants
+from sqlalchemy import select, update
+
+from authserver.errors import InvalidGrantError
+from authserver.oauth.grants.base import (
+    TOKEN_HEADERS,
+    GrantBase,
+    OAuthClient,
+    RefreshRecord,
+    TokenResponse,
+    check_resource,
+    narrow_scope,
+)
+from authserver.oauth.tokens import looks_like_jwt
+from authserver.storage.audit import record_event
+from authserver.storage.crypto import hash_token
+from authserver.storage.models import Grant, RefreshToken, User
+from authserver.storage.revocation import revoke_grant
+
+
+class RefreshTokenGrant(GrantBase, authlib_grants.RefreshTokenGrant):  # type: ignore[misc]
+    """Refresh with rotation on every use and reuse detection."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]  # noqa: RUF012
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_refresh_token(self, refresh_token: str) -> RefreshRecord | None:
+        """The row of ``refresh_token`` whatever its state; an access token is none (S38)."""
+        if looks_like_jwt(refresh_token) or len(refresh_token) > 512:
+            return None
+        row = self.session.get(RefreshToken, hash_token(refresh_token))
+        return RefreshRecord(row) if row is not None else None
+
+    def authenticate_user(self, refresh_token: RefreshRecord) -> str:
+        return refresh_token.row.subject
+
+    def create_token_response(self) -> TokenResponse:
+        client: OAuthClient = self.request.client
+        row: RefreshToken = self.request.refresh_token.row
+        if row.revoked_at is not None:
+            raise InvalidGrantError("the refresh token was revoked")
+        check_resource(self.ctx, self.request, row.resource)
+        scope = narrow_scope(self.request.payload.scope, row.scope)
+        grant = self.session.get(Grant, row.grant_id)
+        if grant is None or grant.revoked_at is not None:
+            raise InvalidGrantError("the grant was revoked")
+        if grant.expires_at <= self.now:
+            raise InvalidGrantError("the grant has expired; authorize again")
+        if grant.grant_type == "authorization_code":
+            user = self.session.get(User, grant.subject)
+            if user is None or user.disabled:
+                raise InvalidGrantError("the user of this grant is unknown or disabled")
+        self._rotate(row, grant)
+        body = self.issue(grant, scope, refresh=client.check_grant_type("refresh_token"))
+        return 200, body, TOKEN_HEADERS
+
+    def _rotate(self, row: RefreshToken, grant: Grant) -> None:
+        """Retire the token with one atomic statement, or refuse it (and revoke on reuse)."""
+        result = self.session.execute(
+            update(RefreshToken)
+            .where(
+                RefreshToken.token_hash == row.token_hash,
+                RefreshToken.rotated_at.is_(None),
+                RefreshToken.revoked_at.is_(None),
+                RefreshToken.expires_at > self.now,
+            )
+            .values(rotated_at=self.now)
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(result, "rowcount", 0) == 1:
+            return
+        state = self.session.execute(
+            select(RefreshToken.rotated_at, RefreshToken.revoked_at).where(
+                RefreshToken.token_hash == row.token_hash
+            )
+        ).one()
+        rotated_at, revoked_at = state
+        if revoked_at is not None:
+            raise InvalidGrantError("the refresh token was revoked")
+        if rotated_at is None:
+            raise InvalidGrantError("the refresh token has expired")
+        if self.now - rotated_at <= self.ctx.settings.refresh_reuse_grace_seconds:
+            raise InvalidGrantError("the refresh token was already used")
+        revoke_grant(self.session, grant.id, now=self.now, reason="refresh_reuse")
+        record_event(
+            self.session,
+            "refresh_reuse_detected",
+            at=self.now,
+            client_id=row.client_id,
+            subject=row.subject,
+            ip=self.request.ip,
+            grant_id=grant.id,
+        )
+        raise InvalidGrantError("the refresh token was already used; the grant is revoked")
+
+    def revoke_old_credential(self, refresh_token: RefreshRecord) -> None:
+        """Done by :meth:`_rotate` before issuing."""
