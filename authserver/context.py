@@ -10,7 +10,7 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from authserver.accounts.passwords import Passwords
-from authserver.config.settings import AuthServerSettings
+from authserver.config.settings import CharterSettings
 from authserver.storage.db import Database
 from authserver.storage.signing_keys import KeyStore, load_key_encryption_key
 
@@ -27,7 +27,7 @@ def make_templates() -> Environment:
 class AuthServer:
     """Settings, database, keys, password hasher, clock and templates of one deployment."""
 
-    settings: AuthServerSettings
+    settings: CharterSettings
     database: Database
     keys: KeyStore
     passwords: Passwords = field(default_factory=Passwords)
@@ -41,7 +41,7 @@ class AuthServer:
     @classmethod
     def build(
         cls,
-        settings: AuthServerSettings,
+        settings: CharterSettings,
         *,
         database: Database | None = None,
         clock: Callable[[], float] = time.time,

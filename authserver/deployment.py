@@ -3,7 +3,7 @@
 This is the only module that imports both :mod:`authserver` and :mod:`resourceserver`
 (DESIGN.md "One composition root"). It
 
-1. builds the :class:`~authserver.context.AuthServer` from :class:`DeploymentSettings`;
+1. builds the :class:`~authserver.context.AuthServer` from :class:`CharterSettings`;
 2. brings the database to the current schema (both packages' tables, Alembic migrations),
    ensures a signing key and, on a database without users, creates the first ``admin`` with a
    random one-time password that the first browser login must change (:func:`initialize`);
@@ -20,16 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import secrets
-import signal
-import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from types import FrameType
 from typing import Any
 
-from pydantic import field_validator
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from starlette.applications import Starlette
@@ -40,13 +37,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from authserver.accounts.users import new_user
-from authserver.config.settings import AuthServerSettings, StrList, split_list_setting
+from authserver.config.settings import CharterSettings
 from authserver.context import AuthServer
 from authserver.endpoints.app import EXCEPTION_HANDLERS, authserver_routes
 from authserver.endpoints.cors import allow_cors
 from authserver.endpoints.metadata import WELL_KNOWN, metadata_document
 from authserver.oauth.tokens import AccessTokenRevocationView
-from authserver.ops.logging_setup import LogFormat, RequestIdMiddleware
+from authserver.ops.clean_exit import chain_exit_signals
+from authserver.ops.logging_setup import RequestIdMiddleware
 from authserver.ops.maintenance import maintenance_loop
 from authserver.storage.models import User
 from authserver.storage.schema import prepare_database
@@ -54,6 +52,7 @@ from resourceserver.app import create_app as create_resource_app
 from resourceserver.jwks import CallbackKeySource
 from resourceserver.mcp.registry import Registry, ToolModuleError, load_tool_modules
 from resourceserver.mcp.signature import DefinitionError
+from resourceserver.mcp.transport import TransportOptions
 from resourceserver.settings import ResourceServerSettings
 from resourceserver.tools import builtin_registry
 from resourceserver.verifier import JwtTokenVerifier
@@ -69,28 +68,6 @@ TOOL_MODULE_ERRORS: tuple[type[Exception], ...] = (ToolModuleError, DefinitionEr
 LOCAL_JWKS_CACHE_SECONDS = 5.0
 
 
-class DeploymentSettings(AuthServerSettings):
-    """Settings of a whole deployment: the authorization server's, plus what ``serve`` adds.
-
-    Every field is also read from a ``CHARTER_``-prefixed environment variable (lists as JSON
-    or comma-separated, e.g. ``CHARTER_TOOLS=mypkg.tools,other.tools``), which is how worker
-    processes receive them.
-    """
-
-    #: Dotted modules of user tools, prompts and resources, loaded after the built-in tools.
-    #: Each defines ``registry = Registry()`` or ``register(registry)``.
-    tools: StrList = ()
-    #: ``text`` (readable) or ``json`` (one object per line).
-    log_format: LogFormat = "text"
-    #: Display name of the MCP server in its protected resource metadata.
-    resource_name: str = "Charter MCP server"
-
-    @field_validator("tools", mode="before")
-    @classmethod
-    def _split_tools(cls, value: Any) -> Any:
-        return split_list_setting(value)
-
-
 @dataclass(frozen=True)
 class FirstStart:
     """What :func:`initialize` did; ``admin_password`` is set only when it created the admin."""
@@ -104,7 +81,7 @@ class FirstStart:
 class Deployment:
     """The built deployment: its app and the parts tests and the CLI may need."""
 
-    settings: DeploymentSettings
+    settings: CharterSettings
     server: AuthServer
     resource_settings: ResourceServerSettings
     registry: Registry
@@ -153,17 +130,20 @@ def _create_first_admin(server: AuthServer) -> str | None:
     return password
 
 
-def resource_settings_for(settings: DeploymentSettings) -> ResourceServerSettings:
-    """The resource server's settings, derived from the deployment's (one issuer, one origin)."""
+def resource_settings_for(settings: CharterSettings) -> ResourceServerSettings:
+    """The resource server's settings: every field it shares with the deployment's settings
+    by name (one issuer, one origin, one scope list, one leeway …)."""
     return ResourceServerSettings(
-        resource_url=settings.resource_url,
-        issuer=settings.issuer,
-        resource_name=settings.resource_name,
-        scopes_supported=settings.scopes_supported,
-        leeway_seconds=settings.leeway_seconds,
+        **settings.values_for(ResourceServerSettings.model_fields),
         # A local key view is cheap to reload: allow it soon after a rotation.
         jwks_refresh_min_interval=LOCAL_JWKS_CACHE_SECONDS,
     )
+
+
+def transport_options_for(settings: CharterSettings) -> TransportOptions:
+    """The Streamable HTTP transport's options: every field it shares with the settings."""
+    names = [option.name for option in dataclasses.fields(TransportOptions)]
+    return TransportOptions(**settings.values_for(names))
 
 
 def build_registry(server: AuthServer, tool_modules: tuple[str, ...]) -> Registry:
@@ -173,7 +153,7 @@ def build_registry(server: AuthServer, tool_modules: tuple[str, ...]) -> Registr
 
 
 def build_deployment(
-    settings: DeploymentSettings,
+    settings: CharterSettings,
     *,
     server: AuthServer | None = None,
     registry: Registry | None = None,
@@ -198,7 +178,11 @@ def build_deployment(
     if registry is None:
         registry = build_registry(server, settings.tools)
     resource_app = create_resource_app(
-        resource_settings, verifier, registry, server.database.engine
+        resource_settings,
+        verifier,
+        registry,
+        server.database.engine,
+        options=transport_options_for(settings),
     )
 
     def begin_drain() -> None:
@@ -209,7 +193,7 @@ def build_deployment(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        restore = _chain_exit_signals(begin_drain) if drain_on_signals else None
+        restore = chain_exit_signals(begin_drain) if drain_on_signals else None
         interval = settings.maintenance_interval_seconds
         housekeeping = (
             asyncio.create_task(maintenance_loop(server, interval)) if interval > 0 else None
@@ -266,40 +250,6 @@ def metadata_aliases(server: AuthServer, resource_path: str) -> list[BaseRoute]:
     return [Route(base + path, endpoint, methods=["GET", "OPTIONS"]) for base in WELL_KNOWN]
 
 
-_EXIT_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-
-def _chain_exit_signals(on_exit: Callable[[], None]) -> Callable[[], None] | None:
-    """Run ``on_exit`` in the event loop, then the previous handler, on SIGTERM/SIGINT.
-
-    Returns a function restoring the previous handlers; None when not in the main thread
-    (signals cannot be handled there, e.g. a server run by a test in a thread).
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    loop = asyncio.get_running_loop()
-    previous = {sig: signal.getsignal(sig) for sig in _EXIT_SIGNALS}
-
-    def handler(sig: int, frame: FrameType | None) -> None:
-        loop.call_soon_threadsafe(on_exit)
-        chained = previous.get(signal.Signals(sig))
-        if callable(chained):
-            chained(sig, frame)
-        elif chained == signal.SIG_DFL:
-            signal.signal(sig, signal.SIG_DFL)
-            signal.raise_signal(sig)
-
-    for sig in _EXIT_SIGNALS:
-        signal.signal(sig, handler)
-
-    def restore() -> None:
-        for sig, old in previous.items():
-            if old is not None:
-                signal.signal(sig, old)
-
-    return restore
-
-
 def create_deployment_app() -> Starlette:
     """Factory for uvicorn workers: settings from ``CHARTER_*``; no admin is created here.
 
@@ -307,7 +257,7 @@ def create_deployment_app() -> Starlette:
     factory directly (``uvicorn --factory authserver.deployment:create_deployment_app``) still
     migrates and ensures a signing key.
     """
-    settings = DeploymentSettings()
+    settings = CharterSettings()
     server = AuthServer.build(settings)
     initialize(server, create_admin=False)
     return build_deployment(settings, server=server, drain_on_signals=True).app

@@ -24,7 +24,7 @@ import httpx
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from authserver.config.settings import AuthServerSettings
+from authserver.config.settings import CharterSettings
 from authserver.context import AuthServer
 from authserver.storage.schema import prepare_database
 
@@ -73,9 +73,9 @@ def scratch_database(backend: str) -> Iterator[tuple[str, Path]]:
             admin.dispose()
 
 
-def settings_for(database_url: str, data_dir: Path) -> AuthServerSettings:
+def settings_for(database_url: str, data_dir: Path) -> CharterSettings:
     """The deployment settings every benchmark server uses."""
-    return AuthServerSettings(
+    return CharterSettings(
         issuer=ISSUER,
         data_dir=data_dir,
         database_url=database_url,

@@ -15,7 +15,7 @@ import logging.config
 from alembic import context
 from sqlalchemy import Connection, MetaData, text
 
-from authserver.config.settings import AuthServerSettings
+from authserver.config.settings import CharterSettings
 from authserver.storage.db import make_engine
 from authserver.storage.models import Base
 
@@ -40,7 +40,7 @@ def database_url() -> str:
     url = context.get_x_argument(as_dictionary=True).get("database_url")
     url = url or config.attributes.get("database_url")
     url = url or config.get_main_option("sqlalchemy.url") or ""
-    return url or AuthServerSettings().database_url
+    return url or CharterSettings().database_url
 
 
 def run_with(connection: Connection) -> None:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from authserver.config.settings import AuthServerSettings
+from authserver.config.settings import CharterSettings
 from authserver.context import AuthServer
 from authserver.endpoints.app import create_app
 from authserver.storage.db import Database
@@ -62,7 +62,7 @@ def make_server(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Aut
             "key_encryption_key": TEST_KEY_SECRET,
         }
         values.update(overrides)
-        settings = AuthServerSettings(**values)
+        settings = CharterSettings(**values)
         kwargs: dict[str, Any] = {"clock": clock} if clock else {}
         server = AuthServer.build(settings, **kwargs)
         if not made:

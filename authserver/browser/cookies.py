@@ -15,7 +15,7 @@ import re
 from starlette.requests import Request
 from starlette.responses import Response
 
-from authserver.config.settings import AuthServerSettings
+from authserver.config.settings import CharterSettings
 from authserver.storage.crypto import new_token
 
 SESSION_COOKIE = "charter_session"
@@ -25,18 +25,18 @@ BROWSER_COOKIE_TTL = 30 * 86400
 _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{22,128}$")
 
 
-def secure_cookies(settings: AuthServerSettings) -> bool:
+def secure_cookies(settings: CharterSettings) -> bool:
     """True when the issuer is https (then cookies are ``__Host-`` and Secure)."""
     return settings.issuer.startswith("https://")
 
 
-def cookie_name(settings: AuthServerSettings, base: str) -> str:
+def cookie_name(settings: CharterSettings, base: str) -> str:
     """The cookie name for ``base`` under this issuer."""
     return f"__Host-{base}" if secure_cookies(settings) else base
 
 
 def set_cookie(
-    response: Response, settings: AuthServerSettings, base: str, value: str, max_age: int
+    response: Response, settings: CharterSettings, base: str, value: str, max_age: int
 ) -> None:
     """Set one of our cookies with the S51 flags."""
     response.set_cookie(
@@ -50,7 +50,7 @@ def set_cookie(
     )
 
 
-def read_cookie(request: Request, settings: AuthServerSettings, base: str) -> str | None:
+def read_cookie(request: Request, settings: CharterSettings, base: str) -> str | None:
     """Our cookie's value when present and token-shaped."""
     value = request.cookies.get(cookie_name(settings, base))
     if value is None or not _TOKEN_SHAPE.match(value):
@@ -58,7 +58,7 @@ def read_cookie(request: Request, settings: AuthServerSettings, base: str) -> st
     return value
 
 
-def browser_id(request: Request, settings: AuthServerSettings) -> tuple[str, bool]:
+def browser_id(request: Request, settings: CharterSettings) -> tuple[str, bool]:
     """The browser-binding id and whether it is new (then the caller sets the cookie)."""
     existing = read_cookie(request, settings, BROWSER_COOKIE)
     if existing is not None:
@@ -66,7 +66,7 @@ def browser_id(request: Request, settings: AuthServerSettings) -> tuple[str, boo
     return new_token(), True
 
 
-def clear_session_cookie(response: Response, settings: AuthServerSettings) -> None:
+def clear_session_cookie(response: Response, settings: CharterSettings) -> None:
     """Tell the browser to drop the login cookie (same name, path and flags it was set with)."""
     response.delete_cookie(
         cookie_name(settings, SESSION_COOKIE),

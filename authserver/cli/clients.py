@@ -12,10 +12,10 @@ from typing import Any
 
 import click
 from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
 
 from authserver.accounts.users import names_a_user
-from authserver.cli.main import open_server
+from authserver.cli.context import open_server
+from authserver.cli.lookups import find_client
 from authserver.cli.output import (
     Column,
     confirm,
@@ -87,14 +87,6 @@ def client_record(client: Client) -> dict[str, Any]:
         "expires_at": client.expires_at,
         "registered_from": client.registered_from,
     }
-
-
-def find_client(session: Session, client_id: str) -> Client:
-    """The client ``client_id``; exit 1 when unknown."""
-    client = session.get(Client, client_id)
-    if client is None:
-        fail(f"no client {client_id!r}", "list the clients with `charter clients list`")
-    return client
 
 
 def checked_redirect_uris(uris: Sequence[str]) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from authserver.cli.main import describe_database, open_server
+from authserver.cli.context import describe_database, open_server
 from authserver.cli.output import emit_result, json_option
 from authserver.storage.schema import current_revision, head_revision, prepare_database
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from authserver.cli.main import open_server
+from authserver.cli.context import open_server
 from authserver.cli.output import (
     Column,
     confirm,

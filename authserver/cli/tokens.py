@@ -1,4 +1,4 @@
-"""``charter tokens`` and ``charter consents``: what was granted, and taking it back.
+"""``charter tokens``: what was granted (access tokens, grants), and taking it back.
 
 Revocation marks rows (``revoked_at``) with :mod:`authserver.storage.revocation`, which the
 resource server's revocation view picks up; nothing secret is ever printed (only ``jti`` and ids).
@@ -6,15 +6,13 @@ resource server's revocation view picks up; nothing secret is ever printed (only
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from typing import Any
 
 import click
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from authserver.accounts.users import find_user
-from authserver.cli.main import open_server
+from authserver.cli.context import open_server
+from authserver.cli.lookups import require_client, resolve_subject, usernames
 from authserver.cli.output import (
     Column,
     confirm,
@@ -28,7 +26,7 @@ from authserver.cli.output import (
 )
 from authserver.ops.purge import purge_expired
 from authserver.storage.audit import record_event
-from authserver.storage.models import AccessToken, Client, Consent, Grant, User
+from authserver.storage.models import AccessToken, Grant
 from authserver.storage.revocation import (
     revoke_access_token,
     revoke_client_grants,
@@ -54,40 +52,6 @@ GRANT_COLUMNS = (
     time_column("CREATED", "created_at"),
     time_column("EXPIRES", "expires_at"),
 )
-CONSENT_COLUMNS = (
-    Column("CONSENT", "id"),
-    Column("USER", "user"),
-    Column("CLIENT", "client_id"),
-    Column("SCOPE", "scope"),
-    Column("RESOURCE", "resource"),
-    time_column("CREATED", "created_at"),
-    time_column("EXPIRES", "expires_at"),
-    Column("STATUS", "status"),
-)
-
-
-def usernames(session: Session, ids: Iterable[str]) -> dict[str, str]:
-    """User id -> username for the ids given (missing ids are left out)."""
-    wanted = set(ids)
-    if not wanted:
-        return {}
-    rows = session.execute(select(User.id, User.username).where(User.id.in_(wanted))).all()
-    return {row.id: row.username for row in rows}
-
-
-def resolve_subject(session: Session, user: str) -> str:
-    """The subject (user id) of a username (any case) or id; exit 1 when unknown."""
-    found = find_user(session, user)
-    if found is None:
-        fail(f"no user {user!r}", "list the users with `charter users list`")
-    return found.id
-
-
-def require_client(session: Session, client_id: str) -> str:
-    """``client_id`` when such a client exists; exit 1 otherwise."""
-    if session.get(Client, client_id) is None:
-        fail(f"no client {client_id!r}", "list the clients with `charter clients list`")
-    return client_id
 
 
 @click.group()
@@ -226,101 +190,5 @@ def purge(batch_size: int, yes: bool, as_json: bool) -> None:
     emit_result(
         f"purged {total} expired row(s)" + (f": {detail}" if detail else ""),
         {"purged": counts, "total": total},
-        as_json=as_json,
-    )
-
-
-def consent_record(consent: Consent, names: dict[str, str], now: int) -> dict[str, Any]:
-    """A consent as shown by the CLI."""
-    if consent.revoked_at is not None:
-        status = "revoked"
-    elif consent.expires_at <= now:
-        status = "expired"
-    else:
-        status = "active"
-    return {
-        "id": consent.id,
-        "user_id": consent.user_id,
-        "user": names.get(consent.user_id, consent.user_id),
-        "client_id": consent.client_id,
-        "scope": consent.scope,
-        "resource": consent.resource,
-        "redirect_uri": consent.redirect_uri,
-        "created_at": consent.created_at,
-        "expires_at": consent.expires_at,
-        "status": status,
-    }
-
-
-@click.group()
-def consents() -> None:
-    """Remembered user approvals of clients."""
-
-
-@consents.command("list")
-@click.option("--user", metavar="USERNAME", help="Only this user's.")
-@click.option("--client", "client_id", metavar="CLIENT_ID", help="Only for this client.")
-@click.option("--all", "show_all", is_flag=True, help="Include revoked and expired ones.")
-@json_option
-def list_consents(user: str | None, client_id: str | None, show_all: bool, as_json: bool) -> None:
-    """Active consents (all with --all)."""
-    server = open_server()
-    now = server.now()
-    with server.database.transaction() as session:
-        query = select(Consent)
-        if not show_all:
-            query = query.where(Consent.revoked_at.is_(None), Consent.expires_at > now)
-        if user:
-            query = query.where(Consent.user_id == resolve_subject(session, user))
-        if client_id:
-            query = query.where(Consent.client_id == require_client(session, client_id))
-        rows: Sequence[Consent] = session.scalars(query.order_by(Consent.created_at.desc())).all()
-        names = usernames(session, (row.user_id for row in rows))
-        records = [consent_record(row, names, now) for row in rows]
-    emit_records(records, CONSENT_COLUMNS, as_json=as_json, empty="no consents")
-
-
-@consents.command("revoke")
-@click.argument("consent_id", required=False)
-@click.option("--user", metavar="USERNAME", help="Every consent of this user.")
-@click.option("--client", "client_id", metavar="CLIENT_ID", help="Every consent for this client.")
-@yes_option
-@json_option
-def revoke_consents(
-    consent_id: str | None, user: str | None, client_id: str | None, yes: bool, as_json: bool
-) -> None:
-    """Revoke CONSENT_ID, or all of a user's and/or a client's consents.
-
-    The user is asked again next time, and the grants made under the consent are revoked.
-    """
-    if bool(consent_id) == bool(user or client_id):
-        usage_error("give a CONSENT_ID, or --user and/or --client")
-    what = f"consent {consent_id}" if consent_id else "the matching consents"
-    confirm(f"revoke {what} and the grants made under it", yes=yes)
-    server = open_server()
-    now = server.now()
-    with server.database.transaction() as session:
-        query = select(Consent).where(Consent.revoked_at.is_(None))
-        if consent_id:
-            query = query.where(Consent.id == consent_id)
-        if user:
-            query = query.where(Consent.user_id == resolve_subject(session, user))
-        if client_id:
-            query = query.where(Consent.client_id == require_client(session, client_id))
-        rows = session.scalars(query).all()
-        if not rows:
-            fail("no live consent matches", "see `charter consents list`")
-        grants = 0
-        for row in rows:
-            row.revoked_at = now
-            grants += revoke_user_grants(
-                session, row.user_id, now=now, reason="consent_revoked", client_id=row.client_id
-            )
-            record_event(
-                session, "consent_revoked", at=now, client_id=row.client_id, subject=row.user_id
-            )
-    emit_result(
-        f"revoked {len(rows)} consent(s) and {grants} grant(s)",
-        {"revoked_consents": len(rows), "revoked_grants": grants},
         as_json=as_json,
     )

@@ -20,13 +20,13 @@ from authserver.accounts.passwords import new_password_problem
 from authserver.accounts.users import (
     InvalidUsernameError,
     check_username,
-    find_user,
     find_user_by_name,
     new_user,
     username_key,
 )
 from authserver.cli import output
-from authserver.cli.main import open_server
+from authserver.cli.context import open_server
+from authserver.cli.lookups import require_user
 from authserver.cli.output import (
     Column,
     confirm,
@@ -64,14 +64,6 @@ def user_record(user: User) -> dict[str, Any]:
         "created_at": user.created_at,
         "password_changed_at": user.password_changed_at,
     }
-
-
-def existing_user(session: Session, username: str) -> User:
-    """The user called ``username`` (case-insensitively) or with that id; exit 1 when none."""
-    user = find_user(session, username)
-    if user is None:
-        fail(f"no user {username!r}", "list the users with `charter users list`")
-    return user
 
 
 def read_password(from_stdin: bool) -> str:
@@ -180,7 +172,7 @@ def remove_user(username: str, yes: bool, as_json: bool) -> None:
     """Delete USERNAME, end their logins and revoke their grants and consents."""
     server = open_server()
     with server.database.transaction() as session:
-        user = existing_user(session, username)
+        user = require_user(session, username)
     confirm(f"remove user {user.username} and revoke everything they granted", yes=yes)
     now = server.now()
     with server.database.transaction() as session:
@@ -207,7 +199,7 @@ def passwd(username: str, password_stdin: bool, as_json: bool) -> None:
     """
     server = open_server()
     with server.database.transaction() as session:
-        user = existing_user(session, username)
+        user = require_user(session, username)
     password = read_password(password_stdin)
     password_hash = server.passwords.hash(password)
     now = server.now()

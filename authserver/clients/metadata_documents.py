@@ -54,7 +54,7 @@ from sqlalchemy.orm import Session
 
 from authserver.clients.metadata import ClientMetadata, new_client, normalise_registration
 from authserver.clients.ssrf import FetchError, FetchPolicy, FetchResult, StatusError, fetch
-from authserver.config.settings import AuthServerSettings
+from authserver.config.settings import CharterSettings
 from authserver.context import AuthServer
 from authserver.errors import OAuthError
 from authserver.storage import rate_limits
@@ -93,14 +93,14 @@ class MetadataDocumentError(Exception):
     """A URL or document that is not an acceptable client ID metadata document."""
 
 
-def looks_like_document_url(client_id: str, settings: AuthServerSettings) -> bool:
+def looks_like_document_url(client_id: str, settings: CharterSettings) -> bool:
     """True when ``client_id`` is meant as a metadata document URL (https, or allowed http)."""
     if client_id.startswith("https://"):
         return True
     return settings.ssrf_allow_http and client_id.startswith("http://")
 
 
-def validate_client_id_url(url: str, settings: AuthServerSettings) -> str:
+def validate_client_id_url(url: str, settings: CharterSettings) -> str:
     """Return ``url`` when it is an acceptable metadata document ``client_id`` (S50)."""
     if len(url) > 2048:
         raise MetadataDocumentError("client_id URL is too long")
@@ -147,7 +147,7 @@ def cache_seconds(cache_control: str | None) -> int:
     return max(MIN_CACHE_SECONDS, min(MAX_CACHE_SECONDS, int(match.group(2))))
 
 
-def parse_document(url: str, content: bytes, settings: AuthServerSettings) -> ClientMetadata:
+def parse_document(url: str, content: bytes, settings: CharterSettings) -> ClientMetadata:
     """Validate a fetched document for ``url``; raises :class:`MetadataDocumentError`."""
     try:
         document = json.loads(content)
@@ -186,7 +186,7 @@ class FetchedDocument:
 
 
 def fetch_document(
-    url: str, settings: AuthServerSettings, *, fetcher: Fetcher = fetch
+    url: str, settings: CharterSettings, *, fetcher: Fetcher = fetch
 ) -> FetchedDocument:
     """Fetch and validate the document at ``url``; raises on any failure."""
     validate_client_id_url(url, settings)

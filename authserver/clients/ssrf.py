@@ -41,7 +41,7 @@ from typing import Any
 import httpcore
 import httpx
 
-from authserver.config.settings import AuthServerSettings
+from authserver.config.settings import CharterSettings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 #: ``(host, port) -> addresses``; the default uses :func:`socket.getaddrinfo`.
@@ -143,7 +143,7 @@ class FetchPolicy:
     @classmethod
     def from_settings(
         cls,
-        settings: AuthServerSettings,
+        settings: CharterSettings,
         *,
         max_bytes: int = DEFAULT_MAX_BYTES,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,

@@ -1,20 +1,42 @@
-"""Settings of the authorization server (pydantic-settings, environment prefix ``CHARTER_``).
+"""The one settings model of a Charter deployment (pydantic-settings, prefix ``CHARTER_``).
 
-Built once at start-up, validated, and passed down; nothing reads the environment later.
+Every option of the deployment is a field of :class:`CharterSettings`, documented where it is
+defined; nothing else declares settings. From this one model:
+
+- the authorization server reads its settings directly (``AuthServer.settings``);
+- the composition root derives the MCP server's ``ResourceServerSettings`` and the transport's
+  ``TransportOptions`` by field name (:meth:`CharterSettings.values_for`,
+  :mod:`authserver.deployment`): a field named like one of theirs reaches them;
+- ``charter serve`` gets one option per field (:mod:`authserver.config.options`), workers get
+  the values through ``CHARTER_*`` variables (:meth:`CharterSettings.environment`), and the
+  README's configuration table is generated (:mod:`authserver.config.table`).
+
+Adding a setting is adding a field here. Settings are built once at start-up, validated (https
+issuer outside localhost, no default secrets) and passed down; nothing reads the environment
+later.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from authserver.config.options import Option, command_line_fields, env_name
+from authserver.config.trusted_proxies import DEFAULT_TRUSTED_PROXIES, parse_trusted_proxies
+
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+#: Hosts meaning "every interface"; the default issuer then names the loopback address.
+ANY_HOST = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 - recognised, not bound here
+
+LogFormat = Literal["text", "json"]
+LogLevel = Literal["debug", "info", "warning", "error"]
 
 
 def default_data_dir() -> Path:
@@ -29,6 +51,20 @@ def is_loopback_host(host: str | None) -> bool:
         return False
     host = host.lower().strip("[]")
     return host in {"localhost", "::1"} or host.startswith("127.")
+
+
+def default_issuer(host: str, port: int) -> str:
+    """``http://HOST:PORT`` for a loopback host (no trailing slash); any other host needs an
+    explicit issuer."""
+    if host in ANY_HOST:
+        host = "127.0.0.1"
+    if not is_loopback_host(host):
+        raise ValueError(
+            f"--issuer is required when listening on {host}: give the public https URL clients "
+            "use (for example --issuer https://mcp.example.com behind a TLS proxy)"
+        )
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
 
 
 def split_list_setting(value: Any) -> Any:
@@ -55,78 +91,207 @@ def split_list_setting(value: Any) -> Any:
 StrList = Annotated[tuple[str, ...], NoDecode]
 
 
-class AuthServerSettings(BaseSettings):
-    """Every option of the authorization server, each documented where it is defined."""
+class CharterSettings(BaseSettings):
+    """Every setting of a deployment: the authorization server, the MCP server, ``serve``."""
 
     model_config = SettingsConfigDict(env_prefix="CHARTER_", extra="ignore")
 
-    #: Issuer identifier (RFC 8414 §2): the public origin, no trailing slash added.
-    issuer: str = "http://127.0.0.1:8000"
-    #: Canonical URL of the protected MCP endpoint; defaults to ``<issuer>/mcp``.
-    resource_url: str = ""
-    #: Folder for the SQLite database and the key-encryption key file.
-    data_dir: Path = Field(default_factory=default_data_dir)
-    #: SQLAlchemy URL; defaults to ``sqlite:///<data_dir>/charter.db``.
-    #: Use ``postgresql+psycopg://…`` to run many workers on one database.
-    database_url: str = ""
-    #: Secret that encrypts signing keys at rest. When empty, a random one is kept in
-    #: ``<data_dir>/key-encryption.key`` (mode 0600). Many workers on many hosts must share it.
-    key_encryption_key: SecretStr | None = None
+    # -- Where the deployment lives -----------------------------------------------------------
 
-    #: Scopes the deployment knows (published in metadata).
-    #: In the environment: a JSON list or comma/space-separated words (``mcp,notes:read``).
-    scopes_supported: StrList = ("mcp", "notes:read", "notes:write")
-    #: Scope granted when a client asks for none.
-    default_scope: str = "mcp"
+    issuer: Annotated[
+        str, Option(metavar="URL", shown_default="`http://HOST:PORT` (`http://127.0.0.1:8000`)")
+    ] = Field(
+        default="",
+        description="Public origin of the server (RFC 8414 issuer); must be https outside "
+        "localhost. Behind a proxy: its public https URL (a trailing `/` is dropped).",
+    )
+    resource_url: Annotated[str, Option(metavar="URL", shown_default="`<issuer>/mcp`")] = Field(
+        default="",
+        description="Canonical URL of the MCP endpoint (the tokens' audience).",
+    )
+    data_dir: Annotated[
+        Path,
+        Option(shown_default="`~/.local/share/charter` (`$XDG_DATA_HOME/charter`)"),
+    ] = Field(
+        default_factory=default_data_dir,
+        description="Folder of the SQLite database and the key-encryption key file.",
+    )
+    database_url: Annotated[
+        str, Option(metavar="URL", shown_default="`sqlite:///<data_dir>/charter.db`")
+    ] = Field(
+        default="",
+        description="SQLAlchemy URL; `postgresql+psycopg://…` for many workers.",
+    )
+    key_encryption_key: Annotated[
+        SecretStr | None,
+        Option(command_line=False, shown_default="random, kept in `<data_dir>/key-encryption.key`"),
+    ] = Field(
+        default=None,
+        description="Secret that encrypts signing keys at rest; set the same value on every host.",
+    )
 
-    #: Lifetime of an access token (RFC 9068 JWT), seconds.
-    access_token_ttl: int = Field(default=3600, ge=30, le=86400)
-    #: Lifetime of an authorization code, seconds (RFC 9700 §4.5: short; at most 10 minutes).
-    authorization_code_ttl: int = Field(default=60, ge=5, le=600)
-    #: A refresh token dies when unused this long (idle expiry), seconds.
-    refresh_token_idle_ttl: int = Field(default=14 * 86400, ge=60)
-    #: A grant's refresh tokens all die this long after the grant began (absolute expiry), seconds.
-    refresh_token_absolute_ttl: int = Field(default=90 * 86400, ge=60)
-    #: A rotated refresh token presented again within this many seconds is refused without
-    #: revoking the grant (a client racing itself); later, reuse revokes the whole grant.
-    refresh_reuse_grace_seconds: int = Field(default=10, ge=0, le=120)
-    #: How long a user's consent is remembered, seconds.
-    consent_ttl: int = Field(default=30 * 86400, ge=0)
-    #: How long a browser login lasts, seconds.
-    login_session_ttl: int = Field(default=12 * 3600, ge=60)
-    #: Clock leeway for JWT time claims, seconds.
-    leeway_seconds: int = Field(default=30, ge=0, le=300)
+    # -- Scopes and lifetimes -----------------------------------------------------------------
 
-    #: Allow RFC 7591 open dynamic client registration.
-    registration_open: bool = True
-    #: Seconds between background housekeeping runs of ``charter serve`` (purge of expired
-    #: rows, reaping of never-used clients); 0 turns it off.
-    maintenance_interval_seconds: int = Field(default=300, ge=0)
-    #: Dynamically registered clients never used are deleted after this many seconds.
-    unused_client_ttl: int = Field(default=86400, ge=60)
-    #: Registrations allowed per client IP per minute.
-    registration_rate_per_minute: int = Field(default=30, ge=1)
-    #: New sign-in requests (pending authorizations, kept 30 minutes) allowed per client IP
-    #: (IPv6: per /64) per minute; more get a 429 page.
-    authorize_rate_per_minute: int = Field(default=60, ge=1)
-    #: Failed logins/secrets allowed per account or client per 5 minutes before throttling
-    #: (logins: per username and per username+IP; a client IP may fail 5 times as often).
-    failed_auth_limit: int = Field(default=10, ge=1)
+    scopes_supported: Annotated[StrList, Option(metavar="SCOPE")] = Field(
+        default=("mcp", "notes:read", "notes:write"),
+        description="Scopes the deployment knows (published in metadata); comma-separated or a "
+        "JSON list.",
+    )
+    default_scope: str = Field(
+        default="mcp", description="Scope granted when a client asks for none."
+    )
+    access_token_ttl: int = Field(
+        default=3600,
+        ge=30,
+        le=86400,
+        description="Access token (RFC 9068 JWT) lifetime, seconds (30 to 86400).",
+    )
+    authorization_code_ttl: int = Field(
+        default=60,
+        ge=5,
+        le=600,
+        description="Authorization code lifetime, seconds (5 to 600).",
+    )
+    refresh_token_idle_ttl: Annotated[int, Option(shown_default="`1209600` (14 days)")] = Field(
+        default=14 * 86400,
+        ge=60,
+        description="A refresh token dies when unused this long, seconds.",
+    )
+    refresh_token_absolute_ttl: Annotated[int, Option(shown_default="`7776000` (90 days)")] = Field(
+        default=90 * 86400,
+        ge=60,
+        description="All refresh tokens of a grant die this long after it began, seconds.",
+    )
+    refresh_reuse_grace_seconds: int = Field(
+        default=10,
+        ge=0,
+        le=120,
+        description="A just-rotated refresh token presented again within this time is refused "
+        "without revoking the grant (a client racing itself); later reuse revokes the grant.",
+    )
+    consent_ttl: Annotated[int, Option(shown_default="`2592000` (30 days)")] = Field(
+        default=30 * 86400,
+        ge=0,
+        description="How long a user's consent is remembered, seconds.",
+    )
+    login_session_ttl: Annotated[int, Option(shown_default="`43200` (12 hours)")] = Field(
+        default=12 * 3600,
+        ge=60,
+        description="How long a browser login lasts, seconds.",
+    )
+    leeway_seconds: int = Field(
+        default=30,
+        ge=0,
+        le=300,
+        description="Clock leeway for JWT time claims, seconds.",
+    )
 
-    #: Accept client ID metadata documents (an https URL as ``client_id``).
-    client_id_metadata_documents: bool = True
-    #: ``host`` or ``host:port`` entries the SSRF guard lets through even when they resolve to
-    #: private or loopback addresses (for tests and private deployments).
-    ssrf_allowed_hosts: StrList = ()
-    #: Allow ``http`` (not only https) metadata document URLs for the hosts above (tests only).
-    ssrf_allow_http: bool = False
+    # -- Clients, limits, housekeeping --------------------------------------------------------
 
-    #: How long a new signing key is published before it signs, seconds. Longer than every
-    #: JWKS cache (the resource server's 60 s, the key store's 5 s) so that no worker signs
-    #: with a key its peers have not seen yet (S63).
-    key_publish_ahead_seconds: int = Field(default=120, ge=0)
+    registration_open: bool = Field(
+        default=True,
+        description="Allow open dynamic client registration (RFC 7591).",
+    )
+    maintenance_interval_seconds: int = Field(
+        default=300,
+        ge=0,
+        description="Seconds between background housekeeping runs of `charter serve` (batched "
+        "purge of expired codes, tokens, consents and sessions; reaping of never-used dynamic "
+        "clients); `0` turns it off.",
+    )
+    unused_client_ttl: int = Field(
+        default=86400,
+        ge=60,
+        description="Dynamically registered clients never used are deleted after this many "
+        "seconds.",
+    )
+    registration_rate_per_minute: int = Field(
+        default=30,
+        ge=1,
+        description="Registrations allowed per client IP per minute.",
+    )
+    authorize_rate_per_minute: int = Field(
+        default=60,
+        ge=1,
+        description="New sign-in requests (pending authorizations) allowed per client IP (IPv6: "
+        "per /64) per minute; more get a 429 page.",
+    )
+    failed_auth_limit: int = Field(
+        default=10,
+        ge=1,
+        description="Failed logins or client secrets per account/client per 5 minutes before "
+        "throttling (logins count per username and per username+IP, and a client IP may fail "
+        "5 times as often; past the per-username limit the right password still signs in from "
+        "an IP that is not throttled).",
+    )
+    client_id_metadata_documents: bool = Field(
+        default=True,
+        description="Accept client ID metadata documents (an https URL as `client_id`).",
+    )
+    ssrf_allowed_hosts: Annotated[
+        StrList, Option(flag="--ssrf-allow-host", metavar="HOST[:PORT]")
+    ] = Field(
+        default=(),
+        description="`host` or `host:port` entries, comma-separated or a JSON list, that the "
+        "SSRF guard lets through although private or loopback (serve: `--ssrf-allow-host`).",
+    )
+    ssrf_allow_http: bool = Field(
+        default=False,
+        description="Allow plain-http metadata document URLs for those hosts (tests only).",
+    )
+    key_publish_ahead_seconds: int = Field(
+        default=120,
+        ge=0,
+        description="How long a new signing key is published before it signs, seconds; longer "
+        "than every JWKS cache so no worker signs with a key its peers have not seen.",
+    )
 
-    @field_validator("scopes_supported", "ssrf_allowed_hosts", mode="before")
+    # -- The MCP server -----------------------------------------------------------------------
+
+    tools: Annotated[StrList, Option(metavar="MODULE")] = Field(
+        default=(),
+        description="Modules of extra tools, prompts and resources, separated by spaces or "
+        "commas, or a JSON list (`serve --tools`).",
+    )
+    log_format: LogFormat = Field(
+        default="text", description="`text` or `json` (one object per line)."
+    )
+    resource_name: str = Field(
+        default="Charter MCP server",
+        description="Display name in the protected resource metadata.",
+    )
+
+    # -- charter serve ------------------------------------------------------------------------
+
+    host: str = Field(default="127.0.0.1", description="Where `charter serve` listens.")
+    port: int = Field(
+        default=8000, ge=1, le=65535, description="TCP port `charter serve` listens on."
+    )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Worker processes of `charter serve` (more than one needs PostgreSQL).",
+    )
+    log_level: LogLevel = Field(
+        default="info", description="Lowest level logged by `charter serve`."
+    )
+    graceful_timeout: float = Field(
+        default=10.0,
+        ge=0,
+        description="Seconds running requests get to finish on SIGTERM (or SIGINT); a completed "
+        "drain exits 0.",
+    )
+    forwarded_allow_ips: Annotated[str, Option(metavar="IPS")] = Field(
+        default=DEFAULT_TRUSTED_PROXIES,
+        description="Proxies (IP addresses or networks, comma-separated; empty for none) whose "
+        "`X-Forwarded-For` gives the client address that per-IP limits count (`serve "
+        "--forwarded-allow-ips`); from any other peer the header is ignored. `*` trusts every "
+        "peer and takes the header's first address: use it only behind a proxy that replaces "
+        "the header rather than appending to it.",
+    )
+
+    @field_validator("scopes_supported", "ssrf_allowed_hosts", "tools", mode="before")
     @classmethod
     def _split_lists(cls, value: Any) -> Any:
         return split_list_setting(value)
@@ -134,17 +299,11 @@ class AuthServerSettings(BaseSettings):
     @field_validator("issuer")
     @classmethod
     def _issuer_shape(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"issuer must be an absolute URL, got {value!r}")
-        if parts.query or parts.fragment:
-            raise ValueError("issuer must not have a query or fragment (RFC 8414 §2)")
-        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-            raise ValueError(
-                "issuer must use https outside localhost; put Charter behind a TLS proxy and "
-                "set --issuer https://your.host"
-            )
-        return value
+        if not value:
+            return value
+        if value.endswith("/") and value.count("/") == 3:
+            value = value[:-1]  # ``https://host/`` names the origin ``https://host`` (RFC 8414 §2)
+        return check_issuer(value)
 
     @field_validator("key_encryption_key")
     @classmethod
@@ -156,8 +315,16 @@ class AuthServerSettings(BaseSettings):
             )
         return value
 
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _trusted_proxies_parse(cls, value: str) -> str:
+        parse_trusted_proxies(value)
+        return value
+
     @model_validator(mode="after")
-    def _defaults(self) -> AuthServerSettings:
+    def _defaults(self) -> CharterSettings:
+        if not self.issuer:
+            self.issuer = default_issuer(self.host, self.port)
         if not self.resource_url:
             self.resource_url = self.issuer.rstrip("/") + "/mcp"
         if not self.database_url:
@@ -179,6 +346,47 @@ class AuthServerSettings(BaseSettings):
         """Path component of the issuer ('' for an origin issuer)."""
         return urlsplit(self.issuer).path.rstrip("/")
 
+    @property
+    def trusted_proxies(self) -> list[str]:
+        """The peers whose ``X-Forwarded-For`` counts, as uvicorn takes them."""
+        return parse_trusted_proxies(self.forwarded_allow_ips)
+
     def endpoint_url(self, path: str) -> str:
         """Absolute URL of an endpoint served under the issuer."""
         return self.issuer.rstrip("/") + path
+
+    def values_for(self, names: Iterable[str]) -> dict[str, Any]:
+        """This model's values of the fields among ``names`` (derives another part's settings
+        by field name: what a field here and a field there share is one setting)."""
+        fields = type(self).model_fields
+        return {name: getattr(self, name) for name in names if name in fields}
+
+    def environment(self) -> dict[str, str]:
+        """Every setting as the ``CHARTER_*`` variable that gives it to a worker process
+        (lists as JSON); settings never given on a command line (secrets) are left out: a
+        worker reads them from the environment it inherits."""
+        exported: dict[str, str] = {}
+        for name, _field in command_line_fields(type(self)):
+            value = getattr(self, name)
+            if isinstance(value, tuple):
+                exported[env_name(name)] = json.dumps(list(value))
+            elif isinstance(value, bool):
+                exported[env_name(name)] = "true" if value else "false"
+            else:
+                exported[env_name(name)] = str(value)
+        return exported
+
+
+def check_issuer(value: str) -> str:
+    """``value`` when it is an acceptable issuer (RFC 8414 §2), else :class:`ValueError`."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"issuer must be an absolute URL, got {value!r}")
+    if parts.query or parts.fragment:
+        raise ValueError("issuer must not have a query or fragment (RFC 8414 §2)")
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise ValueError(
+            "issuer must use https outside localhost; put Charter behind a TLS proxy and "
+            "set --issuer https://your.host"
+        )
+    return value

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import urlsplit, urlunsplit
 
-from authserver.config.settings import AuthServerSettings
+from authserver.config.settings import CharterSettings
 from authserver.errors import InvalidTargetError
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -42,7 +42,7 @@ def canonical_resource(value: str, *, drop_query: bool = True) -> str:
     return urlunsplit((scheme, netloc, parts.path, query, ""))
 
 
-def resolve_resource(settings: AuthServerSettings, values: Sequence[str]) -> str:
+def resolve_resource(settings: CharterSettings, values: Sequence[str]) -> str:
     """The one resource a request targets, canonical; the default when none was sent.
 
     Several values, or one that is not this deployment's MCP resource, give ``invalid_target``.

@@ -17,16 +17,20 @@ asks servers to end streams cleanly; the exit status is the POSIX ``exit`` conve
 ``--graceful-timeout`` are cancelled, as that option says (uvicorn logs how many), and the stop
 still counts as completed, in one process and in every worker alike (the supervisor cannot see
 a worker's drain, only how it ended).
+
+:func:`chain_exit_signals` lets the deployment end its SSE streams first when the signal comes
+(clients resume them elsewhere with ``Last-Event-ID``), then hands the signal on to uvicorn.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import signal
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 
 import uvicorn
@@ -107,3 +111,37 @@ def workers_exit_status(exit_codes: list[int | None]) -> int:
         )
         return UNCLEAN_EXIT
     return 0
+
+
+_EXIT_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def chain_exit_signals(on_exit: Callable[[], None]) -> Callable[[], None] | None:
+    """Run ``on_exit`` in the event loop, then the previous handler, on SIGTERM/SIGINT.
+
+    Returns a function restoring the previous handlers; None when not in the main thread
+    (signals cannot be handled there, e.g. a server run by a test in a thread).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    loop = asyncio.get_running_loop()
+    previous = {sig: signal.getsignal(sig) for sig in _EXIT_SIGNALS}
+
+    def handler(sig: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(on_exit)
+        chained = previous.get(signal.Signals(sig))
+        if callable(chained):
+            chained(sig, frame)
+        elif chained == signal.SIG_DFL:
+            signal.signal(sig, signal.SIG_DFL)
+            signal.raise_signal(sig)
+
+    for sig in _EXIT_SIGNALS:
+        signal.signal(sig, handler)
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            if old is not None:
+                signal.signal(sig, old)
+
+    return restore

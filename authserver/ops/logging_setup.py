@@ -23,11 +23,11 @@ import time
 import traceback
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-LogFormat = Literal["text", "json"]
+from authserver.config.settings import LogFormat
 
 #: The id of the request being served (None outside a request).
 REQUEST_ID: ContextVar[str | None] = ContextVar("charter_request_id", default=None)

@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from authserver.config.settings import AuthServerSettings
+from authserver.config.settings import CharterSettings
 from authserver.context import AuthServer
 from authserver.endpoints.app import create_app
 from authserver.oauth.redirects import match_redirect_uri
@@ -435,7 +435,7 @@ async def test_s17_code_bound_to_client_redirect_and_lifetime(
 
 def test_s17_code_lifetime_capped_at_ten_minutes() -> None:
     with pytest.raises(ValidationError):
-        AuthServerSettings(authorization_code_ttl=601)
+        CharterSettings(authorization_code_ttl=601)
 
 
 def token_bits(value: str) -> int:

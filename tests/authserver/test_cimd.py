@@ -27,7 +27,7 @@ from authserver.clients.metadata_documents import (
 )
 from authserver.clients.ssrf import FetchTimeoutError
 from authserver.clients.store import load_client, prefetch_client
-from authserver.config.settings import AuthServerSettings
+from authserver.config.settings import CharterSettings
 from authserver.context import AuthServer
 from authserver.endpoints.app import create_app
 from authserver.storage.models import Client
@@ -198,7 +198,7 @@ BAD_URLS = [
 @pytest.mark.parametrize("url", BAD_URLS)
 def test_s50_client_id_url_rules(url: str) -> None:
     with pytest.raises(MetadataDocumentError):
-        validate_client_id_url(url, AuthServerSettings())
+        validate_client_id_url(url, CharterSettings())
 
 
 def test_s50_good_client_id_urls() -> None:
@@ -207,7 +207,7 @@ def test_s50_good_client_id_urls() -> None:
         "https://app.example.com:8443/oauth/client-metadata.json",
         "https://app.example.com/client?version=2",
     ):
-        assert validate_client_id_url(url, AuthServerSettings()) == url
+        assert validate_client_id_url(url, CharterSettings()) == url
 
 
 @pytest.mark.parametrize(
@@ -374,7 +374,7 @@ class FailingFetches:
     def __init__(self) -> None:
         self.calls: list[str] = []
 
-    def __call__(self, url: str, settings: AuthServerSettings, **_: Any) -> FetchedDocument:
+    def __call__(self, url: str, settings: CharterSettings, **_: Any) -> FetchedDocument:
         self.calls.append(url)
         raise FetchTimeoutError("the fetch timed out")
 

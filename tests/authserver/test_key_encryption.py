@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from authserver.config.settings import AuthServerSettings
+from authserver.config.settings import CharterSettings
 from authserver.context import AuthServer
 from authserver.deployment import initialize
 from authserver.storage.signing_keys import KeyDecryptionError
@@ -32,12 +32,12 @@ def test_same_key_encryption_key_starts(make_server: Callable[..., AuthServer]) 
 
 def test_short_key_encryption_key_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="at least 16 characters"):
-        AuthServerSettings(data_dir=tmp_path, key_encryption_key="short")
+        CharterSettings(data_dir=tmp_path, key_encryption_key="short")
 
 
 def test_sqlite_database_and_key_file_are_private(tmp_path: Path) -> None:
     data_dir = tmp_path / "fresh"
-    server = AuthServer.build(AuthServerSettings(data_dir=data_dir))
+    server = AuthServer.build(CharterSettings(data_dir=data_dir))
     try:
         initialize(server, create_admin=False)
     finally:

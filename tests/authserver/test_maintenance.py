@@ -11,7 +11,7 @@ import httpx
 from sqlalchemy import func, select
 
 from authserver.context import AuthServer
-from authserver.deployment import DeploymentSettings, build_deployment, initialize
+from authserver.deployment import CharterSettings, build_deployment, initialize
 from authserver.ops.maintenance import run_maintenance
 from authserver.storage.models import Client
 from tests.support.clock import Clock
@@ -38,7 +38,7 @@ def test_s48_run_maintenance_reaps_never_used_dynamic_clients(
 
 
 async def test_s64_serve_lifespan_runs_maintenance_in_the_background(tmp_path: Path) -> None:
-    settings = DeploymentSettings(
+    settings = CharterSettings(
         data_dir=tmp_path,
         database_url=f"sqlite:///{tmp_path / 'charter.db'}",
         key_encryption_key="test-key-encryption-secret",

@@ -22,7 +22,7 @@ from authserver.clients.ssrf import (
     fetch,
     is_public_address,
 )
-from authserver.config.settings import AuthServerSettings
+from authserver.config.settings import CharterSettings
 from tests.authserver.ssrf_support import DocumentServer, document_server
 
 
@@ -158,7 +158,7 @@ def test_s49_allow_list_and_http(docs: DocumentServer) -> None:
 
 
 def test_s49_policy_from_settings() -> None:
-    settings = AuthServerSettings(
+    settings = CharterSettings(
         ssrf_allowed_hosts=("Docs.Example:8443", "127.0.0.1"), ssrf_allow_http=True
     )
     policy = FetchPolicy.from_settings(settings, max_bytes=100)

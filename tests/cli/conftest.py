@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 from sqlalchemy import text
 
 from authserver.cli.main import charter
-from authserver.config.settings import AuthServerSettings
+from authserver.config.settings import CharterSettings
 from authserver.context import AuthServer
 from authserver.storage.models import Base
 from authserver.storage.schema import prepare_database
@@ -53,7 +53,7 @@ def cli(database_url: str, tmp_path: Path) -> Iterator[Charter]:
     """A runner on a migrated, empty database (SQLite file, or the session's PostgreSQL db)."""
     if database_url.startswith("postgresql"):
         server = AuthServer.build(
-            AuthServerSettings(data_dir=tmp_path / "data", database_url=database_url)
+            CharterSettings(data_dir=tmp_path / "data", database_url=database_url)
         )
         prepare_database(server.database.engine)
         names = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
@@ -66,9 +66,7 @@ def cli(database_url: str, tmp_path: Path) -> Iterator[Charter]:
 @pytest.fixture
 def server(cli: Charter) -> Iterator[AuthServer]:
     """A context on the CLI's database, for arranging rows and checking results."""
-    made = AuthServer.build(
-        AuthServerSettings(data_dir=cli.data_dir, database_url=cli.database_url)
-    )
+    made = AuthServer.build(CharterSettings(data_dir=cli.data_dir, database_url=cli.database_url))
     prepare_database(made.database.engine)
     yield made
     made.database.dispose()

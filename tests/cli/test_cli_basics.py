@@ -14,7 +14,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from authserver.cli.main import CliOptions, build_settings, charter
+from authserver.cli.context import CliOptions, build_settings
+from authserver.cli.main import charter
 from authserver.cli.output import render_table
 from authserver.storage.schema import head_revision
 from tests.cli.conftest import Charter

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from authserver.cli.main import charter
-from authserver.config.settings import AuthServerSettings, split_list_setting
+from authserver.config.settings import CharterSettings, split_list_setting
 
 
 @pytest.mark.parametrize(
@@ -46,7 +46,7 @@ def test_comma_separated_list_settings_from_the_environment(
 ) -> None:
     monkeypatch.setenv("CHARTER_SCOPES_SUPPORTED", "mcp,weather")
     monkeypatch.setenv("CHARTER_SSRF_ALLOWED_HOSTS", "localhost")
-    settings = AuthServerSettings()
+    settings = CharterSettings()
     assert settings.scopes_supported == ("mcp", "weather")
     assert settings.ssrf_allowed_hosts == ("localhost",)
 
@@ -54,13 +54,13 @@ def test_comma_separated_list_settings_from_the_environment(
 def test_json_list_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CHARTER_SCOPES_SUPPORTED", '["mcp", "notes:read"]')
     monkeypatch.setenv("CHARTER_SSRF_ALLOWED_HOSTS", '["localhost:8443", "127.0.0.1"]')
-    settings = AuthServerSettings()
+    settings = CharterSettings()
     assert settings.scopes_supported == ("mcp", "notes:read")
     assert settings.ssrf_allowed_hosts == ("localhost:8443", "127.0.0.1")
 
 
 def test_keyword_list_settings_still_work() -> None:
-    settings = AuthServerSettings(scopes_supported=("mcp", "x"), ssrf_allowed_hosts=["h"])
+    settings = CharterSettings(scopes_supported=("mcp", "x"), ssrf_allowed_hosts=["h"])
     assert settings.scopes_supported == ("mcp", "x")
     assert settings.ssrf_allowed_hosts == ("h",)
 
@@ -86,7 +86,7 @@ def test_cli_reports_a_malformed_json_list_as_invalid_configuration(tmp_path: Pa
     assert "Traceback" not in result.output
 
 
-class _UndecodableSettings(AuthServerSettings):
+class _UndecodableSettings(CharterSettings):
     """A list field left to pydantic-settings' JSON decoding, which raises SettingsError."""
 
     extra_list: tuple[str, ...] = ()
@@ -95,7 +95,7 @@ class _UndecodableSettings(AuthServerSettings):
 def test_cli_reports_a_settings_source_error_as_invalid_configuration(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("authserver.cli.main.AuthServerSettings", _UndecodableSettings)
+    monkeypatch.setattr("authserver.cli.context.CharterSettings", _UndecodableSettings)
     result = CliRunner().invoke(
         charter,
         ["--data-dir", str(tmp_path), "users", "list"],
@@ -113,5 +113,5 @@ def test_readme_list_examples_mean_the_same(monkeypatch: pytest.MonkeyPatch) -> 
     parsed = set()
     for _quote, raw in examples:
         monkeypatch.setenv("CHARTER_SCOPES_SUPPORTED", raw)
-        parsed.add(AuthServerSettings().scopes_supported)
+        parsed.add(CharterSettings().scopes_supported)
     assert parsed == {("mcp", "notes:read", "notes:write", "weather:read")}

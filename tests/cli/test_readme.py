@@ -12,7 +12,8 @@ from typing import Any
 import click
 
 from authserver.cli.main import charter
-from authserver.config.settings import AuthServerSettings
+from authserver.config.settings import CharterSettings
+from authserver.config.table import settings_table
 from resourceserver.mcp import Context, Registry
 from resourceserver.principal import Principal
 
@@ -27,7 +28,7 @@ def test_every_setting_is_documented() -> None:
     text = readme()
     missing = [
         f"CHARTER_{name.upper()}"
-        for name in AuthServerSettings.model_fields
+        for name in CharterSettings.model_fields
         if f"`CHARTER_{name.upper()}`" not in text
     ]
     assert missing == []
@@ -113,7 +114,7 @@ async def test_the_tool_example_runs() -> None:
 def test_documented_defaults_match_the_settings() -> None:
     rows = dict(re.findall(r"^\| `CHARTER_([A-Z_]+)` \| ([^|]*) \|", readme(), flags=re.MULTILINE))
     checked = 0
-    for name, field in AuthServerSettings.model_fields.items():
+    for name, field in CharterSettings.model_fields.items():
         default = field.default
         if isinstance(default, bool):
             expected = str(default).lower()
@@ -125,3 +126,13 @@ def test_documented_defaults_match_the_settings() -> None:
         assert f"`{expected}`" in cell, (name, cell)
         checked += 1
     assert checked >= 15
+
+
+def test_the_settings_table_is_generated_from_the_settings() -> None:
+    """The README's table is exactly what the settings model says (one row per field)."""
+    expected = settings_table()
+    assert expected in readme(), (
+        "README.md's configuration table differs from the settings; replace it with the "
+        "output of `python -m authserver.config.table`:\n" + expected
+    )
+    assert expected.count("\n| `CHARTER_") == len(CharterSettings.model_fields)

@@ -14,7 +14,7 @@ import pytest
 
 from authserver.context import AuthServer
 from authserver.deployment import (
-    DeploymentSettings,
+    CharterSettings,
     build_deployment,
     create_deployment_app,
     initialize,
@@ -37,10 +37,10 @@ def charter_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
 def test_settings_read_tool_modules_from_the_environment(
     charter_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert DeploymentSettings().tools == ("tests.conformance.tools",)
+    assert CharterSettings().tools == ("tests.conformance.tools",)
     monkeypatch.setenv("CHARTER_TOOLS", "a.b c.d,e.f")
-    assert DeploymentSettings().tools == ("a.b", "c.d", "e.f")
-    assert DeploymentSettings(tools="a.b, c.d").tools == ("a.b", "c.d")  # type: ignore[arg-type]
+    assert CharterSettings().tools == ("a.b", "c.d", "e.f")
+    assert CharterSettings(tools="a.b, c.d").tools == ("a.b", "c.d")  # type: ignore[arg-type]
 
 
 async def test_worker_factory_serves_both_servers_on_one_origin(charter_env: Path) -> None:
@@ -61,7 +61,7 @@ async def test_worker_factory_serves_both_servers_on_one_origin(charter_env: Pat
 
 
 def test_user_tool_modules_join_the_builtin_tools(charter_env: Path) -> None:
-    settings = DeploymentSettings()
+    settings = CharterSettings()
     server = AuthServer.build(settings)
     try:
         first = initialize(server)
@@ -81,7 +81,7 @@ def test_user_tool_modules_join_the_builtin_tools(charter_env: Path) -> None:
 async def test_sigterm_ends_sse_streams_then_reaches_the_previous_handler(
     charter_env: Path,
 ) -> None:
-    settings = DeploymentSettings()
+    settings = CharterSettings()
     server = AuthServer.build(settings)
     initialize(server, create_admin=False)
     deployment = build_deployment(settings, server=server, drain_on_signals=True)

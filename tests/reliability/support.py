@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine, event
 
-from authserver.config.settings import AuthServerSettings
+from authserver.config.settings import CharterSettings
 from authserver.context import AuthServer
 from authserver.storage.schema import prepare_database
 
@@ -20,7 +20,7 @@ RESOURCE = f"{ISSUER}/mcp"
 KEY_SECRET = "reliability-key-encryption-secret"
 
 
-def worker_settings(database_url: str, data_dir: Path, **overrides: Any) -> AuthServerSettings:
+def worker_settings(database_url: str, data_dir: Path, **overrides: Any) -> CharterSettings:
     """The settings every worker of one test deployment shares."""
     values: dict[str, Any] = {
         "issuer": ISSUER,
@@ -29,7 +29,7 @@ def worker_settings(database_url: str, data_dir: Path, **overrides: Any) -> Auth
         "key_encryption_key": KEY_SECRET,
     }
     values.update(overrides)
-    return AuthServerSettings(**values)
+    return CharterSettings(**values)
 
 
 def build_worker(

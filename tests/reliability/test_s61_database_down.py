@@ -14,7 +14,7 @@ import pytest
 from starlette.concurrency import run_in_threadpool
 
 from authserver.context import AuthServer
-from authserver.deployment import DeploymentSettings, build_deployment, initialize
+from authserver.deployment import CharterSettings, build_deployment, initialize
 from authserver.endpoints.app import create_app
 from resourceserver.errors import InvalidTokenError
 from resourceserver.jwks import CallbackKeySource
@@ -159,7 +159,7 @@ async def test_s61_resource_server_validates_with_cached_keys(
 async def test_s61_deployment_mcp_path_answers_503_while_database_is_down(
     tmp_path: Path,
 ) -> None:
-    settings = DeploymentSettings(
+    settings = CharterSettings(
         issuer=ISSUER,
         data_dir=tmp_path,
         database_url=f"sqlite:///{tmp_path / 'charter.db'}",
