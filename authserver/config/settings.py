@@ -260,6 +260,13 @@ class CharterSettings(BaseSettings):
         default="Charter MCP server",
         description="Display name in the protected resource metadata.",
     )
+    client_answer_timeout: float = Field(
+        default=300.0,
+        ge=1,
+        description="Seconds a tool waits for the client to answer its sampling or elicitation "
+        "request (a person filling in an elicitation form may need longer); then the tool gets "
+        "an error.",
+    )
 
     # -- charter serve ------------------------------------------------------------------------
 
