@@ -10,8 +10,9 @@ from pathlib import Path
 import httpx
 from sqlalchemy import func, select
 
+from authserver.config.settings import CharterSettings
 from authserver.context import AuthServer
-from authserver.deployment import CharterSettings, build_deployment, initialize
+from authserver.deployment import build_deployment, initialize
 from authserver.ops.maintenance import run_maintenance
 from authserver.storage.models import Client
 from tests.support.clock import Clock

@@ -12,9 +12,9 @@ from types import FrameType
 import httpx
 import pytest
 
+from authserver.config.settings import CharterSettings
 from authserver.context import AuthServer
 from authserver.deployment import (
-    CharterSettings,
     build_deployment,
     create_deployment_app,
     initialize,
@@ -105,3 +105,21 @@ async def test_sigterm_ends_sse_streams_then_reaches_the_previous_handler(
         assert signal.getsignal(signal.SIGTERM) is previous  # restored on shutdown
     finally:
         signal.signal(signal.SIGTERM, original)
+
+
+def test_a_transport_option_from_the_environment_reaches_the_mcp_endpoint(
+    charter_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CHARTER_CLIENT_ANSWER_TIMEOUT is declared once, in the settings model, and still sets
+    how long the running endpoint waits for a sampling or elicitation answer."""
+    monkeypatch.setenv("CHARTER_CLIENT_ANSWER_TIMEOUT", "900")
+    settings = CharterSettings()
+    server = AuthServer.build(settings)
+    try:
+        initialize(server, create_admin=False)
+        deployment = build_deployment(settings, server=server)
+    finally:
+        server.database.dispose()
+    endpoint = deployment.resource_app.state.mcp_endpoint
+    assert endpoint.options.client_answer_timeout == 900
+    assert endpoint.pending.timeout == 900

@@ -13,8 +13,9 @@ import httpx
 import pytest
 from starlette.concurrency import run_in_threadpool
 
+from authserver.config.settings import CharterSettings
 from authserver.context import AuthServer
-from authserver.deployment import CharterSettings, build_deployment, initialize
+from authserver.deployment import build_deployment, initialize
 from authserver.endpoints.app import create_app
 from resourceserver.errors import InvalidTokenError
 from resourceserver.jwks import CallbackKeySource
