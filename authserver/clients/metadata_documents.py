@@ -46,14 +46,15 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from authserver.clients.metadata import ClientMetadata, new_client, normalise_registration
-from authserver.clients.ssrf import FetchError, FetchPolicy, FetchResult, StatusError, fetch
+from authserver.clients.ssrf.addresses import FetchError, FetchPolicy, StatusError
+from authserver.clients.ssrf.fetch import FetchResult, fetch
 from authserver.config.settings import CharterSettings
 from authserver.context import AuthServer
 from authserver.errors import OAuthError
@@ -100,8 +101,8 @@ def looks_like_document_url(client_id: str, settings: CharterSettings) -> bool:
     return settings.ssrf_allow_http and client_id.startswith("http://")
 
 
-def validate_client_id_url(url: str, settings: CharterSettings) -> str:
-    """Return ``url`` when it is an acceptable metadata document ``client_id`` (S50)."""
+def _url_parts(url: str) -> SplitResult:
+    """The parts of a bounded URL without blanks, fragment or user information, naming a host."""
     if len(url) > 2048:
         raise MetadataDocumentError("client_id URL is too long")
     if any(ord(char) <= 0x20 or ord(char) == 0x7F for char in url):
@@ -117,20 +118,36 @@ def validate_client_id_url(url: str, settings: CharterSettings) -> str:
         raise MetadataDocumentError("client_id URL must not contain user information")
     if not parts.hostname:
         raise MetadataDocumentError("client_id URL must name a host")
+    return parts
+
+
+def _check_scheme(parts: SplitResult, settings: CharterSettings) -> None:
+    """https, or http for an allow-listed host when ``ssrf_allow_http`` is set (tests)."""
     policy = FetchPolicy.from_settings(settings)
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    http_allowed = policy.allow_http and policy.host_allowed(parts.hostname, port)
+    http_allowed = policy.allow_http and policy.host_allowed(parts.hostname or "", port)
     if parts.scheme != "https" and not (parts.scheme == "http" and http_allowed):
         raise MetadataDocumentError("client_id URL must use https")
-    if not parts.path or parts.path == "/":
+
+
+def _check_path(path: str) -> None:
+    """A path other than ``/``, without plain or percent-encoded dot segments."""
+    if not path or path == "/":
         raise MetadataDocumentError("client_id URL must have a path")
-    if any(segment in (".", "..") for segment in parts.path.split("/")):
+    if any(segment in (".", "..") for segment in path.split("/")):
         raise MetadataDocumentError("client_id URL must not contain dot segments")
-    lowered = parts.path.lower()
+    lowered = path.lower()
     if "%2e" in lowered and any(
         segment.replace("%2e", ".") in (".", "..") for segment in lowered.split("/")
     ):
         raise MetadataDocumentError("client_id URL must not contain encoded dot segments")
+
+
+def validate_client_id_url(url: str, settings: CharterSettings) -> str:
+    """Return ``url`` when it is an acceptable metadata document ``client_id`` (S50)."""
+    parts = _url_parts(url)
+    _check_scheme(parts, settings)
+    _check_path(parts.path)
     return url
 
 

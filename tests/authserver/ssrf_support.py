@@ -40,26 +40,31 @@ class DocumentServer:
         return self.url(path)
 
 
-def build_app(state: DocumentServer) -> Starlette:
-    async def document(request: Request) -> Response:
+class _Routes:
+    """The routes of a :class:`DocumentServer`; every one counts its hits."""
+
+    def __init__(self, state: DocumentServer) -> None:
+        self.state = state
+
+    async def document(self, request: Request) -> Response:
         path = request.url.path
-        state.hits[path] += 1
-        if path not in state.documents:
+        self.state.hits[path] += 1
+        if path not in self.state.documents:
             return Response(status_code=404)
-        content, headers = state.documents[path]
+        content, headers = self.state.documents[path]
         body = content if isinstance(content, bytes) else json.dumps(content).encode()
         return Response(body, media_type="application/json", headers=headers)
 
-    async def redirect(request: Request) -> Response:
-        state.hits[request.url.path] += 1
-        return RedirectResponse(state.url("/docs/target.json"), status_code=302)
+    async def redirect(self, request: Request) -> Response:
+        self.state.hits[request.url.path] += 1
+        return RedirectResponse(self.state.url("/docs/target.json"), status_code=302)
 
-    async def big(request: Request) -> Response:
-        state.hits[request.url.path] += 1
+    async def big(self, request: Request) -> Response:
+        self.state.hits[request.url.path] += 1
         return Response(b"x" * 100_000, media_type="application/json")
 
-    async def big_chunked(request: Request) -> Response:
-        state.hits[request.url.path] += 1
+    async def big_chunked(self, request: Request) -> Response:
+        self.state.hits[request.url.path] += 1
 
         async def chunks() -> AsyncIterator[bytes]:
             for _ in range(100):
@@ -67,13 +72,13 @@ def build_app(state: DocumentServer) -> Starlette:
 
         return StreamingResponse(chunks(), media_type="application/json")
 
-    async def slow(request: Request) -> Response:
-        state.hits[request.url.path] += 1
+    async def slow(self, request: Request) -> Response:
+        self.state.hits[request.url.path] += 1
         await asyncio.sleep(2)
         return JSONResponse({})
 
-    async def drip(request: Request) -> Response:
-        state.hits[request.url.path] += 1
+    async def drip(self, request: Request) -> Response:
+        self.state.hits[request.url.path] += 1
 
         async def chunks() -> AsyncIterator[bytes]:
             for _ in range(8):
@@ -83,19 +88,22 @@ def build_app(state: DocumentServer) -> Starlette:
 
         return StreamingResponse(chunks(), media_type="application/json")
 
-    async def host_echo(request: Request) -> Response:
-        state.hits[request.url.path] += 1
+    async def host_echo(self, request: Request) -> Response:
+        self.state.hits[request.url.path] += 1
         return JSONResponse({"host": request.headers.get("host")})
 
+
+def build_app(state: DocumentServer) -> Starlette:
+    routes = _Routes(state)
     return Starlette(
         routes=[
-            Route("/docs/{name:path}", document),
-            Route("/redirect", redirect),
-            Route("/big", big),
-            Route("/big-chunked", big_chunked),
-            Route("/slow", slow),
-            Route("/drip", drip),
-            Route("/host", host_echo),
+            Route("/docs/{name:path}", routes.document),
+            Route("/redirect", routes.redirect),
+            Route("/big", routes.big),
+            Route("/big-chunked", routes.big_chunked),
+            Route("/slow", routes.slow),
+            Route("/drip", routes.drip),
+            Route("/host", routes.host_echo),
         ]
     )
 

@@ -25,7 +25,7 @@ from authserver.clients.metadata_documents import (
     cache_seconds,
     validate_client_id_url,
 )
-from authserver.clients.ssrf import FetchTimeoutError
+from authserver.clients.ssrf.addresses import FetchTimeoutError
 from authserver.clients.store import load_client, prefetch_client
 from authserver.config.settings import CharterSettings
 from authserver.context import AuthServer

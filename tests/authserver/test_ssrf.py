@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from authserver.clients.ssrf import (
+from authserver.clients.ssrf.addresses import (
     BadResponseError,
     BlockedAddressError,
     FetchPolicy,
@@ -19,9 +19,9 @@ from authserver.clients.ssrf import (
     RedirectRefusedError,
     ResponseTooLargeError,
     check_url,
-    fetch,
     is_public_address,
 )
+from authserver.clients.ssrf.fetch import fetch
 from authserver.config.settings import CharterSettings
 from tests.authserver.ssrf_support import DocumentServer, document_server
 

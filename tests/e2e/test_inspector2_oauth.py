@@ -42,14 +42,9 @@ def installed() -> tuple[Path, Path]:
     return base / NODE, base / LAUNCHER
 
 
-async def run_inspector(
-    charter: CharterProcess, user: HeadlessUser, home: Path, *args: str
-) -> tuple[Any, str]:
-    """Run one Inspector CLI command, completing its OAuth flow; its JSON output and stderr."""
-    node, launcher = installed()
-    callback = f"http://127.0.0.1:{free_port()}/oauth/callback"
-    home.mkdir(parents=True, exist_ok=True)
-    env = {
+def inspector_env(home: Path, callback: str) -> dict[str, str]:
+    """The Inspector's environment: its own home, secrets in memory, our callback listener."""
+    return {
         **{key: value for key, value in os.environ.items() if not key.startswith("MCP_")},
         "HOME": str(home),
         "MCP_CATALOG_PATH": str(home / "mcp.json"),
@@ -59,55 +54,86 @@ async def run_inspector(
         "BROWSER": "/bin/true",  # the "browser" is this test, which reads the printed URL
         "NO_COLOR": "1",
     }
+
+
+class InspectorOutput:
+    """Reads a running Inspector's stdout and stderr in threads; notices the authorize URL."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self.output: list[str] = []
+        self.errors: list[str] = []
+        self.navigate = threading.Event()
+        self.readers = [
+            threading.Thread(target=read, daemon=True)
+            for read in (self._read_stdout, self._read_stderr)
+        ]
+        for reader in self.readers:
+            reader.start()
+
+    def _read_stdout(self) -> None:
+        assert self.process.stdout is not None
+        self.output.extend(self.process.stdout)
+
+    def _read_stderr(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.errors.append(line)
+            if _NAVIGATE.search(line):
+                self.navigate.set()
+
+    def authorize_url(self) -> str:
+        """The URL the Inspector asked the user to open."""
+        return next(m for m in map(_NAVIGATE.search, self.errors) if m).group(1)
+
+    def stop(self) -> None:
+        """Kill the Inspector if still running; join the readers and close the pipes."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        for reader in self.readers:
+            reader.join(timeout=5)
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+async def play_the_user(output: InspectorOutput, user: HeadlessUser, callback: str) -> None:
+    """Wait for the authorize URL (or the Inspector's end); sign in and deliver the redirect."""
+    exited = asyncio.create_task(asyncio.to_thread(output.process.wait, TIMEOUT))
+    while not output.navigate.is_set() and not exited.done():
+        await asyncio.sleep(0.05)
+    if output.navigate.is_set():
+        redirect = await user.authorize(output.authorize_url())
+        assert str(redirect).startswith(callback), redirect
+        async with httpx.AsyncClient(timeout=30) as browser:
+            await browser.get(str(redirect))
+    await exited
+
+
+async def run_inspector(
+    charter: CharterProcess, user: HeadlessUser, home: Path, *args: str
+) -> tuple[Any, str]:
+    """Run one Inspector CLI command, completing its OAuth flow; its JSON output and stderr."""
+    node, launcher = installed()
+    callback = f"http://127.0.0.1:{free_port()}/oauth/callback"
+    home.mkdir(parents=True, exist_ok=True)
     command = [str(node), str(launcher), "--cli", charter.mcp_url, *args]
     process = subprocess.Popen(
         command,
         cwd=home,
-        env=env,
+        env=inspector_env(home, callback),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    output: list[str] = []
-    errors: list[str] = []
-    navigate = threading.Event()
-
-    def read_stdout() -> None:
-        assert process.stdout is not None
-        output.extend(process.stdout)
-
-    def read_stderr() -> None:
-        assert process.stderr is not None
-        for line in process.stderr:
-            errors.append(line)
-            if _NAVIGATE.search(line):
-                navigate.set()
-
-    readers = [threading.Thread(target=read, daemon=True) for read in (read_stdout, read_stderr)]
-    for reader in readers:
-        reader.start()
+    output = InspectorOutput(process)
     try:
-        exited = asyncio.create_task(asyncio.to_thread(process.wait, TIMEOUT))
-        while not navigate.is_set() and not exited.done():
-            await asyncio.sleep(0.05)
-        if navigate.is_set():
-            url = next(m for m in map(_NAVIGATE.search, errors) if m).group(1)
-            redirect = await user.authorize(url)
-            assert str(redirect).startswith(callback), redirect
-            async with httpx.AsyncClient(timeout=30) as browser:
-                await browser.get(str(redirect))
-        await exited
+        await play_the_user(output, user, callback)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-        for reader in readers:
-            reader.join(timeout=5)
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
-    stdout = "".join(output)
-    stderr = "".join(errors)
+        output.stop()
+    stdout = "".join(output.output)
+    stderr = "".join(output.errors)
     assert process.returncode == 0, f"stdout:\n{stdout}\nstderr:\n{stderr}"
     return json.loads(stdout[stdout.index("{") :]), stderr
 

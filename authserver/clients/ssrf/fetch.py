@@ -1,0 +1,79 @@
+"""One outbound GET through the SSRF guard (S49): static URL checks, the guarded connection,
+no redirects, a capped body and one time budget; every failure is a :class:`FetchError`.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpcore
+import httpx
+
+from authserver.clients.ssrf.addresses import (
+    BadResponseError,
+    FetchPolicy,
+    FetchTimeoutError,
+    RedirectRefusedError,
+    ResponseTooLargeError,
+    StatusError,
+    check_url,
+)
+from authserver.clients.ssrf.network import GuardedTransport, Resolver, system_resolver
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """A successful (200) response: its headers and the whole, capped body."""
+
+    url: str
+    headers: httpx.Headers
+    content: bytes
+
+
+def fetch(
+    url: str,
+    policy: FetchPolicy,
+    *,
+    accept: str = "application/json",
+    resolver: Resolver = system_resolver,
+    clock: Callable[[], float] = time.monotonic,
+) -> FetchResult:
+    """GET ``url`` through the guard; raises a :class:`FetchError` subclass on any failure."""
+    parsed = check_url(url, policy)
+    deadline = clock() + policy.timeout
+    transport = GuardedTransport(policy, resolver, clock)
+    try:
+        with (
+            httpx.Client(
+                transport=transport,
+                follow_redirects=False,
+                trust_env=False,
+                timeout=httpx.Timeout(policy.timeout),
+                headers={"Accept": accept, "User-Agent": "charter-authserver"},
+            ) as client,
+            client.stream("GET", parsed) as response,
+        ):
+            if response.is_redirect or 300 <= response.status_code < 400:
+                raise RedirectRefusedError("redirects are not followed")
+            if response.status_code != 200:
+                raise StatusError(response.status_code)
+            declared = response.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > policy.max_bytes:
+                raise ResponseTooLargeError("the response is larger than allowed")
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > policy.max_bytes:
+                    raise ResponseTooLargeError("the response is larger than allowed")
+                if clock() > deadline:
+                    raise FetchTimeoutError("the fetch took too long")
+            return FetchResult(url=url, headers=response.headers, content=bytes(body))
+    except (httpcore.TimeoutException, httpx.TimeoutException) as exc:
+        raise FetchTimeoutError("the fetch timed out") from exc
+    except (httpcore.NetworkError, httpcore.ProtocolError, httpx.HTTPError) as exc:
+        raise BadResponseError(f"the fetch failed: {type(exc).__name__}") from exc
+    except (ssl.SSLError, OSError) as exc:
+        raise BadResponseError(f"the fetch failed: {type(exc).__name__}") from exc
