@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from resourceserver.mcp import load_tool_modules
-from tests.conformance.harness import RunningServer, database, serve
+from tests.support.mcp_harness import RunningServer, database, serve
 
 PACKAGE = "node_modules/@modelcontextprotocol/conformance/dist/index.js"
 NODE = "node_modules/node/bin/node"

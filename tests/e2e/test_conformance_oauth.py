@@ -31,10 +31,10 @@ from tests.conformance.test_conformance_suite import (
     install_dir,
     run_active_suite,
 )
-from tests.e2e.charter_process import CharterProcess, run_charter
-from tests.e2e.headless import HeadlessUser
-from tests.e2e.oauth_flow import obtain_tokens, register_public_client
+from tests.support.charter_process import CharterProcess, run_charter
+from tests.support.headless import HeadlessUser
 from tests.support.live import free_port
+from tests.support.oauth_flow import obtain_tokens, register_public_client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

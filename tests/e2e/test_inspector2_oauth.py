@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.charter_process import CharterProcess, run_charter
-from tests.e2e.headless import HeadlessUser
+from tests.support.charter_process import CharterProcess, run_charter
+from tests.support.headless import HeadlessUser
 from tests.support.live import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

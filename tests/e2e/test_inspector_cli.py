@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.charter_process import CharterProcess, run_charter
-from tests.e2e.oauth_flow import obtain_tokens
+from tests.support.charter_process import CharterProcess, run_charter
+from tests.support.oauth_flow import obtain_tokens
 
 pytestmark = pytest.mark.e2e
 

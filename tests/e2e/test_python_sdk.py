@@ -21,9 +21,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.charter_process import CharterProcess, run_charter
-from tests.e2e.headless import ConsentPage, HeadlessUser
-from tests.e2e.sdk_client import (
+from tests.support.charter_process import CharterProcess, run_charter
+from tests.support.headless import ConsentPage, HeadlessUser
+from tests.support.live import free_port
+from tests.support.sdk_client import (
     REDIRECT_URI,
     ConsentDeniedError,
     MemoryStorage,
@@ -33,7 +34,6 @@ from tests.e2e.sdk_client import (
     scopes_of,
     structured,
 )
-from tests.support.live import free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -8,14 +8,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.charter_process import CHARTER, CharterProcess, charter_env, run_charter
-from tests.e2e.oauth_flow import register_public_client
 from tests.support.browser_flow import (
     AuthorizationFlowError,
     authorize_params,
     follow_authorization,
     pkce_pair,
 )
+from tests.support.charter_process import CHARTER, CharterProcess, charter_env, run_charter
+from tests.support.oauth_flow import register_public_client
 
 pytestmark = pytest.mark.e2e
 

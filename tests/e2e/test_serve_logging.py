@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.charter_process import run_charter
-from tests.e2e.oauth_flow import obtain_tokens
+from tests.support.charter_process import run_charter
+from tests.support.oauth_flow import obtain_tokens
 
 pytestmark = pytest.mark.e2e
 

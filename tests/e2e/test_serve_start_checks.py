@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.charter_process import CHARTER, charter_env, run_charter
+from tests.support.charter_process import CHARTER, charter_env, run_charter
 
 pytestmark = pytest.mark.e2e
 

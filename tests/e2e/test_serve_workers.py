@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.charter_process import run_charter
-from tests.e2e.headless import HeadlessUser
-from tests.e2e.sdk_client import MemoryStorage, Observed, connect, make_provider, structured
+from tests.support.charter_process import run_charter
 from tests.support.database import POSTGRES_ENV, postgres_base_url, scratch_postgres_database
+from tests.support.headless import HeadlessUser
+from tests.support.sdk_client import MemoryStorage, Observed, connect, make_provider, structured
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.charter_process import CharterProcess, run_charter
-from tests.reliability.support import open_mcp_session
 from tests.support.browser_flow import authorize_params, authorize_with_login, pkce_pair
+from tests.support.charter_process import CharterProcess, run_charter
+from tests.support.reliability import open_mcp_session
 
 pytestmark = pytest.mark.postgres
 

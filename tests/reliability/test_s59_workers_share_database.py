@@ -21,10 +21,10 @@ from authserver.context import AuthServer
 from authserver.deployment import FirstStart, initialize
 from authserver.endpoints.app import create_app
 from authserver.storage.models import SigningKey, User
-from tests.reliability.support import KEY_SECRET, build_worker, ready_worker
 from tests.support.browser_flow import authorize_params, authorize_with_login, pkce_pair
 from tests.support.factories import create_client, create_user
 from tests.support.live import serve_app
+from tests.support.reliability import KEY_SECRET, build_worker, ready_worker
 
 REDIRECT_URI = "http://127.0.0.1/callback"
 STARTERS = 4
@@ -118,7 +118,7 @@ _START_UP_SCRIPT = """
 import sys
 from pathlib import Path
 from authserver.deployment import initialize
-from tests.reliability.support import build_worker
+from tests.support.reliability import build_worker
 first = initialize(build_worker(sys.argv[1], Path(sys.argv[2])))
 print(int(first.created_signing_key), int(first.admin_password is not None))
 """

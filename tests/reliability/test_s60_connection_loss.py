@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from authserver.endpoints.app import create_app
-from tests.reliability.support import client_credentials_form, ready_worker, token_request
 from tests.support.factories import create_client
 from tests.support.live import serve_app
+from tests.support.reliability import client_credentials_form, ready_worker, token_request
 
 pytestmark = pytest.mark.postgres
 

@@ -21,7 +21,10 @@ from resourceserver.errors import InvalidTokenError
 from resourceserver.jwks import CallbackKeySource
 from resourceserver.settings import ResourceServerSettings
 from resourceserver.verifier import JwtTokenVerifier
-from tests.reliability.support import (
+from tests.resourceserver.tokens import make_signing_key, mint_access_token
+from tests.support.factories import create_client
+from tests.support.live import free_port, serve_app
+from tests.support.reliability import (
     ISSUER,
     KEY_SECRET,
     RESOURCE,
@@ -31,9 +34,6 @@ from tests.reliability.support import (
     ready_worker,
     token_request,
 )
-from tests.resourceserver.tokens import make_signing_key, mint_access_token
-from tests.support.factories import create_client
-from tests.support.live import free_port, serve_app
 
 
 def assert_unavailable(response: httpx.Response) -> None:

@@ -18,10 +18,10 @@ from resourceserver.errors import InvalidTokenError
 from resourceserver.jwks import StaticKeySource
 from resourceserver.settings import ResourceServerSettings
 from resourceserver.verifier import JwtTokenVerifier
-from tests.reliability.support import ISSUER, RESOURCE, build_worker, client_credentials_form
 from tests.resourceserver.tokens import jwks_of, make_signing_key, mint_access_token
 from tests.support.codes import FakeClock
 from tests.support.factories import create_client
+from tests.support.reliability import ISSUER, RESOURCE, build_worker, client_credentials_form
 
 LEEWAY = 30
 RS_NOW = 1_900_000_000

@@ -17,10 +17,10 @@ from authserver.storage.schema import prepare_database
 from resourceserver.jwks import RemoteJwksSource, StaticKeySource
 from resourceserver.settings import ResourceServerSettings
 from resourceserver.verifier import JwtTokenVerifier
-from tests.reliability.support import ISSUER, RESOURCE, build_worker, client_credentials_form
 from tests.support.codes import FakeClock
 from tests.support.factories import create_client
 from tests.support.live import serve_app
+from tests.support.reliability import ISSUER, RESOURCE, build_worker, client_credentials_form
 
 PUBLISH_AHEAD = 120
 #: Past the key store's own few-second cache.

@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 from authserver.storage.schema import prepare_database
-from tests.e2e.charter_process import CharterProcess, run_charter
-from tests.reliability.support import build_worker, open_mcp_session
+from tests.support.charter_process import CharterProcess, run_charter
 from tests.support.factories import create_client
+from tests.support.reliability import build_worker, open_mcp_session
 
 TOOL_SECONDS = 2.0
 EXIT_BOUND = 40.0
@@ -137,7 +137,7 @@ def test_s65_sigterm_lets_in_flight_requests_finish(tmp_path: Path, deployment: 
     with run_charter(
         data_dir,
         "--tools",
-        "tests.reliability.slow_tools",
+        "tests.support.slow_tools",
         "--graceful-timeout",
         "20",
         *deployment.options,

@@ -17,9 +17,9 @@ from sqlalchemy import event
 
 from authserver.context import AuthServer
 from authserver.endpoints.app import create_app
-from tests.reliability.support import ISSUER, client_credentials_form, ready_worker
 from tests.support.codes import code_form, create_code
 from tests.support.factories import create_client, create_user
+from tests.support.reliability import ISSUER, client_credentials_form, ready_worker
 
 CLIENTS_TABLE = "oauth_clients"
 OTHER_CLIENTS = 20

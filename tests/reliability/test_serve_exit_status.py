@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.charter_process import CHARTER, CharterProcess, charter_env, run_charter
 from tests.reliability.test_s65_graceful_shutdown import open_session, prepared_data_dir
+from tests.support.charter_process import CHARTER, CharterProcess, charter_env, run_charter
 from tests.support.live import free_port
 
 #: uvicorn's status for a server that could not start.

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.charter_process import CharterProcess, charter_env, run_charter
+from tests.support.charter_process import CharterProcess, charter_env, run_charter
 
 #: One registration per client address per minute, so the second one from an address is refused.
 LIMITED = {"CHARTER_REGISTRATION_RATE_PER_MINUTE": "1"}

@@ -21,7 +21,7 @@ from resourceserver.mcp.events import Bus, EventLog, StoredEvent, make_event_id
 from resourceserver.mcp.sessions import SessionStore
 from resourceserver.principal import Principal
 from resourceserver.storage import Database, create_tables, metadata
-from tests.conformance.harness import database
+from tests.support.mcp_harness import database
 
 
 def event(row: int, payload: str = '{"jsonrpc":"2.0"}', final: bool = False) -> StoredEvent:

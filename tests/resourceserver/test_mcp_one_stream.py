@@ -26,7 +26,6 @@ from resourceserver.mcp import Context, Registry, TransportOptions
 from resourceserver.mcp.sessions import SessionStore
 from resourceserver.mcp.transport import STANDALONE_STREAM, McpEndpoint
 from resourceserver.storage import Database, create_tables, metadata, sqlite_engine
-from tests.conformance.harness import McpHttp, RunningServer, database, serve
 from tests.resourceserver.test_mcp_streaming import (
     FAST,
     call,
@@ -35,6 +34,7 @@ from tests.resourceserver.test_mcp_streaming import (
     message,
     streaming_tools,
 )
+from tests.support.mcp_harness import McpHttp, RunningServer, database, serve
 
 #: Generous: a stream on another worker notices a claim by polling (at most once a second).
 DEADLINE = 30.0

@@ -12,7 +12,7 @@ import pytest
 
 from resourceserver.mcp import Context, Registry, TransportOptions
 from resourceserver.tools import builtin_registry
-from tests.conformance.harness import LOCAL_URL, LocalApp, McpHttp, database, local_app, parse_sse
+from tests.support.mcp_harness import LOCAL_URL, LocalApp, McpHttp, database, local_app, parse_sse
 
 
 def extra_tools() -> Registry:

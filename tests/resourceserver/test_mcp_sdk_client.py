@@ -14,7 +14,7 @@ types = pytest.importorskip("mcp.types")
 
 from resourceserver.mcp import load_tool_modules  # noqa: E402
 from resourceserver.tools import builtin_registry  # noqa: E402
-from tests.conformance.harness import database, serve  # noqa: E402
+from tests.support.mcp_harness import database, serve  # noqa: E402
 
 
 async def sampling(context: Any, params: Any) -> Any:

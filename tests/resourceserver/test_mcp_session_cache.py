@@ -9,8 +9,8 @@ from typing import Any
 from resourceserver.mcp.sessions import SESSION_CACHE_SECONDS, SessionStore
 from resourceserver.principal import Principal
 from resourceserver.storage import Database
-from tests.conformance.harness import database
 from tests.support.clock import Clock
+from tests.support.mcp_harness import database
 
 
 class CountingDatabase(Database):

@@ -10,8 +10,8 @@ from resourceserver.mcp import Registry, TransportOptions
 from resourceserver.mcp.sessions import MAX_SESSIONS_PER_PRINCIPAL, SessionStore
 from resourceserver.principal import Principal
 from resourceserver.storage import Database, McpEvent, McpSession
-from tests.conformance.harness import LOCAL_URL, McpHttp, database, local_app
 from tests.support.clock import Clock
+from tests.support.mcp_harness import LOCAL_URL, McpHttp, database, local_app
 
 PING = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
 

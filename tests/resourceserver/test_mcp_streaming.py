@@ -17,7 +17,7 @@ from sqlalchemy import Engine, create_engine
 
 from resourceserver.mcp import Context, Registry, TransportOptions
 from resourceserver.storage import create_tables, metadata, sqlite_engine
-from tests.conformance.harness import McpHttp, RunningServer, database, serve
+from tests.support.mcp_harness import McpHttp, RunningServer, database, serve
 
 SAMPLING: dict[str, Any] = {"sampling": {}, "elicitation": {}, "roots": {}}
 FAST = TransportOptions(poll_interval=0.05, retry_ms=500)

@@ -15,8 +15,8 @@ from sqlalchemy import Engine, text
 from authserver.cli.main import charter
 from authserver.storage.db import make_engine
 from authserver.storage.schema import current_revision, head_revision, upgrade
+from tests.migrations.test_migrations import empty_engine, schema_differences
 from tests.support.live import free_port
-from tests.test_migrations import empty_engine, schema_differences
 
 __all__ = ["empty_engine"]  # the fixture (SQLite file, and PostgreSQL when configured)
 

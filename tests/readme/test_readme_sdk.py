@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.charter_process import run_charter
-from tests.e2e.headless import HeadlessUser
+from tests.support.charter_process import run_charter
+from tests.support.headless import HeadlessUser
 from tests.support.live import free_port
 
 pytestmark = pytest.mark.e2e

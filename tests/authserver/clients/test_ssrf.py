@@ -23,7 +23,7 @@ from authserver.clients.ssrf.addresses import (
 )
 from authserver.clients.ssrf.fetch import fetch
 from authserver.config.settings import CharterSettings
-from tests.authserver.ssrf_support import DocumentServer, document_server
+from tests.support.document_server import DocumentServer, document_server
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from tests.e2e.charter_process import CharterProcess, run_charter
 from tests.support.browser_flow import pkce_pair
+from tests.support.charter_process import CharterProcess, run_charter
 from tests.support.live import free_port
 
 pytestmark = pytest.mark.e2e

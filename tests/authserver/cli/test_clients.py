@@ -8,9 +8,9 @@ from collections.abc import Callable
 from authserver.context import AuthServer
 from authserver.storage.crypto import hash_token
 from authserver.storage.models import AccessToken, Client, Grant, RefreshToken
-from tests.cli.conftest import Charter
-from tests.cli.rows import issue_grant
+from tests.authserver.cli.conftest import Charter
 from tests.support.factories import create_client, create_user
+from tests.support.rows import issue_grant
 
 
 def load_client(server: AuthServer, client_id: str) -> Client | None:

@@ -107,7 +107,7 @@ def test_cli_reports_a_settings_source_error_as_invalid_configuration(
 
 
 def test_readme_list_examples_mean_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
     examples = re.findall(r"`CHARTER_SCOPES_SUPPORTED=('?)(.+?)\1`", readme)
     assert len(examples) == 2
     parsed = set()

@@ -154,7 +154,7 @@ def test_s59_workers_opening_a_new_sqlite_file_at_once_all_connect(tmp_path: Pat
 
 def test_alembic_command_line_uses_the_ini_and_x_database_url(tmp_path: Path) -> None:
     """``alembic -x database_url=…`` from the project root migrates that database."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     env = {key: value for key, value in os.environ.items() if not key.startswith("CHARTER_")}
     env["CHARTER_DATA_DIR"] = str(tmp_path / "unused")

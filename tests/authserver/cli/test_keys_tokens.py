@@ -6,9 +6,9 @@ import json
 
 from authserver.context import AuthServer
 from authserver.storage.models import AccessToken, Consent, Grant
-from tests.cli.conftest import Charter
-from tests.cli.rows import issue_grant, remember_consent
+from tests.authserver.cli.conftest import Charter
 from tests.support.factories import create_client, create_user
+from tests.support.rows import issue_grant, remember_consent
 
 
 def test_keys_rotate_publishes_the_new_key_before_it_signs(

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.test_consent_browser import (
+from tests.e2e.test_consent_browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
     authorize_url,
@@ -19,7 +19,7 @@ from tests.browser.test_consent_browser import (
     register,
     sync_api,
 )
-from tests.e2e.charter_process import CharterProcess, charter_env, run_charter
+from tests.support.charter_process import CharterProcess, charter_env, run_charter
 
 pytestmark = pytest.mark.e2e
 

@@ -11,7 +11,7 @@ import pytest
 
 from authserver.context import AuthServer
 from authserver.storage.models import Consent
-from tests.authserver.live_browser import (
+from tests.support.live_browser import (
     LiveServer,
     decide,
     has_form,

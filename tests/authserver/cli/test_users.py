@@ -12,9 +12,9 @@ from sqlalchemy import select
 
 from authserver.context import AuthServer
 from authserver.storage.models import Grant, LoginSession, User
-from tests.cli.conftest import Charter
-from tests.cli.rows import issue_grant, remember_consent
+from tests.authserver.cli.conftest import Charter
 from tests.support.factories import create_client
+from tests.support.rows import issue_grant, remember_consent
 
 
 def load_user(server: AuthServer, username: str) -> User | None:

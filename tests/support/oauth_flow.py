@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import httpx
 
-from tests.e2e.charter_process import CharterProcess
-from tests.e2e.headless import HeadlessUser
 from tests.support.browser_flow import pkce_pair
+from tests.support.charter_process import CharterProcess
+from tests.support.headless import HeadlessUser
 
 REDIRECT_URI = "http://127.0.0.1:53683/callback"
 

@@ -15,7 +15,10 @@ from authserver.browser.login import create_login_session
 from authserver.context import AuthServer
 from authserver.endpoints.app import create_app
 from authserver.storage.models import AuthorizationCode, LoginSession, User
-from tests.authserver.live_browser import (
+from tests.authserver.browser.test_pages import assert_no_third_party_resources, assert_page_headers
+from tests.support.factories import create_user
+from tests.support.live import free_port, serve_app
+from tests.support.live_browser import (
     LiveServer,
     decide,
     form_of,
@@ -25,9 +28,6 @@ from tests.authserver.live_browser import (
     redirected_to_client,
     sign_in_and_approve,
 )
-from tests.authserver.test_pages import assert_no_third_party_resources, assert_page_headers
-from tests.support.factories import create_user
-from tests.support.live import free_port, serve_app
 
 SESSION = "charter_session"
 

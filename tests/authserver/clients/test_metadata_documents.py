@@ -31,9 +31,9 @@ from authserver.config.settings import CharterSettings
 from authserver.context import AuthServer
 from authserver.endpoints.app import create_app
 from authserver.storage.models import Client
-from tests.authserver.ssrf_support import DocumentServer, document_server
 from tests.conftest import TEST_ISSUER
 from tests.support.clock import Clock
+from tests.support.document_server import DocumentServer, document_server
 from tests.support.factories import create_client, create_user
 
 START = 1_800_000_000.0

@@ -21,8 +21,8 @@ from mcp.shared.auth import (
 )
 from pydantic import AnyUrl
 
-from tests.e2e.charter_process import CharterProcess
-from tests.e2e.headless import HeadlessUser
+from tests.support.charter_process import CharterProcess
+from tests.support.headless import HeadlessUser
 
 REDIRECT_URI = "http://127.0.0.1:53682/callback"
 
