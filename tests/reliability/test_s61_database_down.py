@@ -22,6 +22,7 @@ from resourceserver.jwks import CallbackKeySource
 from resourceserver.settings import ResourceServerSettings
 from resourceserver.verifier import JwtTokenVerifier
 from tests.resourceserver.tokens import make_signing_key, mint_access_token
+from tests.support.clock import Clock
 from tests.support.factories import create_client
 from tests.support.live import free_port, serve_app
 from tests.support.reliability import (
@@ -114,16 +115,6 @@ class FailingAfterFirstLoad:
             raise
 
 
-class StepClock:
-    """A monotonic clock the test moves."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 async def test_s61_resource_server_validates_with_cached_keys(
     fresh_database_url: str, tmp_path: Path
 ) -> None:
@@ -134,7 +125,7 @@ async def test_s61_resource_server_validates_with_cached_keys(
         first = (await http.post("/token", data=form)).json()["access_token"]
         second = (await http.post("/token", data=form)).json()["access_token"]
     fetch = FailingAfterFirstLoad(server)
-    clock = StepClock()
+    clock = Clock(1000.0)  # a monotonic clock the test moves
     verifier = JwtTokenVerifier(
         ResourceServerSettings(resource_url=RESOURCE, issuer=ISSUER, jwks_refresh_min_interval=0),
         CallbackKeySource(fetch, cache_ttl=10.0, clock=clock),

@@ -19,7 +19,7 @@ from resourceserver.jwks import StaticKeySource
 from resourceserver.settings import ResourceServerSettings
 from resourceserver.verifier import JwtTokenVerifier
 from tests.resourceserver.tokens import jwks_of, make_signing_key, mint_access_token
-from tests.support.codes import FakeClock
+from tests.support.clock import Clock
 from tests.support.factories import create_client
 from tests.support.reliability import ISSUER, RESOURCE, build_worker, client_credentials_form
 
@@ -75,14 +75,14 @@ class SkewedIssuer:
     """An authorization server on a settable clock, with a confidential client."""
 
     server: AuthServer
-    clock: FakeClock
+    clock: Clock
     form: dict[str, str]
 
 
 @pytest.fixture(scope="module")
 def skewed_issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SkewedIssuer]:
     folder = tmp_path_factory.mktemp("s62")
-    clock = FakeClock(RS_NOW - 7200)  # the key must exist before every skewed "now"
+    clock = Clock(RS_NOW - 7200)  # the key must exist before every skewed "now"
     server = build_worker(f"sqlite:///{folder / 'charter.db'}", folder, clock=clock)
     prepare_database(server.database.engine)
     server.keys.ensure_signing_key()

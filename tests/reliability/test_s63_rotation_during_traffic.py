@@ -17,7 +17,7 @@ from authserver.storage.schema import prepare_database
 from resourceserver.jwks import RemoteJwksSource, StaticKeySource
 from resourceserver.settings import ResourceServerSettings
 from resourceserver.verifier import JwtTokenVerifier
-from tests.support.codes import FakeClock
+from tests.support.clock import Clock
 from tests.support.factories import create_client
 from tests.support.live import serve_app
 from tests.support.reliability import ISSUER, RESOURCE, build_worker, client_credentials_form
@@ -40,7 +40,7 @@ def published_kids(jwks: dict[str, list[dict[str, str]]]) -> set[str]:
 
 
 async def test_s63_rotation_during_traffic(fresh_database_url: str, tmp_path: Path) -> None:
-    clock = FakeClock(1_900_000_000.0)
+    clock = Clock(1_900_000_000.0)
     server = build_worker(
         fresh_database_url, tmp_path, clock=clock, key_publish_ahead_seconds=PUBLISH_AHEAD
     )
@@ -110,7 +110,7 @@ async def test_s63_rotation_during_traffic(fresh_database_url: str, tmp_path: Pa
 def test_s63_old_key_kept_for_the_longest_token_lifetime(
     fresh_database_url: str, tmp_path: Path
 ) -> None:
-    clock = FakeClock(1_900_000_000.0)
+    clock = Clock(1_900_000_000.0)
     server = build_worker(
         fresh_database_url, tmp_path, clock=clock, key_publish_ahead_seconds=PUBLISH_AHEAD
     )
@@ -136,7 +136,7 @@ def test_s63_old_key_kept_for_the_longest_token_lifetime(
 
 
 def test_s63_default_rotation_publishes_before_signing(tmp_path: Path) -> None:
-    clock = FakeClock(1_900_000_000.0)
+    clock = Clock(1_900_000_000.0)
     url = f"sqlite:///{tmp_path / 'charter.db'}"
     worker = build_worker(url, tmp_path, clock=clock)  # default settings
     operator = build_worker(url, tmp_path, clock=clock)  # e.g. the `charter keys rotate` process

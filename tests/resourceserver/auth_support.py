@@ -23,6 +23,7 @@ from resourceserver.origin import OriginGuard
 from resourceserver.principal import Principal
 from resourceserver.settings import ResourceServerSettings
 from resourceserver.verifier import JwtTokenVerifier, TokenVerifier
+from tests.support.clock import Clock as FakeClock  # the one fake clock of the tests
 
 ISSUER = "https://as.example.com"
 RESOURCE_ORIGIN = "https://mcp.example.com"
@@ -35,19 +36,6 @@ def make_settings(**overrides: Any) -> ResourceServerSettings:
     values: dict[str, Any] = {"resource_url": RESOURCE, "issuer": ISSUER}
     values.update(overrides)
     return ResourceServerSettings(**values)
-
-
-@dataclass
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    now: float = START
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""A settable clock for servers under test.
+"""The one settable clock of the tests (``make_server(clock=...)``, the resource server's
+verifier and session store, the reliability workers).
 
 Its default moment starts a whole hour (so also every 60-, 300- and 3600-second window of the
 fixed-window limits): a test that counts attempts against a limit can never see the window roll
@@ -19,3 +20,7 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward."""
+        self.now += seconds

@@ -72,20 +72,6 @@ def create_code(
     return IssuedCode(code, verifier, redirect_uri, client_id, subject)
 
 
-class FakeClock:
-    """A settable clock for ``make_server(clock=...)``."""
-
-    def __init__(self, start: float = 1_900_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        """Move time forward."""
-        self.now += seconds
-
-
 def code_form(issued: IssuedCode, **extra: str) -> dict[str, str]:
     """The form of a token request redeeming ``issued`` as a public client."""
     form = {

@@ -10,7 +10,8 @@ import pytest
 
 from authserver.context import AuthServer
 from authserver.endpoints.app import create_app
-from tests.support.codes import FakeClock, code_form, create_code
+from tests.support.clock import Clock
+from tests.support.codes import code_form, create_code
 from tests.support.factories import create_client, create_user
 
 
@@ -79,7 +80,7 @@ async def test_unknown_tokens_are_inactive(
 
 
 async def test_expired_and_other_clients_tokens_are_inactive(make_server: Any) -> None:
-    clock = FakeClock()
+    clock = Clock()
     server: AuthServer = make_server(clock=clock)
     client, secret = create_client(server, confidential=True)
     other, other_secret = create_client(server, confidential=True)

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from authserver.context import AuthServer
+from tests.support.clock import Clock
 
 
 async def test_metadata_issuer_exact_and_s256_only(as_client: httpx.AsyncClient) -> None:
@@ -46,17 +47,17 @@ def test_s63_rotation_keeps_old_key_published(make_server: Callable[..., AuthSer
 
 
 def test_s63_new_key_published_before_it_signs(make_server: object) -> None:
-    clock = [1_800_000_000.0]
-    server = make_server(clock=lambda: clock[0], key_publish_ahead_seconds=600)  # type: ignore[operator]
+    clock = Clock()
+    server = make_server(clock=clock, key_publish_ahead_seconds=600)  # type: ignore[operator]
     old = server.keys.signing_key().kid
     new_row = server.keys.rotate()
     assert new_row.kid in {key["kid"] for key in server.keys.jwks()["keys"]}
     server.keys.invalidate_cache()
     assert server.keys.signing_key().kid == old
-    clock[0] += 601
+    clock.now += 601
     server.keys.invalidate_cache()
     assert server.keys.signing_key().kid == new_row.kid
-    clock[0] += server.settings.access_token_ttl + server.settings.leeway_seconds + 10
+    clock.now += server.settings.access_token_ttl + server.settings.leeway_seconds + 10
     server.keys.invalidate_cache()
     assert old not in {key["kid"] for key in server.keys.jwks()["keys"]}
 

@@ -15,7 +15,7 @@ from sqlalchemy import inspect, text
 from authserver.context import AuthServer
 from authserver.endpoints.app import create_app
 from tests.support.browser_flow import authorize_params, authorize_with_login, pkce_pair
-from tests.support.codes import FakeClock
+from tests.support.clock import Clock
 from tests.support.factories import create_user
 from tests.support.live import serve_app
 
@@ -33,7 +33,7 @@ class FlowSecrets:
         self.values[f"{name}#{len(self.values)}"] = value
 
 
-async def run_flow(server: AuthServer, clock: FakeClock, base_url: str) -> FlowSecrets:
+async def run_flow(server: AuthServer, clock: Clock, base_url: str) -> FlowSecrets:
     seen = FlowSecrets()
     seen.add("password", PASSWORD)
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
@@ -167,15 +167,15 @@ def dump_database(server: AuthServer) -> str:
 
 
 @pytest.fixture
-def flow_server(make_server: Any) -> tuple[AuthServer, FakeClock]:
-    clock = FakeClock(start=time.time())
+def flow_server(make_server: Any) -> tuple[AuthServer, Clock]:
+    clock = Clock(time.time())
     server: AuthServer = make_server(clock=clock)
     create_user(server, "alice", PASSWORD)
     return server, clock
 
 
 async def test_whole_flow_code_refresh_reuse_revoke_introspect(
-    flow_server: tuple[AuthServer, FakeClock],
+    flow_server: tuple[AuthServer, Clock],
 ) -> None:
     server, clock = flow_server
     with serve_app(create_app(server)) as base_url:
@@ -183,7 +183,7 @@ async def test_whole_flow_code_refresh_reuse_revoke_introspect(
 
 
 async def test_s56_database_dump_and_logs_hold_no_usable_secret(
-    flow_server: tuple[AuthServer, FakeClock], caplog: pytest.LogCaptureFixture
+    flow_server: tuple[AuthServer, Clock], caplog: pytest.LogCaptureFixture
 ) -> None:
     server, clock = flow_server
     caplog.set_level(logging.DEBUG)

@@ -212,9 +212,9 @@ async def test_s17_code_bound_to_client_redirect_and_lifetime(
     make_server: Any, user_id: str
 ) -> None:
     from authserver.endpoints.app import create_app
-    from tests.support.codes import FakeClock
+    from tests.support.clock import Clock
 
-    clock = FakeClock()
+    clock = Clock()
     server: AuthServer = make_server(clock=clock)
     client, _ = create_client(
         server, redirect_uris=["http://127.0.0.1/callback", "http://127.0.0.1/b"]

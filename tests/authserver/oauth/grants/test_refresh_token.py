@@ -14,14 +14,15 @@ from authserver.context import AuthServer
 from authserver.endpoints.app import create_app
 from authserver.storage.crypto import hash_token
 from authserver.storage.models import AccessToken, AuditEvent, Grant, RefreshToken
-from tests.support.codes import FakeClock, code_form, create_code, refresh_form
+from tests.support.clock import Clock
+from tests.support.codes import code_form, create_code, refresh_form
 from tests.support.factories import create_client, create_user
 
 
 @dataclass
 class Setup:
     server: AuthServer
-    clock: FakeClock
+    clock: Clock
     http: httpx.AsyncClient
     client_id: str
     user_id: str
@@ -29,7 +30,7 @@ class Setup:
 
 @pytest.fixture
 async def setup(make_server: object) -> AsyncIterator[Setup]:
-    clock = FakeClock()
+    clock = Clock()
     server: AuthServer = make_server(  # type: ignore[operator]
         clock=clock,
         refresh_token_idle_ttl=3600,
