@@ -11,17 +11,17 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_consent_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    authorize_url,
-    callback_server,
-    register,
-    sync_api,
-)
 from tests.support.charter_process import CharterProcess, charter_env, run_charter
+from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS, authorize_url, callback_server, register
 
 pytestmark = pytest.mark.e2e
+
+if not CHROMIUM.exists():
+    pytest.skip(
+        "chromium is not installed at /usr/bin/chromium (apt-get install -y chromium)",
+        allow_module_level=True,
+    )
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
 BOB_PASSWORD = "bob's chromium password"
 

@@ -16,10 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from authserver.storage.schema import prepare_database
-from tests.support.charter_process import CharterProcess, run_charter
-from tests.support.factories import create_client
-from tests.support.reliability import build_worker, open_mcp_session
+from tests.support.charter_process import run_charter
+from tests.support.reliability import open_session, prepared_data_dir
 
 TOOL_SECONDS = 2.0
 EXIT_BOUND = 40.0
@@ -73,40 +71,6 @@ def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Deployment:
         return Deployment(f"sqlite:///{tmp_path / 'data' / 'charter.db'}", ())
     url: str = request.getfixturevalue("postgres_url")
     return Deployment(url, ("--workers", "2", "--database-url", url))
-
-
-def prepared_data_dir(tmp_path: Path, database_url: str) -> tuple[Path, str, str]:
-    """A migrated deployment with a confidential client; its folder, client id, secret."""
-    data_dir = tmp_path / "data"
-    server = build_worker(database_url, data_dir, key_encryption_key=None)
-    try:
-        prepare_database(server.database.engine)
-        client, secret = create_client(
-            server,
-            confidential=True,
-            auth_method="client_secret_post",
-            grant_types=["client_credentials"],
-        )
-    finally:
-        server.database.dispose()
-    assert secret is not None
-    return data_dir, client.client_id, secret
-
-
-def open_session(charter: CharterProcess, client_id: str, secret: str) -> dict[str, str]:
-    """Get a token and initialize an MCP session; the headers of later MCP requests."""
-    token = httpx.post(
-        f"{charter.base_url}/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": client_id,
-            "client_secret": secret,
-            "resource": charter.mcp_url,
-            "scope": "mcp",
-        },
-    )
-    assert token.status_code == 200, token.text
-    return open_mcp_session(charter.mcp_url, token.json()["access_token"], "s65")
 
 
 def tool_call(request_id: int, marker: Path, *, progress: bool) -> dict[str, Any]:

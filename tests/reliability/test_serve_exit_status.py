@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.reliability.test_s65_graceful_shutdown import open_session, prepared_data_dir
 from tests.support.charter_process import CHARTER, CharterProcess, charter_env, run_charter
 from tests.support.live import free_port
+from tests.support.reliability import open_session, prepared_data_dir
 
 #: uvicorn's status for a server that could not start.
 STARTUP_FAILURE = 3

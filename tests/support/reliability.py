@@ -12,6 +12,8 @@ from sqlalchemy import Engine, event
 from authserver.config.settings import CharterSettings
 from authserver.context import AuthServer
 from authserver.storage.schema import prepare_database
+from tests.support.charter_process import CharterProcess
+from tests.support.factories import create_client
 
 #: MCP protocol version the reliability tests speak.
 PROTOCOL_VERSION = "2025-11-25"
@@ -132,3 +134,37 @@ def open_mcp_session(mcp_url: str, access_token: str, client_name: str) -> dict[
     )
     assert initialized.status_code == 202
     return headers
+
+
+def prepared_data_dir(tmp_path: Path, database_url: str) -> tuple[Path, str, str]:
+    """A migrated deployment with a confidential client; its folder, client id, secret."""
+    data_dir = tmp_path / "data"
+    server = build_worker(database_url, data_dir, key_encryption_key=None)
+    try:
+        prepare_database(server.database.engine)
+        client, secret = create_client(
+            server,
+            confidential=True,
+            auth_method="client_secret_post",
+            grant_types=["client_credentials"],
+        )
+    finally:
+        server.database.dispose()
+    assert secret is not None
+    return data_dir, client.client_id, secret
+
+
+def open_session(charter: CharterProcess, client_id: str, secret: str) -> dict[str, str]:
+    """Get a token and initialize an MCP session; the headers of later MCP requests."""
+    token = httpx.post(
+        f"{charter.base_url}/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "client_secret": secret,
+            "resource": charter.mcp_url,
+            "scope": "mcp",
+        },
+    )
+    assert token.status_code == 200, token.text
+    return open_mcp_session(charter.mcp_url, token.json()["access_token"], "s65")

@@ -3,7 +3,6 @@ on ``/authorize`` (S8, S52, S53)."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import httpx
@@ -12,6 +11,7 @@ import pytest
 from authserver.context import AuthServer
 from tests.support.browser_flow import authorize_params, parse_forms, pkce_pair
 from tests.support.factories import create_client, create_user
+from tests.support.pages import assert_no_third_party_resources, assert_page_headers
 
 PASSWORD = "correct horse battery"
 REDIRECT = "https://app.example.com/cb"
@@ -31,30 +31,6 @@ def params_for(client_id: str, **extra: Any) -> dict[str, Any]:
 def fields_of(response: httpx.Response) -> tuple[str, dict[str, str]]:
     form = parse_forms(response.text)[0]
     return form.attrs["action"], dict(form.fields)
-
-
-def assert_page_headers(response: httpx.Response, *form_action: str) -> None:
-    headers = response.headers
-    csp = headers["content-security-policy"]
-    directives = {part.split()[0]: part.split()[1:] for part in csp.split(";") if part.strip()}
-    assert directives["default-src"] == ["'none'"]
-    assert directives["frame-ancestors"] == ["'none'"]
-    assert directives["style-src"] == ["'unsafe-inline'"]
-    assert directives["form-action"][0] == "'self'"
-    assert set(form_action) <= set(directives["form-action"])
-    assert "script-src" not in directives
-    assert headers["x-frame-options"] == "DENY"
-    assert headers["referrer-policy"] == "no-referrer"
-    assert headers["cache-control"] == "no-store"
-    assert headers["content-type"].startswith("text/html")
-    assert not any(name.lower().startswith("access-control-") for name in headers)
-
-
-def assert_no_third_party_resources(html: str) -> None:
-    assert not re.search(r"<(script|img|link|iframe|object|embed)\b", html, re.IGNORECASE)
-    assert not re.search(r"\bsrc\s*=", html, re.IGNORECASE)
-    assert "url(" not in html
-    assert "@import" not in html
 
 
 async def test_s52_login_consent_and_error_pages_headers(

@@ -15,7 +15,6 @@ from authserver.browser.login import create_login_session
 from authserver.context import AuthServer
 from authserver.endpoints.app import create_app
 from authserver.storage.models import AuthorizationCode, LoginSession, User
-from tests.authserver.browser.test_pages import assert_no_third_party_resources, assert_page_headers
 from tests.support.factories import create_user
 from tests.support.live import free_port, serve_app
 from tests.support.live_browser import (
@@ -28,6 +27,7 @@ from tests.support.live_browser import (
     redirected_to_client,
     sign_in_and_approve,
 )
+from tests.support.pages import assert_no_third_party_resources, assert_page_headers
 
 SESSION = "charter_session"
 

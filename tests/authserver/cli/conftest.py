@@ -4,39 +4,17 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
-from click.testing import CliRunner, Result
 from sqlalchemy import text
 
-from authserver.cli.main import charter
 from authserver.config.settings import CharterSettings
 from authserver.context import AuthServer
 from authserver.storage.models import Base
 from authserver.storage.schema import prepare_database
-
-
-@dataclass
-class Charter:
-    """Runs ``charter --data-dir … --database-url … ARGS`` in-process."""
-
-    data_dir: Path
-    database_url: str
-
-    def __call__(
-        self, *args: str, input: str | None = None, env: dict[str, str] | None = None
-    ) -> Result:
-        runner = CliRunner()
-        return runner.invoke(
-            charter,
-            ["--data-dir", str(self.data_dir), "--database-url", self.database_url, *args],
-            input=input,
-            env=env,
-            catch_exceptions=False,
-        )
+from tests.support.cli_runner import Charter
 
 
 @pytest.fixture(autouse=True)

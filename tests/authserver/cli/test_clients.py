@@ -8,7 +8,7 @@ from collections.abc import Callable
 from authserver.context import AuthServer
 from authserver.storage.crypto import hash_token
 from authserver.storage.models import AccessToken, Client, Grant, RefreshToken
-from tests.authserver.cli.conftest import Charter
+from tests.support.cli_runner import Charter
 from tests.support.factories import create_client, create_user
 from tests.support.rows import issue_grant
 

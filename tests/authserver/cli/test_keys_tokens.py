@@ -6,7 +6,7 @@ import json
 
 from authserver.context import AuthServer
 from authserver.storage.models import AccessToken, Consent, Grant
-from tests.authserver.cli.conftest import Charter
+from tests.support.cli_runner import Charter
 from tests.support.factories import create_client, create_user
 from tests.support.rows import issue_grant, remember_consent
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from authserver.context import AuthServer
-from tests.authserver.cli.conftest import Charter
+from tests.support.cli_runner import Charter
 from tests.support.factories import create_client, create_user
 
 COMMANDS = [

@@ -18,7 +18,7 @@ from authserver.cli.context import CliOptions, build_settings
 from authserver.cli.main import charter
 from authserver.cli.output import render_table
 from authserver.storage.schema import head_revision
-from tests.authserver.cli.conftest import Charter
+from tests.support.cli_runner import Charter
 
 
 def test_help_lists_every_group() -> None:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from authserver.context import AuthServer
 from authserver.storage.models import Grant, LoginSession, User
-from tests.authserver.cli.conftest import Charter
+from tests.support.cli_runner import Charter
 from tests.support.factories import create_client
 from tests.support.rows import issue_grant, remember_consent
 
