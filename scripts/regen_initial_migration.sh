@@ -13,4 +13,4 @@ rm -f migrations/versions/0001_initial.py
     revision --autogenerate --rev-id 0001 -m initial
 "$python" -m ruff check --fix -q migrations/versions/0001_initial.py || true
 "$python" -m ruff format -q migrations/versions/0001_initial.py
-echo "wrote migrations/versions/0001_initial.py; check it with: pytest tests/test_migrations.py -q" >&2
+echo "wrote migrations/versions/0001_initial.py; check it with: pytest tests/migrations/test_migrations.py -q" >&2
