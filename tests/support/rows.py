@@ -88,3 +88,13 @@ def remember_consent(server: AuthServer, *, user_id: str, client_id: str) -> str
             )
         )
     return consent_id
+
+
+def revoked(server: AuthServer, issued_jti: str, grant_id: str) -> tuple[bool, bool]:
+    """Whether the access token ``issued_jti`` and the grant ``grant_id`` are revoked."""
+    with server.database.transaction() as session:
+        token = session.get(AccessToken, issued_jti)
+        grant = session.get(Grant, grant_id)
+        assert token is not None
+        assert grant is not None
+        return token.revoked_at is not None, grant.revoked_at is not None

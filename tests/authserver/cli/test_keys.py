@@ -1,0 +1,72 @@
+"""``charter keys``: rotation publishes before signing, retiring, the key-encryption check
+(S63)."""
+
+from __future__ import annotations
+
+import json
+
+from authserver.context import AuthServer
+from tests.support.cli_runner import Charter
+
+
+def test_keys_rotate_publishes_the_new_key_before_it_signs(
+    cli: Charter, server: AuthServer
+) -> None:
+    assert cli("keys", "list", "--json").stdout.strip() == "[]"
+    server.keys.ensure_signing_key()
+    old_kid = json.loads(cli("keys", "list", "--json").stdout)[0]["kid"]
+    rotated = cli("keys", "rotate", "--json")
+    assert rotated.exit_code == 0, rotated.output
+    new = json.loads(rotated.stdout)
+    assert new["status"] == "pending"
+    assert new["activates_at"] > new["created_at"]
+    listed = {key["kid"]: key for key in json.loads(cli("keys", "list", "--json").stdout)}
+    assert listed[old_kid]["status"] == "active"
+    assert listed[old_kid]["retired_at"] == new["activates_at"]
+    table = cli("keys", "list").stdout.splitlines()
+    assert table[0].split()[:3] == ["KID", "ALG", "STATUS"]
+
+
+def test_keys_retire(cli: Charter, server: AuthServer) -> None:
+    no_delay = {"CHARTER_KEY_PUBLISH_AHEAD_SECONDS": "0"}
+    server.keys.ensure_signing_key()
+    old_kid = json.loads(cli("keys", "list", "--json").stdout)[0]["kid"]
+    new_kid = json.loads(cli("keys", "rotate", "--json", env=no_delay).stdout)["kid"]
+    listed = {key["kid"]: key for key in json.loads(cli("keys", "list", "--json").stdout)}
+    assert listed[new_kid]["status"] == "active"
+    assert listed[old_kid]["status"] == "retired"
+    assert listed[old_kid]["expires_at"] is not None
+
+    assert cli("keys", "retire", "--", old_kid).exit_code == 2  # no TTY, no --yes
+    # "--" lets a kid start with "-" (kids are base64url thumbprints)
+    retired = cli("keys", "retire", "--immediately", "--yes", "--json", "--", old_kid)
+    assert retired.exit_code == 0, retired.output
+    assert json.loads(retired.stdout)["status"] == "expired"
+    server.keys.invalidate_cache()
+    assert [key["kid"] for key in server.keys.jwks()["keys"]] == [new_kid]
+    assert cli("keys", "retire", "no-such-kid", "--yes").exit_code == 1
+
+
+def test_keys_rotate_refuses_a_different_key_encryption_key(
+    cli: Charter, server: AuthServer
+) -> None:
+    server.keys.ensure_signing_key()
+    other = {"CHARTER_KEY_ENCRYPTION_KEY": "not-the-servers-secret"}
+    result = cli("keys", "rotate", env=other)
+    assert result.exit_code == 1
+    assert "CHARTER_KEY_ENCRYPTION_KEY" in result.stderr
+    assert len(json.loads(cli("keys", "list", "--json").stdout)) == 1
+
+
+def test_s63_retire_immediately_during_a_pending_rotation_keeps_a_signing_key(
+    cli: Charter, server: AuthServer
+) -> None:
+    server.keys.ensure_signing_key()
+    old_kid = json.loads(cli("keys", "list", "--json").stdout)[0]["kid"]
+    assert cli("keys", "rotate").exit_code == 0  # the new key is pending for 120 s
+    retired = cli("keys", "retire", "--immediately", "--yes", "--", old_kid)
+    assert retired.exit_code == 0, retired.output
+    server.keys.invalidate_cache()
+    signing = server.keys.signing_key()
+    assert signing.kid != old_kid
+    assert signing.kid in {key["kid"] for key in server.keys.jwks()["keys"]}
