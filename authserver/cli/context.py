@@ -1,5 +1,5 @@
 """What every ``charter`` command shares: the group's options, the settings built from them
-and the environment, and a ready authorization server context (RFC-free plumbing of the CLI).
+and the environment, and a ready authorization server context (click 8 contexts).
 
 Every command reads the same settings as the server (:class:`CharterSettings`, environment
 ``CHARTER_*``); ``--database-url`` and ``--data-dir`` given to the group, then the command's own

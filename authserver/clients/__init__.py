@@ -1,1 +1,2 @@
-"""OAuth clients: the client store, authentication, metadata, metadata documents, SSRF guard."""
+"""OAuth clients: the client store, metadata validation, dynamic registration, client ID
+metadata documents, presented credentials and client authentication, the SSRF guard."""

@@ -1,1 +1,1 @@
-"""Running a deployment: purge, reaper, maintenance, logging, clean exit."""
+"""Running a deployment: purge, reaper, the maintenance loop, logging, a clean exit."""
