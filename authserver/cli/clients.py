@@ -41,6 +41,7 @@ from authserver.oauth.grants.registry import (
     check_grant_types,
     needs_redirect_uri,
     registered_grant_types,
+    response_types_for,
 )
 from authserver.storage.audit import record_event
 from authserver.storage.crypto import hash_token, new_id, new_token
@@ -206,23 +207,40 @@ def add_client(
         usage_error("NAME must be 1-256 characters")
     uris = checked_redirect_uris(redirect_uris)
     chosen_grants = checked_grant_types(grant_types, confidential=confidential, redirect_uris=uris)
+    checked_client_id(wanted_id)
+    server = open_server()
+    metadata = ClientMetadata(
+        redirect_uris=tuple(uris),
+        grant_types=tuple(chosen_grants),
+        response_types=response_types_for(chosen_grants),
+        token_endpoint_auth_method=CONFIDENTIAL_METHOD if confidential else PUBLIC_AUTH_METHOD,
+        scope=checked_scope(server, scope),
+        client_name=name,
+    )
+    client_id = wanted_id or new_id()
+    secret = new_token() if confidential else None
+    _create_static_client(server, client_id, metadata, secret)
+    record: dict[str, Any] = {"client_id": client_id, **metadata.to_dict()}
+    message = f"created client {name}\nclient_id:     {client_id}"
+    if secret:
+        record["client_secret"] = secret
+        message += f"\nclient_secret: {secret}\n(the secret is shown only now; store it safely)"
+    emit_result(message, record, as_json=as_json)
+
+
+def checked_client_id(wanted_id: str | None) -> None:
+    """Exit 2 unless ``wanted_id`` (when given) is 1-255 characters and not a URL."""
     if wanted_id is not None and (not wanted_id or len(wanted_id) > 255 or wanted_id.isspace()):
         usage_error("--client-id must be 1-255 characters")
     if wanted_id and wanted_id.lower().startswith(("http://", "https://")):
         usage_error("--client-id must not be a URL (URLs name client ID metadata documents)")
-    server = open_server()
-    scope = checked_scope(server, scope)
-    client_id = wanted_id or new_id()
-    secret = new_token() if confidential else None
+
+
+def _create_static_client(
+    server: AuthServer, client_id: str, metadata: ClientMetadata, secret: str | None
+) -> None:
+    """Store the client (audited); exit 1 when its id names a client or a user (S22)."""
     now = server.now()
-    metadata = ClientMetadata(
-        redirect_uris=tuple(uris),
-        grant_types=tuple(chosen_grants),
-        response_types=("code",) if "authorization_code" in chosen_grants else (),
-        token_endpoint_auth_method=CONFIDENTIAL_METHOD if confidential else PUBLIC_AUTH_METHOD,
-        scope=scope,
-        client_name=name,
-    )
     with server.database.transaction() as session:
         if session.get(Client, client_id) is not None:
             fail(f"client {client_id!r} already exists", "pick another --client-id")
@@ -233,13 +251,6 @@ def add_client(
             new_client(client_id, ClientKind.STATIC, metadata, now=now, secret_hash=secret_hash)
         )
         record_event(session, "client_created", at=now, client_id=client_id, actor="cli")
-    record: dict[str, Any] = {"client_id": client_id, **metadata.to_dict()}
-    if secret:
-        record["client_secret"] = secret
-    message = f"created client {name}\nclient_id:     {client_id}"
-    if secret:
-        message += f"\nclient_secret: {secret}\n(the secret is shown only now; store it safely)"
-    emit_result(message, record, as_json=as_json)
 
 
 @clients.command("update")
@@ -272,24 +283,29 @@ def update_client(
         client = find_client(session, client_id)
         if client.kind == ClientKind.METADATA_DOCUMENT and uris is not None:
             fail("a metadata document client's redirect URIs come from its document")
-        metadata = dict(client.client_metadata or {})
-        if name is not None:
-            client.client_name = name
-            metadata["client_name"] = name
-        if uris is not None:
-            client.redirect_uris = uris
-            metadata["redirect_uris"] = uris
-        if new_scope is not None:
-            client.scope = new_scope
-            if new_scope:
-                metadata["scope"] = new_scope
-            else:
-                metadata.pop("scope", None)
-        client.client_metadata = metadata
+        _change(client, name, uris, new_scope)
         client.updated_at = now
         record = client_record(client)
         record_event(session, "client_updated", at=now, client_id=client_id, actor="cli")
     emit_result(f"updated client {client_id}", record, as_json=as_json)
+
+
+def _change(client: Client, name: str | None, uris: list[str] | None, scope: str | None) -> None:
+    """Set what was given on the row and in its stored metadata (``scope=''`` means all)."""
+    metadata = dict(client.client_metadata or {})
+    if name is not None:
+        client.client_name = name
+        metadata["client_name"] = name
+    if uris is not None:
+        client.redirect_uris = uris
+        metadata["redirect_uris"] = uris
+    if scope is not None:
+        client.scope = scope
+        if scope:
+            metadata["scope"] = scope
+        else:
+            metadata.pop("scope", None)
+    client.client_metadata = metadata
 
 
 def existing_client_server(client_id: str, *, needs_secret: bool = False) -> AuthServer:

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from authserver.cli.context import open_server
 from authserver.cli.lookups import require_client, resolve_subject, usernames
@@ -72,55 +73,70 @@ def list_tokens(show_grants: bool, client_id: str | None, user: str | None, as_j
         if client_id:
             require_client(session, client_id)
         subject = resolve_subject(session, user) if user else None
-        records: list[dict[str, Any]]
         if show_grants:
-            grant_query = select(Grant).where(Grant.revoked_at.is_(None), Grant.expires_at > now)
-            if client_id:
-                grant_query = grant_query.where(Grant.client_id == client_id)
-            if subject:
-                grant_query = grant_query.where(Grant.subject == subject)
-            grants = session.scalars(grant_query.order_by(Grant.created_at.desc())).all()
-            names = usernames(session, (grant.subject for grant in grants))
-            records = [
-                {
-                    "id": grant.id,
-                    "client_id": grant.client_id,
-                    "subject": grant.subject,
-                    "user": names.get(grant.subject, grant.subject),
-                    "scope": grant.scope,
-                    "resource": grant.resource,
-                    "grant_type": grant.grant_type,
-                    "created_at": grant.created_at,
-                    "expires_at": grant.expires_at,
-                }
-                for grant in grants
-            ]
-            emit_records(records, GRANT_COLUMNS, as_json=as_json, empty="no live grants")
-            return
-        token_query = select(AccessToken).where(
-            AccessToken.revoked_at.is_(None), AccessToken.expires_at > now
-        )
-        if client_id:
-            token_query = token_query.where(AccessToken.client_id == client_id)
-        if subject:
-            token_query = token_query.where(AccessToken.subject == subject)
-        rows = session.scalars(token_query.order_by(AccessToken.issued_at.desc())).all()
-        names = usernames(session, (row.subject for row in rows))
-        records = [
-            {
-                "jti": row.jti,
-                "grant_id": row.grant_id,
-                "client_id": row.client_id,
-                "subject": row.subject,
-                "user": names.get(row.subject, row.subject),
-                "scope": row.scope,
-                "resource": row.resource,
-                "issued_at": row.issued_at,
-                "expires_at": row.expires_at,
-            }
-            for row in rows
-        ]
-    emit_records(records, ACCESS_TOKEN_COLUMNS, as_json=as_json, empty="no live access tokens")
+            records = grant_records(session, now, client_id, subject)
+        else:
+            records = access_token_records(session, now, client_id, subject)
+    if show_grants:
+        emit_records(records, GRANT_COLUMNS, as_json=as_json, empty="no live grants")
+    else:
+        emit_records(records, ACCESS_TOKEN_COLUMNS, as_json=as_json, empty="no live access tokens")
+
+
+def grant_records(
+    session: Session, now: int, client_id: str | None, subject: str | None
+) -> list[dict[str, Any]]:
+    """The live grants (of ``client_id`` and ``subject`` when given), newest first."""
+    query = select(Grant).where(Grant.revoked_at.is_(None), Grant.expires_at > now)
+    if client_id:
+        query = query.where(Grant.client_id == client_id)
+    if subject:
+        query = query.where(Grant.subject == subject)
+    grants = session.scalars(query.order_by(Grant.created_at.desc())).all()
+    names = usernames(session, (grant.subject for grant in grants))
+    return [
+        {
+            "id": grant.id,
+            "client_id": grant.client_id,
+            "subject": grant.subject,
+            "user": names.get(grant.subject, grant.subject),
+            "scope": grant.scope,
+            "resource": grant.resource,
+            "grant_type": grant.grant_type,
+            "created_at": grant.created_at,
+            "expires_at": grant.expires_at,
+        }
+        for grant in grants
+    ]
+
+
+def access_token_records(
+    session: Session, now: int, client_id: str | None, subject: str | None
+) -> list[dict[str, Any]]:
+    """The live access tokens (of ``client_id`` and ``subject`` when given), newest first."""
+    query = select(AccessToken).where(
+        AccessToken.revoked_at.is_(None), AccessToken.expires_at > now
+    )
+    if client_id:
+        query = query.where(AccessToken.client_id == client_id)
+    if subject:
+        query = query.where(AccessToken.subject == subject)
+    rows = session.scalars(query.order_by(AccessToken.issued_at.desc())).all()
+    names = usernames(session, (row.subject for row in rows))
+    return [
+        {
+            "jti": row.jti,
+            "grant_id": row.grant_id,
+            "client_id": row.client_id,
+            "subject": row.subject,
+            "user": names.get(row.subject, row.subject),
+            "scope": row.scope,
+            "resource": row.resource,
+            "issued_at": row.issued_at,
+            "expires_at": row.expires_at,
+        }
+        for row in rows
+    ]
 
 
 def _exactly_one(**choices: str | None) -> tuple[str, str]:
