@@ -20,7 +20,8 @@ from starlette.applications import Starlette
 
 from resourceserver.app import create_app
 from resourceserver.jwks import StaticKeySource
-from resourceserver.mcp import Registry, TransportOptions
+from resourceserver.mcp import Registry
+from resourceserver.mcp.transport import TransportOptions
 from resourceserver.settings import ResourceServerSettings
 from resourceserver.storage import create_tables, sqlite_engine
 from resourceserver.verifier import JwtTokenVerifier
