@@ -8,7 +8,9 @@ This is the only module that imports both :mod:`authserver` and :mod:`resourcese
    ensures a signing key and, on a database without users, creates the first ``admin`` with a
    random one-time password that the first browser login must change (:func:`initialize`);
 3. builds the resource server with a token verifier over the issuer's JWKS read in-process
-   (no HTTP hop) and the authorization server's access-token revocation view;
+   (no HTTP hop), the authorization server's access-token revocation view, and the key that
+   seals MCP 2026-07-28 ``requestState`` (HKDF of the key-encryption key, so every worker
+   sharing ``CHARTER_KEY_ENCRYPTION_KEY`` opens what another sealed);
 4. mounts the authorization server's routes and the resource server's app on one origin,
    behind the request-id/access-log middleware (:func:`build_deployment`).
 
@@ -26,6 +28,7 @@ import signal
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -43,6 +46,7 @@ from authserver.app import EXCEPTION_HANDLERS, authserver_routes
 from authserver.context import AuthServer
 from authserver.cors import allow_cors
 from authserver.endpoints.metadata import WELL_KNOWN, metadata_document
+from authserver.keys import load_key_encryption_key
 from authserver.logging_setup import LogFormat, RequestIdMiddleware
 from authserver.maintenance import maintenance_loop
 from authserver.settings import AuthServerSettings, StrList, split_list_setting
@@ -53,6 +57,7 @@ from authserver.users import new_user
 from resourceserver.app import create_app as create_resource_app
 from resourceserver.jwks import CallbackKeySource
 from resourceserver.mcp.registry import Registry, ToolModuleError, load_tool_modules
+from resourceserver.mcp.request_state import derive_key
 from resourceserver.mcp.signature import DefinitionError
 from resourceserver.settings import ResourceServerSettings
 from resourceserver.tools import builtin_registry
@@ -166,6 +171,13 @@ def resource_settings_for(settings: DeploymentSettings) -> ResourceServerSetting
     )
 
 
+def request_state_keys(settings: DeploymentSettings) -> list[bytes]:
+    """The key sealing MCP ``requestState``: HKDF-SHA256 of the key-encryption key."""
+    secret = settings.key_encryption_key.get_secret_value() if settings.key_encryption_key else None
+    encryption_key = load_key_encryption_key(secret, Path(settings.data_dir))
+    return [derive_key(encryption_key.raw_value)]
+
+
 def build_registry(server: AuthServer, tool_modules: tuple[str, ...]) -> Registry:
     """The built-in tools plus every user module named in ``tool_modules``."""
     registry = builtin_registry(server.database.engine)
@@ -198,7 +210,11 @@ def build_deployment(
     if registry is None:
         registry = build_registry(server, settings.tools)
     resource_app = create_resource_app(
-        resource_settings, verifier, registry, server.database.engine
+        resource_settings,
+        verifier,
+        registry,
+        server.database.engine,
+        request_state_keys=request_state_keys(settings),
     )
 
     def begin_drain() -> None:
