@@ -155,25 +155,27 @@ def _annotation(schema: JsonObject, path: tuple[str, ...]) -> ParamHeader | None
     return ParamHeader(path, name, str(kind))
 
 
-def _misplaced(node: Any, allowed: bool) -> bool:
-    """True when ``x-mcp-header`` appears somewhere not reachable through ``properties``."""
+def _misplaced(node: Any, reachable: bool) -> bool:
+    """True when ``x-mcp-header`` appears where it may not: anywhere but on a property reached
+    from the root through ``properties`` only (``reachable`` nodes are on that chain; their own
+    ``properties`` are walked by :func:`param_headers_of`)."""
     if isinstance(node, list):
         return any(_misplaced(item, False) for item in node)
     if not isinstance(node, dict):
         return False
-    if "x-mcp-header" in node and not allowed:
+    if "x-mcp-header" in node and not reachable:
         return True
     return any(
         _misplaced(value, False)
         for key, value in node.items()
-        if key not in ("properties", "x-mcp-header")
+        if key != "x-mcp-header" and not (reachable and key == "properties")
     )
 
 
 def param_headers_of(schema: JsonObject) -> tuple[ParamHeader, ...]:
     """The ``x-mcp-header`` parameters of an input schema (raises DefinitionError)."""
     found: list[ParamHeader] = []
-    if _misplaced(schema, False):
+    if "x-mcp-header" in schema or _misplaced(schema, True):
         raise DefinitionError("x-mcp-header must only appear on properties reachable from the root")
     pending: list[tuple[JsonObject, tuple[str, ...]]] = [(schema, ())]
     while pending:
