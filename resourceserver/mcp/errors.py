@@ -1,4 +1,5 @@
-"""The MCP server's exception tree: one root, :class:`McpError`.
+"""The MCP protocol and tool errors, under the resource server's one root,
+:class:`~resourceserver.errors.McpError`.
 
 JSON-RPC 2.0 §5.1 and MCP 2026-07-28 "Overview" §Error Codes (the codes), "Tools" §Error
 Handling (protocol errors versus tool execution errors).
@@ -18,6 +19,30 @@ from __future__ import annotations
 
 from typing import Any
 
+from resourceserver.errors import McpError
+
+__all__ = [
+    "HEADER_MISMATCH",
+    "INTERNAL_ERROR",
+    "INVALID_PARAMS",
+    "INVALID_REQUEST",
+    "METHOD_NOT_FOUND",
+    "MISSING_REQUIRED_CLIENT_CAPABILITY",
+    "PARSE_ERROR",
+    "REQUEST_CANCELLED",
+    "RESOURCE_NOT_FOUND",
+    "UNSUPPORTED_PROTOCOL_VERSION",
+    "ClientRequestError",
+    "DefinitionError",
+    "HeaderMismatchError",
+    "JsonRpcError",
+    "McpError",
+    "MissingClientCapabilityError",
+    "ToolError",
+    "ToolModuleError",
+    "UnsupportedVersionError",
+]
+
 #: JSON-RPC 2.0 §5.1 error codes.
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -34,10 +59,6 @@ MISSING_REQUIRED_CLIENT_CAPABILITY = -32021
 UNSUPPORTED_PROTOCOL_VERSION = -32022
 #: MCP ≤ 2025-11-25 (cancellation of a handshake-era request).
 REQUEST_CANCELLED = -32800
-
-
-class McpError(Exception):
-    """Root of every error the MCP server raises on purpose."""
 
 
 class JsonRpcError(McpError):
