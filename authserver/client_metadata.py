@@ -2,7 +2,10 @@
 
 Implements the metadata rules of RFC 7591 §2 (fields, defaults, grant/response type
 consistency), redirect URI rules of RFC 8252 §7 (loopback ``http``, private-use schemes) and
-OAuth 2.1 §2.3.1 (no fragments, exact absolute URIs), and the size caps of S48.
+OAuth 2.1 §2.3.1 (no fragments, exact absolute URIs), the ``application_type`` of OpenID
+Connect Dynamic Client Registration 1.0 §2 that MCP 2026-07-28 asks clients to send (SEP-837:
+``web`` redirects only to https on a non-loopback host, ``native`` only to loopback http or a
+private-use scheme; when absent no extra rule applies), and the size caps of S48.
 
 Only known fields are kept, each bounded; anything else the client sends is ignored (S46).
 """
@@ -52,6 +55,7 @@ FORBIDDEN_SCHEMES = frozenset(
 #: RFC 8252 §7.1: private-use schemes are reverse domain names (contain a period).
 _PRIVATE_SCHEME = re.compile(r"^[a-z][a-z0-9+\-]*(\.[a-z0-9+\-]+)+$")
 _HTTP_URI_FIELDS = ("client_uri", "logo_uri", "tos_uri", "policy_uri")
+APPLICATION_TYPES = frozenset({"web", "native"})
 _PLAIN_STRING_FIELDS = ("software_id", "software_version")
 
 
@@ -109,6 +113,25 @@ def validate_redirect_uri(uri: Any) -> str:
     raise InvalidRedirectUriError(
         "redirect URI must be https, loopback http, or a reverse-DNS private-use scheme"
     )
+
+
+def check_application_type(application_type: str, redirect_uris: Collection[str]) -> None:
+    """OpenID Connect DCR 1.0 §2: the redirect URIs a ``web`` or ``native`` client may use."""
+    for uri in redirect_uris:
+        parts = urlsplit(uri)
+        scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+        loopback = host in LOOPBACK_REDIRECT_HOSTS
+        private_use = _PRIVATE_SCHEME.match(scheme) is not None
+        if application_type == "web" and (scheme != "https" or loopback):
+            raise InvalidRedirectUriError(
+                "a web application redirects to https on a non-loopback host; "
+                'register loopback or private-use redirect URIs with application_type "native"'
+            )
+        if application_type == "native" and not ((scheme == "http" and loopback) or private_use):
+            raise InvalidRedirectUriError(
+                "a native application redirects to loopback http (127.0.0.1, [::1], localhost) "
+                'or a private-use scheme; use application_type "web" for https redirect URIs'
+            )
 
 
 def validate_web_uri(name: str, value: Any) -> str:
@@ -303,6 +326,12 @@ def normalise_registration(
     contacts = _string_list(body, "contacts")
     if contacts:
         extra["contacts"] = contacts
+    application_type = _string(body, "application_type")
+    if application_type is not None:
+        if application_type not in APPLICATION_TYPES:
+            raise InvalidClientMetadataError('application_type must be "web" or "native"')
+        check_application_type(application_type, redirect_uris)
+        extra["application_type"] = application_type
 
     return ClientMetadata(
         redirect_uris=tuple(redirect_uris),
