@@ -66,8 +66,9 @@ class Channel(Protocol):
     async def request(self, method: str, params: JsonObject) -> JsonObject:
         """Ask the client and return its ``result`` (raises ClientRequestError).
 
-        Channels that answer from a record of earlier answers also take ``key=`` (the
-        author's name for the question); the context passes it only when one was given.
+        Channels that answer from a record of earlier answers set ``answers_by_key = True``
+        and also take ``key=`` (the author's name for the question); the context passes it to
+        them when one was given.
         """
         ...
 
@@ -148,7 +149,8 @@ class Context:
         )
 
     async def _ask(self, method: str, params: JsonObject, key: str | None) -> JsonObject:
-        if key is None:
+        # Only channels that answer from recorded answers (2026-07-28) care about the key.
+        if key is None or not getattr(self.channel, "answers_by_key", False):
             return await self.channel.request(method, params)
         return await self.channel.request(method, params, key=key)  # type: ignore[call-arg]
 

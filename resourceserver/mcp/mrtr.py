@@ -126,6 +126,9 @@ class AnswerBook:
 class ModernChannel:
     """The channel of one 2026-07-28 call: inline (MRTR) until it becomes a task."""
 
+    #: ``Context`` passes the author's question keys (``key=``) to this channel.
+    answers_by_key = True
+
     def __init__(self, book: AnswerBook, notify: Notify) -> None:
         self.book = book
         self._notify = notify
