@@ -39,7 +39,7 @@ from resourceserver.mcp.sessions import MAX_SESSIONS_PER_PRINCIPAL, SessionStore
 from resourceserver.mcp.streams import dumps
 from resourceserver.mcp.task_store import TaskStore
 from resourceserver.mcp.tasks import TaskRunner
-from resourceserver.mcp.versions import is_modern_request
+from resourceserver.mcp.versions import MODERN_VERSIONS, is_modern_request
 from resourceserver.mcp.wakeups import PgListener
 from resourceserver.principal import Principal
 from resourceserver.storage import Database
@@ -178,8 +178,18 @@ class McpEndpoint:
         if not principal.has_scopes(base):
             await self.forbidden(InsufficientScopeError(base))(scope, receive, send)
             return
+        modern_header = request.headers.get(http.VERSION_HEADER) in MODERN_VERSIONS
         if request.method == "POST":
             response = await self.post(request, principal)
+        elif modern_header and request.method in ("GET", "DELETE"):
+            # 2026-07-28 "Streamable HTTP" §Earlier Streamable HTTP Revisions: no GET stream,
+            # no session to delete (subscriptions/listen replaces the stream).
+            response = http.rpc_error(
+                405,
+                -32600,
+                "Method Not Allowed: protocol 2026-07-28 uses POST only",
+                headers={"Allow": "POST"},
+            )
         elif request.method == "GET":
             response = await self.handshake.get(request, principal)
         elif request.method == "DELETE":

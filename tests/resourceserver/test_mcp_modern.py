@@ -288,3 +288,18 @@ async def test_hot_path_tools_call_runs_no_sql_and_makes_no_session(
     assert statements == []
     with engine.connect() as connection:
         assert connection.execute(McpSession.__table__.select()).first() is None
+
+
+async def test_get_and_delete_at_2026_07_28_are_405(mcp: ModernHttp) -> None:
+    for method in ("GET", "DELETE"):
+        response = await mcp.client.request(
+            method,
+            mcp.url,
+            headers={
+                "Authorization": f"Bearer {mcp.token}",
+                "Accept": "text/event-stream",
+                "MCP-Protocol-Version": "2026-07-28",
+            },
+        )
+        assert response.status_code == 405, method
+        assert response.headers["allow"] == "POST"
