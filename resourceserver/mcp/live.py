@@ -56,23 +56,31 @@ class LiveResponse:
         self.keepalive = keepalive
         #: (message, final, HTTP status when it is sent as JSON)
         self._queue: asyncio.Queue[tuple[JsonObject, bool, int]] = asyncio.Queue()
+        #: The first item, as a future: waiting on it costs no extra task (the hot path).
+        self._first: asyncio.Future[tuple[JsonObject, bool, int]] | None = None
+
+    def _put(self, item: tuple[JsonObject, bool, int]) -> None:
+        if self._first is not None and not self._first.done():
+            self._first.set_result(item)
+        else:
+            self._queue.put_nowait(item)
 
     async def notify(self, method: str, params: JsonObject) -> None:
         """Queue a notification related to the request."""
-        message = {"jsonrpc": "2.0", "method": method, "params": params}
-        self._queue.put_nowait((message, False, 200))
+        self._put(({"jsonrpc": "2.0", "method": method, "params": params}, False, 200))
 
     def finish(self, message: JsonObject, status: int = 200) -> None:
         """Queue the final message (the response)."""
-        self._queue.put_nowait((message, True, status))
+        self._put((message, True, status))
 
     async def respond(self, work: Awaitable[Reply]) -> Response:
         """Run ``work`` (which returns the response message and its status) and answer with
         what it sends."""
+        self._first = asyncio.get_running_loop().create_future()
         task = asyncio.ensure_future(work)
         task.add_done_callback(self._on_done)
         try:
-            first, final, status = await asyncio.wait_for(self._queue.get(), self.json_wait)
+            first, final, status = await asyncio.wait_for(self._first, self.json_wait)
         except TimeoutError:
             return self._stream(task, None)
         except BaseException:

@@ -64,19 +64,22 @@ def arguments_digest(arguments: Any) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Binding:
-    """What a state belongs to: who asked, which request, about what."""
+    """What a state belongs to: who asked, which request, about what (the arguments' digest is
+    computed only when a state is sealed or opened, not on every call)."""
 
     subject: str
     client_id: str
     method: str
     target: str
-    arguments: str
+    arguments: Any
 
     @classmethod
     def of(cls, principal: Principal, method: str, target: str, arguments: Any) -> Binding:
-        return cls(
-            principal.subject, principal.client_id, method, target, arguments_digest(arguments)
-        )
+        return cls(principal.subject, principal.client_id, method, target, arguments)
+
+    @property
+    def digest(self) -> str:
+        return arguments_digest(self.arguments)
 
 
 class RequestStateError(JsonRpcError):
@@ -122,7 +125,7 @@ class RequestStateSealer:
             "cid": binding.client_id,
             "m": binding.method,
             "t": binding.target,
-            "a": binding.arguments,
+            "a": binding.digest,
             "exp": int(self._clock() + self.ttl),
             "p": payload,
         }
@@ -146,7 +149,7 @@ class RequestStateSealer:
         if (document.get("sub"), document.get("cid")) != (binding.subject, binding.client_id):
             raise RequestStateError("foreign", "was issued to another user or client")
         sealed_for = (document.get("m"), document.get("t"), document.get("a"))
-        if sealed_for != (binding.method, binding.target, binding.arguments):
+        if sealed_for != (binding.method, binding.target, binding.digest):
             raise RequestStateError(
                 "mismatch", "was issued for another request (method, name or arguments differ)"
             )

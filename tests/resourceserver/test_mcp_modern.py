@@ -23,6 +23,7 @@ from tests.resourceserver.modern_support import (
     ModernHttp,
     envelope,
     modern_app,
+    on_socket,
 )
 
 SERVER_INFO = "io.modelcontextprotocol/serverInfo"
@@ -303,3 +304,57 @@ async def test_get_and_delete_at_2026_07_28_are_405(mcp: ModernHttp) -> None:
         )
         assert response.status_code == 405, method
         assert response.headers["allow"] == "POST"
+
+
+STOPPED: list[str] = []
+
+
+def slow_tools() -> Registry:
+    registry = Registry()
+
+    @registry.tool()
+    async def slow(ctx: Context, seconds: float) -> str:
+        """Sleeps, reporting progress first."""
+        await ctx.report_progress(0, 1)
+        try:
+            await asyncio.sleep(seconds)
+        except asyncio.CancelledError:
+            STOPPED.append("slow")
+            raise
+        return "slept"
+
+    return registry
+
+
+async def test_a_silent_slow_call_is_answered_over_sse(tmp_path: Path) -> None:
+    app = modern_app(
+        slow_tools(), database(tmp_path / "rs.db"), TransportOptions(json_wait_seconds=0.1)
+    )
+    async with app.client() as client:
+        response = await ModernHttp(client, app.token()).post(
+            "tools/call", {"name": "slow", "arguments": {"seconds": 0.4}}
+        )
+    assert response.headers["content-type"].startswith("text/event-stream")
+    final = json.loads(parse_sse(response.text)[-1]["data"])
+    assert final["result"]["content"][0]["text"] == "slept"
+
+
+async def test_closing_the_stream_cancels_the_request(tmp_path: Path) -> None:
+    app = modern_app(slow_tools(), database(tmp_path / "rs.db"))
+    with on_socket(app) as live:
+        async with live.client() as client:
+            mcp = ModernHttp(client, live.token())
+            params = {
+                "name": "slow",
+                "arguments": {"seconds": 30},
+                "_meta": {**envelope(), "progressToken": "p"},
+            }
+            body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}
+            headers = mcp.headers("tools/call", params)
+            async with client.stream("POST", mcp.url, json=body, headers=headers) as response:
+                async for line in response.aiter_lines():
+                    if "notifications/progress" in line:
+                        break  # leave: the connection closes
+        async with asyncio.timeout(5):
+            while "slow" not in STOPPED:
+                await asyncio.sleep(0.05)
