@@ -1,4 +1,5 @@
-"""The protected MCP server as one Starlette app (MCP 2025-11-25 "Transports", "Authorization").
+"""The protected MCP server as one Starlette app (MCP 2025-11-25 and 2026-07-28 "Transports",
+"Authorization").
 
 Layers, outermost first: the Origin/Host guard (DNS rebinding), bearer authentication of the
 MCP path (RFC 6750, RFC 9728 challenges), then the routes: protected resource metadata

@@ -1,6 +1,6 @@
 """JSON-RPC 2.0 messages as MCP uses them.
 
-JSON-RPC 2.0 §4-§5; MCP 2025-11-25 "Base Protocol" §Messages.
+JSON-RPC 2.0 §4-§5; MCP 2025-11-25 and 2026-07-28 "Base Protocol" / "Overview" §Messages.
 """
 
 from __future__ import annotations

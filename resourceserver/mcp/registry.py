@@ -131,6 +131,8 @@ class Registry:
             shape = inspect_function(fn, Context, name=tool_name)
             if task not in (None, "optional", "required"):
                 raise DefinitionError(f"tool {tool_name!r}: task must be 'optional' or 'required'")
+            if input_schema is not None:
+                _check_input_schema(tool_name, input_schema)
             try:
                 headers = param_headers_of(input_schema or shape.input_schema)
             except DefinitionError as exc:
@@ -305,6 +307,31 @@ class Registry:
             raise DefinitionError(f"{kind} name {name!r} must match {_NAME.pattern}")
         if name in existing:
             raise DefinitionError(f"{kind} {name!r} is already registered")
+
+
+#: JSON Schema dialects a tool's own ``input_schema`` may name (MCP 2026-07-28 "Overview"
+#: §JSON Schema Usage: 2020-12 is the default and required; draft-07 is also understood).
+SCHEMA_DIALECTS = frozenset(
+    {
+        "https://json-schema.org/draft/2020-12/schema",
+        "http://json-schema.org/draft-07/schema#",
+        "http://json-schema.org/draft-07/schema",
+    }
+)
+
+
+def _check_input_schema(name: str, schema: JsonObject) -> None:
+    """An ``inputSchema`` is an object schema in a dialect this server knows."""
+    if not isinstance(schema, dict) or schema.get("type") != "object":
+        raise DefinitionError(
+            f"tool {name!r}: input_schema must be an object schema (type: object)"
+        )
+    dialect = schema.get("$schema")
+    if dialect is not None and dialect not in SCHEMA_DIALECTS:
+        raise DefinitionError(
+            f"tool {name!r}: unsupported JSON Schema dialect {dialect!r}; use 2020-12 "
+            "(the default when $schema is absent) or draft-07"
+        )
 
 
 def load_tool_modules(names: Iterable[str], into: Registry | None = None) -> Registry:

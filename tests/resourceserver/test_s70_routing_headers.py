@@ -173,3 +173,25 @@ def test_s70_invalid_x_mcp_header_definitions_are_refused() -> None:
 
     with pytest.raises(DefinitionError, match="unique"):
         registry.tool()(duplicate)
+
+
+def test_tool_input_schemas_are_object_schemas_in_a_known_dialect() -> None:
+    registry = Registry()
+
+    def tool() -> str:
+        """A tool."""
+        return ""
+
+    with pytest.raises(DefinitionError, match="dialect"):
+        registry.tool(
+            name="old",
+            input_schema={"$schema": "http://json-schema.org/draft-04/schema#", "type": "object"},
+        )(tool)
+    with pytest.raises(DefinitionError, match="object schema"):
+        registry.tool(name="array", input_schema={"type": "array"})(tool)
+    registry.tool(
+        name="seven",
+        input_schema={"$schema": "http://json-schema.org/draft-07/schema#", "type": "object"},
+    )(tool)
+    registry.tool(name="default", input_schema={"type": "object", "$defs": {}, "allOf": []})(tool)
+    assert {"seven", "default"} <= set(registry.tools)
