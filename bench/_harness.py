@@ -73,19 +73,19 @@ def scratch_database(backend: str) -> Iterator[tuple[str, Path]]:
             admin.dispose()
 
 
-def settings_for(database_url: str, data_dir: Path) -> AuthServerSettings:
+def settings_for(database_url: str, data_dir: Path, issuer: str = ISSUER) -> AuthServerSettings:
     """The deployment settings every benchmark server uses."""
     return AuthServerSettings(
-        issuer=ISSUER,
+        issuer=issuer,
         data_dir=data_dir,
         database_url=database_url,
         key_encryption_key=KEY_SECRET,
     )
 
 
-def ready_server(database_url: str, data_dir: Path) -> AuthServer:
+def ready_server(database_url: str, data_dir: Path, issuer: str = ISSUER) -> AuthServer:
     """A context on a migrated database with a signing key (for seeding rows)."""
-    server = AuthServer.build(settings_for(database_url, data_dir))
+    server = AuthServer.build(settings_for(database_url, data_dir, issuer))
     prepare_database(server.database.engine)
     server.keys.ensure_signing_key()
     return server
