@@ -2,7 +2,8 @@
 
 Run from the repository root with the project's venv::
 
-    .venv/bin/python -m bench.profile [--target tools|tokens|all] [--duration 20] [--rate 250]
+    .venv/bin/python -m bench.profile [--target tools|tokens|all] [--duration 20] [--rate 100]
+                                      [--backend sqlite|postgres] [--nonblocking]
 
 For each target, one ``charter serve`` worker on a scratch SQLite database (PostgreSQL with
 ``--backend postgres``), pinned to core 0 and started through ``bench._gc_probe`` so that
@@ -12,8 +13,11 @@ garbage collections are timed, is put under load by wrk on the other core:
   connections, as in the hot-path table;
 - ``tokens``: refresh-token grants (rotation), 8 in flight, as in the token-endpoint table.
 
-While the load runs, py-spy (built into ``bench/.peers/profilers``) samples the worker
-(``py-spy record --format raw``: one line per distinct stack with its sample count). The
+While the load runs, py-spy (built into ``bench/.peers/profilers``) samples the thread that
+holds the worker's interpreter lock (``py-spy record --gil --rate 100 --format raw``: one line
+per distinct stack with its sample count; at 100 samples a second, pausing the worker for
+each sample costs it a few per cent of its throughput, which the report shows). Garbage
+collection is measured in a separate run of the same load without the profiler. The
 report ranks areas by the share of samples whose innermost frame is theirs (SQLAlchemy,
 pydantic, JSON, Starlette routing and middleware, uvicorn, scheduling, logging, JOSE, …),
 lists the hottest functions and Charter's own functions by inclusive share, and adds the
@@ -155,7 +159,12 @@ def read_gc(path: Path) -> dict[str, list[float]]:
 
 
 def profile_target(
-    ctx: RunContext, target_name: str, backend: str, duration: float, rate: int
+    ctx: RunContext,
+    target_name: str,
+    backend: str,
+    duration: float,
+    rate: int,
+    blocking: bool = True,
 ) -> tuple[list[Section], Path]:
     py_spy = ensure_peer("profilers").script("py-spy")
     gc_stats = ctx.work / f"gc-{target_name}.json"
@@ -194,7 +203,7 @@ def profile_target(
             plain, cpu_seconds, gc_delta = gc_window(
                 ctx, server, gc_request, connections, duration, gc_stats
             )
-            load = sample(ctx, server, request, connections, duration, py_spy, raw, rate)
+            load = sample(ctx, server, request, connections, duration, py_spy, raw, rate, blocking)
     found = analyse(parse_raw(raw.read_text()))
     return _sections(target_name, backend, plain, load, cpu_seconds, gc_delta, found, raw), raw
 
@@ -230,9 +239,11 @@ def sample(
     py_spy: Path,
     raw: Path,
     rate: int,
+    blocking: bool = True,
 ) -> WrkResult:
-    """py-spy (``--gil --nonblocking``: the thread holding the interpreter lock, without
-    pausing the worker) records the worker while wrk loads it."""
+    """py-spy records the worker while wrk loads it: ``--gil`` (the thread holding the
+    interpreter lock), ``--nonblocking`` (without pausing the worker; stacks may be torn)
+    unless ``blocking``."""
     results: list[WrkResult] = []
     errors: list[BaseException] = []
 
@@ -263,12 +274,13 @@ def sample(
         "--rate",
         str(rate),
         "--gil",
-        "--nonblocking",
         "--format",
         "raw",
         "--output",
         str(raw),
     ]
+    if not blocking:
+        command.append("--nonblocking")
     done = subprocess.run(
         pinned(command, load_cpus()),
         capture_output=True,
@@ -344,7 +356,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--target", choices=("tools", "tokens", "all"), default="all")
     parser.add_argument("--duration", type=float, default=20)
-    parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
+    parser.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
+    parser.add_argument(
+        "--nonblocking",
+        action="store_true",
+        help="py-spy reads without pausing the worker (less overhead; stacks may be torn)",
+    )
     parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
     args = parser.parse_args(argv)
     backends = backends_from(args.backend)
@@ -373,7 +390,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in targets:
         ctx.log(f"profiling {name} for {args.duration:.0f} s")
         try:
-            sections, _raw = profile_target(ctx, name, backends[0], args.duration, args.rate)
+            sections, _raw = profile_target(
+                ctx, name, backends[0], args.duration, args.rate, not args.nonblocking
+            )
         except BenchError as exc:
             print(f"profile {name} failed: {exc}", file=sys.stderr)
             return 1
