@@ -174,7 +174,7 @@ def run(ctx: RunContext) -> list[Section]:
     for backend in ctx.options.backends:
         row, more = run_backend(ctx, backend)
         rows.append(row)
-        notes += more
+        notes += [note for note in more if note not in notes]
     return [
         Section(
             f"Streams: {ctx.options.streams:,} open GET streams on one worker",
