@@ -133,7 +133,9 @@ async def main_async(
     ]
     errors = [item for item in results if isinstance(item, BaseException)]
     print(
-        f"SESSIONS {len(sessions)}" + (f" (first error: {errors[0]})" if errors else ""), flush=True
+        f"SESSIONS {len(sessions)}"
+        + (f" ({len(errors)} failed, first: {errors[0]!r})" if errors else ""),
+        flush=True,
     )
     step = max(1, len(sessions) // 10)
     for start in range(0, len(sessions), step):

@@ -118,6 +118,9 @@ def parse_raw(text: str) -> list[tuple[list[Frame], int]]:
 
 
 def area_of(frame: Frame) -> str:
+    if "logging_setup" in frame.file and frame.name.startswith("RequestIdMiddleware.__call__"):
+        if "send_with_id" not in frame.name:
+            return "Charter authserver"  # the request-id middleware wraps every request
     where = f"{frame.file} {frame.name}"
     for area, fragments in AREAS:
         if any(fragment in where for fragment in fragments):
@@ -129,6 +132,7 @@ def analyse(stacks: Sequence[tuple[list[Frame], int]]) -> dict[str, list[tuple[s
     """Self share per area, hottest leaf functions, Charter functions by inclusive share."""
     total = sum(count for _frames, count in stacks) or 1
     areas: Counter[str] = Counter()
+    within: Counter[str] = Counter()
     leaves: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     for frames, count in stacks:
@@ -136,6 +140,8 @@ def analyse(stacks: Sequence[tuple[list[Frame], int]]) -> dict[str, list[tuple[s
             continue
         leaf = frames[-1]
         areas[area_of(leaf)] += count
+        for area in {area_of(frame) for frame in frames}:
+            within[area] += count
         leaves[leaf.label] += count
         seen: set[str] = set()
         for frame in frames:
@@ -146,6 +152,7 @@ def analyse(stacks: Sequence[tuple[list[Frame], int]]) -> dict[str, list[tuple[s
                 inclusive[frame.label] += count
     return {
         "areas": [(name, count / total) for name, count in areas.most_common()],
+        "within": [(name, count / total) for name, count in within.most_common()],
         "leaves": [(name, count / total) for name, count in leaves.most_common(15)],
         "charter": [(name, count / total) for name, count in inclusive.most_common(20)],
     }
@@ -329,10 +336,14 @@ def _sections(
         Section(
             f"Profile ({what}, {backend}): self time by area",
             f"py-spy samples (--gil: the thread holding the interpreter lock) of the worker "
-            f"while wrk ran ({load.rps:,.0f} req/s under the profiler); each sample counted "
-            f"for the area of its innermost frame. Raw stacks: `{raw.relative_to(ROOT)}`.",
-            ["area", "share of samples"],
-            [[name, f"{share * 100:.1f}%"] for name, share in found["areas"]],
+            f"while wrk ran ({load.rps:,.0f} req/s under the profiler); self: each sample "
+            f"counted for the area of its innermost frame; inclusive: samples with a frame of "
+            f"that area anywhere on the stack. Raw stacks: `{raw.relative_to(ROOT)}`.",
+            ["area", "self share", "inclusive share"],
+            [
+                [name, f"{share * 100:.1f}%", f"{dict(found['within']).get(name, 0) * 100:.1f}%"]
+                for name, share in found["areas"]
+            ],
             [gc_note],
         ),
         Section(
@@ -363,7 +374,17 @@ def main(argv: list[str] | None = None) -> int:
         help="py-spy reads without pausing the worker (less overhead; stacks may be torn)",
     )
     parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument(
+        "--from-raw", type=Path, metavar="FILE", help="only rank the stacks of a saved raw file"
+    )
     args = parser.parse_args(argv)
+    if args.from_raw is not None:
+        found = analyse(parse_raw(args.from_raw.read_text()))
+        for key, title in (("areas", "self"), ("within", "inclusive"), ("leaves", "hottest")):
+            print(f"\n{title}:")
+            for name, share in found[key]:
+                print(f"  {share * 100:5.1f}%  {name}")
+        return 0
     backends = backends_from(args.backend)
     if not backends:
         return 2
