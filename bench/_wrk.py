@@ -168,13 +168,16 @@ def run_wrk(
     ]
     if request.bodies is not None:
         command += ["--", str(request.bodies)]
-    completed = subprocess.run(
-        pinned(command, load_cpus()),
-        capture_output=True,
-        text=True,
-        timeout=duration + timeout_s + 60,
-        check=False,
-    )
+    try:
+        completed = subprocess.run(
+            pinned(command, load_cpus()),
+            capture_output=True,
+            text=True,
+            timeout=duration + timeout_s + 60,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise BenchError(f"wrk did not finish within {exc.timeout:.0f} s") from exc
     output = completed.stdout + completed.stderr
     if completed.returncode != 0:
         raise BenchError(f"wrk exited with {completed.returncode}:\n{output[-2000:]}")

@@ -26,6 +26,7 @@ import shutil
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -156,6 +157,12 @@ def main(argv: list[str] | None = None) -> int:
                 failed = True
                 ctx.log(f"{name} failed: {exc}")
                 made = [Section(f"{name}: failed", str(exc), [], [])]
+            except Exception as exc:  # an unexpected failure ends this scenario, not the run
+                failed = True
+                trace = work / f"{name}-traceback.txt"
+                trace.write_text(traceback.format_exc())
+                ctx.log(f"{name} failed: {type(exc).__name__}: {exc} (traceback in {trace})")
+                made = [Section(f"{name}: failed", f"{type(exc).__name__}: {exc}", [], [])]
             for section in made:
                 print_section(section)
             sections.extend(made)

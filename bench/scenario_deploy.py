@@ -37,9 +37,14 @@ def run_idle(ctx: RunContext) -> list[Section]:
                 call = HttpRequest(
                     "POST", "/mcp", _charter.legacy_headers(token, session), _charter.echo_call()
                 )
-                warm = measure(ctx, server, call, connections=4, duration=ctx.short)
-                while warm.wrk.requests < WARM_REQUESTS:
+                sent = 0
+                for _ in range(20):  # bounded: a server that stopped answering ends it too
                     warm = measure(ctx, server, call, connections=4, duration=ctx.short)
+                    sent += warm.wrk.requests - warm.wrk.errors
+                    if sent >= WARM_REQUESTS or warm.wrk.requests == 0:
+                        break
+                if sent < WARM_REQUESTS:
+                    raise BenchError(f"idle/{backend}: only {sent} warm-up requests succeeded")
                 time.sleep(2)
                 after = server.memory_kb()
         rows.append(
