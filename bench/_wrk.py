@@ -25,8 +25,10 @@ INSTALL_HINT = "wrk is missing: install it with `apt-get install wrk` (Debian/Ub
 
 @dataclass(frozen=True)
 class HttpRequest:
-    """What every request of a run sends. ``bodies`` (a file, one body per line) overrides
-    ``body``; ``cycle`` reuses those bodies round-robin instead of stopping when they run out."""
+    """What every request of a run sends. ``bodies`` (a file of ``body_count`` bodies, one per
+    line) overrides ``body``; ``cycle`` reuses those bodies round-robin instead of stopping
+    when they run out. wrk's duration stays the one asked for even when a run stops early,
+    so a run that used up its bodies measured a lower bound (see :func:`ran_out`)."""
 
     method: str
     path: str
@@ -34,6 +36,7 @@ class HttpRequest:
     body: str | None = None
     bodies: Path | None = None
     cycle: bool = False
+    body_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -182,3 +185,10 @@ def run_wrk(
     if completed.returncode != 0:
         raise BenchError(f"wrk exited with {completed.returncode}:\n{output[-2000:]}")
     return parse_summary(output)
+
+
+def ran_out(request: HttpRequest, result: WrkResult, connections: int) -> bool:
+    """True when a single-use run used (nearly) all its bodies: its rate is a lower bound."""
+    if request.bodies is None or request.cycle or not request.body_count:
+        return False
+    return result.requests >= request.body_count - connections

@@ -9,7 +9,7 @@ import pytest
 from bench._common import Section
 from bench._procs import BenchError
 from bench._report import cell, render
-from bench._wrk import HttpRequest, lua_script, parse_summary
+from bench._wrk import HttpRequest, lua_script, parse_summary, ran_out
 from bench.profile import analyse, area_of, parse_frame, parse_raw
 
 WRK_OUTPUT = (
@@ -103,3 +103,13 @@ def test_profile_stacks_are_ranked_by_area() -> None:
     assert charter["main (authserver/cli.py)"] == 1.0
     assert charter["post (resourceserver/mcp/transport.py)"] == 0.7
     assert area_of(parse_frame("wait (threading.py:320)")) == "scheduling (asyncio, anyio, threads)"
+
+
+def test_a_single_use_run_that_used_its_bodies_is_flagged(tmp_path: Path) -> None:
+    request = HttpRequest("POST", "/token", {}, bodies=tmp_path / "b", body_count=100)
+    used_up = parse_summary(WRK_OUTPUT.replace('"requests":20000', '"requests":95'))
+    assert ran_out(request, used_up, connections=8)
+    assert not ran_out(
+        request, parse_summary(WRK_OUTPUT.replace('"requests":20000', '"requests":50')), 8
+    )
+    assert not ran_out(HttpRequest("POST", "/token", {}, body="x"), used_up, 8)
