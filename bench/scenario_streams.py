@@ -106,11 +106,15 @@ def run_backend(ctx: RunContext, backend: str) -> tuple[list[object], list[str]]
         )
         _charter.check_answer(server.base_url, "/mcp", call.headers, call.body or "", "hello")
         measure(ctx, server, call, connections=options.connections, duration=ctx.short)
-        supported, _why = _charter.stateless_support(server.base_url, token)
+        supported, why = _charter.stateless_support(server.base_url, token)
         if not supported:
             notes.append(
-                "2026-07-28 subscriptions/listen streams: not supported by this build "
-                "(server/discover answered 400)."
+                f"2026-07-28 subscriptions/listen streams: not supported by this build ({why})."
+            )
+        else:
+            notes.append(
+                "2026-07-28 subscriptions/listen streams: this build supports 2026-07-28 but "
+                "the harness does not open them yet (only GET streams were measured)."
             )
         baseline: list[Measurement] = []
         loaded: list[Measurement] = []
