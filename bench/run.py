@@ -23,6 +23,7 @@ import argparse
 import os
 import shlex
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -123,6 +124,7 @@ def command_line(argv: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     options, chosen, results = parse_options(argv)
+    stop_on_signals()
     keep = "--keep-work" in argv
     try:
         wrk_binary()
@@ -187,6 +189,17 @@ def main(argv: list[str] | None = None) -> int:
     else:
         shutil.rmtree(work, ignore_errors=True)
     return 1 if failed else 0
+
+
+def stop_on_signals() -> None:
+    """SIGTERM and SIGINT end the run through the normal clean-up (every server stopped),
+    also when the shell started it in the background with SIGINT ignored."""
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
 
 
 def _results_dir() -> Path:

@@ -63,11 +63,15 @@ def open_streams(
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()
     try:
-        ready.wait(timeout=60 + count * 0.1)
+        wait_s = 60 + count * 0.1
+        ready.wait(timeout=wait_s)
         found = [line.split() for line in lines if line.startswith("READY")]
         if not found:
+            opened = [line for line in lines if line.startswith("OPENED")]
             raise BenchError(
-                "the stream holder did not open its streams:\n" + "\n".join(lines[-15:])
+                f"the stream holder did not open {count:,} streams in {wait_s:.0f} s "
+                f"({opened[-1] if opened else 'none opened'}); its last lines:\n"
+                + "\n".join(lines[-8:])
             )
         yield int(found[0][1]), int(found[0][2])
     finally:
@@ -75,10 +79,14 @@ def open_streams(
             with suppress(OSError):
                 process.stdin.close()
         try:
-            process.wait(timeout=60)
+            process.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            process.terminate()  # still opening: it reads its stdin only once ready
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
         thread.join(timeout=5)
         closed = [line for line in lines if line.startswith("CLOSED")]
         if closed:
