@@ -131,6 +131,9 @@ def parse_summary(output: str) -> WrkResult:
     for line in output.splitlines():
         if line.startswith(MARKER):
             data = json.loads(line[len(MARKER) :])
+            if int(data["requests"]) == 0:  # no latency was measured: none to report
+                for key in ("p50_us", "p90_us", "p99_us", "max_us"):
+                    data[key] = float("nan")
             return WrkResult(
                 requests=int(data["requests"]),
                 duration_s=int(data["duration_us"]) / 1e6,
@@ -139,10 +142,10 @@ def parse_summary(output: str) -> WrkResult:
                 + int(data["write"])
                 + int(data["timeout"]),
                 status_errors=int(data["status"]),
-                p50_ms=int(data["p50_us"]) / 1000,
-                p90_ms=int(data["p90_us"]) / 1000,
-                p99_ms=int(data["p99_us"]) / 1000,
-                max_ms=int(data["max_us"]) / 1000,
+                p50_ms=float(data["p50_us"]) / 1000,
+                p90_ms=float(data["p90_us"]) / 1000,
+                p99_ms=float(data["p99_us"]) / 1000,
+                max_ms=float(data["max_us"]) / 1000,
             )
     raise BenchError(f"wrk printed no summary; its output was:\n{output[-2000:]}")
 

@@ -113,3 +113,9 @@ def test_a_single_use_run_that_used_its_bodies_is_flagged(tmp_path: Path) -> Non
         request, parse_summary(WRK_OUTPUT.replace('"requests":20000', '"requests":50')), 8
     )
     assert not ran_out(HttpRequest("POST", "/token", {}, body="x"), used_up, 8)
+
+
+def test_a_run_without_answers_has_no_latency() -> None:
+    silent = parse_summary(WRK_OUTPUT.replace('"requests":20000', '"requests":0'))
+    assert silent.rps == 0
+    assert silent.p99_ms != silent.p99_ms  # NaN: shown as n/a, never as 0 ms
