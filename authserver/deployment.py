@@ -8,7 +8,9 @@ This is the only module that imports both :mod:`authserver` and :mod:`resourcese
    ensures a signing key and, on a database without users, creates the first ``admin`` with a
    random one-time password that the first browser login must change (:func:`initialize`);
 3. builds the resource server with a token verifier over the issuer's JWKS read in-process
-   (no HTTP hop) and the authorization server's access-token revocation view;
+   (no HTTP hop), the authorization server's access-token revocation view, and the key that
+   seals MCP 2026-07-28 ``requestState`` (HKDF of the key-encryption key, so every worker
+   sharing ``CHARTER_KEY_ENCRYPTION_KEY`` opens what another sealed);
 4. mounts the authorization server's routes and the resource server's app on one origin,
    behind the request-id/access-log middleware (:func:`build_deployment`).
 
@@ -25,6 +27,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -48,9 +51,11 @@ from authserver.ops.logging_setup import RequestIdMiddleware
 from authserver.ops.maintenance import maintenance_loop
 from authserver.storage.models import User
 from authserver.storage.schema import prepare_database
+from authserver.storage.signing_keys import load_key_encryption_key
 from resourceserver.app import create_app as create_resource_app
 from resourceserver.jwks import CallbackKeySource
 from resourceserver.mcp.registry import Registry, ToolModuleError, load_tool_modules
+from resourceserver.mcp.request_state import derive_key
 from resourceserver.mcp.signature import DefinitionError
 from resourceserver.mcp.transport import TransportOptions
 from resourceserver.settings import ResourceServerSettings
@@ -146,6 +151,13 @@ def transport_options_for(settings: CharterSettings) -> TransportOptions:
     return TransportOptions(**settings.values_for(names))
 
 
+def request_state_keys(settings: CharterSettings) -> list[bytes]:
+    """The key sealing MCP ``requestState``: HKDF-SHA256 of the key-encryption key."""
+    secret = settings.key_encryption_key.get_secret_value() if settings.key_encryption_key else None
+    encryption_key = load_key_encryption_key(secret, Path(settings.data_dir))
+    return [derive_key(encryption_key.raw_value)]
+
+
 def build_registry(server: AuthServer, tool_modules: tuple[str, ...]) -> Registry:
     """The built-in tools plus every user module named in ``tool_modules``."""
     registry = builtin_registry(server.database.engine)
@@ -183,6 +195,7 @@ def build_deployment(
         registry,
         server.database.engine,
         options=transport_options_for(settings),
+        request_state_keys=request_state_keys(settings),
     )
 
     def begin_drain() -> None:

@@ -12,7 +12,14 @@ from sqlalchemy import insert
 
 from authserver.context import AuthServer
 from authserver.storage.crypto import hash_token, new_id, new_token
-from authserver.storage.models import AuthorizationCode, Client, User
+from authserver.storage.models import (
+    AccessToken,
+    AuthorizationCode,
+    Client,
+    Grant,
+    RefreshToken,
+    User,
+)
 
 REDIRECT_URI = "http://127.0.0.1/callback"
 CHUNK = 5000
@@ -64,13 +71,15 @@ def confidential_clients(server: AuthServer, count: int, secret: str) -> list[st
     return ids
 
 
-def public_client(server: AuthServer) -> str:
-    """One public authorization_code client; its id."""
+def public_client(
+    server: AuthServer, grant_types: tuple[str, ...] = ("authorization_code",)
+) -> str:
+    """One public client (``authorization_code`` unless told otherwise); its id."""
     client_id = new_id()
     insert_rows(
         server,
         Client,
-        [client_row(server, client_id, secret=None, grant_types=["authorization_code"])],
+        [client_row(server, client_id, secret=None, grant_types=list(grant_types))],
     )
     return client_id
 
@@ -101,8 +110,10 @@ class SeededCode:
     verifier: str
 
 
-def codes(server: AuthServer, client_id: str, subject: str, count: int) -> list[SeededCode]:
-    """``count`` unconsumed codes as ``/authorize`` stores them (valid for 10 minutes)."""
+def codes(
+    server: AuthServer, client_id: str, subject: str, count: int, ttl: int = 600
+) -> list[SeededCode]:
+    """``count`` unconsumed codes as ``/authorize`` stores them (valid ``ttl`` seconds)."""
     now = server.now()
     made: list[SeededCode] = []
     rows: list[dict[str, Any]] = []
@@ -123,7 +134,7 @@ def codes(server: AuthServer, client_id: str, subject: str, count: int) -> list[
                 "code_challenge": challenge,
                 "code_challenge_method": "S256",
                 "created_at": now,
-                "expires_at": now + 600,
+                "expires_at": now + ttl,
                 "consumed_at": None,
             }
         )
@@ -150,3 +161,78 @@ def credentials_form(client_id: str, secret: str) -> dict[str, str]:
         "client_secret": secret,
         "scope": "mcp",
     }
+
+
+def refresh_tokens(server: AuthServer, client_id: str, subject: str, count: int) -> list[str]:
+    """``count`` live refresh tokens, each of its own authorization_code grant; the plain tokens."""
+    now = server.now()
+    resource = server.settings.resource_url
+    plain: list[str] = []
+    grants: list[dict[str, Any]] = []
+    tokens: list[dict[str, Any]] = []
+    for _ in range(count):
+        grant_id, token = new_id(), new_token()
+        plain.append(token)
+        grants.append(
+            {
+                "id": grant_id,
+                "client_id": client_id,
+                "subject": subject,
+                "scope": "mcp",
+                "resource": resource,
+                "grant_type": "authorization_code",
+                "code_hash": None,
+                "created_at": now,
+                "expires_at": now + 86400,
+                "revoked_at": None,
+                "revoked_reason": None,
+            }
+        )
+        tokens.append(
+            {
+                "token_hash": hash_token(token),
+                "grant_id": grant_id,
+                "client_id": client_id,
+                "subject": subject,
+                "scope": "mcp",
+                "resource": resource,
+                "issued_at": now,
+                "expires_at": now + 86400,
+                "rotated_at": None,
+                "revoked_at": None,
+            }
+        )
+    insert_rows(server, Grant, grants)
+    insert_rows(server, RefreshToken, tokens)
+    return plain
+
+
+def access_token_rows(
+    server: AuthServer, count: int, client_ids: list[str], *, expired: bool
+) -> None:
+    """``count`` access-token rows (the records of issued JWTs), live or already expired."""
+    now = server.now()
+    resource = server.settings.resource_url
+    expires_at = now - 3600 if expired else now + 3600
+    for start in range(0, count, CHUNK):
+        rows = [
+            {
+                "jti": secrets.token_hex(16),
+                "grant_id": None,
+                "client_id": client_ids[index % len(client_ids)],
+                "subject": client_ids[index % len(client_ids)],
+                "scope": "mcp",
+                "resource": resource,
+                "issued_at": expires_at - 3600,
+                "expires_at": expires_at,
+                "revoked_at": None,
+            }
+            for index in range(start, min(count, start + CHUNK))
+        ]
+        with server.database.transaction() as session:
+            session.execute(insert(AccessToken), rows)
+
+
+def refresh_form(client_id: str, token: str) -> dict[str, str]:
+    """A refresh_token request of a public client."""
+    return {"grant_type": "refresh_token", "refresh_token": token, "client_id": client_id}

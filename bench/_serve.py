@@ -1,8 +1,7 @@
-"""Server processes of the benchmarks: ``python -m bench._serve KIND PORT [DATABASE_URL DATA_DIR]``.
+"""The token-endpoint floors: ``python -m bench._serve KIND PORT [DATABASE_URL]``.
 
 Kinds:
 
-- ``charter``: the authorization server app (:func:`authserver.app.create_app`) on the database.
 - ``floor``: the least a token endpoint can do — parse the form and sign an RFC 9068-shaped
   ES256 JWT with joserfc; no client authentication, no storage. The latency floor.
 - ``floor-db``: ``floor`` plus one INSERT of the token's ``jti`` per request, on the same kind of
@@ -15,7 +14,6 @@ from __future__ import annotations
 import secrets
 import sys
 import time
-from pathlib import Path
 from urllib.parse import parse_qsl
 
 import uvicorn
@@ -28,10 +26,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from authserver.context import AuthServer
-from authserver.endpoints.app import create_app
 from authserver.storage.db import make_engine
-from bench._harness import ISSUER, RESOURCE, settings_for
+from bench._harness import ISSUER, RESOURCE
 
 TTL = 3600
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -90,10 +86,7 @@ def floor_app(engine: Engine | None) -> Starlette:
 def main(argv: list[str]) -> None:
     kind, port = argv[0], int(argv[1])
     database_url = argv[2] if len(argv) > 2 else ""
-    data_dir = argv[3] if len(argv) > 3 else ""
-    if kind == "charter":
-        app = create_app(AuthServer.build(settings_for(database_url, Path(data_dir))))
-    elif kind == "floor":
+    if kind == "floor":
         app = floor_app(None)
     elif kind == "floor-db":
         app = floor_app(make_engine(database_url))

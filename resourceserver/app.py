@@ -1,4 +1,5 @@
-"""The protected MCP server as one Starlette app (MCP 2025-11-25 "Transports", "Authorization").
+"""The protected MCP server as one Starlette app (MCP 2025-11-25 and 2026-07-28 "Transports",
+"Authorization").
 
 Layers, outermost first: the Origin/Host guard (DNS rebinding), bearer authentication of the
 MCP path (RFC 6750, RFC 9728 challenges), then the routes: protected resource metadata
@@ -8,7 +9,7 @@ MCP path (RFC 6750, RFC 9728 challenges), then the routes: protected resource me
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from sqlalchemy import Engine
@@ -21,6 +22,7 @@ from starlette.routing import Route
 
 from resourceserver.auth import BearerAuthMiddleware, challenge_response
 from resourceserver.mcp.registry import Registry
+from resourceserver.mcp.request_state import RequestStateSealer
 from resourceserver.mcp.transport import McpEndpoint, TransportOptions
 from resourceserver.metadata import metadata_routes
 from resourceserver.origin import OriginGuard
@@ -48,10 +50,22 @@ def create_app(
     engine: Engine,
     *,
     options: TransportOptions | None = None,
+    request_state_keys: Sequence[bytes] | None = None,
 ) -> Starlette:
-    """Build the resource server. The engine's database must hold :mod:`resourceserver.storage`."""
+    """Build the resource server. The engine's database must hold :mod:`resourceserver.storage`.
+
+    ``request_state_keys`` seal the 2026-07-28 ``requestState`` (32 bytes each, the first
+    seals, all open; see :func:`resourceserver.mcp.request_state.derive_key`). Every worker of
+    a deployment needs the same keys; without them a random key is made, which only this
+    process can open.
+    """
     if options is None:
         options = TransportOptions(session_ttl_seconds=settings.session_ttl_seconds)
+    sealer = (
+        RequestStateSealer(request_state_keys, ttl_seconds=options.request_state_ttl_seconds)
+        if request_state_keys
+        else None
+    )
 
     endpoint = McpEndpoint(
         registry=registry,
@@ -59,6 +73,7 @@ def create_app(
         forbidden=lambda error: challenge_response(settings, error),
         base_scope=settings.base_scope,
         options=options,
+        sealer=sealer,
     )
 
     @asynccontextmanager

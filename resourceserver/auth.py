@@ -36,8 +36,11 @@ _UNSAFE_PARAM_CHARS = re.compile(r'[^\x20-\x7e]|["\\]')
 
 CORS_EXPOSE_HEADERS = "WWW-Authenticate, Mcp-Session-Id, MCP-Protocol-Version"
 CORS_ALLOW_HEADERS = (
-    "Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID"
+    "Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID, "
+    "Mcp-Method, Mcp-Name"
 )
+#: MCP 2026-07-28 ``Mcp-Param-{Name}`` headers a preflight may ask for (RFC 9110 tokens).
+_PARAM_HEADER = re.compile(r"^mcp-param-[!#$%&'*+\-.^_`|~0-9a-z]{1,64}$")
 CORS_ALLOW_METHODS = "GET, POST, DELETE, OPTIONS"
 
 
@@ -140,7 +143,8 @@ class BearerAuthMiddleware:
         if origin is not None:
             send = _with_cors_headers(send, origin)
             if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
-                await _preflight_response()(scope, receive, send)
+                asked = headers.get("access-control-request-headers", "")
+                await _preflight_response(asked)(scope, receive, send)
                 return
         try:
             token = bearer_token(headers)
@@ -159,16 +163,26 @@ class BearerAuthMiddleware:
             unavailable = JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
             await unavailable(scope, receive, send)
             return
-        scope.setdefault("state", {})["principal"] = principal
+        state = scope.setdefault("state", {})
+        state["principal"] = principal
+        # Long-lived streams (subscriptions/listen) check the token again while they run.
+        state["revalidate"] = lambda: self.verifier.verify(token)
         await self.app(scope, receive, send)
 
 
-def _preflight_response() -> Response:
+def _preflight_response(asked: str) -> Response:
+    """Allows the MCP headers, plus the ``Mcp-Param-*`` headers the preflight names."""
+    params = [
+        name
+        for name in (part.strip().lower() for part in asked.split(",")[:32])
+        if _PARAM_HEADER.match(name)
+    ]
+    allowed = ", ".join([CORS_ALLOW_HEADERS, *params])
     return Response(
         status_code=204,
         headers={
             "Access-Control-Allow-Methods": CORS_ALLOW_METHODS,
-            "Access-Control-Allow-Headers": CORS_ALLOW_HEADERS,
+            "Access-Control-Allow-Headers": allowed,
             "Access-Control-Max-Age": "600",
         },
     )

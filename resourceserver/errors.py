@@ -1,9 +1,20 @@
-"""Errors of the resource server (RFC 6750 §3.1): bad tokens and too-weak tokens."""
+"""Errors of the resource server: the root :class:`McpError`, and the bearer-token errors
+(RFC 6750 §3.1: bad tokens and too-weak tokens).
+
+Every error the resource server raises on purpose derives from :class:`McpError`, as every
+authorization-server error derives from ``OAuthError``: the protocol and tool errors in
+:mod:`resourceserver.mcp.errors`, the token errors here, and
+:class:`resourceserver.jwks.KeySourceError`.
+"""
 
 from __future__ import annotations
 
 
-class ResourceServerError(Exception):
+class McpError(Exception):
+    """Root of every error the MCP resource server raises on purpose."""
+
+
+class ResourceServerError(McpError):
     """Base of the resource server's bearer-token errors."""
 
     status_code: int = 401

@@ -26,13 +26,15 @@ from typing import Any, Protocol
 import httpx
 from joserfc.jwk import JWKRegistry, Key, KeySet
 
+from resourceserver.errors import McpError
+
 logger = logging.getLogger(__name__)
 
 #: Key types that may verify an access token; symmetric (``oct``) keys never do.
 _ASYMMETRIC_KEY_TYPES = frozenset({"RSA", "EC", "OKP"})
 
 
-class KeySourceError(Exception):
+class KeySourceError(McpError):
     """No key set could be obtained at all (never loaded and the load failed)."""
 
 

@@ -1,4 +1,5 @@
-"""SQL tables of the resource server: MCP sessions, SSE event logs, pending requests, notes.
+"""SQL tables of the resource server: MCP sessions, SSE event logs, pending requests, tasks,
+change notifications, notes.
 
 Everything a later MCP request may need lives here rather than in one worker's memory, so any
 worker on a shared database can serve any request (MCP 2025-11-25 "Transports" §Session
@@ -102,6 +103,51 @@ class McpPendingRequest(Base):
     answer: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
     expires_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class McpTask(Base):
+    """A tools/call running as a task (MCP tasks extension, SEP-2663), bound to its principal."""
+
+    __tablename__ = "rs_mcp_tasks"
+
+    #: 192 bits from :mod:`secrets`: the task handle the client polls with.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(255))
+    client_id: Mapped[str] = mapped_column(String(512))
+    tool: Mapped[str] = mapped_column(String(128))
+    #: ``working``, ``input_required``, ``completed``, ``failed`` or ``cancelled``.
+    status: Mapped[str] = mapped_column(String(16))
+    status_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: Questions waiting for ``tasks/update``: key -> ``{"method", "params"}``.
+    input_requests: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: Answers delivered by ``tasks/update`` and not yet taken by the running tool.
+    input_responses: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: Every question key used so far (keys are unique over a task's lifetime).
+    used_keys: Mapped[list[str]] = mapped_column(JSON, default=list)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class McpBroadcast(Base):
+    """One change notification for modern listeners on every worker (``subscriptions/listen``).
+
+    ``kind`` is ``tools``, ``prompts`` or ``resources`` (a list changed), ``resource`` (the
+    resource ``key`` changed) or ``task`` (the task ``key`` changed). ``subject`` and
+    ``client_id``, when set, restrict delivery to that user (and client).
+    """
+
+    __tablename__ = "rs_mcp_broadcasts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(String(2048), default="")
+    subject: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    client_id: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    created_at: Mapped[float] = mapped_column(Float, index=True)
 
 
 class Note(Base):

@@ -1,7 +1,7 @@
 """``charter clients``: registered OAuth clients (dynamic, metadata documents, static).
 
 Static clients are made here; their redirect URIs follow the same rules as dynamic registration
-(:func:`authserver.clients.metadata.validate_redirect_uri`). A confidential client's secret is
+(:func:`authserver.clients.redirect_uris.validate_redirect_uri`). A confidential client's secret is
 printed once and stored only as a hash (S56).
 """
 
@@ -32,8 +32,8 @@ from authserver.clients.metadata import (
     PUBLIC_AUTH_METHOD,
     ClientMetadata,
     new_client,
-    validate_redirect_uri,
 )
+from authserver.clients.redirect_uris import validate_redirect_uri
 from authserver.context import AuthServer
 from authserver.errors import OAuthError
 from authserver.oauth.grants.registry import (

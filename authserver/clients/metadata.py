@@ -1,8 +1,8 @@
 """Client metadata validation shared by dynamic registration, metadata documents and the CLI.
 
 Implements the metadata rules of RFC 7591 §2 (fields, defaults, grant/response type
-consistency), redirect URI rules of RFC 8252 §7 (loopback ``http``, private-use schemes) and
-OAuth 2.1 §2.3.1 (no fragments, exact absolute URIs), and the size caps of S48.
+consistency) and the size caps of S48; the redirect URI and ``application_type`` rules are in
+:mod:`authserver.clients.redirect_uris`.
 
 Only known fields are kept, each bounded; anything else the client sends is ignored (S46).
 """
@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import urlsplit
 
+from authserver.clients.redirect_uris import (
+    APPLICATION_TYPES,
+    check_application_type,
+    has_control_characters,
+    validate_redirect_uri,
+)
 from authserver.errors import (
     InvalidClientMetadataError,
     InvalidRedirectUriError,
@@ -50,99 +55,15 @@ DCR_AUTH_METHODS = frozenset({PUBLIC_AUTH_METHOD, *SHARED_SECRET_METHODS})
 #: RFC 7591 §2: the default when ``token_endpoint_auth_method`` is omitted.
 DEFAULT_AUTH_METHOD = "client_secret_basic"
 
-LOOPBACK_REDIRECT_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
-FORBIDDEN_SCHEMES = frozenset(
-    {"javascript", "data", "file", "vbscript", "about", "blob", "filesystem", "ftp", "ws", "wss"}
-)
-#: RFC 8252 §7.1: private-use schemes are reverse domain names (contain a period).
-_PRIVATE_SCHEME = re.compile(r"^[a-z][a-z0-9+\-]*(\.[a-z0-9+\-]+)+$")
 _HTTP_URI_FIELDS = ("client_uri", "logo_uri", "tos_uri", "policy_uri")
 _PLAIN_STRING_FIELDS = ("software_id", "software_version")
-
-
-def _has_control_characters(value: str) -> bool:
-    return any(ord(char) < 0x21 or ord(char) == 0x7F for char in value)
-
-
-def _check_redirect_text(uri: Any) -> str:
-    """The checks on the URI as text: a bounded string without blanks, fragment or wildcard."""
-    if not isinstance(uri, str) or not uri:
-        raise InvalidRedirectUriError("each redirect URI must be a non-empty string")
-    if len(uri) > MAX_STRING_LENGTH:
-        raise InvalidRedirectUriError("redirect URI is too long")
-    if _has_control_characters(uri):
-        raise InvalidRedirectUriError("redirect URI must not contain spaces or control characters")
-    if "#" in uri:
-        raise InvalidRedirectUriError("redirect URI must not contain a fragment")
-    if "*" in uri:
-        raise InvalidRedirectUriError("redirect URI must not contain wildcards")
-    return uri
-
-
-def _parse_redirect(uri: str) -> SplitResult:
-    """The parts of an absolute URI of an allowed scheme, without user information."""
-    try:
-        parts = urlsplit(uri)
-        parts.port  # noqa: B018 - validates the port
-    except ValueError as exc:
-        raise InvalidRedirectUriError("redirect URI is not a valid URI") from exc
-    scheme = parts.scheme.lower()
-    if not scheme:
-        raise InvalidRedirectUriError("redirect URI must be absolute")
-    if scheme in FORBIDDEN_SCHEMES:
-        raise InvalidRedirectUriError(f"redirect URI scheme {scheme!r} is not allowed")
-    if "@" in parts.netloc:
-        raise InvalidRedirectUriError("redirect URI must not contain user information")
-    return parts
-
-
-def _check_web_redirect(parts: SplitResult) -> None:
-    """``https`` with a host, or ``http`` on a loopback host (RFC 8252 §7.3)."""
-    host = (parts.hostname or "").lower()
-    if not host:
-        raise InvalidRedirectUriError("redirect URI must name a host")
-    if parts.scheme.lower() == "http" and host not in LOOPBACK_REDIRECT_HOSTS:
-        raise InvalidRedirectUriError(
-            "http redirect URIs are allowed only for 127.0.0.1, [::1] and localhost"
-        )
-
-
-def _check_private_use_redirect(parts: SplitResult) -> None:
-    """A reverse-DNS private-use scheme with a path and no authority (RFC 8252 §7.1)."""
-    if parts.netloc:
-        raise InvalidRedirectUriError(
-            "private-use scheme redirect URIs take a path only, e.g. com.example.app:/callback"
-        )
-    if not parts.path.startswith("/"):
-        raise InvalidRedirectUriError("private-use scheme redirect URIs need a path")
-
-
-def validate_redirect_uri(uri: Any) -> str:
-    """Return ``uri`` when it is an acceptable redirect URI; raise ``invalid_redirect_uri``.
-
-    Accepted: ``https`` URIs; ``http`` only for the loopback hosts ``127.0.0.1``, ``[::1]``
-    and ``localhost`` (RFC 8252 §7.3); private-use schemes in reverse-DNS form such as
-    ``com.example.app:/cb`` (RFC 8252 §7.1). Refused: other schemes (``javascript:``,
-    ``data:``, ``file:``…), relative URIs, fragments, wildcards, user information, whitespace.
-    """
-    parts = _parse_redirect(_check_redirect_text(uri))
-    scheme = parts.scheme.lower()
-    if scheme in ("http", "https"):
-        _check_web_redirect(parts)
-    elif _PRIVATE_SCHEME.match(scheme):
-        _check_private_use_redirect(parts)
-    else:
-        raise InvalidRedirectUriError(
-            "redirect URI must be https, loopback http, or a reverse-DNS private-use scheme"
-        )
-    return str(uri)
 
 
 def validate_web_uri(name: str, value: Any) -> str:
     """An informational https URI (``client_uri``, ``logo_uri``…); ``invalid_client_metadata``."""
     if not isinstance(value, str) or not value or len(value) > MAX_STRING_LENGTH:
         raise InvalidClientMetadataError(f"{name} must be an https URI of at most 2048 characters")
-    if _has_control_characters(value) or "#" in value:
+    if has_control_characters(value) or "#" in value:
         raise InvalidClientMetadataError(f"{name} must be an https URI without a fragment")
     try:
         parts = urlsplit(value)
@@ -349,6 +270,17 @@ def _informational(body: Mapping[str, Any]) -> dict[str, Any]:
     return extra
 
 
+def _application_type(body: Mapping[str, Any], redirect_uris: list[str]) -> dict[str, Any]:
+    """``application_type`` (``web`` or ``native``) when sent, its redirect rules checked."""
+    application_type = _string(body, "application_type")
+    if application_type is None:
+        return {}
+    if application_type not in APPLICATION_TYPES:
+        raise InvalidClientMetadataError('application_type must be "web" or "native"')
+    check_application_type(application_type, redirect_uris)
+    return {"application_type": application_type}
+
+
 def normalise_registration(
     body: Mapping[str, Any],
     *,
@@ -386,5 +318,5 @@ def normalise_registration(
         token_endpoint_auth_method=method,
         scope=scope,
         client_name=_string(body, "client_name", max_length=MAX_CLIENT_NAME_LENGTH),
-        extra=_informational(body),
+        extra={**_informational(body), **_application_type(body, redirect_uris)},
     )

@@ -43,7 +43,7 @@ class UsernameTooLongError(MigrationRefusedError):
 
 
 def username_key(username: str) -> str:
-    """Frozen copy of :func:`authserver.users.username_key` as of this revision."""
+    """Frozen copy of :func:`authserver.accounts.users.username_key` as of this revision."""
     normalized = unicodedata.normalize("NFKC", username.strip())
     # Stripped again: NFKC turns some characters (U+00A8, U+00B4, ...) into a space and a
     # combining mark, and a key must be its own key.

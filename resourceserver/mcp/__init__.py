@@ -1,4 +1,4 @@
-"""The MCP server: tool API, protocol dispatch and the Streamable HTTP transport.
+"""The tool API: what tool authors import (the server's internals are in the submodules).
 
 Writing tools (a module named in the deployment's tool list exposes ``registry``, or a
 function ``register(registry)``)::
@@ -28,7 +28,11 @@ function ``register(registry)``)::
 Parameters become ``inputSchema``, the docstring the description, the return annotation
 ``outputSchema`` (results are validated and sent as ``structuredContent`` plus a text block).
 Bad arguments and exceptions become ``isError`` results that say what to fix. ``Context``
-offers ``principal``, ``report_progress``, ``log``, ``elicit``, ``sample`` and ``list_roots``.
+offers ``principal``, ``report_progress``, ``log``, ``elicit``, ``sample``, ``list_roots``,
+``supports``, ``continue_as_task``, ``notify_resource_updated`` and ``notify_list_changed``;
+``elicit``/``sample``/``list_roots`` return :class:`ElicitResult`, :class:`SamplingResult` and
+:class:`Root` objects. Every error the MCP side raises on purpose derives from
+:class:`McpError`.
 """
 
 from __future__ import annotations
@@ -43,33 +47,38 @@ from resourceserver.mcp.content import (
     Text,
     ToolResult,
 )
-from resourceserver.mcp.context import ClientRequestError, Context, ToolError
-from resourceserver.mcp.registry import (
-    Registry,
-    ToolAnnotations,
+from resourceserver.mcp.context import Context
+from resourceserver.mcp.errors import (
+    ClientRequestError,
+    DefinitionError,
+    JsonRpcError,
+    McpError,
+    ToolError,
     ToolModuleError,
-    load_tool_modules,
 )
-from resourceserver.mcp.signature import DefinitionError
-from resourceserver.mcp.transport import McpEndpoint, TransportOptions
+from resourceserver.mcp.registry import Registry, ToolAnnotations, load_tool_modules
+from resourceserver.mcp.results import ElicitResult, Root, SamplingResult
 
 __all__ = [
     "Audio",
     "ClientRequestError",
     "Context",
     "DefinitionError",
+    "ElicitResult",
     "EmbeddedResource",
     "Image",
-    "McpEndpoint",
+    "JsonRpcError",
+    "McpError",
     "PromptMessage",
     "Registry",
     "ResourceContents",
     "ResourceLink",
+    "Root",
+    "SamplingResult",
     "Text",
     "ToolAnnotations",
     "ToolError",
     "ToolModuleError",
     "ToolResult",
-    "TransportOptions",
     "load_tool_modules",
 ]

@@ -108,42 +108,49 @@ class Cancellations:
             while self.running:
                 # Cleared before looking at ``running``: a handler tracked later wakes us.
                 self._tracked.clear()
-                live = {owner for owner, _ in self.running}
-                for gone in self._cursors.keys() - live:
-                    del self._cursors[gone]
-                new = sorted(live - self._cursors.keys())
-                if new:
-                    try:
-                        starts = await self.log.db.run(partial(_newest_rows, sessions=new))
-                    except Exception:
-                        logger.exception("cannot read cancellations")
-                    else:
-                        self._cursors.update(starts)
+                await self._start_cursors()
                 delay = next_poll - loop.time()
                 if delay > 0:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._tracked.wait(), delay)
                     continue
                 next_poll = loop.time() + self.interval
-                if not self._cursors:
-                    continue
-                try:
-                    found, full = await self.log.db.run(
-                        partial(_cancellations_after, cursors=dict(self._cursors))
-                    )
-                except Exception:
-                    logger.exception("cannot read cancellations")
-                    continue
-                if full:
+                if self._cursors and await self._poll():
                     next_poll = loop.time()
-                for row_id, session_id, payload in found:
-                    if session_id in self._cursors:
-                        self._cursors[session_id] = max(self._cursors[session_id], row_id)
-                    task = self.running.get((session_id, payload))
-                    if task is not None:
-                        task.cancel()
         finally:
             self._cursors.clear()
+
+    async def _start_cursors(self) -> None:
+        """Drop the cursors of sessions with nothing running; start those of new ones."""
+        live = {owner for owner, _ in self.running}
+        for gone in self._cursors.keys() - live:
+            del self._cursors[gone]
+        new = sorted(live - self._cursors.keys())
+        if not new:
+            return
+        try:
+            starts = await self.log.db.run(partial(_newest_rows, sessions=new))
+        except Exception:
+            logger.exception("cannot read cancellations")
+        else:
+            self._cursors.update(starts)
+
+    async def _poll(self) -> bool:
+        """Cancel what was asked since the cursors; True when a page was full (poll again)."""
+        try:
+            found, full = await self.log.db.run(
+                partial(_cancellations_after, cursors=dict(self._cursors))
+            )
+        except Exception:
+            logger.exception("cannot read cancellations")
+            return False
+        for row_id, session_id, payload in found:
+            if session_id in self._cursors:
+                self._cursors[session_id] = max(self._cursors[session_id], row_id)
+            task = self.running.get((session_id, payload))
+            if task is not None:
+                task.cancel()
+        return full
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:

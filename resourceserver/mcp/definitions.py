@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 import anyio.to_thread
 from pydantic import ValidationError
@@ -29,6 +29,7 @@ from resourceserver.mcp.content import (
 )
 from resourceserver.mcp.context import Context, ToolError
 from resourceserver.mcp.jsonrpc import INVALID_PARAMS, JsonRpcError
+from resourceserver.mcp.routing_headers import ParamHeader
 from resourceserver.mcp.signature import (
     DefinitionError,
     FunctionShape,
@@ -37,6 +38,9 @@ from resourceserver.mcp.signature import (
 
 JsonObject = dict[str, Any]
 logger = logging.getLogger(__name__)
+#: Whether a tool may run as a task (MCP tasks extension): never, when the client can, or only.
+TaskSupport = Literal["optional", "required"]
+CacheScope = Literal["public", "private"]
 
 
 class ToolAnnotations(TypedDict, total=False):
@@ -81,6 +85,11 @@ class Tool:
     annotations: JsonObject | None = None
     input_schema: JsonObject | None = None
     meta: JsonObject | None = None
+    task: TaskSupport | None = None
+    #: Seconds a task-capable call runs inline before it becomes a task (None: the default).
+    task_after: float | None = None
+    #: Parameters mirrored into ``Mcp-Param-*`` headers (their ``x-mcp-header``).
+    param_headers: tuple[ParamHeader, ...] = ()
 
     def to_json(self) -> JsonObject:
         """The ``Tool`` object of ``tools/list``."""
@@ -106,7 +115,8 @@ class Tool:
 
         Invalid arguments name each argument and what is wrong; ``ToolError`` and
         ``ValueError`` messages are sent as they are; other exceptions are logged and only
-        their type is sent.
+        their type is sent. A ``JsonRpcError`` is a protocol error: it is raised on, and the
+        request is answered with a JSON-RPC error.
         """
         try:
             values = self.shape.validate_arguments(arguments)
@@ -116,6 +126,8 @@ class Tool:
             )
         try:
             value = await _invoke(self.shape, self.fn, _kwargs(self.shape, values, ctx))
+        except JsonRpcError:
+            raise
         except (ToolError, ValueError) as exc:
             return error_result(str(exc) or f"Tool '{self.name}' failed")
         except Exception as exc:
@@ -241,6 +253,9 @@ class Resource:
     fn: Callable[..., Any]
     shape: FunctionShape
     title: str | None = None
+    #: Caching hints of ``resources/read`` (MCP 2026-07-28 "Caching").
+    cache_ttl_ms: int = 0
+    cache_scope: CacheScope = "private"
 
     def to_json(self) -> JsonObject:
         """The ``Resource`` object of ``resources/list``."""
@@ -272,6 +287,8 @@ class ResourceTemplate:
     shape: FunctionShape
     regex: re.Pattern[str]
     title: str | None = None
+    cache_ttl_ms: int = 0
+    cache_scope: CacheScope = "private"
 
     def to_json(self) -> JsonObject:
         """The ``ResourceTemplate`` object of ``resources/templates/list``."""

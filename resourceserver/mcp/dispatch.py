@@ -1,6 +1,9 @@
-"""MCP method dispatch: one small handler per method.
+"""MCP method dispatch: one small handler per method, for both protocol eras.
 
-MCP 2025-11-25 "Server Features" and "Utilities".
+MCP 2025-11-25 and 2026-07-28 "Server Features" and "Utilities"; 2026-07-28 "Caching" (list
+and read results carry ``ttlMs``/``cacheScope``), "Resources" §Error Handling (an unknown
+resource is ``-32602`` with ``data.uri``; it was ``-32002``) and "Overview" (``ping``,
+``logging/setLevel`` and ``resources/(un)subscribe`` exist only in the handshake era).
 
 Unknown tools and prompts are protocol errors (-32602); everything that goes wrong inside a tool,
 including invalid arguments, is a tool result with ``isError: true`` ("Tools" §Error Handling).
@@ -14,9 +17,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from resourceserver.mcp.context import LOG_LEVELS, Channel, Context
-from resourceserver.mcp.definitions import ResourceTemplate
-from resourceserver.mcp.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, JsonRpcError, Request
+from resourceserver.mcp.context import LOG_LEVELS, Channel, Context, Notifier
+from resourceserver.mcp.definitions import Resource, ResourceTemplate
+from resourceserver.mcp.envelope import Envelope
+from resourceserver.mcp.jsonrpc import (
+    INVALID_PARAMS,
+    METHOD_NOT_FOUND,
+    RESOURCE_NOT_FOUND,
+    JsonRpcError,
+    Request,
+)
 from resourceserver.mcp.registry import Registry
 from resourceserver.mcp.sessions import SessionState, SessionStore
 from resourceserver.mcp.versions import negotiate
@@ -24,6 +34,7 @@ from resourceserver.principal import Principal
 
 JsonObject = dict[str, Any]
 T = TypeVar("T")
+Handler = Callable[["Call"], Awaitable[JsonObject]]
 
 
 class Listed(Protocol):
@@ -34,14 +45,33 @@ class Listed(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """One request being handled."""
+    """One request being handled: a session's (handshake era) or an envelope's (2026-07-28)."""
 
     request: Request
     principal: Principal
-    session: SessionState
+    session: SessionState | None
     channel: Channel
+    envelope: Envelope | None = None
+    notifier: Notifier | None = None
+    task_starter: Callable[[str | None], Awaitable[None]] | None = None
 
     def context(self) -> Context:
+        if self.envelope is not None:
+            return Context(
+                principal=self.principal,
+                session_id=None,
+                channel=self.channel,
+                request_id=self.request.id,
+                progress_token=self.request.progress_token,
+                protocol_version=self.envelope.protocol_version,
+                client_capabilities=self.envelope.client_capabilities,
+                log_level=self.envelope.log_level,
+                logs_without_level=False,
+                modern=True,
+                notifier=self.notifier,
+                task_starter=self.task_starter,
+            )
+        assert self.session is not None  # noqa: S101 - a handshake-era call has a session
         return Context(
             principal=self.principal,
             session_id=self.session.id,
@@ -51,6 +81,7 @@ class Call:
             protocol_version=self.session.protocol_version,
             client_capabilities=self.session.client_capabilities,
             log_level=self.session.log_level,
+            notifier=self.notifier,
         )
 
 
@@ -84,6 +115,13 @@ def paginate(items: Sequence[T], cursor: Any, page_size: int) -> tuple[Sequence[
     return items[start:end], following
 
 
+def hinted(result: JsonObject, ttl_ms: int, scope: str) -> JsonObject:
+    """``result`` with the 2026-07-28 caching hints."""
+    result["ttlMs"] = max(0, int(ttl_ms))
+    result["cacheScope"] = scope
+    return result
+
+
 class Dispatcher:
     """Answers MCP requests from a :class:`Registry`."""
 
@@ -94,37 +132,63 @@ class Dispatcher:
         self.sessions = sessions
         self.base_scope = base_scope
         self.page_size = page_size
-        self._methods: dict[str, Callable[[Call], Awaitable[JsonObject]]] = {
+        shared: dict[str, Handler] = {
+            "tools/call": self._tools_call,
+            "prompts/get": self._prompts_get,
+            "completion/complete": self._complete,
+        }
+        self._methods: dict[str, Handler] = {
+            **shared,
             "ping": self._ping,
             "tools/list": self._tools_list,
-            "tools/call": self._tools_call,
             "prompts/list": self._prompts_list,
-            "prompts/get": self._prompts_get,
             "resources/list": self._resources_list,
             "resources/templates/list": self._templates_list,
             "resources/read": self._resources_read,
             "resources/subscribe": self._subscribe,
             "resources/unsubscribe": self._unsubscribe,
             "logging/setLevel": self._set_level,
-            "completion/complete": self._complete,
+        }
+        self._modern: dict[str, Handler] = {
+            **shared,
+            "tools/list": self._cached(self._tools_list, self._tools_scope),
+            "prompts/list": self._cached(self._prompts_list, lambda: "public"),
+            "resources/list": self._cached(self._resources_list, lambda: "public"),
+            "resources/templates/list": self._cached(self._templates_list, lambda: "public"),
+            "resources/read": self._modern_read,
         }
 
     # -- lifecycle and authorization ------------------------------------------------------------
 
-    def initialize(self, params: JsonObject) -> tuple[str, JsonObject]:
-        """Negotiate the version and build the ``InitializeResult``."""
-        version = negotiate(params.get("protocolVersion"))
-        server_info: JsonObject = {"name": self.registry.name, "version": self.registry.version}
-        result: JsonObject = {
-            "protocolVersion": version,
-            "capabilities": {
+    def capabilities(self, *, modern: bool) -> JsonObject:
+        """What this server offers (2026-07-28 adds list changes and ``extensions``)."""
+        if not modern:
+            return {
                 "tools": {"listChanged": False},
                 "prompts": {"listChanged": False},
                 "resources": {"subscribe": True, "listChanged": False},
                 "logging": {},
                 "completions": {},
-            },
-            "serverInfo": server_info,
+            }
+        return {
+            "tools": {"listChanged": True},
+            "prompts": {"listChanged": True},
+            "resources": {"subscribe": True, "listChanged": True},
+            "logging": {},
+            "completions": {},
+            "extensions": {"io.modelcontextprotocol/tasks": {}},
+        }
+
+    def server_info(self) -> JsonObject:
+        return {"name": self.registry.name, "version": self.registry.version}
+
+    def initialize(self, params: JsonObject) -> tuple[str, JsonObject]:
+        """Negotiate the version and build the ``InitializeResult``."""
+        version = negotiate(params.get("protocolVersion"))
+        result: JsonObject = {
+            "protocolVersion": version,
+            "capabilities": self.capabilities(modern=False),
+            "serverInfo": self.server_info(),
         }
         if self.registry.instructions:
             result["instructions"] = self.registry.instructions
@@ -139,9 +203,14 @@ class Dispatcher:
                 needed |= tool.scopes
         return frozenset(needed)
 
+    def serves(self, method: str, *, modern: bool) -> bool:
+        """True when ``method`` exists in that era."""
+        return method in (self._modern if modern else self._methods)
+
     async def handle(self, call: Call) -> JsonObject:
         """The ``result`` of a request (raises JsonRpcError)."""
-        handler = self._methods.get(call.request.method)
+        methods = self._methods if call.envelope is None else self._modern
+        handler = methods.get(call.request.method)
         if handler is None:
             raise JsonRpcError(METHOD_NOT_FOUND, f"Method not found: {call.request.method}")
         return await handler(call)
@@ -154,6 +223,15 @@ class Dispatcher:
             result["nextCursor"] = following
         return result
 
+    def _cached(self, handler: Handler, scope: Callable[[], str]) -> Handler:
+        async def with_hints(call: Call) -> JsonObject:
+            return hinted(await handler(call), self.registry.list_ttl_ms, scope())
+
+        return with_hints
+
+    def _tools_scope(self) -> str:
+        return "private" if self.registry.tools_vary_by_scope(self.base_scope) else "public"
+
     # -- utilities -------------------------------------------------------------------------------
 
     async def _ping(self, call: Call) -> JsonObject:
@@ -165,6 +243,7 @@ class Dispatcher:
             raise JsonRpcError(
                 INVALID_PARAMS, f"Invalid params: 'level' must be one of {LOG_LEVELS}"
             )
+        assert call.session is not None  # noqa: S101 - handshake era only
         await self.sessions.update(call.session.id, log_level=level)
         return {}
 
@@ -231,19 +310,33 @@ class Dispatcher:
     async def _templates_list(self, call: Call) -> JsonObject:
         return self._page(call, "resourceTemplates", list(self.registry.templates.values()))
 
-    async def _resources_read(self, call: Call) -> JsonObject:
+    async def _read(self, call: Call) -> tuple[Resource | ResourceTemplate, JsonObject]:
         uri = _string(call.request.params, "uri")
         found, variables = self.registry.find_resource(uri)
         if isinstance(found, ResourceTemplate):
-            return {"contents": await found.read(uri, variables, call.context())}
-        return {"contents": await found.read(uri, call.context())}
+            return found, {"contents": await found.read(uri, variables, call.context())}
+        return found, {"contents": await found.read(uri, call.context())}
+
+    async def _resources_read(self, call: Call) -> JsonObject:
+        return (await self._read(call))[1]
+
+    async def _modern_read(self, call: Call) -> JsonObject:
+        try:
+            resource, result = await self._read(call)
+        except JsonRpcError as exc:
+            if exc.code != RESOURCE_NOT_FOUND:
+                raise
+            raise JsonRpcError(INVALID_PARAMS, "Resource not found", exc.data) from exc
+        return hinted(result, resource.cache_ttl_ms, resource.cache_scope)
 
     async def _subscribe(self, call: Call) -> JsonObject:
         uri = _string(call.request.params, "uri")
+        assert call.session is not None  # noqa: S101 - handshake era only
         await self.sessions.subscribe(call.session.id, uri, True)
         return {}
 
     async def _unsubscribe(self, call: Call) -> JsonObject:
         uri = _string(call.request.params, "uri")
+        assert call.session is not None  # noqa: S101 - handshake era only
         await self.sessions.subscribe(call.session.id, uri, False)
         return {}

@@ -4,7 +4,8 @@ MCP 2025-11-25 "Transports" §Resumability and Redelivery.
 
 Every event sent on a POST or GET stream is stored with a per-session stream id, so a client that
 lost a stream resumes it on any worker with ``Last-Event-ID``. Waiting code polls the database;
-the :class:`Bus` wakes it at once when the event was written in the same process.
+the :class:`~resourceserver.mcp.bus.Bus` wakes it at once when the event was written in the same
+process.
 
 Readers follow a stream with a cursor (the last row id read), so within a session rows must
 become visible in id order: :meth:`EventLog.append` locks the session's row first (PostgreSQL
@@ -13,55 +14,30 @@ hands out ids before commit; SQLite writes one transaction at a time anyway).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import secrets
 import time
-from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from resourceserver.mcp.bus import Bus
 from resourceserver.mcp.wakeups import announce
 from resourceserver.storage import Database, McpEvent, McpSession
 
+__all__ = [
+    "Bus",
+    "EventLog",
+    "SessionGoneError",
+    "StoredEvent",
+    "make_event_id",
+    "new_stream_id",
+    "parse_event_id",
+]
 
-class Bus:
-    """In-process wake-ups keyed by a string; polling remains the cross-process path."""
 
-    def __init__(self) -> None:
-        self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
-
-    def notify(self, key: str) -> None:
-        """Wake everyone waiting on ``key`` in this process."""
-        for waiter in self._waiters.get(key, ()):
-            waiter.set()
-
-    async def wait(self, key: str, timeout: float) -> None:
-        """Return when ``key`` is notified or ``timeout`` seconds passed."""
-        with self.watch(key) as waiter:
-            try:
-                await asyncio.wait_for(waiter.wait(), timeout)
-            except TimeoutError:
-                pass
-
-    @contextlib.contextmanager
-    def watch(self, key: str) -> Iterator[asyncio.Event]:
-        """An event set by every notification of ``key`` while the block runs.
-
-        Clear it before reading the database, wait on it after: a notification in between is
-        not lost.
-        """
-        waiter = asyncio.Event()
-        self._waiters[key].add(waiter)
-        try:
-            yield waiter
-        finally:
-            self._waiters[key].discard(waiter)
-            if not self._waiters[key]:
-                del self._waiters[key]
+class SessionGoneError(LookupError):
+    """The session ended (DELETE, expiry) while something was about to log an event for it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +95,11 @@ class EventLog:
 
         def work(db: Session) -> int:
             # Serialise the session's appends, so that its ids commit in order.
-            db.execute(select(McpSession.id).where(McpSession.id == session_id).with_for_update())
+            locked = db.execute(
+                select(McpSession.id).where(McpSession.id == session_id).with_for_update()
+            ).first()
+            if locked is None:
+                raise SessionGoneError(session_id)
             db.add(row)
             db.flush()
             announce(db, self.key(session_id, stream_id))

@@ -1,6 +1,6 @@
 """JSON-RPC 2.0 messages as MCP uses them.
 
-JSON-RPC 2.0 §4-§5; MCP 2025-11-25 "Base Protocol" §Messages.
+JSON-RPC 2.0 §4-§5; MCP 2025-11-25 and 2026-07-28 "Base Protocol" / "Overview" §Messages.
 """
 
 from __future__ import annotations
@@ -8,34 +8,39 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-#: JSON-RPC 2.0 §5.1 error codes.
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
-METHOD_NOT_FOUND = -32601
-INVALID_PARAMS = -32602
-INTERNAL_ERROR = -32603
-#: MCP: a resource that does not exist (MCP "Resources" §Error Handling).
-RESOURCE_NOT_FOUND = -32002
+from resourceserver.mcp.errors import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    PARSE_ERROR,
+    RESOURCE_NOT_FOUND,
+    JsonRpcError,
+)
+
+__all__ = [
+    "INTERNAL_ERROR",
+    "INVALID_PARAMS",
+    "INVALID_REQUEST",
+    "METHOD_NOT_FOUND",
+    "PARSE_ERROR",
+    "RESOURCE_NOT_FOUND",
+    "JsonObject",
+    "JsonRpcError",
+    "Message",
+    "Notification",
+    "Request",
+    "RequestId",
+    "Response",
+    "error_message",
+    "notification_message",
+    "parse_message",
+    "request_message",
+    "result_message",
+]
 
 RequestId = str | int
 JsonObject = dict[str, Any]
-
-
-class JsonRpcError(Exception):
-    """A protocol-level failure answered with a JSON-RPC ``error`` object."""
-
-    def __init__(self, code: int, message: str, data: Any = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.data = data
-
-    def to_json(self) -> JsonObject:
-        """The ``error`` member."""
-        error: JsonObject = {"code": self.code, "message": self.message}
-        if self.data is not None:
-            error["data"] = self.data
-        return error
 
 
 @dataclass(frozen=True, slots=True)

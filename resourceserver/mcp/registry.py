@@ -27,16 +27,20 @@ from typing import Any, TypeVar, overload
 
 from resourceserver.mcp.context import Context
 from resourceserver.mcp.definitions import (
+    CacheScope,
     Prompt,
     Resource,
     ResourceTemplate,
+    TaskSupport,
     Tool,
     ToolAnnotations,
     description_of,
     template_regex,
 )
+from resourceserver.mcp.errors import DefinitionError, ToolModuleError
 from resourceserver.mcp.jsonrpc import RESOURCE_NOT_FOUND, JsonRpcError
-from resourceserver.mcp.signature import DefinitionError, inspect_function
+from resourceserver.mcp.routing_headers import param_headers_of
+from resourceserver.mcp.signature import inspect_function
 
 __all__ = [
     "Prompt",
@@ -54,10 +58,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 
 
-class ToolModuleError(ImportError):
-    """A tool module named in the configuration cannot be loaded."""
-
-
 Completer = Callable[[str, str, dict[str, str]], Awaitable[list[str]] | list[str]]
 
 
@@ -73,6 +73,9 @@ class Registry:
     resources: dict[str, Resource] = field(default_factory=dict)
     templates: dict[str, ResourceTemplate] = field(default_factory=dict)
     completers: dict[tuple[str, str], Completer] = field(default_factory=dict)
+    #: How long clients may cache the tool, prompt and resource lists and ``server/discover``
+    #: (``ttlMs``, MCP 2026-07-28 "Caching"), milliseconds.
+    list_ttl_ms: int = 60_000
 
     # -- decorators -------------------------------------------------------------------------
 
@@ -92,6 +95,8 @@ class Registry:
         annotations: ToolAnnotations | None = None,
         input_schema: JsonObject | None = None,
         meta: JsonObject | None = None,
+        task: TaskSupport | None = None,
+        task_after: float | None = None,
     ) -> Callable[[F], F]: ...
 
     def tool(
@@ -106,27 +111,45 @@ class Registry:
         annotations: ToolAnnotations | None = None,
         input_schema: JsonObject | None = None,
         meta: JsonObject | None = None,
+        task: TaskSupport | None = None,
+        task_after: float | None = None,
     ) -> F | Callable[[F], F]:
         """Register a tool: ``@registry.tool`` or ``@registry.tool(scopes={"notes:write"})``.
 
         ``scopes`` are needed (besides the base scope) to see and call it. ``input_schema``
         replaces the generated schema in listings (arguments are still validated against the
-        function's parameters). Sync functions run in a worker thread.
+        function's parameters). Sync functions run in a worker thread. ``task`` lets the tool
+        run as a task for 2026-07-28 clients that declare the tasks extension (``"required"``:
+        only for them); it becomes one at ``ctx.continue_as_task()`` or after ``task_after``
+        seconds. A parameter whose schema has ``x-mcp-header`` is mirrored into an
+        ``Mcp-Param-*`` header, which is checked.
         """
 
         def register(fn: F) -> F:
             tool_name = name or fn.__name__
             self._check_name(tool_name, self.tools, "tool")
+            shape = inspect_function(fn, Context, name=tool_name)
+            if task not in (None, "optional", "required"):
+                raise DefinitionError(f"tool {tool_name!r}: task must be 'optional' or 'required'")
+            if input_schema is not None:
+                _check_input_schema(tool_name, input_schema)
+            try:
+                headers = param_headers_of(input_schema or shape.input_schema)
+            except DefinitionError as exc:
+                raise DefinitionError(f"tool {tool_name!r}: {exc}") from exc
             self.tools[tool_name] = Tool(
                 name=tool_name,
                 description=description_of(fn, description, "tool", tool_name),
                 fn=fn,
-                shape=inspect_function(fn, Context, name=tool_name),
+                shape=shape,
                 scopes=frozenset(scopes),
                 title=title,
                 annotations=dict(annotations) if annotations else None,
                 input_schema=input_schema,
                 meta=meta,
+                task=task,
+                task_after=task_after,
+                param_headers=headers,
             )
             return fn
 
@@ -182,12 +205,18 @@ class Registry:
         title: str | None = None,
         description: str | None = None,
         mime_type: str = "text/plain",
+        cache_ttl_ms: int = 0,
+        cache_scope: CacheScope = "private",
     ) -> Callable[[F], F]:
         """Register a resource, or a resource template when ``uri`` contains ``{variables}``.
 
         The function returns ``str`` (text), ``bytes`` (blob) or ``ResourceContents``; a
-        template's variables are passed as keyword arguments.
+        template's variables are passed as keyword arguments. ``cache_ttl_ms`` and
+        ``cache_scope`` are the caching hints of its ``resources/read`` results: by default
+        not cached, and never shared between users unless ``cache_scope="public"``.
         """
+        if cache_ttl_ms < 0 or cache_scope not in ("public", "private"):
+            raise DefinitionError("cache_ttl_ms must be >= 0 and cache_scope public or private")
 
         def register(fn: F) -> F:
             label = name or fn.__name__
@@ -197,12 +226,23 @@ class Registry:
                 if uri in self.templates:
                     raise DefinitionError(f"resource template {uri!r} is already registered")
                 self.templates[uri] = ResourceTemplate(
-                    uri, label, text, mime_type, fn, shape, template_regex(uri), title
+                    uri,
+                    label,
+                    text,
+                    mime_type,
+                    fn,
+                    shape,
+                    template_regex(uri),
+                    title,
+                    cache_ttl_ms,
+                    cache_scope,
                 )
             else:
                 if uri in self.resources:
                     raise DefinitionError(f"resource {uri!r} is already registered")
-                self.resources[uri] = Resource(uri, label, text, mime_type, fn, shape, title)
+                self.resources[uri] = Resource(
+                    uri, label, text, mime_type, fn, shape, title, cache_ttl_ms, cache_scope
+                )
             return fn
 
         return register
@@ -222,6 +262,10 @@ class Registry:
         return register
 
     # -- lookup -------------------------------------------------------------------------------
+
+    def tools_vary_by_scope(self, base_scope: str) -> bool:
+        """True when callers with different scopes see different tools (S71: not shareable)."""
+        return any(tool.scopes - {base_scope} for tool in self.tools.values())
 
     def find_resource(self, uri: str) -> tuple[Resource | ResourceTemplate, dict[str, str]]:
         """The resource or template serving ``uri`` (raises -32002)."""
@@ -263,6 +307,31 @@ class Registry:
             raise DefinitionError(f"{kind} name {name!r} must match {_NAME.pattern}")
         if name in existing:
             raise DefinitionError(f"{kind} {name!r} is already registered")
+
+
+#: JSON Schema dialects a tool's own ``input_schema`` may name (MCP 2026-07-28 "Overview"
+#: §JSON Schema Usage: 2020-12 is the default and required; draft-07 is also understood).
+SCHEMA_DIALECTS = frozenset(
+    {
+        "https://json-schema.org/draft/2020-12/schema",
+        "http://json-schema.org/draft-07/schema#",
+        "http://json-schema.org/draft-07/schema",
+    }
+)
+
+
+def _check_input_schema(name: str, schema: JsonObject) -> None:
+    """An ``inputSchema`` is an object schema in a dialect this server knows."""
+    if not isinstance(schema, dict) or schema.get("type") != "object":
+        raise DefinitionError(
+            f"tool {name!r}: input_schema must be an object schema (type: object)"
+        )
+    dialect = schema.get("$schema")
+    if dialect is not None and dialect not in SCHEMA_DIALECTS:
+        raise DefinitionError(
+            f"tool {name!r}: unsupported JSON Schema dialect {dialect!r}; use 2020-12 "
+            "(the default when $schema is absent) or draft-07"
+        )
 
 
 def load_tool_modules(names: Iterable[str], into: Registry | None = None) -> Registry:

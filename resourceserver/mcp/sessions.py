@@ -215,15 +215,17 @@ class SessionStore:
         await self.db.run(lambda db: _delete(db, [session_id]))
         self._forget(session_id)
 
-    async def subscribed_to(self, uri: str) -> list[str]:
-        """Ids of live sessions subscribed to ``uri``."""
+    async def subscribed_to(self, uri: str, *, subject: str | None = None) -> list[str]:
+        """Ids of live sessions subscribed to ``uri`` (only ``subject``'s, when given)."""
         now = self.clock()
 
         def work(db: Session) -> list[str]:
-            rows = db.execute(
-                select(McpSession.id, McpSession.subscriptions).where(McpSession.expires_at > now)
+            query = select(McpSession.id, McpSession.subscriptions).where(
+                McpSession.expires_at > now
             )
-            return [row[0] for row in rows if uri in (row[1] or ())]
+            if subject is not None:
+                query = query.where(McpSession.subject == subject)
+            return [row[0] for row in db.execute(query) if uri in (row[1] or ())]
 
         return await self.db.run(work)
 

@@ -20,12 +20,11 @@ import typing_extensions
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
 
 from resourceserver.mcp.content import CONTENT_TYPES, PromptMessage, ToolResult
+from resourceserver.mcp.errors import DefinitionError
+
+__all__ = ["DefinitionError", "FunctionShape", "describe_validation_error", "inspect_function"]
 
 JsonObject = dict[str, Any]
-
-
-class DefinitionError(TypeError):
-    """A tool, prompt or resource function cannot be registered as written."""
 
 
 def _is_context(annotation: Any, context_type: type) -> bool:

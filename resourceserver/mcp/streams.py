@@ -214,15 +214,10 @@ async def replay(
                 return
             for event in events:
                 after = event.row
-                verdict = ownership.see(event)
-                if verdict is Verdict.TAKEN_OVER:
-                    return
-                if verdict is Verdict.PRIME:
-                    yield sse_event(event.event_id, "", retry_ms)
-                elif verdict is Verdict.SEND:
-                    yield sse_event(event.event_id, event.payload)
-                if event.final:
-                    # The response went out here or on another connection: nothing follows.
+                chunk, end = _outcome(event, ownership, retry_ms)
+                if chunk is not None:
+                    yield chunk
+                if end:
                     return
             if events:
                 idle, interval = 0.0, poll_interval
@@ -237,6 +232,22 @@ async def replay(
             if idle >= keepalive:
                 idle = 0.0
                 yield ": keepalive\n\n"
+
+
+def _outcome(
+    event: StoredEvent, ownership: Ownership, retry_ms: int | None
+) -> tuple[str | None, bool]:
+    """What one logged event becomes on this connection, and whether the connection ends."""
+    verdict = ownership.see(event)
+    if verdict is Verdict.TAKEN_OVER:
+        return None, True
+    chunk = None
+    if verdict is Verdict.PRIME:
+        chunk = sse_event(event.event_id, "", retry_ms)
+    elif verdict is Verdict.SEND:
+        chunk = sse_event(event.event_id, event.payload)
+    # After the final response (sent here or on another connection) nothing follows.
+    return chunk, event.final
 
 
 async def _pause(woken: asyncio.Event, timeout: float, stop: asyncio.Event) -> None:

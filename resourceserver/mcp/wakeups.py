@@ -2,7 +2,7 @@
 
 Workers already find each other's writes by polling; on PostgreSQL they are also woken at once:
 writers call :func:`announce` inside their transaction (delivered on commit), and one listener
-thread per process forwards every key to the in-process :class:`~resourceserver.mcp.events.Bus`.
+thread per process forwards every key to the in-process :class:`~resourceserver.mcp.bus.Bus`.
 On other databases both are no-ops.
 """
 
@@ -11,13 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-if TYPE_CHECKING:
-    from resourceserver.mcp.events import Bus
+from resourceserver.mcp.bus import Bus
 
 logger = logging.getLogger(__name__)
 

@@ -21,10 +21,10 @@ class Identity(BaseModel):
 
 
 def register(registry: Registry) -> None:
-    """Add ``whoami`` to ``registry``."""
+    """Add ``whoami`` to ``registry`` (async: it does no I/O, so it runs without a thread hop)."""
 
     @registry.tool(scopes={"mcp"}, annotations={"readOnlyHint": True, "openWorldHint": False})
-    def whoami(ctx: Context) -> Identity:
+    async def whoami(ctx: Context) -> Identity:
         """Show who you are: subject, client id, granted scopes and when your token expires."""
         principal = ctx.principal
         return Identity(

@@ -1,6 +1,8 @@
 // Adds "Authorization: Bearer $CHARTER_CONFORMANCE_TOKEN" to every HTTP request the MCP
-// conformance suite makes: globalThis.fetch (the MCP SDK) and undici's global dispatcher
-// (undici.request, used by the DNS-rebinding scenario).
+// conformance suite makes: globalThis.fetch (the MCP SDK), undici's global dispatcher
+// (undici.request, used by the DNS-rebinding scenario) and node:http's request (the raw
+// header-validation scenarios of 0.2.0-alpha).
+import http from "node:http";
 import { createRequire } from "node:module";
 import path from "node:path";
 
@@ -40,4 +42,12 @@ globalThis.fetch = (input, init = {}) => {
   const headers = new Headers(base);
   if (!headers.has("authorization")) headers.set("authorization", authorization);
   return originalFetch(input, { ...init, headers });
+};
+
+const originalHttpRequest = http.request;
+http.request = (options, ...rest) => {
+  if (options && typeof options === "object" && !(options instanceof URL)) {
+    options = { ...options, headers: withAuthorization(options.headers) };
+  }
+  return originalHttpRequest(options, ...rest);
 };

@@ -1,4 +1,6 @@
-"""The tools, resources and prompts the MCP conformance suite (0.1.16, active suite) expects.
+"""The tools, resources and prompts the MCP conformance suite expects: 0.1.16's active suite
+(the handshake era) here, plus the 2026-07-28 fixtures of 0.2.0-alpha merged in from
+:mod:`tests.conformance.tools_2026`.
 
 A test fixture, not part of any deployment: load it with
 ``load_tool_modules(["tests.conformance.tools"])``.
@@ -26,6 +28,7 @@ from resourceserver.mcp import (
     Text,
     ToolError,
 )
+from tests.conformance import tools_2026
 
 registry = Registry(name="charter-conformance")
 
@@ -253,22 +256,43 @@ class Address(TypedDict, total=False):
 
 
 @registry.tool(
+    # The suite's JSON_SCHEMA_2020_12_FIXTURE (json-schema-2020-12 scenario, SEP-1613/2106).
     input_schema={
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "type": "object",
         "$defs": {
             "address": {
+                "$anchor": "addressDef",
                 "type": "object",
                 "properties": {"street": {"type": "string"}, "city": {"type": "string"}},
             }
         },
-        "properties": {"name": {"type": "string"}, "address": {"$ref": "#/$defs/address"}},
+        "properties": {
+            "name": {"type": "string"},
+            "address": {"$ref": "#/$defs/address"},
+            "contactMethod": {"type": "string", "enum": ["phone", "email"]},
+            "phone": {"type": "string"},
+            "email": {"type": "string"},
+        },
+        "allOf": [{"anyOf": [{"required": ["phone"]}, {"required": ["email"]}]}],
+        "if": {
+            "properties": {"contactMethod": {"const": "phone"}},
+            "required": ["contactMethod"],
+        },
+        "then": {"required": ["phone"]},
+        "else": {"required": ["email"]},
         "additionalProperties": False,
     }
 )
-def json_schema_2020_12_tool(name: str | None = None, address: Address | None = None) -> str:
+def json_schema_2020_12_tool(
+    name: str | None = None,
+    address: Address | None = None,
+    contactMethod: str | None = None,
+    phone: str | None = None,
+    email: str | None = None,
+) -> str:
     """Tool with JSON Schema 2020-12 features."""
-    return f"name={name!r}, address={address!r}"
+    return f"name={name!r}, address={address!r}, contact={contactMethod or phone or email!r}"
 
 
 # -- resources -------------------------------------------------------------------------------
@@ -344,3 +368,6 @@ def complete_prompt_arguments(argument: str, value: str, context: dict[str, str]
     """Suggestions for ``arg1``/``arg2``."""
     words = ["paris", "park", "party", "test", "testing", "tested"]
     return [word for word in words if word.startswith(value)]
+
+
+registry.merge(tools_2026.registry)

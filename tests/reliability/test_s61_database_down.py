@@ -21,7 +21,6 @@ from resourceserver.errors import InvalidTokenError
 from resourceserver.jwks import CallbackKeySource
 from resourceserver.settings import ResourceServerSettings
 from resourceserver.verifier import JwtTokenVerifier
-from tests.resourceserver.tokens import make_signing_key, mint_access_token
 from tests.support.clock import Clock
 from tests.support.factories import create_client
 from tests.support.live import free_port, serve_app
@@ -35,6 +34,7 @@ from tests.support.reliability import (
     ready_worker,
     token_request,
 )
+from tests.support.tokens import make_signing_key, mint_access_token
 
 
 def assert_unavailable(response: httpx.Response) -> None:

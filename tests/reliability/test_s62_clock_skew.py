@@ -18,10 +18,10 @@ from resourceserver.errors import InvalidTokenError
 from resourceserver.jwks import StaticKeySource
 from resourceserver.settings import ResourceServerSettings
 from resourceserver.verifier import JwtTokenVerifier
-from tests.resourceserver.tokens import jwks_of, make_signing_key, mint_access_token
 from tests.support.clock import Clock
 from tests.support.factories import create_client
 from tests.support.reliability import ISSUER, RESOURCE, build_worker, client_credentials_form
+from tests.support.tokens import jwks_of, make_signing_key, mint_access_token
 
 LEEWAY = 30
 RS_NOW = 1_900_000_000

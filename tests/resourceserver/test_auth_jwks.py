@@ -18,8 +18,8 @@ from resourceserver.jwks import (
     keyset_from_jwks,
 )
 from resourceserver.verifier import JwtTokenVerifier
-from tests.resourceserver.auth_support import ISSUER, RESOURCE, FakeClock, make_settings
-from tests.resourceserver.tokens import jwks_of, make_signing_key, mint_access_token
+from tests.support.resource_auth import ISSUER, RESOURCE, FakeClock, make_settings
+from tests.support.tokens import jwks_of, make_signing_key, mint_access_token
 
 JWKS_URL = "https://as.example.com/jwks"
 

@@ -15,7 +15,8 @@ from resourceserver.auth import BearerAuthMiddleware, bearer_token, challenge_re
 from resourceserver.errors import InsufficientScopeError, InvalidTokenError
 from resourceserver.jwks import KeySource, KeySourceError
 from resourceserver.verifier import JwtTokenVerifier
-from tests.resourceserver.auth_support import (
+from tests.support.live import serve_app
+from tests.support.resource_auth import (
     ISSUER,
     PRM_URL,
     RESOURCE,
@@ -29,14 +30,13 @@ from tests.resourceserver.auth_support import (
     make_settings,
     make_verifier,
 )
-from tests.resourceserver.tokens import (
+from tests.support.tokens import (
     b64url,
     compact,
     jwks_of,
     make_signing_key,
     mint_access_token,
 )
-from tests.support.live import serve_app
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from resourceserver.origin import OriginGuard, OriginPolicy
-from tests.resourceserver.auth_support import make_settings
+from tests.support.resource_auth import make_settings
 
 
 def _app(**overrides: Any) -> OriginGuard:

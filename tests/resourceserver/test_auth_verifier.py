@@ -21,7 +21,7 @@ from joserfc.jws import JWSRegistry
 
 from resourceserver.errors import InvalidTokenError
 from resourceserver.verifier import JwtTokenVerifier
-from tests.resourceserver.auth_support import (
+from tests.support.resource_auth import (
     ISSUER,
     RESOURCE,
     START,
@@ -31,7 +31,7 @@ from tests.resourceserver.auth_support import (
     make_settings,
     make_verifier,
 )
-from tests.resourceserver.tokens import (
+from tests.support.tokens import (
     b64url,
     compact,
     jwks_of,

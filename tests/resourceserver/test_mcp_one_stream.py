@@ -22,9 +22,9 @@ import pytest
 from sqlalchemy import Engine, create_engine
 from starlette.responses import Response
 
-from resourceserver.mcp import Context, Registry, TransportOptions
+from resourceserver.mcp import Context, Registry
 from resourceserver.mcp.sessions import SessionStore
-from resourceserver.mcp.transport import STANDALONE_STREAM, McpEndpoint
+from resourceserver.mcp.transport import STANDALONE_STREAM, McpEndpoint, TransportOptions
 from resourceserver.storage import Database, create_tables, metadata, sqlite_engine
 from tests.resourceserver.test_mcp_streaming import (
     FAST,

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from resourceserver.mcp import Context, Registry, TransportOptions
+from resourceserver.mcp import Context, Registry
+from resourceserver.mcp.transport import TransportOptions
 from resourceserver.tools import builtin_registry
 from tests.support.mcp_harness import LOCAL_URL, LocalApp, McpHttp, database, local_app, parse_sse
 

@@ -33,7 +33,8 @@ class NullChannel:
         self.sent.append((method, params))
 
     async def request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        return {"echo": method}
+        # A valid ElicitResult (elicit checks the answer's shape) that names the method asked.
+        return {"action": "accept", "content": {"echo": method}}
 
     async def close_stream(self) -> None:
         return None
@@ -196,7 +197,8 @@ async def test_elicit_needs_client_capability() -> None:
     with pytest.raises(ToolError, match="elicitation"):
         await ctx().elicit("name?", {"type": "object", "properties": {}})
     answer = await ctx(client_capabilities={"elicitation": {}}).elicit("name?", {"type": "object"})
-    assert answer == {"echo": "elicitation/create"}
+    assert answer == {"action": "accept", "content": {"echo": "elicitation/create"}}
+    assert answer.accepted and answer.content == {"echo": "elicitation/create"}
 
 
 def test_definition_errors() -> None:

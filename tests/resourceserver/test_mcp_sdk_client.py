@@ -24,7 +24,14 @@ async def sampling(context: Any, params: Any) -> Any:
 
 
 @pytest.mark.e2e
-async def test_official_sdk_client_lists_and_calls_tools(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("mode", "negotiated"),
+    # Pinned to the handshake era, and the SDK's default (probes server/discover first).
+    [("legacy", "2025-11-25"), ("auto", "2026-07-28")],
+)
+async def test_official_sdk_client_lists_and_calls_tools(
+    tmp_path: Path, mode: str, negotiated: str
+) -> None:
     engine = database(tmp_path / "rs.db")
     registry = builtin_registry(engine)
     load_tool_modules(["tests.conformance.tools"], into=registry)
@@ -32,8 +39,9 @@ async def test_official_sdk_client_lists_and_calls_tools(tmp_path: Path) -> None
         auth = {"Authorization": f"Bearer {server.token()}"}
         async with httpx2.AsyncClient(headers=auth) as http:
             transport = streamable.streamable_http_client(server.url, http_client=http)
-            async with client_module.Client(transport, sampling_callback=sampling) as client:
-                assert client.protocol_version == "2025-11-25"
+            client = client_module.Client(transport, sampling_callback=sampling, mode=mode)
+            async with client:
+                assert client.protocol_version == negotiated
                 names = {tool.name for tool in (await client.list_tools()).tools}
                 assert {"whoami", "notes_add", "test_sampling"} <= names
                 me = await client.call_tool("whoami", {})

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from resourceserver.mcp import Registry, TransportOptions
+from resourceserver.mcp import Registry
 from resourceserver.mcp.sessions import MAX_SESSIONS_PER_PRINCIPAL, SessionStore
+from resourceserver.mcp.transport import TransportOptions
 from resourceserver.principal import Principal
 from resourceserver.storage import Database, McpEvent, McpSession
 from tests.support.clock import Clock

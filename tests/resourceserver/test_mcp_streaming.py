@@ -15,7 +15,8 @@ import httpx
 import pytest
 from sqlalchemy import Engine, create_engine
 
-from resourceserver.mcp import Context, Registry, TransportOptions
+from resourceserver.mcp import Context, Registry
+from resourceserver.mcp.transport import TransportOptions
 from resourceserver.storage import create_tables, metadata, sqlite_engine
 from tests.support.mcp_harness import McpHttp, RunningServer, database, serve
 

@@ -9,7 +9,7 @@ from joserfc.jwk import Key
 from starlette.applications import Starlette
 
 from resourceserver.metadata import metadata_routes
-from tests.resourceserver.auth_support import (
+from tests.support.resource_auth import (
     ISSUER,
     PRM_URL,
     RESOURCE,
@@ -22,7 +22,7 @@ from tests.resourceserver.auth_support import (
     make_settings,
     make_verifier,
 )
-from tests.resourceserver.tokens import jwks_of, make_signing_key
+from tests.support.tokens import jwks_of, make_signing_key
 
 PATHS = ["/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"]
 

@@ -20,11 +20,12 @@ from starlette.applications import Starlette
 
 from resourceserver.app import create_app
 from resourceserver.jwks import StaticKeySource
-from resourceserver.mcp import Registry, TransportOptions
+from resourceserver.mcp import Registry
+from resourceserver.mcp.transport import TransportOptions
 from resourceserver.settings import ResourceServerSettings
 from resourceserver.storage import create_tables, sqlite_engine
 from resourceserver.verifier import JwtTokenVerifier
-from tests.resourceserver.tokens import jwks_of, make_signing_key, mint_access_token
+from tests.support.tokens import jwks_of, make_signing_key, mint_access_token
 
 ISSUER = "http://127.0.0.1:9"
 ALL_SCOPES = "mcp notes:read notes:write"

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from authserver.clients.metadata import validate_redirect_uri
+from authserver.clients.redirect_uris import validate_redirect_uri
 from authserver.clients.store import CLIENT_ID_PREFIX, new_client_id
 from authserver.context import AuthServer
 from authserver.endpoints.app import create_app

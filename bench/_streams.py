@@ -1,0 +1,179 @@
+"""Hold N open MCP GET streams: ``python -m bench._streams BASE_URL TOKENS_FILE N``.
+
+Each stream is its own MCP session (a session's newest GET stream ends its older ones, MCP
+2025-11-25 "Transports" §Listening for Messages from the Server): the holder opens the
+sessions with ``initialize`` + ``notifications/initialized`` through httpx, then opens one
+``GET /mcp`` per session on a raw asyncio socket (far lighter than an HTTP client per stream),
+checks the ``200 text/event-stream`` answer, and from then on only reads and discards what
+the server sends (keep-alive comments, events). Lines on stdout tell the harness where it
+is: ``SESSIONS n``, ``OPENED n`` (progress), ``READY open failed``, and on exit
+``CLOSED open ended_early``. A principal keeps at most 100 sessions, so the sessions are
+spread over the tokens of ``TOKENS_FILE`` (one per line), at most 90 per token. It exits
+when its standard input closes or on SIGTERM, and never runs longer than ``--max-seconds``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+ACCEPT = "application/json, text/event-stream"
+VERSION = "2025-11-25"
+#: Sessions per token (Charter keeps at most 100 per principal).
+PER_TOKEN = 90
+
+
+async def open_session(client: httpx.AsyncClient, token: str) -> str:
+    headers = {"Authorization": f"Bearer {token}", "Accept": ACCEPT}
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": VERSION,
+            "capabilities": {},
+            "clientInfo": {"name": "charter-bench-streams", "version": "1"},
+        },
+    }
+    response = await client.post("/mcp", json=body, headers=headers)
+    session_id = response.headers.get("mcp-session-id")
+    if response.status_code != 200 or not session_id:
+        raise RuntimeError(f"initialize answered {response.status_code}: {response.text[:200]}")
+    headers |= {"Mcp-Session-Id": session_id, "MCP-Protocol-Version": VERSION}
+    await client.post(
+        "/mcp", json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=headers
+    )
+    return session_id
+
+
+class Holder:
+    """The open streams and their counters."""
+
+    def __init__(self, base_url: str) -> None:
+        parts = urlsplit(base_url)
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or 80
+        self.open = 0
+        self.failed = 0
+        self.ended_early = 0
+        self.readers: list[asyncio.Task[None]] = []
+        self.stopping = False
+
+    async def open_stream(self, session: tuple[str, str]) -> None:
+        token, session_id = session
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(self.host, self.port), 30
+            )
+        except (OSError, TimeoutError):
+            self.failed += 1
+            return
+        request = (
+            f"GET /mcp HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"Authorization: Bearer {token}\r\nAccept: text/event-stream\r\n"
+            f"Mcp-Session-Id: {session_id}\r\nMCP-Protocol-Version: {VERSION}\r\n\r\n"
+        )
+        writer.write(request.encode())
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            self.failed += 1
+            writer.close()
+            return
+        status_line = head.split(b"\r\n", 1)[0]
+        if b" 200 " not in status_line + b" " or b"text/event-stream" not in head.lower():
+            if self.failed < 3:
+                print(f"REFUSED {status_line.decode(errors='replace')}", flush=True)
+            self.failed += 1
+            writer.close()
+            return
+        self.open += 1
+        self.readers.append(asyncio.create_task(self.drain(reader, writer)))
+
+    async def drain(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while await reader.read(65536):
+                pass
+        except OSError:
+            pass
+        finally:
+            if not self.stopping:
+                self.ended_early += 1
+                self.open -= 1
+            writer.close()
+
+
+async def bounded(concurrency: int, jobs: list[object], run: object) -> list[object]:
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(job: object) -> object:
+        async with semaphore:
+            return await run(job)  # type: ignore[operator]
+
+    return list(await asyncio.gather(*(one(job) for job in jobs), return_exceptions=True))
+
+
+async def main_async(
+    base_url: str, tokens: list[str], count: int, concurrency: int, max_s: float
+) -> None:
+    holder = Holder(base_url)
+    owners = [tokens[min(len(tokens) - 1, index // PER_TOKEN)] for index in range(count)]
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as client:
+        results = await bounded(concurrency, owners, lambda token: open_session(client, token))
+    sessions = [
+        (token, item) for token, item in zip(owners, results, strict=True) if isinstance(item, str)
+    ]
+    errors = [item for item in results if isinstance(item, BaseException)]
+    print(
+        f"SESSIONS {len(sessions)}"
+        + (f" ({len(errors)} failed, first: {errors[0]!r})" if errors else ""),
+        flush=True,
+    )
+    step = max(1, len(sessions) // 10)
+    for start in range(0, len(sessions), step):
+        await bounded(concurrency, sessions[start : start + step], holder.open_stream)
+        print(f"OPENED {holder.open}", flush=True)
+    print(f"READY {holder.open} {holder.failed}", flush=True)
+
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, done.set)
+    loop.add_reader(sys.stdin.fileno(), lambda: done.set() if not sys.stdin.read(1) else None)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(done.wait(), max_s)
+    holder.stopping = True
+    print(f"CLOSED {holder.open} {holder.ended_early}", flush=True)
+    for task in holder.readers:
+        task.cancel()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("base_url")
+    parser.add_argument("tokens_file")
+    parser.add_argument("count", type=int)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--max-seconds", type=float, default=1800)
+    args = parser.parse_args()
+    count = max(1, min(args.count, 20_000))
+    asyncio.run(
+        main_async(
+            args.base_url,
+            Path(args.tokens_file).read_text().split(),
+            count,
+            args.concurrency,
+            args.max_seconds,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""Change notifications for ``subscriptions/listen`` streams on every worker.
+
+MCP 2026-07-28 "Subscriptions": list changes, resource updates and (tasks extension) task
+status changes reach every listener that asked for them, whichever worker the change happened
+on and whichever worker holds the stream.
+
+A change is one row of ``rs_mcp_broadcasts``. The writer commits it and announces it
+(PostgreSQL ``NOTIFY``, forwarded to each process's bus; in-process at once); one watcher per
+worker, running only while that worker holds listeners, reads the rows after its cursor and
+hands them to its listeners' queues, also every ``poll_interval`` seconds without a wake-up
+(the SQLite path). Publishers take a transaction-level advisory lock on PostgreSQL so that
+rows commit in id order and the single cursor skips nothing (SQLite writes one transaction at a
+time anyway). Rows older than ``retention`` seconds are purged by publishers, at most once a
+minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.orm import Session
+
+from resourceserver.mcp.bus import Bus
+from resourceserver.mcp.wakeups import announce
+from resourceserver.storage import Database, McpBroadcast
+
+logger = logging.getLogger(__name__)
+
+#: The bus key (and NOTIFY payload) announcing new rows.
+WAKE_KEY = "broadcast"
+#: Arbitrary constant naming the PostgreSQL advisory lock that orders publishers.
+_ADVISORY_LOCK = 7_302_026
+_ROWS_PER_READ = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One change, as listeners see it."""
+
+    id: int
+    kind: str
+    key: str
+    subject: str | None
+    client_id: str | None
+
+
+class Broadcasts:
+    """Publishes changes and feeds them to this worker's listeners."""
+
+    def __init__(
+        self,
+        db: Database,
+        bus: Bus,
+        *,
+        poll_interval: float = 0.5,
+        retention: float = 600.0,
+    ) -> None:
+        self.db = db
+        self.bus = bus
+        self.poll_interval = poll_interval
+        self.retention = retention
+        self._queues: set[asyncio.Queue[Change]] = set()
+        self._cursor: int | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self._purged_at = 0.0
+
+    async def publish(
+        self, kind: str, key: str = "", *, subject: str | None = None, client_id: str | None = None
+    ) -> None:
+        """Record a change for every worker's listeners."""
+        now = time.time()
+        purge = now - self._purged_at > 60.0
+        if purge:
+            self._purged_at = now
+        row = McpBroadcast(kind=kind, key=key, subject=subject, client_id=client_id, created_at=now)
+
+        def work(db: Session) -> None:
+            if db.get_bind().dialect.name == "postgresql":
+                db.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK})
+            if purge:
+                db.execute(
+                    delete(McpBroadcast).where(McpBroadcast.created_at < now - self.retention)
+                )
+            db.add(row)
+            announce(db, WAKE_KEY)
+
+        await self.db.run(work)
+        self.bus.notify(WAKE_KEY)
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[asyncio.Queue[Change]]:
+        """A queue receiving every change committed from now on, while the block runs."""
+        queue: asyncio.Queue[Change] = asyncio.Queue(maxsize=1000)
+        if self._cursor is None:
+            self._cursor = await self.db.run(_newest_id)
+        self._queues.add(queue)
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.create_task(self._watch())
+        try:
+            yield queue
+        finally:
+            self._queues.discard(queue)
+
+    async def aclose(self) -> None:
+        """Stop the watcher (shutdown)."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+
+    async def _watch(self) -> None:
+        with self.bus.watch(WAKE_KEY) as woken:
+            while self._queues:
+                woken.clear()
+                try:
+                    changes = await self.db.run(self._read)
+                except Exception as exc:  # keep listening through outages (S61)
+                    logger.warning("cannot read change notifications (%s)", type(exc).__name__)
+                    changes = []
+                self._fan_out(changes)
+                if len(changes) < _ROWS_PER_READ:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(woken.wait(), self.poll_interval)
+        self._cursor = None
+
+    def _read(self, db: Session) -> list[Change]:
+        rows = db.execute(
+            select(
+                McpBroadcast.id,
+                McpBroadcast.kind,
+                McpBroadcast.key,
+                McpBroadcast.subject,
+                McpBroadcast.client_id,
+            )
+            .where(McpBroadcast.id > (self._cursor or 0))
+            .order_by(McpBroadcast.id)
+            .limit(_ROWS_PER_READ)
+        ).all()
+        return [Change(*row) for row in rows]
+
+    def _fan_out(self, changes: list[Change]) -> None:
+        for change in changes:
+            self._cursor = max(self._cursor or 0, change.id)
+            for queue in list(self._queues):
+                if queue.full():
+                    logger.warning("a listener is not keeping up; dropping a change for it")
+                    continue
+                queue.put_nowait(change)
+
+
+def _newest_id(db: Session) -> int:
+    return int(db.scalar(select(func.coalesce(func.max(McpBroadcast.id), 0))) or 0)

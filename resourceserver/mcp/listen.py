@@ -1,0 +1,233 @@
+"""``subscriptions/listen``: the long-lived notification stream of a 2026-07-28 client.
+
+MCP 2026-07-28 "Subscriptions" (SEP-2575): the request names what to hear (tools, prompts
+or resources list changes, updates of given resource URIs, and with the tasks extension the
+status of given tasks); the response is an SSE stream that starts with
+``notifications/subscriptions/acknowledged`` (the honoured subset), carries each matching
+change tagged with ``io.modelcontextprotocol/subscriptionId`` (the request's id), and ends
+with a result when the server closes it gracefully (shutdown).
+
+SECURITY-CASES S73: the stream delivers only what its token may see (resource updates aimed at
+one user go to that user only; task statuses only for the principal's own tasks, checked when
+subscribing), and the token is checked again every ``revalidate_seconds``: a revoked or expired
+token ends the stream with ``notifications/cancelled`` within the revocation bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.responses import Response, StreamingResponse
+
+from resourceserver.errors import InvalidTokenError
+from resourceserver.mcp.broadcast import Broadcasts, Change
+from resourceserver.mcp.envelope import SUBSCRIPTION_ID_KEY
+from resourceserver.mcp.errors import INVALID_PARAMS, JsonRpcError
+from resourceserver.mcp.jsonrpc import RequestId
+from resourceserver.mcp.live import SSE_HEADERS, sse
+from resourceserver.mcp.registry import Registry
+from resourceserver.mcp.task_store import TaskNotFoundError, TaskStore
+from resourceserver.principal import Principal
+
+logger = logging.getLogger(__name__)
+
+JsonObject = dict[str, Any]
+Revalidate = Callable[[], Awaitable[Principal]]
+
+LIST_FLAGS = {
+    "toolsListChanged": "tools",
+    "promptsListChanged": "prompts",
+    "resourcesListChanged": "resources",
+}
+#: Most resource URIs or task ids one stream may name.
+MAX_ITEMS = 100
+MAX_URI_LENGTH = 2048
+
+
+@dataclass(slots=True)
+class Interests:
+    """What one stream listens to (the honoured subset once acknowledged)."""
+
+    lists: set[str] = field(default_factory=set)
+    resources: list[str] = field(default_factory=list)
+    tasks: list[str] = field(default_factory=list)
+    asked_tasks: bool = False
+
+    def to_json(self) -> JsonObject:
+        out: JsonObject = {flag: True for flag, kind in LIST_FLAGS.items() if kind in self.lists}
+        if self.resources:
+            out["resourceSubscriptions"] = list(self.resources)
+        if self.asked_tasks:
+            out["taskIds"] = list(self.tasks)
+        return out
+
+
+def _invalid(message: str) -> JsonRpcError:
+    return JsonRpcError(INVALID_PARAMS, f"Invalid params: {message}")
+
+
+def _strings(value: Any, name: str, limit: int) -> list[str]:
+    if not isinstance(value, list) or len(value) > MAX_ITEMS:
+        raise _invalid(f"'{name}' must be a list of at most {MAX_ITEMS} strings")
+    if not all(isinstance(item, str) and 0 < len(item) <= limit for item in value):
+        raise _invalid(f"'{name}' must hold non-empty strings of at most {limit} characters")
+    return list(dict.fromkeys(value))
+
+
+def parse_interests(params: JsonObject) -> Interests:
+    """The request's ``notifications`` filter (raises ``-32602``)."""
+    wanted = params.get("notifications")
+    if not isinstance(wanted, dict):
+        raise _invalid("'notifications' must be an object naming what to listen to")
+    interests = Interests()
+    for flag, kind in LIST_FLAGS.items():
+        value = wanted.get(flag, False)
+        if not isinstance(value, bool):
+            raise _invalid(f"'{flag}' must be a boolean")
+        if value:
+            interests.lists.add(kind)
+    if "resourceSubscriptions" in wanted:
+        interests.resources = _strings(
+            wanted["resourceSubscriptions"], "resourceSubscriptions", MAX_URI_LENGTH
+        )
+    if "taskIds" in wanted:
+        interests.tasks = _strings(wanted["taskIds"], "taskIds", 64)
+        interests.asked_tasks = True
+    return interests
+
+
+class ListenStream:
+    """One ``subscriptions/listen`` request and its stream."""
+
+    def __init__(
+        self,
+        *,
+        request_id: RequestId,
+        principal: Principal,
+        broadcasts: Broadcasts,
+        tasks: TaskStore,
+        revalidate: Revalidate | None,
+        stopping: asyncio.Event,
+        keepalive: float,
+        revalidate_seconds: float,
+    ) -> None:
+        self.request_id = request_id
+        self.principal = principal
+        self.broadcasts = broadcasts
+        self.tasks = tasks
+        self.revalidate = revalidate
+        self.stopping = stopping
+        self.keepalive = keepalive
+        self.revalidate_seconds = revalidate_seconds
+        self.interests = Interests()
+
+    async def honour(self, wanted: Interests, registry: Registry) -> None:
+        """Keep what this server can deliver to this principal: known resources, own tasks."""
+        resources = []
+        for uri in wanted.resources:
+            with contextlib.suppress(JsonRpcError):
+                registry.find_resource(uri)
+                resources.append(uri)
+        tasks = []
+        for task_id in wanted.tasks:
+            with contextlib.suppress(TaskNotFoundError):
+                await self.tasks.get(task_id, self.principal)
+                tasks.append(task_id)
+        self.interests = Interests(set(wanted.lists), resources, tasks, wanted.asked_tasks)
+
+    def response(self) -> Response:
+        return StreamingResponse(
+            self._events(), media_type="text/event-stream", headers=SSE_HEADERS
+        )
+
+    def _tagged(self, method: str, params: JsonObject | None = None) -> JsonObject:
+        body = dict(params or {})
+        body["_meta"] = {SUBSCRIPTION_ID_KEY: self.request_id}
+        return {"jsonrpc": "2.0", "method": method, "params": body}
+
+    async def _events(self) -> AsyncIterator[bytes]:
+        async with self.broadcasts.subscribe() as queue:
+            acknowledged = {"notifications": self.interests.to_json()}
+            yield sse(self._tagged("notifications/subscriptions/acknowledged", acknowledged))
+            checked_at = time.monotonic()
+            idle_since = checked_at
+            while True:
+                change = await self._next(queue)
+                if self.stopping.is_set():
+                    yield sse(self._closing())
+                    return
+                now = time.monotonic()
+                if now - checked_at >= self.revalidate_seconds:
+                    checked_at = now
+                    ended = await self._token_problem()
+                    if ended is not None:
+                        yield sse(ended)
+                        return
+                if change is not None:
+                    message = await self._message(change)
+                    if message is not None:
+                        idle_since = now
+                        yield sse(message)
+                elif now - idle_since >= self.keepalive:
+                    idle_since = now
+                    yield b": keepalive\n\n"
+
+    async def _next(self, queue: asyncio.Queue[Change]) -> Change | None:
+        """The next change, or None after a short wait (time to check the token)."""
+        getter = asyncio.ensure_future(queue.get())
+        stopper = asyncio.ensure_future(self.stopping.wait())
+        try:
+            timeout = min(self.revalidate_seconds, self.keepalive)
+            await asyncio.wait({getter, stopper}, timeout=timeout, return_when="FIRST_COMPLETED")
+        finally:
+            stopper.cancel()
+            if not getter.done():
+                getter.cancel()
+        return getter.result() if getter.done() and not getter.cancelled() else None
+
+    def _closing(self) -> JsonObject:
+        """The graceful end: the response to the listen request."""
+        result = {"resultType": "complete", "_meta": {SUBSCRIPTION_ID_KEY: self.request_id}}
+        return {"jsonrpc": "2.0", "id": self.request_id, "result": result}
+
+    async def _token_problem(self) -> JsonObject | None:
+        """``notifications/cancelled`` when the token is no longer good, else None."""
+        reason = None
+        if self.principal.expires_at <= time.time():
+            reason = "the access token expired"
+        elif self.revalidate is not None:
+            try:
+                await self.revalidate()
+            except InvalidTokenError as exc:
+                reason = exc.description or "the access token is no longer valid"
+            except Exception as exc:  # cannot tell now (key source down): keep the stream
+                logger.warning("cannot re-check a listener's token (%s)", type(exc).__name__)
+        if reason is None:
+            return None
+        return self._tagged(
+            "notifications/cancelled", {"requestId": self.request_id, "reason": reason}
+        )
+
+    async def _message(self, change: Change) -> JsonObject | None:
+        """The notification ``change`` becomes on this stream, or None when not for it."""
+        if change.kind in self.interests.lists:
+            return self._tagged(f"notifications/{change.kind}/list_changed")
+        mine = change.subject in (None, self.principal.subject) and change.client_id in (
+            None,
+            self.principal.client_id,
+        )
+        if change.kind == "resource" and mine and change.key in self.interests.resources:
+            return self._tagged("notifications/resources/updated", {"uri": change.key})
+        if change.kind == "task" and mine and change.key in self.interests.tasks:
+            try:
+                view = await self.tasks.get(change.key, self.principal)
+            except TaskNotFoundError:
+                return None
+            return self._tagged("notifications/tasks", view.to_json(detailed=True))
+        return None

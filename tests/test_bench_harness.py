@@ -1,0 +1,121 @@
+"""The benchmark harness's own parsing and reporting (``bench/``), on fixtures; nothing timed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench._common import Section
+from bench._procs import BenchError
+from bench._report import cell, render
+from bench._wrk import HttpRequest, lua_script, parse_summary, ran_out
+from bench.profile import analyse, area_of, parse_frame, parse_raw
+
+WRK_OUTPUT = (
+    "Running 10s test @ http://127.0.0.1:40000\n"
+    "  1 threads and 32 connections\n"
+    'BENCH-WRK {"requests":20000,"duration_us":10000000,"connect":0,"read":2,"write":0,'
+    '"status":5,"timeout":1,"p50_us":1500,"p90_us":3000,"p99_us":12500,"max_us":40000}\n'
+)
+
+
+def test_wrk_summary_line_is_read() -> None:
+    result = parse_summary(WRK_OUTPUT)
+    assert result.requests == 20000
+    assert result.duration_s == 10.0
+    assert result.rps == 2000.0
+    assert result.socket_errors == 3
+    assert result.status_errors == 5
+    assert result.errors == 8
+    assert (result.p50_ms, result.p90_ms, result.p99_ms, result.max_ms) == (1.5, 3.0, 12.5, 40.0)
+
+
+def test_wrk_output_without_summary_is_an_error() -> None:
+    with pytest.raises(BenchError, match="no summary"):
+        parse_summary("unable to connect to 127.0.0.1:1 Connection refused\n")
+
+
+def test_lua_script_escapes_the_body_and_sets_headers() -> None:
+    body = '{"text": "a \\"quoted\\" line\\n"}'
+    script = lua_script(HttpRequest("POST", "/mcp", {"Authorization": "Bearer t"}, body=body))
+    assert 'wrk.method = "POST"' in script
+    assert 'wrk.headers["Authorization"] = "Bearer t"' in script
+    assert 'wrk.body = "{\\"text\\": \\"a \\\\\\"quoted\\\\\\" line\\\\n\\"}"' in script
+    assert "BENCH-WRK" in script
+    assert "io.lines" not in script
+
+
+def test_lua_script_reads_single_use_bodies(tmp_path: Path) -> None:
+    bodies = tmp_path / "codes.bodies"
+    once = lua_script(HttpRequest("POST", "/token", {}, bodies=bodies))
+    assert "CYCLE = false" in once
+    assert "wrk.thread:stop()" in once
+    cycling = lua_script(HttpRequest("POST", "/token", {}, bodies=bodies, cycle=True))
+    assert "CYCLE = true" in cycling
+
+
+def test_results_markdown_has_machine_command_and_tables() -> None:
+    section = Section(
+        "Hot path",
+        "Some words.",
+        ["server", "req/s", "ratio"],
+        [["a | b", 12345, float("nan")], ["c", 3, 0.123]],
+        ["a note"],
+    )
+    text = render(
+        command=".venv/bin/python -m bench.run --quick",
+        date="2026-12-02 05:00 UTC",
+        machine="AMD EPYC, 2 cores, Linux 6, Python 3.11.7 (cpython)",
+        load_before="1.00 1.00 1.00",
+        load_after="2.00 2.00 2.00",
+        peers=["mcp venv (Python 3.11.7): mcp 2.3.0"],
+        sections=[section],
+        remark="Busy machine.",
+    )
+    assert "- Machine: AMD EPYC, 2 cores" in text
+    assert "- Command: `.venv/bin/python -m bench.run --quick`" in text
+    assert "| server | req/s | ratio |" in text
+    assert "| a \\| b | 12,345 | n/a |" in text
+    assert "| c | 3 | 0.12 |" in text
+    assert "- a note" in text
+    assert cell(1234.4) == "1,234"
+
+
+ROOT = "main (authserver/cli.py:172)"
+POST = "post (resourceserver/mcp/transport.py:200)"
+RAW = "\n".join(
+    [
+        f"{ROOT};run (asyncio/runners.py:118);__call__ (starlette/middleware/errors.py:164) 30",
+        f"{ROOT};{POST};execute (sqlalchemy/engine/base.py:1400) 50",
+        f"{ROOT};{POST};dumps (json/__init__.py:231) 20",
+        "garbage line",
+    ]
+)
+
+
+def test_profile_stacks_are_ranked_by_area() -> None:
+    stacks = parse_raw(RAW)
+    assert len(stacks) == 3
+    found = dict(analyse(stacks)["areas"])
+    assert found == {"SQLAlchemy": 0.5, "Starlette routing + middleware": 0.3, "JSON": 0.2}
+    charter = dict(analyse(stacks)["charter"])
+    assert charter["main (authserver/cli.py)"] == 1.0
+    assert charter["post (resourceserver/mcp/transport.py)"] == 0.7
+    assert area_of(parse_frame("wait (threading.py:320)")) == "scheduling (asyncio, anyio, threads)"
+
+
+def test_a_single_use_run_that_used_its_bodies_is_flagged(tmp_path: Path) -> None:
+    request = HttpRequest("POST", "/token", {}, bodies=tmp_path / "b", body_count=100)
+    used_up = parse_summary(WRK_OUTPUT.replace('"requests":20000', '"requests":95'))
+    assert ran_out(request, used_up, connections=8)
+    assert not ran_out(
+        request, parse_summary(WRK_OUTPUT.replace('"requests":20000', '"requests":50')), 8
+    )
+    assert not ran_out(HttpRequest("POST", "/token", {}, body="x"), used_up, 8)
+
+
+def test_a_run_without_answers_has_no_latency() -> None:
+    silent = parse_summary(WRK_OUTPUT.replace('"requests":20000', '"requests":0'))
+    assert silent.rps == 0
+    assert silent.p99_ms != silent.p99_ms  # NaN: shown as n/a, never as 0 ms
