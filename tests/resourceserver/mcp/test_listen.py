@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from resourceserver.mcp.transport import TransportOptions
-from tests.resourceserver.test_s72_tasks import engine_for, tools
+from tests.resourceserver.mcp.test_tasks import engine_for, tools
 from tests.support.modern_mcp import (
     TASKS,
     ListenReader,

@@ -26,7 +26,7 @@ from resourceserver.mcp import Context, Registry
 from resourceserver.mcp.sessions import SessionStore
 from resourceserver.mcp.transport import STANDALONE_STREAM, McpEndpoint, TransportOptions
 from resourceserver.storage import Database, create_tables, metadata, sqlite_engine
-from tests.resourceserver.test_mcp_streaming import (
+from tests.resourceserver.mcp.test_transport import (
     FAST,
     call,
     connect,
