@@ -47,6 +47,7 @@ from authserver.endpoints.cors import allow_cors
 from authserver.endpoints.metadata import WELL_KNOWN, metadata_document
 from authserver.oauth.tokens import AccessTokenRevocationView
 from authserver.ops.clean_exit import chain_exit_signals
+from authserver.ops.gc_tuning import tune_for_serving
 from authserver.ops.logging_setup import RequestIdMiddleware
 from authserver.ops.maintenance import maintenance_loop
 from authserver.storage.models import User
@@ -170,11 +171,13 @@ def build_deployment(
     server: AuthServer | None = None,
     registry: Registry | None = None,
     drain_on_signals: bool = False,
+    tune_gc: bool = False,
 ) -> Deployment:
     """Wire the authorization server and the MCP server into one app (schema must be ready).
 
     With ``drain_on_signals``, the app's lifespan chains a SIGTERM/SIGINT handler (main thread
-    only) that ends SSE streams before uvicorn's own graceful shutdown.
+    only) that ends SSE streams before uvicorn's own graceful shutdown. With ``tune_gc`` (a
+    serving worker, not a test), start-up ends with :func:`tune_for_serving`.
     """
     server = server or AuthServer.build(settings)
     resource_settings = resource_settings_for(settings)
@@ -213,6 +216,8 @@ def build_deployment(
         )
         try:
             async with resource_app.router.lifespan_context(resource_app):
+                if tune_gc:
+                    tune_for_serving()
                 yield
         finally:
             if housekeeping is not None:
@@ -273,4 +278,4 @@ def create_deployment_app() -> Starlette:
     settings = CharterSettings()
     server = AuthServer.build(settings)
     initialize(server, create_admin=False)
-    return build_deployment(settings, server=server, drain_on_signals=True).app
+    return build_deployment(settings, server=server, drain_on_signals=True, tune_gc=True).app
