@@ -54,6 +54,7 @@ from authserver.storage.models import User
 from authserver.storage.schema import prepare_database
 from authserver.storage.signing_keys import load_key_encryption_key
 from resourceserver.app import create_app as create_resource_app
+from resourceserver.direct import DirectPaths
 from resourceserver.jwks import CallbackKeySource
 from resourceserver.mcp.registry import Registry, ToolModuleError, load_tool_modules
 from resourceserver.mcp.request_state import derive_key
@@ -92,8 +93,8 @@ class Deployment:
     resource_settings: ResourceServerSettings
     registry: Registry
     #: The resource server's own app, mounted at ``/`` inside :attr:`app`.
-    resource_app: Starlette
-    app: Starlette
+    resource_app: DirectPaths
+    app: DirectPaths
     #: Ends open SSE streams at once (clients resume elsewhere with ``Last-Event-ID``) while
     #: running requests finish; called on SIGTERM/SIGINT before uvicorn drains connections.
     begin_drain: Callable[[], None]
@@ -233,13 +234,16 @@ def build_deployment(
         *metadata_aliases(server, resource_settings.resource_path),
         Mount("/", app=resource_app),
     ]
-    app = Starlette(
+    app = DirectPaths(
         routes=routes,
         middleware=[Middleware(RequestIdMiddleware)],
         exception_handlers=dict(EXCEPTION_HANDLERS),
         lifespan=lifespan,
     )
     app.state.deployment_settings = settings
+    # The MCP path: the access log, then the resource server's own direct stack (no routers).
+    mcp_path = resource_settings.resource_path
+    app.direct[mcp_path] = RequestIdMiddleware(resource_app.direct[mcp_path])
     return Deployment(
         settings=settings,
         server=server,
