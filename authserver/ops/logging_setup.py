@@ -3,7 +3,7 @@
 - :class:`RequestIdMiddleware` (plain ASGI) gives every HTTP request an id (a sane incoming
   ``X-Request-ID`` or a fresh random one), keeps it in a :class:`~contextvars.ContextVar` for the
   request's duration, echoes it in the response and writes one access line per request (method,
-  path without the query string, status, duration).
+  path without the query string, status, duration); health-check paths only at ``debug``.
 - :class:`RequestIdFilter` copies the current id onto every record (``-`` outside a request).
 - :class:`RedactingFilter` rewrites every record's message, arguments and exception text so that
   bearer credentials, JWTs, long opaque tokens and ``secret=value`` pairs never reach a handler
@@ -183,9 +183,13 @@ class RequestIdMiddleware:
     It never buffers the body, so Server-Sent Events streams pass through unchanged.
     """
 
-    def __init__(self, app: ASGIApp, *, access_log: bool = True) -> None:
+    def __init__(
+        self, app: ASGIApp, *, access_log: bool = True, quiet_paths: frozenset[str] = frozenset()
+    ) -> None:
         self.app = app
         self.access_log = access_log
+        #: Paths logged at ``debug`` only (health checks polled every second).
+        self.quiet_paths = quiet_paths
         self._logger = logging.getLogger(ACCESS_LOGGER)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -224,7 +228,9 @@ class RequestIdMiddleware:
         path = str(scope.get("root_path", "")) + str(scope.get("path", ""))
         client = scope.get("client")
         address = client[0] if client else None
-        self._logger.info(
+        level = logging.DEBUG if path in self.quiet_paths else logging.INFO
+        self._logger.log(
+            level,
             "%s %s %s %.1fms",
             method,
             path,
