@@ -4,12 +4,17 @@ as a table or JSON; ``--since`` takes durations and dates."""
 from __future__ import annotations
 
 import json
+import queue
+import subprocess
+import threading
+from pathlib import Path
 
 import pytest
 
 from authserver.context import AuthServer
 from authserver.storage.audit import record_event
 from authserver.storage.audit_query import parse_since
+from tests.support.charter_process import CHARTER, charter_env
 from tests.support.cli_runner import Charter
 from tests.support.factories import create_user
 
@@ -81,3 +86,48 @@ def test_audit_list_table_and_errors(cli: Charter, server: AuthServer) -> None:
 def test_parse_since(value: str, expected: int) -> None:
     now = 10_000 if "h" in value else 1000
     assert parse_since(value, now) == expected
+
+
+def test_audit_tail_prints_the_last_events_then_new_ones(
+    cli: Charter, server: AuthServer, tmp_path: Path
+) -> None:
+    add_events(server, create_user(server, "alice").id)
+    command = [
+        *CHARTER,
+        "--data-dir",
+        str(cli.data_dir),
+        "--database-url",
+        cli.database_url,
+        "audit",
+        "tail",
+        "--json",
+        "--lines",
+        "1",
+        "--interval",
+        "0.2",
+    ]
+    with (tmp_path / "tail.stderr").open("w") as errors:
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=errors, text=True, env=charter_env()
+        )
+    lines: queue.Queue[str] = queue.Queue()
+    assert process.stdout is not None
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stdout or []])
+    reader.start()
+    try:
+        try:
+            first = json.loads(lines.get(timeout=20))
+        except queue.Empty:
+            raise AssertionError((tmp_path / "tail.stderr").read_text()) from None
+        assert (first["event"], first["client_id"]) == ("token_issued", "c2")
+        with server.database.transaction() as session:
+            record_event(session, "admin_revoked", at=server.now(), target="x")
+        second = json.loads(lines.get(timeout=60))
+        assert second["event"] == "admin_revoked"
+        assert second["detail"] == {"target": "x"}
+        assert lines.empty()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        reader.join(timeout=10)
+        process.stdout.close()
