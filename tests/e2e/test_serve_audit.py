@@ -1,21 +1,19 @@
 """``charter audit list --json`` after a scripted OAuth flow against ``charter serve --workers 2``
 on PostgreSQL: each security event of the flow once, with the client's address and the request
 id that the access log shows; no token, code or password in any field (S92).
-``charter audit tail --json`` prints new events as they are recorded."""
+"""
 
 from __future__ import annotations
 
 import json
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.charter_process import CHARTER, CharterProcess, charter_env, run_charter
+from tests.support.charter_process import CharterProcess, charter_env, run_charter
 from tests.support.database import POSTGRES_ENV, postgres_base_url, scratch_postgres_database
 from tests.support.oauth_flow import Tokens, obtain_tokens
 
