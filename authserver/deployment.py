@@ -11,8 +11,9 @@ This is the only module that imports both :mod:`authserver` and :mod:`resourcese
    (no HTTP hop), the authorization server's access-token revocation view, and the key that
    seals MCP 2026-07-28 ``requestState`` (HKDF of the key-encryption key, so every worker
    sharing ``CHARTER_KEY_ENCRYPTION_KEY`` opens what another sealed);
-4. mounts the authorization server's routes and the resource server's app on one origin,
-   behind the request-id/access-log middleware (:func:`build_deployment`).
+4. mounts the health endpoints (``/healthz``, ``/readyz``), the authorization server's routes
+   and the resource server's app on one origin, behind the request-id/access-log middleware
+   (:func:`build_deployment`).
 
 :func:`create_deployment_app` is the zero-argument factory uvicorn workers import
 (``authserver.deployment:create_deployment_app``); it reads ``CHARTER_*`` environment variables.
@@ -48,6 +49,7 @@ from authserver.endpoints.metadata import WELL_KNOWN, metadata_document
 from authserver.oauth.tokens import AccessTokenRevocationView
 from authserver.ops.clean_exit import chain_exit_signals
 from authserver.ops.gc_tuning import tune_for_serving
+from authserver.ops.health import QUIET_PATHS, Readiness, health_routes
 from authserver.ops.logging_setup import RequestIdMiddleware
 from authserver.ops.maintenance import maintenance_loop
 from authserver.storage.models import User
@@ -230,13 +232,14 @@ def build_deployment(
             await run_in_threadpool(server.database.dispose)
 
     routes = [
+        *health_routes(Readiness(server)),
         *authserver_routes(server),
         *metadata_aliases(server, resource_settings.resource_path),
         Mount("/", app=resource_app),
     ]
     app = DirectPaths(
         routes=routes,
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=[Middleware(RequestIdMiddleware, quiet_paths=QUIET_PATHS)],
         exception_handlers=dict(EXCEPTION_HANDLERS),
         lifespan=lifespan,
     )
