@@ -10,8 +10,11 @@ provider (the client's ``redirect_uri``) without following it.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
+import secrets
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -19,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -171,3 +175,56 @@ class ProviderUser:
             data.update(login=self.login, password=self.password)
         action = page.url.join(form.attrs.get("action") or str(page.url))
         return await self._http.post(action, data=data, follow_redirects=False)
+
+
+async def authorization_code_token(
+    provider: OidcProvider, resource: str, scope: str, login: str = "alice"
+) -> dict[str, Any]:
+    """A public client registered at the provider (RFC 7591) runs the authorization code grant
+    with PKCE and ``resource`` (RFC 8707) while ``login`` signs in; the token response."""
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    redirect_uri = "http://127.0.0.1:53682/callback"
+    user = ProviderUser(login)
+    async with httpx.AsyncClient(timeout=30) as http:
+        registered = await http.post(
+            provider.issuer + "/reg",
+            json={
+                "redirect_uris": [redirect_uri],
+                "token_endpoint_auth_method": "none",
+                "grant_types": ["authorization_code"],
+                "response_types": ["code"],
+            },
+        )
+        assert registered.status_code == 201, registered.text
+        client_id = registered.json()["client_id"]
+        query = {
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": redirect_uri,
+            "scope": scope,
+            "resource": resource,
+            "state": secrets.token_urlsafe(16),
+            "code_challenge": challenge.decode().rstrip("="),
+            "code_challenge_method": "S256",
+        }
+        try:
+            redirect = await user.authorize(f"{provider.issuer}/auth?{urlencode(query)}")
+        finally:
+            await user.aclose()
+        assert redirect.params.get("state") == query["state"], redirect
+        answer = await http.post(
+            provider.issuer + "/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": redirect.params["code"],
+                "redirect_uri": redirect_uri,
+                "client_id": client_id,
+                "code_verifier": verifier,
+                "resource": resource,
+            },
+        )
+    assert answer.status_code == 200, answer.text
+    tokens = answer.json()
+    assert isinstance(tokens, dict)
+    return tokens
