@@ -24,6 +24,7 @@ from mcp.client.client import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
 from pydantic import AnyUrl
+from sqlalchemy import create_engine, inspect
 
 from tests.support.charter_process import CharterProcess, charter_env, run_charter
 from tests.support.live import free_port
@@ -189,3 +190,22 @@ async def test_s80_a_token_of_node_oidc_provider_for_another_audience_is_refused
     # The same client's token for this resource: its JWT names the client as `sub` (RFC 9068
     # §2.2) and is accepted; its introspection answer names no subject, and is refused.
     assert same_client_ours.status_code == (200 if access_token_format == "jwt" else 401)
+
+
+async def test_two_workers_on_postgresql_serve_behind_node_oidc_provider(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    extra = ("--workers", "2", "--database-url", postgres_url)
+    with external_deployment(tmp_path, "opaque", *extra) as (provider, charter):
+        storage, _observed, calls = await sign_in_and_call_tools(provider, charter)
+    assert calls["whoami"]["subject"] == "alice"
+    assert calls["listed"]["notes"][0]["title"] == "t"
+    assert storage.tokens is not None
+    engine = create_engine(postgres_url)
+    try:
+        tables = set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    assert "rs_mcp_sessions" in tables and "rs_notes" in tables
+    # No embedded authorization server: none of its tables (clients, users, tokens, keys).
+    assert {name for name in tables if not name.startswith("rs_")} == set()
