@@ -73,8 +73,8 @@ class JwtTokenVerifier:
     With ``plain_jwt`` (tokens of an external issuer), a JWT access token without RFC 9068's
     ``typ`` is accepted too (``typ`` ``JWT`` or absent) when every claim check passes: the
     ``aud`` check is what keeps an ID token or a token for another resource out. Its client is
-    ``client_id`` or else ``azp``; its scopes ``scope`` or else ``scp`` (a string or a list);
-    without a ``jti`` the token's digest names it.
+    ``client_id``, else ``azp`` or ``cid``; its scopes ``scope`` or else ``scp`` (a string or
+    a list); without a ``jti`` the token's digest names it.
 
     :meth:`verify` raises :class:`InvalidTokenError` for every bad token, and
     :class:`resourceserver.jwks.KeySourceError` only when no key set was ever obtained.
@@ -223,9 +223,9 @@ def _principal(claims: dict[str, Any]) -> Principal:
 
 
 def plain_jwt_principal(claims: dict[str, Any], digest: bytes) -> Principal:
-    """The caller a plain JWT (or an introspection answer) names: ``client_id`` or ``azp``,
-    ``scope`` or ``scp``, ``jti`` or the token's digest."""
-    client = claims.get("client_id") or claims.get("azp") or ""
+    """The caller a plain JWT (or an introspection answer) names: ``client_id``, ``azp`` or
+    ``cid`` (Okta), ``scope`` or ``scp`` (Entra ID, Okta), ``jti`` or the token's digest."""
+    client = claims.get("client_id") or claims.get("azp") or claims.get("cid") or ""
     token_id = claims.get("jti") or "sha256:" + digest.hex()
     if not isinstance(client, str) or not isinstance(token_id, str):
         raise InvalidTokenError(_MALFORMED, detail="client_id/azp/jti not a string")
