@@ -209,3 +209,24 @@ async def test_two_workers_on_postgresql_serve_behind_node_oidc_provider(
     assert "rs_mcp_sessions" in tables and "rs_notes" in tables
     # No embedded authorization server: none of its tables (clients, users, tokens, keys).
     assert {name for name in tables if not name.startswith("rs_")} == set()
+
+
+async def test_new_signing_keys_of_the_provider_are_picked_up_without_a_restart(
+    tmp_path: Path,
+) -> None:
+    """The provider restarts with new keys (its issuer unchanged): Charter's cached JWKS lacks
+    the new ``kid``, so it re-reads the JWKS once and accepts the new tokens."""
+    provider_port, port = free_port(), free_port()
+    mcp_url = f"http://127.0.0.1:{port}/mcp"
+    resources = {mcp_url: SCOPES}
+    with run_oidc_provider(resources, port=provider_port) as provider:
+        args = ("--authorization-server", provider.issuer)
+        with run_charter(tmp_path / "data", *args, port=port, ready_path=PRM_PATH) as charter:
+            before = await mcp_status(charter, await provider.client_credentials_token(mcp_url))
+            provider.process.terminate()
+            provider.process.wait(timeout=10)
+            with run_oidc_provider(resources, port=provider_port) as rotated:
+                token = await rotated.client_credentials_token(mcp_url)
+                after = await mcp_status(charter, token)
+    assert before.status_code == 200
+    assert after.status_code == 200, after.text

@@ -89,11 +89,12 @@ def run_oidc_provider(
     access_token_format: str = "jwt",
     clients: list[dict[str, Any]] | None = None,
     ttl: dict[str, int] | None = None,
+    port: int = 0,
 ) -> Iterator[OidcProvider]:
     """Start the provider issuing tokens for ``resources`` (URL → scope words); stop it after."""
     node, entry = install_paths()
     options = {
-        "port": 0,
+        "port": port,
         "accessTokenFormat": access_token_format,
         "resources": resources,
         "clients": [resource_client(), *(clients or [])],
