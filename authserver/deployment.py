@@ -11,8 +11,9 @@ This is the only module that imports both :mod:`authserver` and :mod:`resourcese
    (no HTTP hop), the authorization server's access-token revocation view, and the key that
    seals MCP 2026-07-28 ``requestState`` (HKDF of the key-encryption key, so every worker
    sharing ``CHARTER_KEY_ENCRYPTION_KEY`` opens what another sealed);
-4. mounts the authorization server's routes and the resource server's app on one origin,
-   behind the request-id/access-log middleware (:func:`build_deployment`).
+4. mounts the health endpoints (``/healthz``, ``/readyz``), the authorization server's routes
+   and the resource server's app on one origin, behind the request-id/access-log middleware
+   (:func:`build_deployment`).
 
 With ``authorization_server`` set (resource-server-only mode), :func:`build_resource_only`
 builds the MCP server alone in front of that issuer: no authorization-server routes, tables or
@@ -53,6 +54,8 @@ from authserver.endpoints.metadata import WELL_KNOWN, metadata_document
 from authserver.federation.outbound import GuardedFetcher, external_fetch_policy
 from authserver.oauth.tokens import AccessTokenRevocationView
 from authserver.ops.clean_exit import chain_exit_signals
+from authserver.ops.gc_tuning import tune_for_serving
+from authserver.ops.health import QUIET_PATHS, Readiness, health_routes
 from authserver.ops.logging_setup import RequestIdMiddleware
 from authserver.ops.maintenance import maintenance_loop
 from authserver.storage.db import make_engine
@@ -61,6 +64,7 @@ from authserver.storage.schema import MIGRATION_LOCK_KEY, prepare_database
 from authserver.storage.signing_keys import load_key_encryption_key
 from resourceserver import storage as resource_storage
 from resourceserver.app import create_app as create_resource_app
+from resourceserver.direct import DirectPaths
 from resourceserver.external.introspection import IntrospectionVerifier
 from resourceserver.external.issuer import ExternalIssuer
 from resourceserver.external.verifier import ExternalTokenVerifier
@@ -102,8 +106,8 @@ class Deployment:
     resource_settings: ResourceServerSettings
     registry: Registry
     #: The resource server's own app, mounted at ``/`` inside :attr:`app`.
-    resource_app: Starlette
-    app: Starlette
+    resource_app: DirectPaths
+    app: DirectPaths
     #: Ends open SSE streams at once (clients resume elsewhere with ``Last-Event-ID``) while
     #: running requests finish; called on SIGTERM/SIGINT before uvicorn drains connections.
     begin_drain: Callable[[], None]
@@ -182,11 +186,13 @@ def build_deployment(
     server: AuthServer | None = None,
     registry: Registry | None = None,
     drain_on_signals: bool = False,
+    tune_gc: bool = False,
 ) -> Deployment:
     """Wire the authorization server and the MCP server into one app (schema must be ready).
 
     With ``drain_on_signals``, the app's lifespan chains a SIGTERM/SIGINT handler (main thread
-    only) that ends SSE streams before uvicorn's own graceful shutdown.
+    only) that ends SSE streams before uvicorn's own graceful shutdown. With ``tune_gc`` (a
+    serving worker, not a test), start-up ends with :func:`tune_for_serving`.
     """
     server = server or AuthServer.build(settings)
     resource_settings = resource_settings_for(settings)
@@ -221,6 +227,8 @@ def build_deployment(
         )
         try:
             async with resource_app.router.lifespan_context(resource_app):
+                if tune_gc:
+                    tune_for_serving()
                 yield
         finally:
             if housekeeping is not None:
@@ -232,17 +240,21 @@ def build_deployment(
             await run_in_threadpool(server.database.dispose)
 
     routes = [
+        *health_routes(Readiness(server)),
         *authserver_routes(server),
         *metadata_aliases(server, resource_settings.resource_path),
         Mount("/", app=resource_app),
     ]
-    app = Starlette(
+    app = DirectPaths(
         routes=routes,
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=[Middleware(RequestIdMiddleware, quiet_paths=QUIET_PATHS)],
         exception_handlers=dict(EXCEPTION_HANDLERS),
         lifespan=lifespan,
     )
     app.state.deployment_settings = settings
+    # The MCP path: the access log, then the resource server's own direct stack (no routers).
+    mcp_path = resource_settings.resource_path
+    app.direct[mcp_path] = RequestIdMiddleware(resource_app.direct[mcp_path])
     return Deployment(
         settings=settings,
         server=server,
@@ -330,6 +342,7 @@ def build_resource_only(
     engine: Engine | None = None,
     registry: Registry | None = None,
     drain_on_signals: bool = False,
+    tune_gc: bool = False,
 ) -> ResourceOnlyDeployment:
     """The protected MCP server in front of ``settings.authorization_server`` (tables ready)."""
     engine = engine if engine is not None else make_engine(settings.database_url)
@@ -352,18 +365,22 @@ def build_resource_only(
         restore = chain_exit_signals(begin_drain) if drain_on_signals else None
         try:
             async with resource_app.router.lifespan_context(resource_app):
+                if tune_gc:
+                    tune_for_serving()
                 yield
         finally:
             if restore is not None:
                 restore()
             await run_in_threadpool(engine.dispose)
 
-    app = Starlette(
+    app = DirectPaths(
         routes=[Mount("/", app=resource_app)],
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=[Middleware(RequestIdMiddleware, quiet_paths=QUIET_PATHS)],
         lifespan=lifespan,
     )
     app.state.deployment_settings = settings
+    mcp_path = resource_settings.resource_path
+    app.direct[mcp_path] = RequestIdMiddleware(resource_app.direct[mcp_path])
     return ResourceOnlyDeployment(
         settings, engine, resource_settings, verifier, registry, app, begin_drain
     )
@@ -390,7 +407,10 @@ def create_deployment_app() -> Starlette:
     if settings.resource_only:
         engine = make_engine(settings.database_url)
         prepare_resource_database(engine)
-        return build_resource_only(settings, engine=engine, drain_on_signals=True).app
+        deployment = build_resource_only(
+            settings, engine=engine, drain_on_signals=True, tune_gc=True
+        )
+        return deployment.app
     server = AuthServer.build(settings)
     initialize(server, create_admin=False)
-    return build_deployment(settings, server=server, drain_on_signals=True).app
+    return build_deployment(settings, server=server, drain_on_signals=True, tune_gc=True).app

@@ -119,7 +119,7 @@ def _run_resource_only(settings: CharterSettings) -> int:
     sys.stdout.flush()
     if settings.workers == 1:
         deployment = build_resource_only(
-            settings, engine=engine, registry=registry, drain_on_signals=True
+            settings, engine=engine, registry=registry, drain_on_signals=True, tune_gc=True
         )
         return run_server(uvicorn.Config(deployment.app, **_uvicorn_args(settings)))
     engine.dispose()
@@ -153,7 +153,7 @@ def _run(settings: CharterSettings, server: AuthServer, registry: Registry) -> i
     config_args = _uvicorn_args(settings)
     if settings.workers == 1:
         deployment = build_deployment(
-            settings, server=server, registry=registry, drain_on_signals=True
+            settings, server=server, registry=registry, drain_on_signals=True, tune_gc=True
         )
         return run_server(uvicorn.Config(deployment.app, **config_args))
     server.database.dispose()
