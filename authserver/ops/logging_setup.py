@@ -1,9 +1,10 @@
 """Logging of a deployment: readable or JSON lines, a request id on each, secrets redacted.
 
 - :class:`RequestIdMiddleware` (plain ASGI) gives every HTTP request an id (a sane incoming
-  ``X-Request-ID`` or a fresh random one), keeps it in a :class:`~contextvars.ContextVar` for the
-  request's duration, echoes it in the response and writes one access line per request (method,
-  path without the query string, status, duration).
+  ``X-Request-ID`` or a fresh random one), keeps it and the client's address in context
+  variables for the request's duration (the audit trail records both), echoes the id in the
+  response and writes one access line per request (method, path without the query string,
+  status, duration); health-check paths only at ``debug``.
 - :class:`RequestIdFilter` copies the current id onto every record (``-`` outside a request).
 - :class:`RedactingFilter` rewrites every record's message, arguments and exception text so that
   bearer credentials, JWTs, long opaque tokens and ``secret=value`` pairs never reach a handler
@@ -28,9 +29,12 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authserver.config.settings import LogFormat
+from authserver.endpoints.client_address import normalized_ip
 
 #: The id of the request being served (None outside a request).
 REQUEST_ID: ContextVar[str | None] = ContextVar("charter_request_id", default=None)
+#: The client address of the request being served, normalized (None outside a request).
+CLIENT_ADDRESS: ContextVar[str | None] = ContextVar("charter_client_address", default=None)
 
 REQUEST_ID_HEADER = "x-request-id"
 _INCOMING_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -215,9 +219,13 @@ class RequestIdMiddleware:
     It never buffers the body, so Server-Sent Events streams pass through unchanged.
     """
 
-    def __init__(self, app: ASGIApp, *, access_log: bool = True) -> None:
+    def __init__(
+        self, app: ASGIApp, *, access_log: bool = True, quiet_paths: frozenset[str] = frozenset()
+    ) -> None:
         self.app = app
         self.access_log = access_log
+        #: Paths logged at ``debug`` only (health checks polled every second).
+        self.quiet_paths = quiet_paths
         self._logger = logging.getLogger(ACCESS_LOGGER)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -226,6 +234,8 @@ class RequestIdMiddleware:
             return
         request_id = _incoming_request_id(scope) or secrets.token_hex(8)
         token = REQUEST_ID.set(request_id)
+        peer = scope.get("client")
+        address_token = CLIENT_ADDRESS.set(normalized_ip(peer[0]) if peer and peer[0] else None)
         started = time.perf_counter()
         status = 500
 
@@ -248,6 +258,7 @@ class RequestIdMiddleware:
             if self.access_log:
                 self._log_access(scope, status, started)
             REQUEST_ID.reset(token)
+            CLIENT_ADDRESS.reset(address_token)
 
     def _log_access(self, scope: Scope, status: int, started: float) -> None:
         if not self._logger.isEnabledFor(logging.INFO):
@@ -258,7 +269,9 @@ class RequestIdMiddleware:
         head, path = access_head(method, str(scope.get("root_path", "")) + str(scope["path"]))
         client = scope.get("client")
         address = client[0] if client else None
-        self._logger.info(
+        level = logging.DEBUG if path in self.quiet_paths else logging.INFO
+        self._logger.log(
+            level,
             "%s %s %.1fms",
             head,
             status,

@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, inspect, text
+from sqlalchemy.exc import DBAPIError
+
+from authserver.storage.crypto import new_id
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -35,6 +38,10 @@ class DatabaseNotReadyError(RuntimeError):
 
 class UnversionedDatabaseError(DatabaseNotReadyError):
     """The database has Charter's tables but no Alembic revision (made without migrations)."""
+
+
+class DatabaseNotWritableError(DatabaseNotReadyError):
+    """The database can be read but not written (read-only file, folder, mount or role)."""
 
 
 class MigrationRefusedError(DatabaseNotReadyError):
@@ -134,6 +141,22 @@ def at_packaged_head(engine: Engine) -> bool:
             return False
         rows = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).all()  # noqa: S608
     return [row[0] for row in rows] == [head]
+
+
+def check_writable(engine: Engine) -> None:
+    """Make a table and roll it back: a database Charter cannot write stops the start (S97)."""
+    probe = f"charter_write_probe_{new_id()[:12]}"
+    try:
+        with engine.connect() as connection, connection.begin() as transaction:
+            connection.execute(text(f"CREATE TABLE {probe} (x INTEGER)"))
+            transaction.rollback()
+    except DBAPIError as exc:
+        url = engine.url.render_as_string(hide_password=True)
+        raise DatabaseNotWritableError(
+            f"cannot write to the database {url} ({exc.orig}). Charter needs a database it can "
+            "write: check the file's and its folder's permissions and attributes (chattr), the "
+            "mount and free space, or the database role's rights."
+        ) from exc
 
 
 def prepare_database(engine: Engine) -> None:
