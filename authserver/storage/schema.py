@@ -3,21 +3,26 @@
 The migrations are found through the installed ``migrations`` package, never the working
 directory. Upgrades are idempotent and safe when several workers start at once: SQLite takes
 its write lock first (``BEGIN IMMEDIATE``), PostgreSQL an advisory transaction lock.
+
+Alembic is imported only when it has work to do: a start-up on a database already at the
+packaged head (read from the revision files' ``revision``/``down_revision`` lines and the
+``alembic_version`` row) does not load it, which keeps about 10 MB out of every serving worker.
 """
 
 from __future__ import annotations
 
+import re
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import DBAPIError
 
 from authserver.storage.crypto import new_id
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 #: Key of the PostgreSQL advisory lock held while migrating (same as in ``migrations/env.py``).
 MIGRATION_LOCK_KEY = 727402
@@ -50,6 +55,8 @@ def migrations_path() -> Path:
 
 def alembic_config(database_url: str | None = None) -> Config:
     """An Alembic configuration pointing at the packaged migrations (no ini file)."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(migrations_path()))
     config.set_main_option("path_separator", "os")
@@ -60,6 +67,8 @@ def alembic_config(database_url: str | None = None) -> Config:
 
 def head_revision() -> str | None:
     """The newest revision of the packaged migrations."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
@@ -68,10 +77,14 @@ def current_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
         if not inspect(connection).has_table(VERSION_TABLE):
             return None
+        from alembic.runtime.migration import MigrationContext
+
         return MigrationContext.configure(connection).get_current_revision()
 
 
 def _run(engine: Engine, revision: str, *, downgrade: bool) -> None:
+    from alembic import command
+
     config = alembic_config()
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
@@ -103,6 +116,33 @@ def downgrade(engine: Engine, revision: str) -> None:
     _run(engine, revision, downgrade=True)
 
 
+_REVISION_LINE = re.compile(r'^(down_revision|revision)\b[^=]*=\s*(?:"([^"]*)"|None)', re.M)
+
+
+def packaged_head() -> str | None:
+    """The single head of the revision files, read without Alembic; None when not one."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in (migrations_path() / "versions").glob("*.py"):
+        for name, value in _REVISION_LINE.findall(script.read_text(encoding="utf-8")):
+            if value:
+                (revisions if name == "revision" else parents).add(value)
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def at_packaged_head(engine: Engine) -> bool:
+    """True when the database's one ``alembic_version`` row names :func:`packaged_head`."""
+    head = packaged_head()
+    if head is None:
+        return False
+    with engine.connect() as connection:
+        if not inspect(connection).has_table(VERSION_TABLE):
+            return False
+        rows = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).all()  # noqa: S608
+    return [row[0] for row in rows] == [head]
+
+
 def check_writable(engine: Engine) -> None:
     """Make a table and roll it back: a database Charter cannot write stops the start (S97)."""
     probe = f"charter_write_probe_{new_id()[:12]}"
@@ -121,6 +161,8 @@ def check_writable(engine: Engine) -> None:
 
 def prepare_database(engine: Engine) -> None:
     """Create or upgrade every table of Charter (idempotent; cheap when already at head)."""
+    if at_packaged_head(engine):
+        return
     head = head_revision()
     if head is not None and current_revision(engine) == head:
         return

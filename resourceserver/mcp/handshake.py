@@ -153,7 +153,7 @@ class HandshakeEra:
     async def _first_item(self, stream: RequestStream) -> Item:
         """The first thing to send; a handler silent for too long gets an SSE stream."""
         try:
-            return await asyncio.wait_for(stream.queue.get(), self.timing.json_wait)
+            return await stream.first(self.timing.json_wait)
         except TimeoutError:
             await stream.upgrade()
             return await stream.queue.get()

@@ -68,6 +68,8 @@ class RequestStream:
         self.stream_id: str | None = None
         #: The first thing to send: the JSON answer, or the priming event once streaming.
         self.queue: asyncio.Queue[Item] = asyncio.Queue()
+        #: While :meth:`first` waits: the first item goes here (a future costs no extra task).
+        self._first: asyncio.Future[Item] | None = None
         #: True once the final response was queued or logged (or the response was closed).
         self.finished = False
         #: Set when the SSE response must end without a logged final event.
@@ -80,7 +82,21 @@ class RequestStream:
         self.stream_id = new_stream_id()
         event_id = await self.log.append(self.session_id, self.stream_id, "", final=False)
         self.claim = StoredEvent(event_id, "", final=False).row
-        self.queue.put_nowait(Item(None, event_id))
+        self._put(Item(None, event_id))
+
+    def _put(self, item: Item) -> None:
+        if self._first is not None and not self._first.done():
+            self._first.set_result(item)
+        else:
+            self.queue.put_nowait(item)
+
+    async def first(self, timeout: float) -> Item:
+        """The first item, waiting at most ``timeout`` seconds (then TimeoutError; later
+        items go to :attr:`queue`)."""
+        if not self.queue.empty():
+            return self.queue.get_nowait()
+        self._first = asyncio.get_running_loop().create_future()
+        return await asyncio.wait_for(self._first, timeout)
 
     async def send(self, message: JsonObject, *, final: bool = False) -> None:
         """Queue (or log, once streaming) one message; ``final`` ends the response."""
@@ -88,7 +104,7 @@ class RequestStream:
             if self.stream_id is None:
                 if final:
                     self.finished = True
-                    self.queue.put_nowait(Item(message, final=True))
+                    self._put(Item(message, final=True))
                     return
                 await self._open()
             assert self.stream_id is not None  # noqa: S101 - set by _open
@@ -107,7 +123,7 @@ class RequestStream:
             return
         self.finished = True
         if self.stream_id is None:
-            self.queue.put_nowait(Item(fallback, final=True))
+            self._put(Item(fallback, final=True))
         else:
             self.closed.set()
             self.log.bus.notify(self.log.key(self.session_id, self.stream_id))

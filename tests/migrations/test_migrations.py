@@ -23,6 +23,7 @@ from authserver.storage.schema import (
     current_revision,
     downgrade,
     head_revision,
+    packaged_head,
     prepare_database,
 )
 from resourceserver.storage import metadata as resource_metadata
@@ -72,6 +73,28 @@ def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Eng
 
 def test_head_is_the_newest_revision() -> None:
     assert head_revision() == "0009"
+
+
+def test_packaged_head_read_without_alembic_is_alembics_head() -> None:
+    assert packaged_head() == head_revision()
+
+
+def test_a_start_on_a_current_database_does_not_load_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'current.db'}"
+    engine = make_engine(url)
+    prepare_database(engine)
+    engine.dispose()
+    code = (
+        "import sys\n"
+        "from authserver.storage.db import make_engine\n"
+        "from authserver.storage.schema import prepare_database\n"
+        f"prepare_database(make_engine({url!r}))\n"
+        "print('alembic' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "False"
 
 
 def test_upgrade_on_empty_database_matches_the_models(empty_engine: Engine) -> None:
