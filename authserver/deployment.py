@@ -11,7 +11,8 @@ This is the only module that imports both :mod:`authserver` and :mod:`resourcese
    (no HTTP hop), the authorization server's access-token revocation view, and the key that
    seals MCP 2026-07-28 ``requestState`` (HKDF of the key-encryption key, so every worker
    sharing ``CHARTER_KEY_ENCRYPTION_KEY`` opens what another sealed);
-4. mounts the health endpoints (``/healthz``, ``/readyz``), the authorization server's routes
+4. mounts the health endpoints (``/healthz``, ``/readyz``), the metrics (``/metrics``,
+   :mod:`authserver.ops.metrics`), the authorization server's routes
    and the resource server's app on one origin, behind the request-id/access-log middleware
    (:func:`build_deployment`).
 
@@ -51,6 +52,7 @@ from authserver.ops.clean_exit import chain_exit_signals
 from authserver.ops.health import QUIET_PATHS, Readiness, health_routes
 from authserver.ops.logging_setup import RequestIdMiddleware
 from authserver.ops.maintenance import maintenance_loop
+from authserver.ops.metrics import MetricsMiddleware, RouteLabels, metrics_routes, watch_pool
 from authserver.storage.models import User
 from authserver.storage.schema import prepare_database
 from authserver.storage.signing_keys import load_key_encryption_key
@@ -225,15 +227,20 @@ def build_deployment(
                 restore()
             await run_in_threadpool(server.database.dispose)
 
+    watch_pool(server.database.engine)
     routes = [
         *health_routes(Readiness(server)),
+        *metrics_routes(settings),
         *authserver_routes(server),
         *metadata_aliases(server, resource_settings.resource_path),
         Mount("/", app=resource_app),
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(RequestIdMiddleware, quiet_paths=QUIET_PATHS)],
+        middleware=[
+            Middleware(RequestIdMiddleware, quiet_paths=QUIET_PATHS),
+            Middleware(MetricsMiddleware, routes=RouteLabels(routes)),
+        ],
         exception_handlers=dict(EXCEPTION_HANDLERS),
         lifespan=lifespan,
     )

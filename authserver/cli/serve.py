@@ -16,8 +16,12 @@ completed drain exits 0 (:mod:`authserver.ops.clean_exit`). Behind a load balanc
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -29,6 +33,9 @@ from authserver.config.options import settings_options
 from authserver.config.settings import CharterSettings
 from authserver.ops.clean_exit import run_server, run_workers
 from authserver.ops.logging_setup import configure_logging, logging_config
+
+#: Where prometheus-client's multiprocess mode keeps every worker's values.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 if TYPE_CHECKING:
     from authserver.context import AuthServer
@@ -112,7 +119,24 @@ def _run(settings: CharterSettings, server: AuthServer, registry: Registry) -> i
     server.database.dispose()
     os.environ.update(settings.environment())  # how the workers receive the settings
     config = uvicorn.Config(FACTORY, factory=True, workers=settings.workers, **config_args)
-    return run_workers(config)
+    with worker_metrics_folder():
+        return run_workers(config)
+
+
+@contextlib.contextmanager
+def worker_metrics_folder() -> Iterator[None]:
+    """A fresh ``PROMETHEUS_MULTIPROC_DIR`` for the workers' metrics (unless the operator set
+    one), removed when they have stopped."""
+    if os.environ.get(MULTIPROC_ENV):
+        yield
+        return
+    folder = tempfile.mkdtemp(prefix="charter-metrics-")
+    os.environ[MULTIPROC_ENV] = folder
+    try:
+        yield
+    finally:
+        del os.environ[MULTIPROC_ENV]
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _announce(settings: CharterSettings, password: str | None) -> None:
