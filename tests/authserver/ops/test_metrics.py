@@ -96,13 +96,13 @@ async def test_s91_labels_hold_route_templates_and_no_client_ids(
     )
     assert registered_delta == 20
     posts = ("charter_http_requests_total", {"route": "/register", "method": "POST"})
-    assert value(after, posts[0], status="201", **posts[1]) - value(
-        before, posts[0], status="201", **posts[1]
-    ) == 20
-    assert value(after, "charter_http_requests_total", route="other", method="GET", status="404")
-    assert value(
-        after, "charter_token_grants_total", grant_type="other", outcome="invalid_client"
+    assert (
+        value(after, posts[0], status="201", **posts[1])
+        - value(before, posts[0], status="201", **posts[1])
+        == 20
     )
+    assert value(after, "charter_http_requests_total", route="other", method="GET", status="404")
+    assert value(after, "charter_token_grants_total", grant_type="other", outcome="invalid_client")
     routes = {
         dict(labels).get("route")
         for name, labels in samples(after)
