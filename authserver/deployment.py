@@ -49,6 +49,7 @@ from authserver.endpoints.cors import allow_cors
 from authserver.endpoints.metadata import WELL_KNOWN, metadata_document
 from authserver.oauth.tokens import AccessTokenRevocationView
 from authserver.ops.clean_exit import chain_exit_signals
+from authserver.ops.gc_tuning import tune_for_serving
 from authserver.ops.health import QUIET_PATHS, Readiness, health_routes
 from authserver.ops.logging_setup import RequestIdMiddleware
 from authserver.ops.maintenance import maintenance_loop
@@ -57,6 +58,7 @@ from authserver.storage.models import User
 from authserver.storage.schema import prepare_database
 from authserver.storage.signing_keys import load_key_encryption_key
 from resourceserver.app import create_app as create_resource_app
+from resourceserver.direct import DirectPaths
 from resourceserver.jwks import CallbackKeySource
 from resourceserver.mcp.registry import Registry, ToolModuleError, load_tool_modules
 from resourceserver.mcp.request_state import derive_key
@@ -95,8 +97,8 @@ class Deployment:
     resource_settings: ResourceServerSettings
     registry: Registry
     #: The resource server's own app, mounted at ``/`` inside :attr:`app`.
-    resource_app: Starlette
-    app: Starlette
+    resource_app: DirectPaths
+    app: DirectPaths
     #: Ends open SSE streams at once (clients resume elsewhere with ``Last-Event-ID``) while
     #: running requests finish; called on SIGTERM/SIGINT before uvicorn drains connections.
     begin_drain: Callable[[], None]
@@ -174,11 +176,13 @@ def build_deployment(
     server: AuthServer | None = None,
     registry: Registry | None = None,
     drain_on_signals: bool = False,
+    tune_gc: bool = False,
 ) -> Deployment:
     """Wire the authorization server and the MCP server into one app (schema must be ready).
 
     With ``drain_on_signals``, the app's lifespan chains a SIGTERM/SIGINT handler (main thread
-    only) that ends SSE streams before uvicorn's own graceful shutdown.
+    only) that ends SSE streams before uvicorn's own graceful shutdown. With ``tune_gc`` (a
+    serving worker, not a test), start-up ends with :func:`tune_for_serving`.
     """
     server = server or AuthServer.build(settings)
     resource_settings = resource_settings_for(settings)
@@ -217,6 +221,8 @@ def build_deployment(
         )
         try:
             async with resource_app.router.lifespan_context(resource_app):
+                if tune_gc:
+                    tune_for_serving()
                 yield
         finally:
             if housekeeping is not None:
@@ -235,7 +241,7 @@ def build_deployment(
         *metadata_aliases(server, resource_settings.resource_path),
         Mount("/", app=resource_app),
     ]
-    app = Starlette(
+    app = DirectPaths(
         routes=routes,
         middleware=[
             Middleware(RequestIdMiddleware, quiet_paths=QUIET_PATHS),
@@ -245,6 +251,9 @@ def build_deployment(
         lifespan=lifespan,
     )
     app.state.deployment_settings = settings
+    # The MCP path: the access log, then the resource server's own direct stack (no routers).
+    mcp_path = resource_settings.resource_path
+    app.direct[mcp_path] = RequestIdMiddleware(resource_app.direct[mcp_path])
     return Deployment(
         settings=settings,
         server=server,
@@ -283,4 +292,4 @@ def create_deployment_app() -> Starlette:
     settings = CharterSettings()
     server = AuthServer.build(settings)
     initialize(server, create_admin=False)
-    return build_deployment(settings, server=server, drain_on_signals=True).app
+    return build_deployment(settings, server=server, drain_on_signals=True, tune_gc=True).app

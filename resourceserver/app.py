@@ -3,12 +3,12 @@
 
 Layers, outermost first: the Origin/Host guard (DNS rebinding), bearer authentication of the
 MCP path (RFC 6750, RFC 9728 challenges), then the routes: protected resource metadata
-(RFC 9728 §3) and the Streamable HTTP endpoint.
+(RFC 9728 §3) and the Streamable HTTP endpoint. Requests for the MCP path itself take the
+same layers without the router (:mod:`resourceserver.direct`).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -16,11 +16,10 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from resourceserver.auth import BearerAuthMiddleware, challenge_response
+from resourceserver.direct import DirectPaths, database_unavailable, mcp_stack
 from resourceserver.mcp.registry import Registry
 from resourceserver.mcp.request_state import RequestStateSealer
 from resourceserver.mcp.transport import McpEndpoint, TransportOptions
@@ -29,18 +28,6 @@ from resourceserver.origin import OriginGuard
 from resourceserver.settings import ResourceServerSettings
 from resourceserver.storage import Database
 from resourceserver.verifier import TokenVerifier
-
-logger = logging.getLogger("charter.resourceserver")
-
-
-async def database_unavailable(_request: Request, exc: Exception) -> Response:
-    """The session store is unreachable: 503 with ``Retry-After`` rather than a bare 500 (S61)."""
-    logger.error("database error on the MCP path: %s", type(exc).__name__)
-    return JSONResponse(
-        {"error": "temporarily_unavailable", "error_description": "try again shortly"},
-        status_code=503,
-        headers={"Retry-After": "5", "Cache-Control": "no-store"},
-    )
 
 
 def create_app(
@@ -51,7 +38,7 @@ def create_app(
     *,
     options: TransportOptions | None = None,
     request_state_keys: Sequence[bytes] | None = None,
-) -> Starlette:
+) -> DirectPaths:
     """Build the resource server. The engine's database must hold :mod:`resourceserver.storage`.
 
     ``request_state_keys`` seal the 2026-07-28 ``requestState`` (32 bytes each, the first
@@ -91,11 +78,13 @@ def create_app(
         Middleware(OriginGuard, settings=settings),
         Middleware(BearerAuthMiddleware, settings=settings, verifier=verifier),
     ]
-    app = Starlette(
+    app = DirectPaths(
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
         exception_handlers={DBAPIError: database_unavailable},
     )
     app.state.mcp_endpoint = endpoint
+    # The MCP path skips the router and Starlette's middleware (same layers, see direct.py).
+    app.direct[settings.resource_path] = mcp_stack(endpoint, settings, verifier)
     return app

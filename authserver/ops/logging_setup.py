@@ -74,10 +74,35 @@ def redact(text: str) -> str:
     return text
 
 
+#: Marks a record whose message and fields were built from redacted parts (access lines).
+PRE_REDACTED = "charter_pre_redacted"
+_ACCESS_HEADS: dict[tuple[str, str], tuple[str, str]] = {}
+_ACCESS_HEADS_MAX = 2048
+
+
+def access_head(method: str, path: str) -> tuple[str, str]:
+    """``redact("METHOD path")`` and the redacted path, remembered for the paths served most."""
+    key = (method, path)
+    found = _ACCESS_HEADS.get(key)
+    if found is None:
+        head = redact(f"{method} {path}")
+        found = head, head.partition(" ")[2]
+        if len(_ACCESS_HEADS) >= _ACCESS_HEADS_MAX:
+            _ACCESS_HEADS.clear()
+        _ACCESS_HEADS[key] = found
+    return found
+
+
 class RedactingFilter(logging.Filter):
-    """Rewrites each record so that no handler ever sees a token or a secret."""
+    """Rewrites each record so that no handler ever sees a token or a secret.
+
+    An access line is built from :func:`access_head` (already redacted) and numbers, and is
+    marked :data:`PRE_REDACTED`; it is not scanned again.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, PRE_REDACTED, False):
+            return True
         try:
             message = record.getMessage()
         except Exception:  # a broken format string must not hide the event
@@ -139,9 +164,16 @@ def _request_id_of(record: logging.LogRecord) -> str | None:
     return value if isinstance(value, str) and value != "-" else None
 
 
+_SECOND: list[tuple[int, str]] = [(-1, "")]
+
+
 def _timestamp(record: logging.LogRecord) -> str:
-    moment = datetime.fromtimestamp(record.created, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(record.msecs):03d}Z"
+    second = int(record.created)
+    cached_second, prefix = _SECOND[0]  # the formatted second, made once per second
+    if cached_second != second:
+        prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+        _SECOND[0] = (second, prefix)
+    return f"{prefix}{int(record.msecs):03d}Z"
 
 
 def logging_config(log_format: LogFormat = "text", level: str = "INFO") -> dict[str, Any]:
@@ -229,18 +261,19 @@ class RequestIdMiddleware:
             CLIENT_ADDRESS.reset(address_token)
 
     def _log_access(self, scope: Scope, status: int, started: float) -> None:
+        if not self._logger.isEnabledFor(logging.INFO):
+            return
         duration_ms = round((time.perf_counter() - started) * 1000, 1)
         method = str(scope.get("method", "-"))
         # The path only: query strings carry codes, states and sometimes tokens.
-        path = str(scope.get("root_path", "")) + str(scope.get("path", ""))
+        head, path = access_head(method, str(scope.get("root_path", "")) + str(scope["path"]))
         client = scope.get("client")
         address = client[0] if client else None
         level = logging.DEBUG if path in self.quiet_paths else logging.INFO
         self._logger.log(
             level,
-            "%s %s %s %.1fms",
-            method,
-            path,
+            "%s %s %.1fms",
+            head,
             status,
             duration_ms,
             extra={
@@ -249,6 +282,7 @@ class RequestIdMiddleware:
                 "status": status,
                 "duration_ms": duration_ms,
                 "client": address,
+                PRE_REDACTED: True,
             },
         )
 

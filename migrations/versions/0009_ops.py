@@ -28,9 +28,7 @@ def upgrade() -> None:
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.add_column(sa.Column("request_id", sa.String(length=64), nullable=True))
         batch_op.create_index(batch_op.f("ix_audit_events_subject"), ["subject"], unique=False)
-        batch_op.create_index(
-            batch_op.f("ix_audit_events_client_id"), ["client_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_audit_events_client_id"), ["client_id"], unique=False)
 
 
 def downgrade() -> None:
