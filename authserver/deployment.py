@@ -12,7 +12,7 @@ This is the only module that imports both :mod:`authserver` and :mod:`resourcese
    seals MCP 2026-07-28 ``requestState`` (HKDF of the key-encryption key, so every worker
    sharing ``CHARTER_KEY_ENCRYPTION_KEY`` opens what another sealed);
 4. mounts the health endpoints (``/healthz``, ``/readyz``), the metrics (``/metrics``,
-   :mod:`authserver.ops.metrics`), the authorization server's routes
+   :mod:`authserver.ops.metrics`), the home page, the authorization server's routes
    and the resource server's app on one origin, behind the request-id/access-log middleware
    (:func:`build_deployment`).
 
@@ -42,6 +42,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from authserver.accounts.users import new_user
+from authserver.browser.home import ExplainMcpToBrowsers, home_routes
 from authserver.config.settings import CharterSettings
 from authserver.context import AuthServer
 from authserver.endpoints.app import EXCEPTION_HANDLERS, authserver_routes
@@ -239,21 +240,25 @@ def build_deployment(
         *metrics_routes(settings),
         *authserver_routes(server),
         *metadata_aliases(server, resource_settings.resource_path),
-        Mount("/", app=resource_app),
+        *home_routes(server),
+        Mount("/", app=ExplainMcpToBrowsers(resource_app, server=server)),
     ]
+    route_labels = RouteLabels(routes)
     app = DirectPaths(
         routes=routes,
         middleware=[
             Middleware(RequestIdMiddleware, quiet_paths=QUIET_PATHS),
-            Middleware(MetricsMiddleware, routes=RouteLabels(routes)),
+            Middleware(MetricsMiddleware, routes=route_labels),
         ],
         exception_handlers=dict(EXCEPTION_HANDLERS),
         lifespan=lifespan,
     )
     app.state.deployment_settings = settings
-    # The MCP path: the access log, then the resource server's own direct stack (no routers).
+    # The MCP path: the access log, the metrics, the page for browsers, then the resource
+    # server's own direct stack (no routers).
     mcp_path = resource_settings.resource_path
-    app.direct[mcp_path] = RequestIdMiddleware(resource_app.direct[mcp_path])
+    mcp_stack = ExplainMcpToBrowsers(resource_app.direct[mcp_path], server=server)
+    app.direct[mcp_path] = RequestIdMiddleware(MetricsMiddleware(mcp_stack, routes=route_labels))
     return Deployment(
         settings=settings,
         server=server,
