@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from authserver.clients.redirect_uris import is_acceptable_redirect_uri
 from authserver.clients.store import load_client, prefetch_client
 from authserver.context import AuthServer
 from authserver.errors import (
@@ -122,11 +123,15 @@ def check_redirect_uri_once(checking: Checking) -> None:
 
 
 def check_redirect_uri(checking: Checking) -> None:
-    """``redirect_uri`` matches a registered one exactly, loopback ports aside (S1, S2, S3)."""
+    """``redirect_uri`` matches a registered one exactly, loopback ports aside (S1, S2, S3).
+
+    A registered URI that today's rules refuse (stored before them, S101) is never used.
+    """
     assert checking.client is not None  # noqa: S101 - ordering invariant
-    match = match_redirect_uri(
-        list(checking.client.redirect_uris or []), checking.single("redirect_uri")
-    )
+    registered = [
+        uri for uri in checking.client.redirect_uris or [] if is_acceptable_redirect_uri(uri)
+    ]
+    match = match_redirect_uri(registered, checking.single("redirect_uri"))
     if match is None:
         if checking.single("redirect_uri") is None:
             raise PageError(
