@@ -39,6 +39,7 @@ from authserver.storage import rate_limits
 from authserver.storage.audit import record_event
 from authserver.storage.crypto import hash_token, new_token, token_matches
 from authserver.storage.models import Client, ClientKind
+from authserver.text_input import NUL
 
 RATE_WINDOW_SECONDS = 60
 
@@ -161,9 +162,9 @@ def register_client(server: AuthServer, body: dict[str, Any], ip: str) -> dict[s
 
 
 def _authorised_client(server: AuthServer, session: Session, client_id: str, token: str) -> Client:
-    client = (
-        session.get(Client, client_id, with_for_update=True) if len(client_id) <= 2048 else None
-    )
+    # S102: an id with a NUL names no client (and must not reach SQL).
+    known_shape = len(client_id) <= 2048 and NUL not in client_id
+    client = session.get(Client, client_id, with_for_update=True) if known_shape else None
     stored = client.registration_token_hash if client is not None else None
     if client is None or client.kind != ClientKind.DYNAMIC or client.disabled:
         stored = None
