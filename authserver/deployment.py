@@ -11,7 +11,8 @@ This is the only module that imports both :mod:`authserver` and :mod:`resourcese
    (no HTTP hop), the authorization server's access-token revocation view, and the key that
    seals MCP 2026-07-28 ``requestState`` (HKDF of the key-encryption key, so every worker
    sharing ``CHARTER_KEY_ENCRYPTION_KEY`` opens what another sealed);
-4. mounts the health endpoints (``/healthz``, ``/readyz``), the authorization server's routes
+4. mounts the health endpoints (``/healthz``, ``/readyz``), the metrics (``/metrics``,
+   :mod:`authserver.ops.metrics`), the home page, the authorization server's routes
    and the resource server's app on one origin, behind the request-id/access-log middleware
    (:func:`build_deployment`).
 
@@ -46,6 +47,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from authserver.accounts.users import new_user
+from authserver.browser.home import ExplainMcpToBrowsers, home_routes
 from authserver.config.settings import CharterSettings
 from authserver.context import AuthServer
 from authserver.endpoints.app import EXCEPTION_HANDLERS, authserver_routes
@@ -58,6 +60,7 @@ from authserver.ops.gc_tuning import tune_for_serving
 from authserver.ops.health import QUIET_PATHS, Readiness, health_routes
 from authserver.ops.logging_setup import RequestIdMiddleware
 from authserver.ops.maintenance import maintenance_loop
+from authserver.ops.metrics import MetricsMiddleware, RouteLabels, metrics_routes, watch_pool
 from authserver.storage.db import make_engine
 from authserver.storage.models import User
 from authserver.storage.schema import MIGRATION_LOCK_KEY, check_writable, prepare_database
@@ -241,22 +244,31 @@ def build_deployment(
                 restore()
             await run_in_threadpool(server.database.dispose)
 
+    watch_pool(server.database.engine)
     routes = [
         *health_routes(Readiness(server)),
+        *metrics_routes(settings),
         *authserver_routes(server),
         *metadata_aliases(server, resource_settings.resource_path),
-        Mount("/", app=resource_app),
+        *home_routes(server),
+        Mount("/", app=ExplainMcpToBrowsers(resource_app, server=server)),
     ]
+    route_labels = RouteLabels(routes)
     app = DirectPaths(
         routes=routes,
-        middleware=[Middleware(RequestIdMiddleware, quiet_paths=QUIET_PATHS)],
+        middleware=[
+            Middleware(RequestIdMiddleware, quiet_paths=QUIET_PATHS),
+            Middleware(MetricsMiddleware, routes=route_labels),
+        ],
         exception_handlers=dict(EXCEPTION_HANDLERS),
         lifespan=lifespan,
     )
     app.state.deployment_settings = settings
-    # The MCP path: the access log, then the resource server's own direct stack (no routers).
+    # The MCP path: the access log, the metrics, the page for browsers, then the resource
+    # server's own direct stack (no routers).
     mcp_path = resource_settings.resource_path
-    app.direct[mcp_path] = RequestIdMiddleware(resource_app.direct[mcp_path])
+    mcp_stack = ExplainMcpToBrowsers(resource_app.direct[mcp_path], server=server)
+    app.direct[mcp_path] = RequestIdMiddleware(MetricsMiddleware(mcp_stack, routes=route_labels))
     return Deployment(
         settings=settings,
         server=server,

@@ -27,6 +27,7 @@ import httpx
 from joserfc.jwk import JWKRegistry, Key, KeySet
 
 from resourceserver.errors import McpError
+from resourceserver.metrics import JWKS_REFRESHES
 
 logger = logging.getLogger(__name__)
 
@@ -120,10 +121,12 @@ class _CachingKeySource:
             try:
                 keys = keyset_from_jwks(await self._load())
             except Exception as error:
+                JWKS_REFRESHES.labels("failed").inc()
                 if self._keys is None:
                     raise KeySourceError(f"could not load the JWKS: {error}") from error
                 logger.warning("JWKS reload failed, keeping the previous key set: %s", error)
                 return self._keys
+            JWKS_REFRESHES.labels("ok").inc()
             self._keys = keys
             self._loaded_at = self._clock()
             return keys

@@ -137,23 +137,29 @@ def follow(
     Each poll re-reads the last :data:`TAIL_OVERLAP_SECONDS` and prints what it has not
     printed yet, so an event committed after one with a larger id still shows.
     """
-    with server.database.transaction() as session:
-        for entry in records(session, where, lines) if lines else []:
-            show(entry, as_json)
-    seen: dict[int, int] = {}
-    first = True
-    while True:
+
+    def recent() -> AuditFilter:
         window = max(where.since or 0, server.now() - TAIL_OVERLAP_SECONDS)
-        recent = AuditFilter(window, where.events, where.subject, where.client_id)
+        return AuditFilter(window, where.events, where.subject, where.client_id)
+
+    # What is already there is marked seen before the last lines are printed: an event
+    # recorded after this read is printed by the first poll, never swallowed.
+    with server.database.transaction() as session:
+        seen = {entry["id"]: entry["at"] for entry in records(session, recent(), 10_000)}
+        last = records(session, where, lines) if lines else []
+    for entry in last:
+        show(entry, as_json)
+    while True:
+        time.sleep(interval)
+        window = recent()
         with server.database.transaction() as session:
-            found = records(session, recent, 10_000)
+            found = records(session, window, 10_000)
         for entry in found:
-            if entry["id"] not in seen and not first:
+            if entry["id"] not in seen:
                 show(entry, as_json)
             seen[entry["id"]] = entry["at"]
-        seen = {key: at for key, at in seen.items() if at >= window}
-        first = False
-        time.sleep(interval)
+        cutoff = window.since or 0
+        seen = {key: at for key, at in seen.items() if at >= cutoff}
 
 
 def show(entry: dict[str, Any], as_json: bool) -> None:

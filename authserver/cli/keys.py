@@ -24,10 +24,10 @@ from authserver.storage.models import SigningKey
 KEY_COLUMNS = (
     Column("KID", "kid"),
     Column("ALG", "alg"),
-    Column("STATUS", "status"),
+    Column("STATUS", "status_shown"),
     time_column("CREATED", "created_at"),
     time_column("SIGNS FROM", "activates_at"),
-    time_column("RETIRED", "retired_at"),
+    Column("RETIRED", "retired_shown"),
     time_column("LEAVES JWKS", "expires_at"),
 )
 
@@ -46,13 +46,19 @@ def key_status(key: SigningKey, now: int) -> str:
 
 def key_record(key: SigningKey, now: int) -> dict[str, Any]:
     """A key as shown by the CLI (public parts only)."""
+    status = key_status(key, now)
+    retires_later = key.retired_at is not None and key.retired_at > now
+    shown = f"{status} (retires {format_time(key.retired_at)})" if retires_later else status
     return {
         "kid": key.kid,
         "alg": key.alg,
-        "status": key_status(key, now),
+        "status": status,
+        "status_shown": shown,
         "created_at": key.created_at,
         "activates_at": key.activates_at,
         "retired_at": key.retired_at,
+        # The table's RETIRED column: only a time already past (a planned one is in STATUS).
+        "retired_shown": "-" if retires_later else format_time(key.retired_at),
         "expires_at": key.expires_at,
     }
 

@@ -10,6 +10,7 @@ clear error (exit 1) instead of a traceback.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +45,22 @@ class CharterGroup(click.Group):
             reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
             raise click.ClickException(
                 f"database error on {describe_database(where) if options.database_url else where}"
-                f": {reason}\n  check --database-url / CHARTER_DATABASE_URL, that the database "
-                "is running, and run `charter db upgrade`"
+                f": {reason}\n  {database_hint(reason)}"
             ) from exc
+
+
+def database_hint(reason: str) -> str:
+    """What the operator should do about a database error ``reason``."""
+    missing = re.search(r'database "([^"]+)" does not exist', reason)
+    if missing:
+        return (
+            f"create the database first (`createdb {missing.group(1)}`, or CREATE DATABASE as "
+            "its owner): `charter db upgrade` creates Charter's tables, not the database"
+        )
+    return (
+        "check --database-url / CHARTER_DATABASE_URL, that the database is running, and run "
+        "`charter db upgrade`"
+    )
 
 
 @click.group(cls=CharterGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -20,13 +20,19 @@ admin, no signing key, only the resource server's tables.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import socket
 import sys
+import tempfile
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import click
 import uvicorn
 from sqlalchemy.engine import make_url
+from uvicorn.config import STARTUP_FAILURE
 
 from authserver.cli.context import build_settings, describe_database
 from authserver.config.options import settings_options
@@ -34,6 +40,9 @@ from authserver.config.settings import CharterSettings
 from authserver.ops.clean_exit import run_server, run_workers
 from authserver.ops.http_limits import limited_http_options
 from authserver.ops.logging_setup import configure_logging, logging_config
+
+#: Where prometheus-client's multiprocess mode keeps every worker's values.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 if TYPE_CHECKING:
     from authserver.context import AuthServer
@@ -62,7 +71,15 @@ def serve_command(ctx: click.Context, /, **options: Any) -> None:
         status = _run_resource_only(settings)
     else:
         server, registry, first = _prepare(settings)
-        _announce(settings, first.admin_password)
+        if not _port_free(settings.host, settings.port):
+            server.database.dispose()
+            click.echo(
+                f"Error: address already in use: port {settings.port} on {settings.host} is "
+                "taken; stop what listens there, or choose another port with --port",
+                err=True,
+            )
+            ctx.exit(STARTUP_FAILURE)
+        _announce(settings, first.admin_password, sorted(registry.tools))
         status = _run(settings, server, registry)
     if status:
         ctx.exit(status)
@@ -81,7 +98,10 @@ def _prepare(settings: CharterSettings) -> tuple[AuthServer, Registry, FirstStar
         registry = build_registry(server, settings.tools)
     except TOOL_MODULE_ERRORS as exc:
         server.database.dispose()
-        raise click.UsageError(f"--tools: {exc}") from exc
+        raise click.UsageError(
+            f"--tools: {exc}\n  looked in the folder `charter serve` runs in ({os.getcwd()}) "
+            f"and the packages installed for {sys.executable}"
+        ) from exc
     try:
         first = initialize(server)
     except KeyDecryptionError as exc:
@@ -161,14 +181,46 @@ def _run(settings: CharterSettings, server: AuthServer, registry: Registry) -> i
     server.database.dispose()
     os.environ.update(settings.environment())  # how the workers receive the settings
     config = uvicorn.Config(FACTORY, factory=True, workers=settings.workers, **config_args)
-    return run_workers(config)
+    with worker_metrics_folder():
+        return run_workers(config)
 
 
-def _announce(settings: CharterSettings, password: str | None) -> None:
+@contextlib.contextmanager
+def worker_metrics_folder() -> Iterator[None]:
+    """A fresh ``PROMETHEUS_MULTIPROC_DIR`` for the workers' metrics (unless the operator set
+    one), removed when they have stopped."""
+    if os.environ.get(MULTIPROC_ENV):
+        yield
+        return
+    folder = tempfile.mkdtemp(prefix="charter-metrics-")
+    os.environ[MULTIPROC_ENV] = folder
+    try:
+        yield
+    finally:
+        del os.environ[MULTIPROC_ENV]
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _port_free(host: str, port: int) -> bool:
+    """True when ``host:port`` can be listened on now (checked before saying where to
+    connect)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _announce(settings: CharterSettings, password: str | None, tools: list[str]) -> None:
     """Print the start-up facts once, on stdout (not through logging: never logged)."""
+    modules = ", ".join(settings.tools) if settings.tools else "none (built-in tools only)"
     lines = [
         f"Charter authorization server: {settings.issuer}",
         f"Database: {describe_database(settings.database_url)}",
+        f"Tool modules loaded: {modules}; tools: {', '.join(tools) or 'none'}",
     ]
     if password is not None:
         lines += [

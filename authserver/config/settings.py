@@ -257,6 +257,19 @@ class CharterSettings(BaseSettings):
         "than every JWKS cache so no worker signs with a key its peers have not seen.",
     )
 
+    # -- Operations ---------------------------------------------------------------------------
+
+    metrics_enabled: bool = Field(
+        default=True,
+        description="Serve Prometheus metrics at `/metrics` (loopback peers only, unless "
+        "`metrics_token` is set).",
+    )
+    metrics_token: Annotated[SecretStr | None, Option(command_line=False)] = Field(
+        default=None,
+        description="Bearer token that lets any peer read `/metrics` (environment only); "
+        "without it only loopback peers may.",
+    )
+
     # -- The MCP server -----------------------------------------------------------------------
 
     tools: Annotated[StrList, Option(metavar="MODULE")] = Field(

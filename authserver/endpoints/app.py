@@ -24,6 +24,7 @@ from authserver.endpoints import (
 )
 from authserver.endpoints.responses import error_response
 from authserver.errors import OAuthError, TemporarilyUnavailableError
+from authserver.ops.metrics import DATABASE_ERRORS
 
 logger = logging.getLogger("charter.authserver")
 
@@ -55,6 +56,7 @@ async def database_error_handler(_request: Request, exc: Exception) -> Response:
     # The driver's own message (never the statement's parameters, which SQLAlchemy appends).
     origin = getattr(exc, "orig", None) or exc
     logger.error("database error: %s: %s", type(origin).__name__, str(origin).strip()[:300])
+    DATABASE_ERRORS.inc()
     return TemporarilyUnavailableError("the service is temporarily unavailable").to_response()
 
 

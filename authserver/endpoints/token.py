@@ -22,6 +22,7 @@ from authserver.endpoints.cors import allow_cors
 from authserver.endpoints.responses import error_response, method_not_allowed
 from authserver.errors import NO_STORE_HEADERS, InvalidRequestError, OAuthError
 from authserver.oauth.adapter import token_response
+from authserver.ops.metrics import count_token_request
 
 
 def routes(server: AuthServer) -> list[BaseRoute]:
@@ -43,7 +44,10 @@ def routes(server: AuthServer) -> list[BaseRoute]:
                 ip=parsed.ip,
             )
         except OAuthError as exc:
+            count_token_request(None, exc.error)
             return error_response(exc)
+        failed = str(body.get("error") or "error") if status >= 400 else None
+        count_token_request(parsed.form.get("grant_type"), failed)
         return JSONResponse(body, status_code=status, headers=dict(NO_STORE_HEADERS))
 
     endpoint = allow_cors(token, ["POST"])

@@ -6,7 +6,8 @@ once, by the worker whose transaction made it happen, and never for work rolled 
 carries the client's address and the request id of the HTTP request being served (from
 :mod:`authserver.ops.logging_setup`'s context variables) unless the caller gives them.
 
-Only once the transaction commits is the event logged (logger ``charter.audit``) and, when the
+Only once the transaction commits is the event counted (:mod:`authserver.ops.metrics`), logged
+(logger ``charter.audit``) and, when the
 deployment has one, appended to its JSON-lines sink (:class:`JsonLinesSink`, setting
 ``audit_log_file``) for log shippers. Callers never pass secrets; the ``detail`` values are
 identifiers and reasons (S92).
@@ -26,6 +27,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
 from authserver.ops.logging_setup import CLIENT_ADDRESS, REQUEST_ID
+from authserver.ops.metrics import count_security_event
 from authserver.storage.models import AuditEvent
 
 logger = logging.getLogger("charter.audit")
@@ -105,6 +107,7 @@ def _after_commit(session: Session) -> None:
         return
     entries = [event_entry(row) for row in rows]
     for entry in entries:
+        count_security_event(entry["event"])
         logger.info(
             "%s client=%s subject=%s %s",
             entry["event"],

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -30,6 +31,7 @@ from resourceserver.mcp.jsonrpc import (
 from resourceserver.mcp.registry import Registry
 from resourceserver.mcp.sessions import SessionState, SessionStore
 from resourceserver.mcp.versions import negotiate
+from resourceserver.metrics import MCP_REQUESTS, TOOL_CALLS, TOOL_SECONDS, UNKNOWN_TOOL
 from resourceserver.principal import Principal
 
 JsonObject = dict[str, Any]
@@ -184,6 +186,7 @@ class Dispatcher:
 
     def initialize(self, params: JsonObject) -> tuple[str, JsonObject]:
         """Negotiate the version and build the ``InitializeResult``."""
+        MCP_REQUESTS.labels("initialize", "handshake").inc()
         version = negotiate(params.get("protocolVersion"))
         result: JsonObject = {
             "protocolVersion": version,
@@ -210,6 +213,9 @@ class Dispatcher:
     async def handle(self, call: Call) -> JsonObject:
         """The ``result`` of a request (raises JsonRpcError)."""
         methods = self._methods if call.envelope is None else self._modern
+        era = "handshake" if call.envelope is None else "2026-07-28"
+        method = call.request.method if call.request.method in methods else "other"
+        MCP_REQUESTS.labels(method, era).inc()
         handler = methods.get(call.request.method)
         if handler is None:
             raise JsonRpcError(METHOD_NOT_FOUND, f"Method not found: {call.request.method}")
@@ -286,9 +292,18 @@ class Dispatcher:
         name = _string(call.request.params, "name")
         tool = self.registry.tools.get(name)
         if tool is None:
+            TOOL_CALLS.labels(UNKNOWN_TOOL, "unknown_tool").inc()
             raise JsonRpcError(INVALID_PARAMS, f"Unknown tool: {name}")
         arguments = _object(call.request.params, "arguments")
-        return await tool.call(arguments, call.context())
+        outcome = "raised"
+        started = time.perf_counter()
+        try:
+            result = await tool.call(arguments, call.context())
+            outcome = "error" if result.get("isError") else "ok"
+            return result
+        finally:
+            TOOL_CALLS.labels(tool.name, outcome).inc()
+            TOOL_SECONDS.labels(tool.name).observe(time.perf_counter() - started)
 
     # -- prompts -----------------------------------------------------------------------------------
 

@@ -44,6 +44,32 @@ def test_tools_module_in_the_working_folder_imports(tmp_path: Path) -> None:
         program=console_script,
     ) as running:
         assert httpx.get(running.base_url + "/jwks.json").status_code == 200
+        assert "Tool modules loaded: cwd_tools_for_test; tools: " in running.stdout
+        assert "shout" in running.stdout
+
+
+def test_tools_module_that_cannot_be_imported_says_where_it_looked(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            *CHARTER,
+            "serve",
+            "--port",
+            "9",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--tools",
+            "no_such_tools_module_here",
+        ],
+        capture_output=True,
+        text=True,
+        env=charter_env(),
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "no_such_tools_module_here" in result.stderr
+    assert f"looked in the folder `charter serve` runs in ({tmp_path})" in result.stderr
 
 
 def test_other_key_encryption_key_refuses_to_start(tmp_path: Path) -> None:

@@ -95,6 +95,9 @@ def test_port_in_use_exits_non_zero(tmp_path: Path) -> None:
         )
     assert result.returncode == STARTUP_FAILURE, result.stderr
     assert "address already in use" in result.stderr.lower(), result.stderr
+    assert "--port" in result.stderr
+    # Said before anything claims the server is there to connect to.
+    assert "Connect your MCP client" not in result.stdout
 
 
 @pytest.mark.postgres

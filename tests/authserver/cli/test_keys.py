@@ -25,6 +25,11 @@ def test_keys_rotate_publishes_the_new_key_before_it_signs(
     assert listed[old_kid]["retired_at"] == new["activates_at"]
     table = cli("keys", "list").stdout.splitlines()
     assert table[0].split()[:3] == ["KID", "ALG", "STATUS"]
+    # The active key's planned retirement is in STATUS, not under RETIRED as if it were past.
+    [old_row] = [line for line in table if line.startswith(old_kid)]
+    assert "active (retires " in old_row
+    retired_at = table[0].index("RETIRED")
+    assert old_row[retired_at:].split()[0] == "-"
 
 
 def test_keys_retire(cli: Charter, server: AuthServer) -> None:

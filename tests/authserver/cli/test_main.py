@@ -24,7 +24,7 @@ from tests.support.cli_runner import Charter
 def test_help_lists_every_group() -> None:
     result = CliRunner().invoke(charter, ["--help"])
     assert result.exit_code == 0
-    for name in ("clients", "consents", "db", "keys", "serve", "tokens", "users"):
+    for name in ("audit", "clients", "consents", "db", "keys", "serve", "tokens", "users"):
         assert f"  {name} " in result.stdout
 
 
@@ -67,6 +67,20 @@ def test_unreachable_database_fails_with_a_hint_and_no_password(tmp_path: Path) 
     assert result.exit_code == 1
     assert "--database-url" in result.stderr
     assert "topsecret" not in result.output
+
+
+@pytest.mark.postgres
+def test_missing_postgresql_database_gets_a_createdb_hint(tmp_path: Path) -> None:
+    base = os.environ.get("CHARTER_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip("needs PostgreSQL: set CHARTER_TEST_POSTGRES_URL")
+    url = base.rsplit("/", 1)[0] + "/charter_never_created_db"
+    result = CliRunner().invoke(
+        charter, ["--data-dir", str(tmp_path), "--database-url", url, "db", "upgrade"]
+    )
+    assert result.exit_code == 1
+    assert "createdb charter_never_created_db" in result.stderr
+    assert "creates Charter's tables, not the database" in result.stderr
 
 
 def test_render_table_aligns_columns() -> None:

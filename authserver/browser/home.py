@@ -1,0 +1,75 @@
+"""The pages a person sees who opens the server in a browser: the home page at ``/`` (what
+this server is, the MCP URL to give a client) and, for a browser's ``GET`` of the MCP URL, a
+short HTML explanation instead of the MCP server's JSON error.
+
+A browser is told apart by its ``Accept`` header: a navigation asks for ``text/html``; MCP
+clients ask for ``application/json`` and/or ``text/event-stream`` (MCP Streamable HTTP
+transport), and their requests pass through untouched.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from authserver.browser.pages import LOGOUT_PATH, render_page
+from authserver.context import AuthServer
+
+METADATA_PATH = "/.well-known/oauth-authorization-server"
+
+
+def wants_html(accept: str) -> bool:
+    """True for a browser navigation: ``text/html`` accepted, no event stream asked for."""
+    accepted = accept.lower()
+    return "text/html" in accepted and "text/event-stream" not in accepted
+
+
+def home_routes(server: AuthServer) -> list[BaseRoute]:
+    """``GET /``: the home page."""
+
+    async def home(_request: Request) -> Response:
+        return render_page(
+            server,
+            "home.html",
+            {
+                "resource_name": server.settings.resource_name,
+                "mcp_url": server.settings.resource_url,
+                "logout_path": LOGOUT_PATH,
+                "metadata_path": METADATA_PATH,
+            },
+        )
+
+    return [Route("/", home, methods=["GET", "HEAD"])]
+
+
+class ExplainMcpToBrowsers:
+    """Plain ASGI wrapper of the MCP server: a browser's ``GET`` of the MCP path gets a page."""
+
+    def __init__(self, app: ASGIApp, *, server: AuthServer) -> None:
+        self.app = app
+        self.server = server
+        self.path = urlsplit(server.settings.resource_url).path or "/"
+
+    @property
+    def routes(self) -> list[BaseRoute]:
+        """The wrapped app's routes (a ``Mount`` of this wrapper lists them)."""
+        routes: list[BaseRoute] = getattr(self.app, "routes", [])
+        return routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope.get("method") == "GET"
+            and scope.get("path") == self.path
+            and wants_html(Request(scope).headers.get("accept", ""))
+        ):
+            page = render_page(
+                self.server, "mcp_browser.html", {"mcp_url": self.server.settings.resource_url}
+            )
+            await page(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
