@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from resourceserver.anonymous import AnonymousLimiter
 from resourceserver.auth import BearerAuthMiddleware, challenge_response
 from resourceserver.mcp.registry import Registry
 from resourceserver.mcp.request_state import RequestStateSealer
@@ -89,7 +90,14 @@ def create_app(
     ]
     middleware = [
         Middleware(OriginGuard, settings=settings),
-        Middleware(BearerAuthMiddleware, settings=settings, verifier=verifier),
+        Middleware(
+            BearerAuthMiddleware,
+            settings=settings,
+            verifier=verifier,
+            anonymous=AnonymousLimiter(settings.anonymous_rate_per_minute)
+            if registry.has_public()
+            else None,
+        ),
     ]
     app = Starlette(
         routes=routes,

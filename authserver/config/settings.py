@@ -216,6 +216,12 @@ class CharterSettings(BaseSettings):
         description="New sign-in requests (pending authorizations) allowed per client IP (IPv6: "
         "per /64) per minute; more get a 429 page.",
     )
+    anonymous_rate_per_minute: int = Field(
+        default=120,
+        ge=0,
+        description="Requests without a token allowed per client IP (IPv6: per /64) per minute "
+        "and worker on an MCP server offering public tools; more get 429 (`0`: none).",
+    )
     failed_auth_limit: int = Field(
         default=10,
         ge=1,
