@@ -58,7 +58,9 @@ from resourceserver.mcp.registry import Registry, ToolModuleError, load_tool_mod
 from resourceserver.mcp.request_state import derive_key
 from resourceserver.mcp.signature import DefinitionError
 from resourceserver.mcp.transport import TransportOptions
+from resourceserver.principal import Principal
 from resourceserver.settings import ResourceServerSettings
+from resourceserver.stdio import StdioBridge, Write
 from resourceserver.tools import builtin_registry
 from resourceserver.verifier import JwtTokenVerifier
 
@@ -244,6 +246,35 @@ def build_deployment(
         app=app,
         begin_drain=begin_drain,
     )
+
+
+#: The client id of every STDIO principal (no OAuth client is involved).
+STDIO_CLIENT_ID = "charter-stdio"
+
+
+def build_stdio_bridge(
+    settings: CharterSettings,
+    server: AuthServer,
+    registry: Registry,
+    subject: str,
+    scopes: frozenset[str],
+    write: Write,
+) -> tuple[StdioBridge, Deployment]:
+    """The MCP endpoint of this deployment served over stdio as ``subject`` with ``scopes``
+    (``charter stdio``); the caller runs the bridge and closes the endpoint afterwards."""
+    deployment = build_deployment(settings, server=server, registry=registry)
+    principal = Principal(
+        subject=subject,
+        client_id=STDIO_CLIENT_ID,
+        scopes=scopes,
+        token_id=STDIO_CLIENT_ID,  # no token: the id names where the principal comes from
+        expires_at=2**62,
+    )
+    endpoint = deployment.resource_app.state.mcp_endpoint
+    bridge = StdioBridge(
+        endpoint, principal, registry, write, path=deployment.resource_settings.resource_path
+    )
+    return bridge, deployment
 
 
 def metadata_aliases(server: AuthServer, resource_path: str) -> list[BaseRoute]:
