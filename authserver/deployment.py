@@ -99,6 +99,13 @@ class Deployment:
     #: running requests finish; called on SIGTERM/SIGINT before uvicorn drains connections.
     begin_drain: Callable[[], None]
 
+    @contextlib.asynccontextmanager
+    async def lifespan(self) -> AsyncIterator[None]:
+        """The deployment's lifespan, to enter inside a host application's own when
+        :attr:`app` is mounted there (a mounted app's lifespan does not run by itself)."""
+        async with self.app.router.lifespan_context(self.app):
+            yield
+
 
 def initialize(server: AuthServer, *, create_admin: bool = True) -> FirstStart:
     """Migrate the database, ensure a signing key, and create the first admin when needed.
@@ -292,6 +299,22 @@ def metadata_aliases(server: AuthServer, resource_path: str) -> list[BaseRoute]:
 
     endpoint = allow_cors(metadata, ["GET"])
     return [Route(base + path, endpoint, methods=["GET", "OPTIONS"]) for base in WELL_KNOWN]
+
+
+def embedded_deployment(
+    settings: CharterSettings | None = None, *, registry: Registry | None = None
+) -> tuple[Deployment, FirstStart]:
+    """The authorization server and MCP server to mount in an existing application.
+
+    Prepares the database like ``charter serve`` (migrations, signing key, the first admin on
+    an empty database: its one-time password is in the returned :class:`FirstStart`). Mount
+    :attr:`Deployment.app` at ``/`` after the host's routes (the issuer is the host's origin)
+    and enter :meth:`Deployment.lifespan` in the host's lifespan.
+    """
+    settings = settings or CharterSettings()
+    server = AuthServer.build(settings)
+    first = initialize(server)
+    return build_deployment(settings, server=server, registry=registry), first
 
 
 def create_deployment_app() -> Starlette:

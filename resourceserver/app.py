@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from resourceserver.anonymous import AnonymousLimiter
 from resourceserver.auth import BearerAuthMiddleware, challenge_response
+from resourceserver.host_auth import HostAuthMiddleware
 from resourceserver.mcp.registry import Registry
 from resourceserver.mcp.request_state import RequestStateSealer
 from resourceserver.mcp.transport import McpEndpoint, TransportOptions
@@ -46,14 +47,19 @@ async def database_unavailable(_request: Request, exc: Exception) -> Response:
 
 def create_app(
     settings: ResourceServerSettings,
-    verifier: TokenVerifier,
+    verifier: TokenVerifier | None,
     registry: Registry,
     engine: Engine,
     *,
     options: TransportOptions | None = None,
     request_state_keys: Sequence[bytes] | None = None,
+    host_authentication: bool = False,
 ) -> Starlette:
     """Build the resource server. The engine's database must hold :mod:`resourceserver.storage`.
+
+    With ``host_authentication`` the caller comes from the host application's Starlette
+    ``AuthenticationMiddleware`` (:mod:`resourceserver.host_auth`) and ``verifier`` is unused;
+    otherwise bearer tokens are checked by ``verifier``.
 
     ``request_state_keys`` seal the 2026-07-28 ``requestState`` (32 bytes each, the first
     seals, all open; see :func:`resourceserver.mcp.request_state.derive_key`). Every worker of
@@ -88,17 +94,18 @@ def create_app(
         *metadata_routes(settings),
         Route(settings.resource_path, endpoint, methods=["GET", "POST", "DELETE"]),
     ]
-    middleware = [
-        Middleware(OriginGuard, settings=settings),
-        Middleware(
-            BearerAuthMiddleware,
-            settings=settings,
-            verifier=verifier,
-            anonymous=AnonymousLimiter(settings.anonymous_rate_per_minute)
-            if registry.has_public()
-            else None,
-        ),
-    ]
+    anonymous = (
+        AnonymousLimiter(settings.anonymous_rate_per_minute) if registry.has_public() else None
+    )
+    if host_authentication:
+        authentication = Middleware(HostAuthMiddleware, settings=settings, anonymous=anonymous)
+    elif verifier is not None:
+        authentication = Middleware(
+            BearerAuthMiddleware, settings=settings, verifier=verifier, anonymous=anonymous
+        )
+    else:
+        raise ValueError("a token verifier is needed unless host_authentication is set")
+    middleware = [Middleware(OriginGuard, settings=settings), authentication]
     app = Starlette(
         routes=routes,
         middleware=middleware,
