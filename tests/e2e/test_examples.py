@@ -144,3 +144,22 @@ async def test_s84_host_authentication_drives_identity_and_tool_scopes(tmp_path:
             host.mcp_url, json=body, headers={**headers, "Authorization": "Bearer abc.def.ghi"}
         )
         assert forged.status_code == 401
+        # Per-tool scopes: the reader's backend scopes lack notes:write.
+        call = {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/call",
+            "params": {
+                "name": "notes_add",
+                "arguments": {"title": "t"},
+                "_meta": {
+                    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                    "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+                    "io.modelcontextprotocol/clientCapabilities": {},
+                },
+            },
+        }
+        routing = {"Mcp-Method": "tools/call", "Mcp-Name": "notes_add", "X-API-Key": "reader-key"}
+        refused = httpx.post(host.mcp_url, json=call, headers={**headers, **routing})
+        assert refused.status_code == 403
+        assert 'error="insufficient_scope"' in refused.headers["www-authenticate"]
