@@ -38,8 +38,10 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from authserver.accounts.users import new_user
+from authserver.config.servers import McpServerConfig
 from authserver.config.settings import CharterSettings
 from authserver.context import AuthServer
 from authserver.endpoints.app import EXCEPTION_HANDLERS, authserver_routes
@@ -147,8 +149,10 @@ def _create_first_admin(server: AuthServer) -> str | None:
 def resource_settings_for(settings: CharterSettings) -> ResourceServerSettings:
     """The resource server's settings: every field it shares with the deployment's settings
     by name (one issuer, one origin, one scope list, one leeway …)."""
+    values = settings.values_for(ResourceServerSettings.model_fields)
+    values["scopes_supported"] = settings.default_server_scopes
     return ResourceServerSettings(
-        **settings.values_for(ResourceServerSettings.model_fields),
+        **values,
         # A local key view is cheap to reload: allow it soon after a rotation.
         jwks_refresh_min_interval=LOCAL_JWKS_CACHE_SECONDS,
     )
@@ -191,27 +195,36 @@ def build_deployment(
     async def local_jwks() -> Mapping[str, Any]:
         return await run_in_threadpool(server.keys.jwks)
 
-    verifier = JwtTokenVerifier(
-        resource_settings,
-        CallbackKeySource(local_jwks, cache_ttl=LOCAL_JWKS_CACHE_SECONDS),
-        revocation=AccessTokenRevocationView(server),
-    )
+    keys = CallbackKeySource(local_jwks, cache_ttl=LOCAL_JWKS_CACHE_SECONDS)
+    revocation = AccessTokenRevocationView(server)
     if registry is None:
         registry = build_registry(server, settings.tools)
-    resource_app = create_resource_app(
-        resource_settings,
-        verifier,
-        registry,
-        server.database.engine,
-        options=transport_options_for(settings),
-        request_state_keys=request_state_keys(settings),
-    )
+
+    def resource_app_for(rs_settings: ResourceServerSettings, tools: Registry) -> Starlette:
+        # One verifier (and token cache) per server: its audience is that server's URL (S82).
+        verifier = JwtTokenVerifier(rs_settings, keys, revocation=revocation)
+        return create_resource_app(
+            rs_settings,
+            verifier,
+            tools,
+            server.database.engine,
+            options=transport_options_for(settings),
+            request_state_keys=request_state_keys(settings),
+        )
+
+    resource_app = resource_app_for(resource_settings, registry)
+    extra_apps = [
+        resource_app_for(
+            server_settings_for(settings, declared),
+            declared_registry(server, declared),
+        )
+        for declared in settings.mcp_servers
+    ]
+    resource_apps = [resource_app, *extra_apps]
 
     def begin_drain() -> None:
-        endpoint = getattr(resource_app.state, "mcp_endpoint", None)
-        stopping = getattr(endpoint, "stopping", None)
-        if isinstance(stopping, asyncio.Event):
-            stopping.set()
+        for app in resource_apps:
+            drain_app(app)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -221,7 +234,9 @@ def build_deployment(
             asyncio.create_task(maintenance_loop(server, interval)) if interval > 0 else None
         )
         try:
-            async with resource_app.router.lifespan_context(resource_app):
+            async with contextlib.AsyncExitStack() as stack:
+                for app in resource_apps:
+                    await stack.enter_async_context(app.router.lifespan_context(app))
                 yield
         finally:
             if housekeeping is not None:
@@ -235,7 +250,8 @@ def build_deployment(
     routes = [
         *authserver_routes(server),
         *metadata_aliases(server, resource_settings.resource_path),
-        Mount("/", app=resource_app),
+        *(alias for d in settings.mcp_servers for alias in metadata_aliases(server, d.path)),
+        Mount("/", app=by_path(resource_app, extra_apps)),
     ]
     app = Starlette(
         routes=routes,
@@ -282,6 +298,53 @@ def build_stdio_bridge(
         endpoint, principal, registry, write, path=deployment.resource_settings.resource_path
     )
     return bridge, deployment
+
+
+def drain_app(resource_app: Starlette) -> None:
+    """End a resource app's open SSE streams now (see :attr:`Deployment.begin_drain`)."""
+    endpoint = getattr(resource_app.state, "mcp_endpoint", None)
+    stopping = getattr(endpoint, "stopping", None)
+    if isinstance(stopping, asyncio.Event):
+        stopping.set()
+
+
+def server_settings_for(
+    settings: CharterSettings, declared: McpServerConfig
+) -> ResourceServerSettings:
+    """The settings of a server of ``CHARTER_MCP_SERVERS_FILE``: its URL, name and scopes."""
+    return resource_settings_for(settings).model_copy(
+        update={
+            "resource_url": settings.server_url(declared),
+            "resource_name": declared.name,
+            "scopes_supported": declared.scopes,
+        }
+    )
+
+
+def declared_registry(server: AuthServer, declared: McpServerConfig) -> Registry:
+    """The tools of a declared server: its modules (and the built-in ones with ``builtin``)."""
+    registry = builtin_registry(server.database.engine) if declared.builtin else Registry()
+    registry.name = declared.name
+    return load_tool_modules(declared.tools, into=registry)
+
+
+def by_path(default: Starlette, others: list[Starlette]) -> ASGIApp:
+    """Each declared server's app answers its own paths (MCP endpoint, metadata); the default
+    resource app everything else, the root metadata document included."""
+    shared = {route.path for route in default.routes if isinstance(route, Route)}
+    table: dict[str, ASGIApp] = {}
+    for app in others:
+        for route in app.routes:
+            if isinstance(route, Route) and route.path not in shared:
+                table[route.path] = app
+    if not table:
+        return default
+
+    async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
+        app = table.get(scope.get("path", ""), default) if scope["type"] == "http" else default
+        await app(scope, receive, send)
+
+    return dispatch
 
 
 def metadata_aliases(server: AuthServer, resource_path: str) -> list[BaseRoute]:
