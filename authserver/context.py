@@ -11,6 +11,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from authserver.accounts.passwords import Passwords
 from authserver.config.settings import CharterSettings
+from authserver.storage.audit import JsonLinesSink
 from authserver.storage.db import Database
 from authserver.storage.signing_keys import KeyStore, load_key_encryption_key
 
@@ -48,6 +49,8 @@ class AuthServer:
     ) -> AuthServer:
         """Wire a context from settings (does not touch the schema or create keys)."""
         database = database or Database.from_url(settings.database_url)
+        if settings.audit_log_file:
+            database.send_audit_to(JsonLinesSink(Path(settings.audit_log_file).expanduser()))
         secret = (
             settings.key_encryption_key.get_secret_value() if settings.key_encryption_key else None
         )

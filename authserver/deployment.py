@@ -11,8 +11,9 @@ This is the only module that imports both :mod:`authserver` and :mod:`resourcese
    (no HTTP hop), the authorization server's access-token revocation view, and the key that
    seals MCP 2026-07-28 ``requestState`` (HKDF of the key-encryption key, so every worker
    sharing ``CHARTER_KEY_ENCRYPTION_KEY`` opens what another sealed);
-4. mounts the authorization server's routes and the resource server's app on one origin,
-   behind the request-id/access-log middleware (:func:`build_deployment`).
+4. mounts the health endpoints (``/healthz``, ``/readyz``), the authorization server's routes
+   and the resource server's app on one origin, behind the request-id/access-log middleware
+   (:func:`build_deployment`).
 
 :func:`create_deployment_app` is the zero-argument factory uvicorn workers import
 (``authserver.deployment:create_deployment_app``); it reads ``CHARTER_*`` environment variables.
@@ -49,12 +50,15 @@ from authserver.endpoints.cors import allow_cors
 from authserver.endpoints.metadata import WELL_KNOWN, metadata_document
 from authserver.oauth.tokens import AccessTokenRevocationView
 from authserver.ops.clean_exit import chain_exit_signals
+from authserver.ops.gc_tuning import tune_for_serving
+from authserver.ops.health import QUIET_PATHS, Readiness, health_routes
 from authserver.ops.logging_setup import RequestIdMiddleware
 from authserver.ops.maintenance import maintenance_loop
 from authserver.storage.models import User
 from authserver.storage.schema import prepare_database
 from authserver.storage.signing_keys import load_key_encryption_key
 from resourceserver.app import create_app as create_resource_app
+from resourceserver.direct import DirectPaths
 from resourceserver.jwks import CallbackKeySource
 from resourceserver.mcp.registry import Registry, ToolModuleError, load_tool_modules
 from resourceserver.mcp.request_state import derive_key
@@ -95,8 +99,8 @@ class Deployment:
     resource_settings: ResourceServerSettings
     registry: Registry
     #: The resource server's own app, mounted at ``/`` inside :attr:`app`.
-    resource_app: Starlette
-    app: Starlette
+    resource_app: DirectPaths
+    app: DirectPaths
     #: Ends open SSE streams at once (clients resume elsewhere with ``Last-Event-ID``) while
     #: running requests finish; called on SIGTERM/SIGINT before uvicorn drains connections.
     begin_drain: Callable[[], None]
@@ -183,11 +187,13 @@ def build_deployment(
     server: AuthServer | None = None,
     registry: Registry | None = None,
     drain_on_signals: bool = False,
+    tune_gc: bool = False,
 ) -> Deployment:
     """Wire the authorization server and the MCP server into one app (schema must be ready).
 
     With ``drain_on_signals``, the app's lifespan chains a SIGTERM/SIGINT handler (main thread
-    only) that ends SSE streams before uvicorn's own graceful shutdown.
+    only) that ends SSE streams before uvicorn's own graceful shutdown. With ``tune_gc`` (a
+    serving worker, not a test), start-up ends with :func:`tune_for_serving`.
     """
     server = server or AuthServer.build(settings)
     resource_settings = resource_settings_for(settings)
@@ -200,7 +206,7 @@ def build_deployment(
     if registry is None:
         registry = build_registry(server, settings.tools)
 
-    def resource_app_for(rs_settings: ResourceServerSettings, tools: Registry) -> Starlette:
+    def resource_app_for(rs_settings: ResourceServerSettings, tools: Registry) -> DirectPaths:
         # One verifier (and token cache) per server: its audience is that server's URL (S82).
         verifier = JwtTokenVerifier(rs_settings, keys, revocation=revocation)
         return create_resource_app(
@@ -226,40 +232,28 @@ def build_deployment(
         for app in resource_apps:
             drain_app(app)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        restore = chain_exit_signals(begin_drain) if drain_on_signals else None
-        interval = settings.maintenance_interval_seconds
-        housekeeping = (
-            asyncio.create_task(maintenance_loop(server, interval)) if interval > 0 else None
-        )
-        try:
-            async with contextlib.AsyncExitStack() as stack:
-                for app in resource_apps:
-                    await stack.enter_async_context(app.router.lifespan_context(app))
-                yield
-        finally:
-            if housekeeping is not None:
-                housekeeping.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await housekeeping
-            if restore is not None:
-                restore()
-            await run_in_threadpool(server.database.dispose)
+    lifespan = deployment_lifespan(
+        server, settings, resource_apps, begin_drain, drain_on_signals, tune_gc
+    )
 
     routes = [
+        *health_routes(Readiness(server)),
         *authserver_routes(server),
         *metadata_aliases(server, resource_settings.resource_path),
         *(alias for d in settings.mcp_servers for alias in metadata_aliases(server, d.path)),
         Mount("/", app=by_path(resource_app, extra_apps)),
     ]
-    app = Starlette(
+    app = DirectPaths(
         routes=routes,
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=[Middleware(RequestIdMiddleware, quiet_paths=QUIET_PATHS)],
         exception_handlers=dict(EXCEPTION_HANDLERS),
         lifespan=lifespan,
     )
     app.state.deployment_settings = settings
+    # The MCP path: the access log, then the resource server's own direct stack (no routers).
+    for each in resource_apps:
+        for mcp_path, stack in each.direct.items():
+            app.direct[mcp_path] = RequestIdMiddleware(stack)
     return Deployment(
         settings=settings,
         server=server,
@@ -300,7 +294,43 @@ def build_stdio_bridge(
     return bridge, deployment
 
 
-def drain_app(resource_app: Starlette) -> None:
+def deployment_lifespan(
+    server: AuthServer,
+    settings: CharterSettings,
+    resource_apps: list[DirectPaths],
+    begin_drain: Callable[[], None],
+    drain_on_signals: bool,
+    tune_gc: bool,
+) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
+    """The deployment's lifespan: housekeeping, every resource app's lifespan, signals."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        restore = chain_exit_signals(begin_drain) if drain_on_signals else None
+        interval = settings.maintenance_interval_seconds
+        housekeeping = (
+            asyncio.create_task(maintenance_loop(server, interval)) if interval > 0 else None
+        )
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                for app in resource_apps:
+                    await stack.enter_async_context(app.router.lifespan_context(app))
+                if tune_gc:
+                    tune_for_serving()
+                yield
+        finally:
+            if housekeeping is not None:
+                housekeeping.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await housekeeping
+            if restore is not None:
+                restore()
+            await run_in_threadpool(server.database.dispose)
+
+    return lifespan
+
+
+def drain_app(resource_app: DirectPaths) -> None:
     """End a resource app's open SSE streams now (see :attr:`Deployment.begin_drain`)."""
     endpoint = getattr(resource_app.state, "mcp_endpoint", None)
     stopping = getattr(endpoint, "stopping", None)
@@ -328,7 +358,7 @@ def declared_registry(server: AuthServer, declared: McpServerConfig) -> Registry
     return load_tool_modules(declared.tools, into=registry)
 
 
-def by_path(default: Starlette, others: list[Starlette]) -> ASGIApp:
+def by_path(default: Starlette, others: list[DirectPaths]) -> ASGIApp:
     """Each declared server's app answers its own paths (MCP endpoint, metadata); the default
     resource app everything else, the root metadata document included."""
     shared = {route.path for route in default.routes if isinstance(route, Route)}
@@ -390,4 +420,4 @@ def create_deployment_app() -> Starlette:
     settings = CharterSettings()
     server = AuthServer.build(settings)
     initialize(server, create_admin=False)
-    return build_deployment(settings, server=server, drain_on_signals=True).app
+    return build_deployment(settings, server=server, drain_on_signals=True, tune_gc=True).app

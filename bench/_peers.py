@@ -72,7 +72,7 @@ def _interpreter_for(spec: PeerSpec) -> str:
     candidates: list[str] = []
     for minor in range(13, spec.min_python[1] - 1, -1):
         found = shutil.which(f"python3.{minor}")
-        if found:
+        if found and "/shims/" not in found:  # a pyenv shim fails unless that version is active
             candidates.append(found)
         candidates += sorted(
             glob.glob(str(Path.home() / f".pyenv/versions/3.{minor}.*/bin/python3"))

@@ -3,25 +3,25 @@
 
 Layers, outermost first: the Origin/Host guard (DNS rebinding), bearer authentication of the
 MCP path (RFC 6750, RFC 9728 challenges), then the routes: protected resource metadata
-(RFC 9728 §3) and the Streamable HTTP endpoint.
+(RFC 9728 §3) and the Streamable HTTP endpoint. Requests for the MCP path itself take the
+same layers without the router (:mod:`resourceserver.direct`).
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from resourceserver.anonymous import AnonymousLimiter
 from resourceserver.auth import BearerAuthMiddleware, challenge_response
+from resourceserver.direct import DirectPaths, database_unavailable, mcp_stack
 from resourceserver.host_auth import HostAuthMiddleware
 from resourceserver.mcp.registry import Registry
 from resourceserver.mcp.request_state import RequestStateSealer
@@ -32,16 +32,22 @@ from resourceserver.settings import ResourceServerSettings
 from resourceserver.storage import Database
 from resourceserver.verifier import TokenVerifier
 
-logger = logging.getLogger("charter.resourceserver")
 
-
-async def database_unavailable(_request: Request, exc: Exception) -> Response:
-    """The session store is unreachable: 503 with ``Retry-After`` rather than a bare 500 (S61)."""
-    logger.error("database error on the MCP path: %s", type(exc).__name__)
-    return JSONResponse(
-        {"error": "temporarily_unavailable", "error_description": "try again shortly"},
-        status_code=503,
-        headers={"Retry-After": "5", "Cache-Control": "no-store"},
+def authentication_for(
+    settings: ResourceServerSettings,
+    verifier: TokenVerifier | None,
+    anonymous: AnonymousLimiter | None,
+    host_authentication: bool,
+) -> Callable[[ASGIApp], ASGIApp]:
+    """Wraps the MCP path in its authentication: the host's (``request.user``) or bearer tokens;
+    either lets anonymous callers through (within ``anonymous``) when it is given (S83)."""
+    if host_authentication:
+        return lambda app: HostAuthMiddleware(app, settings=settings, anonymous=anonymous)
+    if verifier is None:
+        raise ValueError("a token verifier is needed unless host_authentication is set")
+    checked = verifier
+    return lambda app: BearerAuthMiddleware(
+        app, settings=settings, verifier=checked, anonymous=anonymous
     )
 
 
@@ -54,7 +60,7 @@ def create_app(
     options: TransportOptions | None = None,
     request_state_keys: Sequence[bytes] | None = None,
     host_authentication: bool = False,
-) -> Starlette:
+) -> DirectPaths:
     """Build the resource server. The engine's database must hold :mod:`resourceserver.storage`.
 
     With ``host_authentication`` the caller comes from the host application's Starlette
@@ -97,20 +103,16 @@ def create_app(
     anonymous = (
         AnonymousLimiter(settings.anonymous_rate_per_minute) if registry.has_public() else None
     )
-    if host_authentication:
-        authentication = Middleware(HostAuthMiddleware, settings=settings, anonymous=anonymous)
-    elif verifier is not None:
-        authentication = Middleware(
-            BearerAuthMiddleware, settings=settings, verifier=verifier, anonymous=anonymous
-        )
-    else:
-        raise ValueError("a token verifier is needed unless host_authentication is set")
-    middleware = [Middleware(OriginGuard, settings=settings), authentication]
-    app = Starlette(
+    authenticate = authentication_for(settings, verifier, anonymous, host_authentication)
+    middleware = [Middleware(OriginGuard, settings=settings), Middleware(authenticate)]
+    app = DirectPaths(
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
         exception_handlers={DBAPIError: database_unavailable},
     )
     app.state.mcp_endpoint = endpoint
+    app.state.anonymous_limiter = anonymous
+    # The MCP path skips the router and Starlette's middleware (same layers, see direct.py).
+    app.direct[settings.resource_path] = mcp_stack(endpoint, settings, authenticate)
     return app

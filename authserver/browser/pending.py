@@ -140,10 +140,13 @@ def store_pending(
 def load_pending(
     session: Session, server: AuthServer, request_id: str | None, browser_value: str | None
 ) -> PendingAuthorization | None:
-    """The unexpired request ``request_id`` started by this browser, or None."""
+    """The unexpired request ``request_id`` started by this browser, or None; its row stays
+    locked for the rest of the transaction."""
     if not request_id or not browser_value or len(request_id) > 128:
         return None
-    row = session.get(PendingAuthorization, hash_token(request_id))
+    # Locked until commit: parallel posts of one request (approve, sign in, change password)
+    # run one after the other, and the later ones find it consumed (S99).
+    row = session.get(PendingAuthorization, hash_token(request_id), with_for_update=True)
     if row is None or row.expires_at <= server.now():
         return None
     if not token_matches(browser_value, row.browser_hash):

@@ -106,7 +106,7 @@ def _run(settings: CharterSettings, server: AuthServer, registry: Registry) -> i
     }
     if settings.workers == 1:
         deployment = build_deployment(
-            settings, server=server, registry=registry, drain_on_signals=True
+            settings, server=server, registry=registry, drain_on_signals=True, tune_gc=True
         )
         return run_server(uvicorn.Config(deployment.app, **config_args))
     server.database.dispose()

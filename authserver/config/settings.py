@@ -246,6 +246,17 @@ class CharterSettings(BaseSettings):
         default=False,
         description="Allow plain-http metadata document URLs for those hosts (tests only).",
     )
+    audit_retention_seconds: Annotated[int, Option(shown_default="`31536000` (365 days)")] = Field(
+        default=365 * 86400,
+        ge=0,
+        description="Audit events older than this are deleted by housekeeping, seconds; `0` "
+        "keeps them forever.",
+    )
+    audit_log_file: Annotated[str, Option(metavar="PATH")] = Field(
+        default="",
+        description="Also append every audit event, once committed, to this file as one JSON "
+        "object per line (for log shippers); empty for none.",
+    )
     key_publish_ahead_seconds: int = Field(
         default=120,
         ge=0,

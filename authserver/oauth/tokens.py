@@ -171,7 +171,7 @@ class AccessTokenRevocationView:
         self._lock = asyncio.Lock()
 
     async def is_revoked(self, jti: str) -> bool:
-        """True when the access token ``jti`` (or its whole grant) was revoked.
+        """True when the access token ``jti`` or its whole grant was revoked.
 
         While the database is unreachable the last known set answers (S61: the resource server
         keeps validating); the next poll is tried after ``refresh_interval``.
@@ -197,13 +197,21 @@ class AccessTokenRevocationView:
         query = select(AccessToken.jti, AccessToken.expires_at).where(
             AccessToken.revoked_at.is_not(None), AccessToken.expires_at > now
         )
+        # Overlap by the clock leeway: revocations stamped in the second of the last poll, or by
+        # a worker whose clock runs a little behind, are still seen.
+        overlap = max(2, self._server.settings.leeway_seconds)
         if self._since is not None:
-            # Overlap by the clock leeway: revocations stamped in the second of the last poll,
-            # or by a worker whose clock runs a little behind, are still seen.
-            overlap = max(2, self._server.settings.leeway_seconds)
             query = query.where(AccessToken.revoked_at >= self._since - overlap)
+        # The tokens of revoked grants too, whatever their own row says (S95, defence in depth).
+        of_revoked_grants = (
+            select(AccessToken.jti, AccessToken.expires_at)
+            .join(Grant, Grant.id == AccessToken.grant_id)
+            .where(Grant.revoked_at.is_not(None), AccessToken.expires_at > now)
+        )
+        if self._since is not None:
+            of_revoked_grants = of_revoked_grants.where(Grant.revoked_at >= self._since - overlap)
         with self._server.database.transaction() as session:
-            rows = session.execute(query).all()
+            rows = [*session.execute(query).all(), *session.execute(of_revoked_grants).all()]
         for jti, expires_at in rows:
             self._revoked[jti] = expires_at
         self._revoked = {jti: exp for jti, exp in self._revoked.items() if exp > now}

@@ -1,9 +1,10 @@
 """Logging of a deployment: readable or JSON lines, a request id on each, secrets redacted.
 
 - :class:`RequestIdMiddleware` (plain ASGI) gives every HTTP request an id (a sane incoming
-  ``X-Request-ID`` or a fresh random one), keeps it in a :class:`~contextvars.ContextVar` for the
-  request's duration, echoes it in the response and writes one access line per request (method,
-  path without the query string, status, duration).
+  ``X-Request-ID`` or a fresh random one), keeps it and the client's address in context
+  variables for the request's duration (the audit trail records both), echoes the id in the
+  response and writes one access line per request (method, path without the query string,
+  status, duration); health-check paths only at ``debug``.
 - :class:`RequestIdFilter` copies the current id onto every record (``-`` outside a request).
 - :class:`RedactingFilter` rewrites every record's message, arguments and exception text so that
   bearer credentials, JWTs, long opaque tokens and ``secret=value`` pairs never reach a handler
@@ -28,9 +29,12 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authserver.config.settings import LogFormat
+from authserver.endpoints.client_address import normalized_ip
 
 #: The id of the request being served (None outside a request).
 REQUEST_ID: ContextVar[str | None] = ContextVar("charter_request_id", default=None)
+#: The client address of the request being served, normalized (None outside a request).
+CLIENT_ADDRESS: ContextVar[str | None] = ContextVar("charter_client_address", default=None)
 
 REQUEST_ID_HEADER = "x-request-id"
 _INCOMING_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -70,10 +74,35 @@ def redact(text: str) -> str:
     return text
 
 
+#: Marks a record whose message and fields were built from redacted parts (access lines).
+PRE_REDACTED = "charter_pre_redacted"
+_ACCESS_HEADS: dict[tuple[str, str], tuple[str, str]] = {}
+_ACCESS_HEADS_MAX = 2048
+
+
+def access_head(method: str, path: str) -> tuple[str, str]:
+    """``redact("METHOD path")`` and the redacted path, remembered for the paths served most."""
+    key = (method, path)
+    found = _ACCESS_HEADS.get(key)
+    if found is None:
+        head = redact(f"{method} {path}")
+        found = head, head.partition(" ")[2]
+        if len(_ACCESS_HEADS) >= _ACCESS_HEADS_MAX:
+            _ACCESS_HEADS.clear()
+        _ACCESS_HEADS[key] = found
+    return found
+
+
 class RedactingFilter(logging.Filter):
-    """Rewrites each record so that no handler ever sees a token or a secret."""
+    """Rewrites each record so that no handler ever sees a token or a secret.
+
+    An access line is built from :func:`access_head` (already redacted) and numbers, and is
+    marked :data:`PRE_REDACTED`; it is not scanned again.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, PRE_REDACTED, False):
+            return True
         try:
             message = record.getMessage()
         except Exception:  # a broken format string must not hide the event
@@ -135,9 +164,16 @@ def _request_id_of(record: logging.LogRecord) -> str | None:
     return value if isinstance(value, str) and value != "-" else None
 
 
+_SECOND: list[tuple[int, str]] = [(-1, "")]
+
+
 def _timestamp(record: logging.LogRecord) -> str:
-    moment = datetime.fromtimestamp(record.created, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(record.msecs):03d}Z"
+    second = int(record.created)
+    cached_second, prefix = _SECOND[0]  # the formatted second, made once per second
+    if cached_second != second:
+        prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+        _SECOND[0] = (second, prefix)
+    return f"{prefix}{int(record.msecs):03d}Z"
 
 
 def logging_config(log_format: LogFormat = "text", level: str = "INFO") -> dict[str, Any]:
@@ -183,9 +219,13 @@ class RequestIdMiddleware:
     It never buffers the body, so Server-Sent Events streams pass through unchanged.
     """
 
-    def __init__(self, app: ASGIApp, *, access_log: bool = True) -> None:
+    def __init__(
+        self, app: ASGIApp, *, access_log: bool = True, quiet_paths: frozenset[str] = frozenset()
+    ) -> None:
         self.app = app
         self.access_log = access_log
+        #: Paths logged at ``debug`` only (health checks polled every second).
+        self.quiet_paths = quiet_paths
         self._logger = logging.getLogger(ACCESS_LOGGER)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -194,6 +234,8 @@ class RequestIdMiddleware:
             return
         request_id = _incoming_request_id(scope) or secrets.token_hex(8)
         token = REQUEST_ID.set(request_id)
+        peer = scope.get("client")
+        address_token = CLIENT_ADDRESS.set(normalized_ip(peer[0]) if peer and peer[0] else None)
         started = time.perf_counter()
         status = 500
 
@@ -216,18 +258,22 @@ class RequestIdMiddleware:
             if self.access_log:
                 self._log_access(scope, status, started)
             REQUEST_ID.reset(token)
+            CLIENT_ADDRESS.reset(address_token)
 
     def _log_access(self, scope: Scope, status: int, started: float) -> None:
+        if not self._logger.isEnabledFor(logging.INFO):
+            return
         duration_ms = round((time.perf_counter() - started) * 1000, 1)
         method = str(scope.get("method", "-"))
         # The path only: query strings carry codes, states and sometimes tokens.
-        path = str(scope.get("root_path", "")) + str(scope.get("path", ""))
+        head, path = access_head(method, str(scope.get("root_path", "")) + str(scope["path"]))
         client = scope.get("client")
         address = client[0] if client else None
-        self._logger.info(
-            "%s %s %s %.1fms",
-            method,
-            path,
+        level = logging.DEBUG if path in self.quiet_paths else logging.INFO
+        self._logger.log(
+            level,
+            "%s %s %.1fms",
+            head,
             status,
             duration_ms,
             extra={
@@ -236,6 +282,7 @@ class RequestIdMiddleware:
                 "status": status,
                 "duration_ms": duration_ms,
                 "client": address,
+                PRE_REDACTED: True,
             },
         )
 

@@ -1,5 +1,5 @@
 """Batched TTL purge of expired rows (S64): codes, access-token rows, refresh tokens, grants,
-consents, login sessions and rate counters.
+consents, login sessions, rate counters, and audit events past ``audit_retention_seconds``.
 
 Each batch is its own short transaction (``DELETE … WHERE pk IN (SELECT pk … LIMIT n)``), so
 the purge runs alongside traffic without holding SQLite's write lock for long. Used by
@@ -15,6 +15,7 @@ from sqlalchemy import delete, select
 from authserver.context import AuthServer
 from authserver.storage.models import (
     AccessToken,
+    AuditEvent,
     AuthorizationCode,
     Consent,
     Grant,
@@ -68,6 +69,9 @@ def purge_expired(
         ("login_sessions", LoginSession.id_hash, LoginSession.expires_at, now),
         ("rate_counters", RateCounter.key, RateCounter.expires_at, now),
     ]
+    retention = server.settings.audit_retention_seconds
+    if retention > 0:
+        plan.append(("audit_events", AuditEvent.id, AuditEvent.at, now - retention))
     return {
         name: _purge_table(server, key, expires_at, cutoff, batch_size)
         for name, key, expires_at, cutoff in plan

@@ -112,6 +112,11 @@ class Database:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
+    def send_audit_to(self, sink: Any) -> None:
+        """Give every session's committed audit events to ``sink`` as well
+        (:class:`authserver.storage.audit.JsonLinesSink`)."""
+        self._sessions.configure(info={"charter_audit_sink": sink})
+
     @classmethod
     def from_url(cls, url: str) -> Database:
         """Build from a SQLAlchemy URL."""

@@ -293,9 +293,11 @@ class AuditEvent(Base):
     )
     at: Mapped[int] = mapped_column(BigInteger, index=True)
     event: Mapped[str] = mapped_column(String(64), index=True)
-    client_id: Mapped[str | None] = mapped_column(String(2048))
-    subject: Mapped[str | None] = mapped_column(String(256))
+    client_id: Mapped[str | None] = mapped_column(String(2048), index=True)
+    subject: Mapped[str | None] = mapped_column(String(256), index=True)
     ip: Mapped[str | None] = mapped_column(String(64))
+    #: The id of the HTTP request that caused the event (as in the access log).
+    request_id: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 

@@ -6,6 +6,10 @@ Rows are marked (``revoked_at``), never deleted: the resource server's revocatio
 (:class:`authserver.oauth.tokens.AccessTokenRevocationView`) picks the access tokens up, and
 the purge removes the rows once they expire. Helpers here never commit: the caller owns the
 transaction.
+
+Revoking a client or a user first locks its row, and also expires its codes not yet redeemed,
+so that no token endpoint request in flight can mint a token the revocation does not see
+(:mod:`authserver.storage.issuance_locks`, S95).
 """
 
 from __future__ import annotations
@@ -15,7 +19,11 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from authserver.storage.models import AccessToken, Grant, RefreshToken
+from authserver.storage.issuance_locks import lock_client_for_revocation, lock_user_for_revocation
+from authserver.storage.models import AccessToken, AuthorizationCode, Grant, RefreshToken
+
+#: ``expires_at`` given to the codes a revocation withdraws: in the past on every clock.
+WITHDRAWN_CODE_EXPIRY = 0
 
 
 def _changed(result: Any) -> int:
@@ -52,9 +60,22 @@ def revoke_grant(session: Session, grant_id: str, *, now: int, reason: str) -> N
     _revoke_grants(session, Grant.id, "grant_id", grant_id, now=now, reason=reason)
 
 
+def _withdraw_codes(session: Session, *conditions: Any) -> None:
+    """Expire the unredeemed codes matching ``conditions`` (their redemption then fails)."""
+    session.execute(
+        update(AuthorizationCode)
+        .where(AuthorizationCode.consumed_at.is_(None), *conditions)
+        .values(expires_at=WITHDRAWN_CODE_EXPIRY)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def revoke_client_grants(session: Session, client_id: str, *, now: int, reason: str) -> int:
     """Revoke every grant of a client and all its refresh and access tokens (those of no grant,
-    such as client credentials tokens, too); the number of grants revoked."""
+    such as client credentials tokens, too) and withdraw its unredeemed codes; the number of
+    grants revoked."""
+    lock_client_for_revocation(session, client_id)
+    _withdraw_codes(session, AuthorizationCode.client_id == client_id)
     return _revoke_grants(session, Grant.client_id, "client_id", client_id, now=now, reason=reason)
 
 
@@ -62,7 +83,12 @@ def revoke_user_grants(
     session: Session, subject: str, *, now: int, reason: str, client_id: str | None = None
 ) -> int:
     """Revoke every live grant of ``subject`` (only those with ``client_id`` when given) with
-    their tokens; the number of grants revoked."""
+    their tokens, and withdraw their unredeemed codes; the number of grants revoked."""
+    lock_user_for_revocation(session, subject)
+    codes = [AuthorizationCode.subject == subject]
+    if client_id is not None:
+        codes.append(AuthorizationCode.client_id == client_id)
+    _withdraw_codes(session, *codes)
     query = select(Grant.id).where(Grant.subject == subject, Grant.revoked_at.is_(None))
     if client_id is not None:
         query = query.where(Grant.client_id == client_id)

@@ -5,7 +5,8 @@ MCP 2025-11-25 "Transports" §Resumability and Redelivery.
 Every event sent on a POST or GET stream is stored with a per-session stream id, so a client that
 lost a stream resumes it on any worker with ``Last-Event-ID``. Waiting code polls the database;
 the :class:`~resourceserver.mcp.bus.Bus` wakes it at once when the event was written in the same
-process.
+process. Idle streams do not poll: one
+:class:`~resourceserver.mcp.stream_watch.StreamWatcher` per log looks for all of them.
 
 Readers follow a stream with a cursor (the last row id read), so within a session rows must
 become visible in id order: :meth:`EventLog.append` locks the session's row first (PostgreSQL
@@ -22,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from resourceserver.mcp.bus import Bus
+from resourceserver.mcp.stream_watch import StreamWatcher, stream_key
 from resourceserver.mcp.wakeups import announce
 from resourceserver.storage import Database, McpEvent, McpSession
 
@@ -75,13 +77,15 @@ def parse_event_id(value: str) -> tuple[str, int] | None:
 class EventLog:
     """Appends and replays the events of a session's streams."""
 
-    def __init__(self, db: Database, bus: Bus) -> None:
+    def __init__(self, db: Database, bus: Bus, watch_interval: float = 0.25) -> None:
         self.db = db
         self.bus = bus
+        #: Wakes idle streams for events and ended sessions, one query for all of them.
+        self.watcher = StreamWatcher(db, bus, watch_interval)
 
     @staticmethod
     def key(session_id: str, stream_id: str) -> str:
-        return f"stream:{session_id}:{stream_id}"
+        return stream_key(session_id, stream_id)
 
     async def append(self, session_id: str, stream_id: str, payload: str, final: bool) -> str:
         """Store one event and return its id."""

@@ -145,7 +145,6 @@ class HandshakeEra:
                 self.stopping,
                 self.timing.retry_ms,
                 self.timing.keepalive,
-                poll_interval=self.stream_poll_interval,
             ),
             media_type="text/event-stream",
             headers=http.sse_headers(session.id),
@@ -318,7 +317,6 @@ class HandshakeEra:
                 after,
                 ownership,
                 self.stopping,
-                poll_interval=self.stream_poll_interval,
                 keepalive=self.timing.keepalive,
                 retry_ms=self.timing.retry_ms,
                 priming=priming,
@@ -326,11 +324,6 @@ class HandshakeEra:
             media_type="text/event-stream",
             headers=http.sse_headers(session.id),
         )
-
-    @property
-    def stream_poll_interval(self) -> float:
-        """How often an idle SSE stream looks for events logged by other workers (at first)."""
-        return max(self.timing.poll_interval, 0.05)
 
     # -- DELETE ---------------------------------------------------------------------------------
 

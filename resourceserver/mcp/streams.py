@@ -157,7 +157,6 @@ async def drain(
     stop: asyncio.Event,
     retry_ms: int,
     keepalive: float = 15.0,
-    poll_interval: float = 0.05,
 ) -> AsyncIterator[str]:
     """The SSE body of a POST: the priming event, then its logged events until the final
     response, an early close, a newer connection resuming the stream, or shutdown."""
@@ -172,7 +171,6 @@ async def drain(
         claim,
         Ownership(claim, claim),
         stop,
-        poll_interval=poll_interval,
         keepalive=keepalive,
         retry_ms=retry_ms,
         closed=stream.closed,
@@ -188,7 +186,6 @@ async def replay(
     ownership: Ownership,
     stop: asyncio.Event,
     *,
-    poll_interval: float,
     keepalive: float = 15.0,
     retry_ms: int | None = None,
     priming: str | None = None,
@@ -204,34 +201,51 @@ async def replay(
     """
     if priming is not None:
         yield priming
-    with log.bus.watch(log.key(session_id, stream_id)) as woken:
+    key = log.key(session_id, stream_id)
+    with log.bus.watch(key) as woken, log.watcher.watching(session_id, stream_id):
         idle = 0.0
-        interval = poll_interval
+        look = True
+        loop = asyncio.get_running_loop()
         while not stop.is_set():
-            woken.clear()
-            events = await log.poll(session_id, stream_id, after)
-            if events is None:
-                return
-            for event in events:
-                after = event.row
-                chunk, end = _outcome(event, ownership, retry_ms)
-                if chunk is not None:
+            if look:
+                woken.clear()
+                events = await log.poll(session_id, stream_id, after)
+                if events is None:
+                    return
+                chunks, end = _render(events, ownership, retry_ms)
+                for chunk in chunks:
                     yield chunk
                 if end:
                     return
-            if events:
-                idle, interval = 0.0, poll_interval
-                continue
+                if events:
+                    after = events[-1].row
+                    idle = 0.0
+                    continue
             if closed is not None and closed.is_set():
                 return
-            # Idle streams poll less and less often (up to once a second); an event written in
-            # this process (or announced by PostgreSQL) wakes them at once.
-            await _pause(woken, interval, stop)
-            idle += interval
-            interval = min(interval * 2, max(poll_interval, 1.0))
+            # Idle: no query until woken, by a write in this process, PostgreSQL's NOTIFY or
+            # the log's shared watcher (every write elsewhere, the session's end).
+            began = loop.time()
+            await _pause(woken, max(keepalive - idle, 0.0), stop, closed)
+            idle += loop.time() - began
+            look = woken.is_set()
             if idle >= keepalive:
                 idle = 0.0
                 yield ": keepalive\n\n"
+
+
+def _render(
+    events: list[StoredEvent], ownership: Ownership, retry_ms: int | None
+) -> tuple[list[str], bool]:
+    """The chunks of ``events`` for this connection up to the one that ends it, and if one does."""
+    chunks: list[str] = []
+    for event in events:
+        chunk, end = _outcome(event, ownership, retry_ms)
+        if chunk is not None:
+            chunks.append(chunk)
+        if end:
+            return chunks, True
+    return chunks, False
 
 
 def _outcome(
@@ -250,12 +264,15 @@ def _outcome(
     return chunk, event.final
 
 
-async def _pause(woken: asyncio.Event, timeout: float, stop: asyncio.Event) -> None:
-    """Wait until ``woken`` or ``stop`` is set, or ``timeout`` seconds passed."""
-    waiter = asyncio.ensure_future(woken.wait())
-    stopper = asyncio.ensure_future(stop.wait())
+async def _pause(
+    woken: asyncio.Event, timeout: float, stop: asyncio.Event, closed: asyncio.Event | None
+) -> None:
+    """Wait until ``woken``, ``stop`` or ``closed`` is set, or ``timeout`` seconds passed."""
+    waiters = {
+        asyncio.ensure_future(event.wait()) for event in (woken, stop, closed) if event is not None
+    }
     try:
-        await asyncio.wait({waiter, stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        waiter.cancel()
-        stopper.cancel()
+        for waiter in waiters:
+            waiter.cancel()

@@ -63,6 +63,8 @@ class TransportOptions:
     retry_ms: int = 1000
     #: How often a worker waiting on another worker polls the database.
     poll_interval: float = 0.1
+    #: How often the shared watcher looks for events of idle SSE streams written elsewhere.
+    stream_watch_interval: float = 0.25
     #: How long a tool waits for the client to answer sampling/elicitation.
     client_answer_timeout: float = 300.0
     #: How often a worker running handlers looks for cancellations sent to other workers.
@@ -109,7 +111,7 @@ class McpEndpoint:
             options.session_ttl_seconds,
             max_per_principal=options.max_sessions_per_principal,
         )
-        self.log = EventLog(database, self.bus)
+        self.log = EventLog(database, self.bus, watch_interval=options.stream_watch_interval)
         self.pending = PendingRequests(
             database,
             self.bus,
@@ -210,6 +212,7 @@ class McpEndpoint:
         self.stopping.set()
         if self._listener is not None:
             self._listener.stop()
+        await self.log.watcher.aclose()
         await self.cancellations.aclose()
         await self.runner.aclose()
         await self.broadcasts.aclose()

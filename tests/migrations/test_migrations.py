@@ -71,7 +71,7 @@ def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Eng
 
 
 def test_head_is_the_newest_revision() -> None:
-    assert head_revision() == "0004"
+    assert head_revision() == "0009"
 
 
 def test_upgrade_on_empty_database_matches_the_models(empty_engine: Engine) -> None:

@@ -26,6 +26,7 @@ from authserver.oauth.grants.base import (
 )
 from authserver.storage.audit import record_event
 from authserver.storage.crypto import hash_token, new_id
+from authserver.storage.issuance_locks import hold_user
 from authserver.storage.models import AuthorizationCode, Grant, User
 from authserver.storage.revocation import revoke_grant
 
@@ -54,7 +55,9 @@ class AuthorizationCodeGrant(GrantBase, authlib_grants.AuthorizationCodeGrant): 
             raise InvalidGrantError("redirect_uri differs from the authorization request")
         resource = check_resource(self.ctx, self.request, row.resource)
         scope = narrow_scope(self.request.payload.scope, row.scope)
-        if self.authenticate_user(self.request.authorization_code) is None:
+        # S95: client and user locked against a revocation in flight, then the code consumed.
+        self.hold_client()
+        if not hold_user(self.session, row.subject):
             raise InvalidGrantError("the user of this code is unknown or disabled")
         self._consume(row)
         grant = Grant(

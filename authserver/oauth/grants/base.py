@@ -16,11 +16,12 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from authserver.context import AuthServer
-from authserver.errors import InvalidScopeError, InvalidTargetError
+from authserver.errors import InvalidClientError, InvalidScopeError, InvalidTargetError
 from authserver.oauth.resources import resolve_resource
 from authserver.oauth.scopes import is_narrowing, parse_scope
 from authserver.oauth.token_request import TokenEndpointRequest
 from authserver.oauth.tokens import issue_access_token, issue_refresh_token
+from authserver.storage.issuance_locks import hold_client
 from authserver.storage.models import AuthorizationCode, Client, Grant, RefreshToken
 
 TOKEN_HEADERS = [("Content-Type", "application/json")]
@@ -159,6 +160,12 @@ class GrantBase:
     @property
     def now(self) -> int:
         return self.server.now
+
+    def hold_client(self) -> None:
+        """Lock the client row against a concurrent revocation and check it again (S95); the
+        first lock every grant takes (:mod:`authserver.storage.issuance_locks`)."""
+        if not hold_client(self.session, self.request.client.client_id):
+            raise InvalidClientError("the client is disabled or was removed")
 
     def issue(self, grant: Grant, scope: str, *, refresh: bool) -> dict[str, Any]:
         access = issue_access_token(

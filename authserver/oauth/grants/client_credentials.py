@@ -39,6 +39,7 @@ class ClientCredentialsGrant(GrantBase, authlib_grants.ClientCredentialsGrant): 
                 "this client id collides with a user; client_credentials refused",
                 detail=f"client {client.client_id!r} equals a user id",
             )
+        self.hold_client()  # S95: against a revocation of the client in flight
         scope = resolve_scope(self.ctx.settings, client.row, self.request.payload.scope)
         resource = resolve_resource(self.ctx.settings, self.request.resources)
         grant = Grant(

@@ -22,7 +22,8 @@ from authserver.oauth.grants.base import (
 from authserver.oauth.tokens import looks_like_jwt
 from authserver.storage.audit import record_event
 from authserver.storage.crypto import hash_token
-from authserver.storage.models import Grant, RefreshToken, User
+from authserver.storage.issuance_locks import hold_grant, hold_user
+from authserver.storage.models import Grant, RefreshToken
 from authserver.storage.revocation import revoke_grant
 
 
@@ -49,15 +50,16 @@ class RefreshTokenGrant(GrantBase, authlib_grants.RefreshTokenGrant):  # type: i
             raise InvalidGrantError("the refresh token was revoked")
         check_resource(self.ctx, self.request, row.resource)
         scope = narrow_scope(self.request.payload.scope, row.scope)
-        grant = self.session.get(Grant, row.grant_id)
+        # S95: client, user, then grant, locked in this order against a revocation in flight.
+        self.hold_client()
+        user_live = hold_user(self.session, row.subject)
+        grant = hold_grant(self.session, row.grant_id)
         if grant is None or grant.revoked_at is not None:
             raise InvalidGrantError("the grant was revoked")
         if grant.expires_at <= self.now:
             raise InvalidGrantError("the grant has expired; authorize again")
-        if grant.grant_type == "authorization_code":
-            user = self.session.get(User, grant.subject)
-            if user is None or user.disabled:
-                raise InvalidGrantError("the user of this grant is unknown or disabled")
+        if grant.grant_type == "authorization_code" and not user_live:
+            raise InvalidGrantError("the user of this grant is unknown or disabled")
         self._rotate(row, grant)
         body = self.issue(grant, scope, refresh=client.check_grant_type("refresh_token"))
         return 200, body, TOKEN_HEADERS

@@ -150,3 +150,19 @@ async def test_request_id_is_generated_echoed_and_logged(
     assert "secret-code" not in first.getMessage()  # the query string is never logged
     assert first.request_id == response.text  # type: ignore[attr-defined]
     assert access_log[1].request_id == "trace-42"  # type: ignore[attr-defined]
+
+
+async def test_access_line_of_a_token_path_is_redacted_in_message_and_fields() -> None:
+    logger, stream = _capture(JsonFormatter())
+    middleware = _app()
+    middleware._logger = logger
+    transport = httpx.ASGITransport(app=middleware)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        for _ in range(2):  # the second line comes from the remembered redaction
+            await http.get(f"/register/{REFRESH}")
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert len(lines) == 2
+    for line in lines:
+        assert REFRESH not in json.dumps(line)
+        assert line["message"].startswith(f"GET /register/{REDACTED} 404 ")
+        assert line["path"] == f"/register/{REDACTED}"

@@ -251,10 +251,7 @@ async def test_s74_discover_without_a_token_shows_only_public_capabilities(
 
 async def test_s83_anonymous_traffic_is_rate_limited_apart(engine: Engine) -> None:
     app = local_app(public_registry(), engine)
-    endpoint_limiter = None
-    for middleware in app.app.user_middleware:
-        if "anonymous" in middleware.kwargs:
-            endpoint_limiter = middleware.kwargs["anonymous"]
+    endpoint_limiter = app.app.state.anonymous_limiter
     assert isinstance(endpoint_limiter, AnonymousLimiter)
     endpoint_limiter.per_minute = 3
     body = {"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {}}
