@@ -15,6 +15,11 @@ This is the only module that imports both :mod:`authserver` and :mod:`resourcese
    and the resource server's app on one origin, behind the request-id/access-log middleware
    (:func:`build_deployment`).
 
+With ``authorization_server`` set (resource-server-only mode), :func:`build_resource_only`
+builds the MCP server alone in front of that issuer: no authorization-server routes, tables or
+keys; tokens are checked by the issuer's JWKS or by RFC 7662 introspection, every outbound
+request through the SSRF guard (:mod:`authserver.federation.outbound`).
+
 :func:`create_deployment_app` is the zero-argument factory uvicorn workers import
 (``authserver.deployment:create_deployment_app``); it reads ``CHARTER_*`` environment variables.
 """
@@ -31,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import IntegrityError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -48,17 +53,23 @@ from authserver.context import AuthServer
 from authserver.endpoints.app import EXCEPTION_HANDLERS, authserver_routes
 from authserver.endpoints.cors import allow_cors
 from authserver.endpoints.metadata import WELL_KNOWN, metadata_document
+from authserver.federation.outbound import GuardedFetcher, external_fetch_policy
 from authserver.oauth.tokens import AccessTokenRevocationView
 from authserver.ops.clean_exit import chain_exit_signals
 from authserver.ops.gc_tuning import tune_for_serving
 from authserver.ops.health import QUIET_PATHS, Readiness, health_routes
 from authserver.ops.logging_setup import RequestIdMiddleware
 from authserver.ops.maintenance import maintenance_loop
+from authserver.storage.db import make_engine
 from authserver.storage.models import User
-from authserver.storage.schema import prepare_database
+from authserver.storage.schema import MIGRATION_LOCK_KEY, prepare_database
 from authserver.storage.signing_keys import load_key_encryption_key
+from resourceserver import storage as resource_storage
 from resourceserver.app import create_app as create_resource_app
 from resourceserver.direct import DirectPaths
+from resourceserver.external.introspection import IntrospectionVerifier
+from resourceserver.external.issuer import ExternalIssuer
+from resourceserver.external.verifier import ExternalTokenVerifier
 from resourceserver.jwks import CallbackKeySource
 from resourceserver.mcp.registry import Registry, ToolModuleError, load_tool_modules
 from resourceserver.mcp.request_state import derive_key
@@ -175,9 +186,10 @@ def request_state_keys(settings: CharterSettings) -> list[bytes]:
     return [derive_key(encryption_key.raw_value)]
 
 
-def build_registry(server: AuthServer, tool_modules: tuple[str, ...]) -> Registry:
+def build_registry(server: AuthServer | Engine, tool_modules: tuple[str, ...]) -> Registry:
     """The built-in tools plus every user module named in ``tool_modules``."""
-    registry = builtin_registry(server.database.engine)
+    engine = server if isinstance(server, Engine) else server.database.engine
+    registry = builtin_registry(engine)
     return load_tool_modules(tool_modules, into=registry)
 
 
@@ -410,6 +422,119 @@ def embedded_deployment(
     return build_deployment(settings, server=server, registry=registry), first
 
 
+@dataclass
+class ResourceOnlyDeployment:
+    """The MCP server alone, in front of an external authorization server."""
+
+    settings: CharterSettings
+    engine: Engine
+    resource_settings: ResourceServerSettings
+    verifier: ExternalTokenVerifier
+    registry: Registry
+    app: Starlette
+    begin_drain: Callable[[], None]
+
+
+def prepare_resource_database(engine: Engine) -> None:
+    """Create the resource server's tables only (sessions, events, tasks, notes); idempotent,
+    one process at a time on PostgreSQL. The authorization server's tables are not made."""
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
+        resource_storage.metadata.create_all(connection)
+
+
+def external_resource_settings(settings: CharterSettings) -> ResourceServerSettings:
+    """Resource server settings naming the external issuer and its algorithms."""
+    values = settings.values_for(ResourceServerSettings.model_fields)
+    values["issuer"] = settings.authorization_server
+    values["allowed_algorithms"] = settings.external_token_algorithms
+    return ResourceServerSettings(**values)
+
+
+def external_verifier(
+    settings: CharterSettings, resource_settings: ResourceServerSettings
+) -> ExternalTokenVerifier:
+    """JWKS checks of JWT access tokens, and introspection when credentials are configured."""
+    issuer = ExternalIssuer(
+        settings.authorization_server, GuardedFetcher(external_fetch_policy(settings))
+    )
+    jwt = JwtTokenVerifier(resource_settings, issuer.key_source(), plain_jwt=True)
+    introspection = None
+    secret = settings.introspection_client_secret
+    if settings.introspection_client_id and secret is not None:
+        introspection = IntrospectionVerifier(
+            resource_settings,
+            issuer,
+            (settings.introspection_client_id, secret.get_secret_value()),
+            cache_seconds=settings.introspection_cache_seconds,
+            cache_size=resource_settings.token_cache_size,
+        )
+    return ExternalTokenVerifier(jwt, introspection)
+
+
+def build_resource_only(
+    settings: CharterSettings,
+    *,
+    engine: Engine | None = None,
+    registry: Registry | None = None,
+    drain_on_signals: bool = False,
+    tune_gc: bool = False,
+) -> ResourceOnlyDeployment:
+    """The protected MCP server in front of ``settings.authorization_server`` (tables ready)."""
+    engine = engine if engine is not None else make_engine(settings.database_url)
+    resource_settings = external_resource_settings(settings)
+    verifier = external_verifier(settings, resource_settings)
+    if registry is None:
+        registry = build_registry(engine, settings.tools)
+    resource_app = create_resource_app(
+        resource_settings,
+        verifier,
+        registry,
+        engine,
+        options=transport_options_for(settings),
+        request_state_keys=request_state_keys(settings),
+    )
+    begin_drain = _drainer(resource_app)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        restore = chain_exit_signals(begin_drain) if drain_on_signals else None
+        try:
+            async with resource_app.router.lifespan_context(resource_app):
+                if tune_gc:
+                    tune_for_serving()
+                yield
+        finally:
+            if restore is not None:
+                restore()
+            await run_in_threadpool(engine.dispose)
+
+    app = DirectPaths(
+        routes=[Mount("/", app=resource_app)],
+        middleware=[Middleware(RequestIdMiddleware, quiet_paths=QUIET_PATHS)],
+        lifespan=lifespan,
+    )
+    app.state.deployment_settings = settings
+    mcp_path = resource_settings.resource_path
+    app.direct[mcp_path] = RequestIdMiddleware(resource_app.direct[mcp_path])
+    return ResourceOnlyDeployment(
+        settings, engine, resource_settings, verifier, registry, app, begin_drain
+    )
+
+
+def _drainer(resource_app: Starlette) -> Callable[[], None]:
+    def begin_drain() -> None:
+        endpoint = getattr(resource_app.state, "mcp_endpoint", None)
+        stopping = getattr(endpoint, "stopping", None)
+        if isinstance(stopping, asyncio.Event):
+            stopping.set()
+
+    return begin_drain
+
+
 def create_deployment_app() -> Starlette:
     """Factory for uvicorn workers: settings from ``CHARTER_*``; no admin is created here.
 
@@ -418,6 +543,13 @@ def create_deployment_app() -> Starlette:
     migrates and ensures a signing key.
     """
     settings = CharterSettings()
+    if settings.resource_only:
+        engine = make_engine(settings.database_url)
+        prepare_resource_database(engine)
+        deployment = build_resource_only(
+            settings, engine=engine, drain_on_signals=True, tune_gc=True
+        )
+        return deployment.app
     server = AuthServer.build(settings)
     initialize(server, create_admin=False)
     return build_deployment(settings, server=server, drain_on_signals=True, tune_gc=True).app

@@ -46,6 +46,8 @@ class RevocationView(Protocol):
 
 #: Media types of an RFC 9068 access token (``typ``), compared case-insensitively (RFC 7515 §4.1.9).
 _ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+#: ``typ`` values of a plain JWT access token (an external issuer without RFC 9068).
+_PLAIN_JWT_TYPES = frozenset({"jwt", "application/jwt"})
 #: Three non-empty base64url segments: the only serialization accepted (no JSON, no JWE).
 _COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 _MAX_KID_LENGTH = 128
@@ -68,6 +70,12 @@ class JwtTokenVerifier:
     ``none`` and HMAC algorithms are refused at construction even when configured (RFC 8725
     §3.1: a MAC keyed by what a JWKS publishes is forgeable).
 
+    With ``plain_jwt`` (tokens of an external issuer), a JWT access token without RFC 9068's
+    ``typ`` is accepted too (``typ`` ``JWT`` or absent) when every claim check passes: the
+    ``aud`` check is what keeps an ID token or a token for another resource out. Its client is
+    ``client_id``, else ``azp`` or ``cid``; its scopes ``scope`` or else ``scp`` (a string or
+    a list); without a ``jti`` the token's digest names it.
+
     :meth:`verify` raises :class:`InvalidTokenError` for every bad token, and
     :class:`resourceserver.jwks.KeySourceError` only when no key set was ever obtained.
     """
@@ -80,6 +88,7 @@ class JwtTokenVerifier:
         revocation: RevocationView | None = None,
         clock: Callable[[], float] = time.time,
         max_token_bytes: int = 8 * 1024,
+        plain_jwt: bool = False,
     ) -> None:
         forbidden = [
             name
@@ -93,6 +102,8 @@ class JwtTokenVerifier:
             name: registry.get_alg(name) for name in settings.allowed_algorithms
         }
         self._settings = settings
+        self._plain_jwt = plain_jwt
+        self._types = _ACCESS_TOKEN_TYPES | (_PLAIN_JWT_TYPES if plain_jwt else frozenset())
         self._keys = keys
         self._revocation = revocation
         self._clock = clock
@@ -108,7 +119,7 @@ class JwtTokenVerifier:
         now = self._clock()
         principal = self._cache.get(digest)
         if principal is None:
-            principal = await self._verify_jwt(token, now)
+            principal = await self._verify_jwt(token, now, digest)
             self._cache.put(digest, principal)
         elif principal.expires_at <= now - self._settings.leeway_seconds:
             self._cache.discard(digest)
@@ -117,7 +128,7 @@ class JwtTokenVerifier:
             raise InvalidTokenError("the access token was revoked", detail=principal.token_id)
         return principal
 
-    async def _verify_jwt(self, token: str, now: float) -> Principal:
+    async def _verify_jwt(self, token: str, now: float, digest: bytes) -> Principal:
         if _COMPACT_JWS.fullmatch(token) is None:
             raise InvalidTokenError(_MALFORMED, detail="not a compact JWS")
         header_b64, payload_b64, signature_b64 = token.split(".")
@@ -133,7 +144,11 @@ class JwtTokenVerifier:
             raise InvalidTokenError(_MALFORMED, detail=f"key or signature: {error}") from error
         if not valid:
             raise InvalidTokenError("the access token signature is invalid", detail="bad signature")
-        return self._check_claims(_decode_json_object(payload_b64, "payload"), now)
+        claims = _decode_json_object(payload_b64, "payload")
+        self._check_claims(claims, now)
+        if self._plain_jwt:
+            return plain_jwt_principal(claims, digest)
+        return _principal(claims)
 
     def _check_header(self, header: dict[str, Any]) -> JWSAlgModel:
         alg = header.get("alg")
@@ -141,7 +156,9 @@ class JwtTokenVerifier:
         if algorithm is None:
             raise InvalidTokenError("the access token algorithm is not accepted", detail=repr(alg))
         typ = header.get("typ")
-        if not isinstance(typ, str) or typ.lower() not in _ACCESS_TOKEN_TYPES:
+        if typ is None and self._plain_jwt:
+            typ = "jwt"
+        if not isinstance(typ, str) or typ.lower() not in self._types:
             raise InvalidTokenError("the token is not an access token (typ)", detail=repr(typ))
         if "crit" in header or "b64" in header:
             raise InvalidTokenError(_MALFORMED, detail="critical header extension")
@@ -171,7 +188,7 @@ class JwtTokenVerifier:
             self._last_forced_refresh = now
             return _key_by_kid(await self._keys.get_jwks(force=True), kid)
 
-    def _check_claims(self, claims: dict[str, Any], now: float) -> Principal:
+    def _check_claims(self, claims: dict[str, Any], now: float) -> None:
         settings = self._settings
         leeway = settings.leeway_seconds
         if claims.get("iss") != settings.issuer:
@@ -188,17 +205,48 @@ class JwtTokenVerifier:
         issued_at = _numeric_date(claims, "iat", required=True)
         if issued_at is None or issued_at > now + leeway:
             raise InvalidTokenError("the access token was issued in the future", detail="iat")
-        scope = claims.get("scope", "")
-        if not isinstance(scope, str):
-            raise InvalidTokenError(_MALFORMED, detail="scope is not a string")
-        return Principal(
-            subject=_required_string(claims, "sub"),
-            client_id=_required_string(claims, "client_id"),
-            scopes=frozenset(filter(None, scope.split(" "))),
-            token_id=_required_string(claims, "jti"),
-            expires_at=int(expires_at),
-            audience=audience,
-        )
+
+
+def _principal(claims: dict[str, Any]) -> Principal:
+    """The caller an RFC 9068 token names (its time claims were checked)."""
+    scope = claims.get("scope", "")
+    if not isinstance(scope, str):
+        raise InvalidTokenError(_MALFORMED, detail="scope is not a string")
+    return Principal(
+        subject=_required_string(claims, "sub"),
+        client_id=_required_string(claims, "client_id"),
+        scopes=frozenset(filter(None, scope.split(" "))),
+        token_id=_required_string(claims, "jti"),
+        expires_at=int(claims["exp"]),
+        audience=_audience(claims.get("aud")),
+    )
+
+
+def plain_jwt_principal(claims: dict[str, Any], digest: bytes) -> Principal:
+    """The caller a plain JWT (or an introspection answer) names: ``client_id``, ``azp`` or
+    ``cid`` (Okta), ``scope`` or ``scp`` (Entra ID, Okta), ``jti`` or the token's digest."""
+    client = claims.get("client_id") or claims.get("azp") or claims.get("cid") or ""
+    token_id = claims.get("jti") or "sha256:" + digest.hex()
+    if not isinstance(client, str) or not isinstance(token_id, str):
+        raise InvalidTokenError(_MALFORMED, detail="client_id/azp/jti not a string")
+    return Principal(
+        subject=_required_string(claims, "sub"),
+        client_id=client,
+        scopes=scopes_claim(claims),
+        token_id=token_id,
+        expires_at=int(claims["exp"]),
+        audience=_audience(claims.get("aud")),
+    )
+
+
+def scopes_claim(claims: dict[str, Any]) -> frozenset[str]:
+    """``scope`` (space-separated, RFC 9068 §2.2.3), else ``scp`` (a string or a list)."""
+    value = claims.get("scope", claims.get("scp", ""))
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return frozenset(filter(None, value))
+    if not isinstance(value, str):
+        raise InvalidTokenError(_MALFORMED, detail="scope is not a string")
+    return frozenset(filter(None, value.split(" ")))
 
 
 class _VerifiedTokenCache:

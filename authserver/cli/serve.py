@@ -12,6 +12,10 @@ variables. SIGTERM/SIGINT drain: SSE streams end at once (clients resume with
 completed drain exits 0 (:mod:`authserver.ops.clean_exit`). Behind a load balancer,
 ``--forwarded-allow-ips`` names the proxies whose ``X-Forwarded-For`` gives the client address
 (:mod:`authserver.config.trusted_proxies`).
+
+With ``--authorization-server URL`` it serves only the protected MCP server in front of that
+issuer (resource-server-only mode, :func:`authserver.deployment.build_resource_only`): no
+admin, no signing key, only the resource server's tables.
 """
 
 from __future__ import annotations
@@ -53,9 +57,12 @@ def serve_command(ctx: click.Context, /, **options: Any) -> None:
     # Like `python -m` and uvicorn: tool modules next to where `charter serve` runs import.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    server, registry, first = _prepare(settings)
-    _announce(settings, first.admin_password)
-    status = _run(settings, server, registry)
+    if settings.resource_only:
+        status = _run_resource_only(settings)
+    else:
+        server, registry, first = _prepare(settings)
+        _announce(settings, first.admin_password)
+        status = _run(settings, server, registry)
     if status:
         ctx.exit(status)
 
@@ -87,13 +94,46 @@ def _prepare(settings: CharterSettings) -> tuple[AuthServer, Registry, FirstStar
     return server, registry, first
 
 
-def _run(settings: CharterSettings, server: AuthServer, registry: Registry) -> int:
-    """Serve until SIGTERM/SIGINT, in this process or in workers; the exit status."""
-    from authserver.deployment import build_deployment
+def _run_resource_only(settings: CharterSettings) -> int:
+    """The MCP server alone in front of ``--authorization-server``; the exit status."""
+    from authserver.deployment import (
+        TOOL_MODULE_ERRORS,
+        build_registry,
+        build_resource_only,
+        prepare_resource_database,
+    )
+    from authserver.storage.db import make_engine
 
+    engine = make_engine(settings.database_url)
+    try:
+        registry = build_registry(engine, settings.tools)
+    except TOOL_MODULE_ERRORS as exc:
+        engine.dispose()
+        raise click.UsageError(f"--tools: {exc}") from exc
+    prepare_resource_database(engine)
+    click.echo(
+        f"Charter MCP server behind the authorization server {settings.authorization_server}\n"
+        f"Database: {describe_database(settings.database_url)}\n"
+        f"Connect your MCP client to {settings.resource_url}"
+    )
+    sys.stdout.flush()
+    if settings.workers == 1:
+        deployment = build_resource_only(
+            settings, engine=engine, registry=registry, drain_on_signals=True, tune_gc=True
+        )
+        return run_server(uvicorn.Config(deployment.app, **_uvicorn_args(settings)))
+    engine.dispose()
+    os.environ.update(settings.environment())
+    config = uvicorn.Config(
+        FACTORY, factory=True, workers=settings.workers, **_uvicorn_args(settings)
+    )
+    return run_workers(config)
+
+
+def _uvicorn_args(settings: CharterSettings) -> dict[str, Any]:
     trusted = settings.trusted_proxies
     level = settings.log_level.upper()
-    config_args: dict[str, Any] = {
+    return {
         "host": settings.host,
         "port": settings.port,
         "log_config": logging_config(settings.log_format, level),
@@ -104,6 +144,13 @@ def _run(settings: CharterSettings, server: AuthServer, registry: Registry) -> i
         "proxy_headers": bool(trusted),
         "forwarded_allow_ips": trusted,
     }
+
+
+def _run(settings: CharterSettings, server: AuthServer, registry: Registry) -> int:
+    """Serve until SIGTERM/SIGINT, in this process or in workers; the exit status."""
+    from authserver.deployment import build_deployment
+
+    config_args = _uvicorn_args(settings)
     if settings.workers == 1:
         deployment = build_deployment(
             settings, server=server, registry=registry, drain_on_signals=True, tune_gc=True

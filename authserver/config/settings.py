@@ -291,6 +291,37 @@ class CharterSettings(BaseSettings):
         "an error.",
     )
 
+    # -- Behind an existing authorization server (resource-server-only mode) -------------------
+
+    authorization_server: Annotated[str, Option(metavar="URL")] = Field(
+        default="",
+        description="Issuer of an existing authorization server (RFC 8414). When set, Charter "
+        "serves only the protected MCP server: its metadata names this issuer, tokens are "
+        "checked with the issuer's JWKS or by introspection, and no sign-in pages, client "
+        "registration or token endpoints (nor their tables) exist.",
+    )
+    introspection_client_id: str = Field(
+        default="",
+        description="Client id Charter authenticates with at the authorization server's RFC 7662 "
+        "introspection endpoint; set it (and the secret) to accept opaque access tokens.",
+    )
+    introspection_client_secret: Annotated[SecretStr | None, Option(command_line=False)] = Field(
+        default=None,
+        description="Secret of `introspection_client_id` (HTTP Basic, RFC 7662 §2.1).",
+    )
+    introspection_cache_seconds: int = Field(
+        default=60,
+        ge=0,
+        le=3600,
+        description="An introspection answer is reused this long at most (never past the "
+        "token's `exp`); `0` asks at every request.",
+    )
+    external_token_algorithms: Annotated[StrList, Option(metavar="ALG")] = Field(
+        default=("ES256", "ES384", "RS256", "PS256", "EdDSA"),
+        description="JWS algorithms accepted on the external authorization server's JWT access "
+        "tokens (asymmetric only).",
+    )
+
     # -- charter serve ------------------------------------------------------------------------
 
     host: str = Field(default="127.0.0.1", description="Where `charter serve` listens.")
@@ -321,7 +352,13 @@ class CharterSettings(BaseSettings):
         "the header rather than appending to it.",
     )
 
-    @field_validator("scopes_supported", "ssrf_allowed_hosts", "tools", mode="before")
+    @field_validator(
+        "scopes_supported",
+        "ssrf_allowed_hosts",
+        "tools",
+        "external_token_algorithms",
+        mode="before",
+    )
     @classmethod
     def _split_lists(cls, value: Any) -> Any:
         return split_list_setting(value)
@@ -337,6 +374,11 @@ class CharterSettings(BaseSettings):
 
     _servers: tuple[McpServerConfig, ...] = PrivateAttr(default=())
     _default_scopes: tuple[str, ...] = PrivateAttr(default=())
+
+    @field_validator("authorization_server")
+    @classmethod
+    def _authorization_server_shape(cls, value: str) -> str:
+        return check_issuer(value) if value else value
 
     @field_validator("key_encryption_key")
     @classmethod
@@ -401,6 +443,21 @@ class CharterSettings(BaseSettings):
         names = {self.resource_url: self.resource_name}
         names.update({self.server_url(server): server.name for server in self.mcp_servers})
         return names
+
+    @model_validator(mode="after")
+    def _introspection_credentials(self) -> CharterSettings:
+        if self.introspection_client_id and not self.introspection_client_secret:
+            raise ValueError(
+                "introspection_client_id needs CHARTER_INTROSPECTION_CLIENT_SECRET (environment)"
+            )
+        if self.introspection_client_id and not self.authorization_server:
+            raise ValueError("introspection_client_id is only used with authorization_server")
+        return self
+
+    @property
+    def resource_only(self) -> bool:
+        """True when an external authorization server issues the tokens (no embedded AS)."""
+        return bool(self.authorization_server)
 
     @property
     def issuer_origin(self) -> str:

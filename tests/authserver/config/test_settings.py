@@ -18,7 +18,7 @@ from authserver.deployment import resource_settings_for, transport_options_for
 from resourceserver.mcp.transport import TransportOptions
 from resourceserver.settings import ResourceServerSettings
 
-SECRETS = {"key_encryption_key"}
+SECRETS = {"key_encryption_key", "introspection_client_secret"}
 
 
 def serve_options() -> dict[str, click.Option]:
