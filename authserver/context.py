@@ -11,16 +11,19 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from authserver.accounts.passwords import Passwords
 from authserver.config.settings import CharterSettings
+from authserver.display import neutral_value
 from authserver.storage.audit import JsonLinesSink
 from authserver.storage.db import Database
 from authserver.storage.signing_keys import KeyStore, load_key_encryption_key
 
 
 def make_templates() -> Environment:
-    """Jinja2 environment over ``authserver/templates`` with autoescaping on (S55)."""
+    """Jinja2 environment over ``authserver/templates`` with autoescaping on (S55); every value
+    shown has its bidirectional controls neutralised (S103)."""
     return Environment(
         loader=PackageLoader("authserver", "templates"),
         autoescape=select_autoescape(["html", "xml"], default=True),
+        finalize=neutral_value,
     )
 
 

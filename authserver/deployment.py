@@ -62,7 +62,7 @@ from authserver.ops.logging_setup import RequestIdMiddleware
 from authserver.ops.maintenance import maintenance_loop
 from authserver.storage.db import make_engine
 from authserver.storage.models import User
-from authserver.storage.schema import MIGRATION_LOCK_KEY, prepare_database
+from authserver.storage.schema import MIGRATION_LOCK_KEY, check_writable, prepare_database
 from authserver.storage.signing_keys import load_key_encryption_key
 from resourceserver import storage as resource_storage
 from resourceserver.app import create_app as create_resource_app
@@ -125,11 +125,13 @@ class Deployment:
 
 
 def initialize(server: AuthServer, *, create_admin: bool = True) -> FirstStart:
-    """Migrate the database, ensure a signing key, and create the first admin when needed.
+    """Check that the database can be written (S97), migrate it, ensure a signing key, and
+    create the first admin when needed.
 
     Idempotent and safe when several processes start at once (migrations and key creation hold
     a lock; the admin's unique username settles a race).
     """
+    check_writable(server.database.engine)
     prepare_database(server.database.engine)
     created_key = server.keys.ensure_signing_key()
     server.keys.verify_decryptable()

@@ -9,6 +9,7 @@ step of the flow needs another step to draw a page or to send the browser on.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlencode
@@ -20,7 +21,7 @@ from authserver.browser.consent import consent_view
 from authserver.browser.pending import RequestTerms
 from authserver.clients.store import load_client
 from authserver.context import AuthServer
-from authserver.oauth.redirects import csp_source
+from authserver.oauth.redirects import csp_sources
 from authserver.oauth.resources import canonical_resource
 from authserver.storage.models import Client
 
@@ -30,6 +31,7 @@ PASSWORD_PATH = "/authorize/password"  # noqa: S105 - a path, not a password
 SIGN_OUT_OF_REQUEST_PATH = "/authorize/logout"
 LOGOUT_PATH = "/logout"
 UNNAMED_CLIENT = "An unnamed application"
+_CSP_SOURCE = re.compile(r"^[a-z][a-z0-9+.\-]*:(//[A-Za-z0-9.\-\[\]:]+)?$")
 
 BASE_HEADERS: Mapping[str, str] = {
     "Cache-Control": "no-store",
@@ -41,8 +43,13 @@ BASE_HEADERS: Mapping[str, str] = {
 
 
 def content_security_policy(form_action_sources: Iterable[str] = ()) -> str:
-    """The page CSP: nothing but inline styles; forms post to us (and may redirect onward)."""
-    sources = " ".join(dict.fromkeys(["'self'", *form_action_sources]))
+    """The page CSP: nothing but inline styles; forms post to us (and may redirect onward).
+
+    Only sources of the source-expression grammar's safe characters are kept (S101): no value
+    can end a directive (``;``), start another policy (``,``) or make the header unencodable.
+    """
+    safe = [source for source in form_action_sources if _CSP_SOURCE.match(source)]
+    sources = " ".join(dict.fromkeys(["'self'", *safe]))
     return (
         "default-src 'none'; style-src 'unsafe-inline'; "
         f"form-action {sources}; frame-ancestors 'none'; base-uri 'none'"
@@ -148,7 +155,7 @@ class Pages:
                 "username": username,
             },
             status_code=status_code,
-            form_action_sources=[csp_source(terms.redirect_uri)],
+            form_action_sources=csp_sources(terms.redirect_uri),
         )
 
     def consent(
@@ -173,7 +180,7 @@ class Pages:
                 "view": view,
                 "username": username,
             },
-            form_action_sources=[csp_source(terms.redirect_uri)],
+            form_action_sources=csp_sources(terms.redirect_uri),
         )
 
     def password_change(
@@ -202,7 +209,7 @@ class Pages:
                 "max_length": MAX_PASSWORD_LENGTH,
             },
             status_code=status_code,
-            form_action_sources=[csp_source(terms.redirect_uri)],
+            form_action_sources=csp_sources(terms.redirect_uri),
         )
 
     def expired(self) -> Response:

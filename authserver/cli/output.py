@@ -16,6 +16,8 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from authserver.display import neutral_text
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_OK = 0
@@ -72,6 +74,7 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     for row in rows:
         for index, cell in enumerate(row):
             widths[index] = max(widths[index], len(cell))
+    rows = [[neutral_text(cell) for cell in row] for row in rows]
     lines = []
     for row in [list(headers), *rows]:
         padded = [cell.ljust(widths[index]) for index, cell in enumerate(row)]
@@ -114,7 +117,7 @@ def emit_record(record: dict[str, Any], *, as_json: bool, times: Sequence[str] =
             shown = "yes" if value else "no"
         else:
             shown = "-" if value is None or value == "" else str(value)
-        click.echo(f"{key.replace('_', ' ').ljust(width)}  {shown}")
+        click.echo(f"{key.replace('_', ' ').ljust(width)}  {neutral_text(shown)}")
 
 
 def emit_result(message: str, record: dict[str, Any], *, as_json: bool) -> None:

@@ -32,6 +32,7 @@ from authserver.cli.context import build_settings, describe_database
 from authserver.config.options import settings_options
 from authserver.config.settings import CharterSettings
 from authserver.ops.clean_exit import run_server, run_workers
+from authserver.ops.http_limits import limited_http_options
 from authserver.ops.logging_setup import configure_logging, logging_config
 
 if TYPE_CHECKING:
@@ -143,6 +144,7 @@ def _uvicorn_args(settings: CharterSettings) -> dict[str, Any]:
         "server_header": False,
         "proxy_headers": bool(trusted),
         "forwarded_allow_ips": trusted,
+        **limited_http_options(),  # S100: request head size, line count and time capped
     }
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
 from authserver.errors import InvalidClientError, InvalidRequestError
+from authserver.text_input import NUL
 
 NONE = "none"
 BASIC = "client_secret_basic"
@@ -44,9 +45,10 @@ def _parse_basic(value: str) -> tuple[str, str]:
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise InvalidClientError("malformed Basic credentials", basic_tried=True) from exc
     client_id, sep, secret = raw.partition(":")
-    if not sep or not client_id:
+    client_id, secret = unquote_plus(client_id), unquote_plus(secret)
+    if not sep or not client_id or NUL in client_id or NUL in secret:  # S102
         raise InvalidClientError("malformed Basic credentials", basic_tried=True)
-    return unquote_plus(client_id), unquote_plus(secret)
+    return client_id, secret
 
 
 def presented_credentials(

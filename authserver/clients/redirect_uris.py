@@ -2,7 +2,9 @@
 
 ``https`` URIs with a host; ``http`` only on the loopback hosts (RFC 8252 §7.3); private-use
 schemes in reverse-DNS form (RFC 8252 §7.1); never fragments, wildcards, user information,
-blanks, control characters or the schemes of :data:`FORBIDDEN_SCHEMES`. Plus the
+blanks, control characters, non-ASCII characters or the schemes of :data:`FORBIDDEN_SCHEMES`; an
+``http(s)`` host is a valid host name or IP literal, an IDN only in its ASCII form
+(:mod:`authserver.clients.hosts`, S101). Plus the
 ``application_type`` rules of OpenID Connect Dynamic Client Registration 1.0 §2, which MCP
 2026-07-28 asks clients to send (SEP-837): ``web`` redirects only to https on a non-loopback
 host, ``native`` only to loopback http or a private-use scheme.
@@ -15,6 +17,7 @@ from collections.abc import Collection
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
+from authserver.clients.hosts import ascii_form, is_valid_host
 from authserver.errors import InvalidRedirectUriError
 
 #: Longest redirect URI accepted, characters.
@@ -69,10 +72,19 @@ def _check_web_redirect(parts: SplitResult) -> None:
     host = (parts.hostname or "").lower()
     if not host:
         raise InvalidRedirectUriError("redirect URI must name a host")
+    if not is_valid_host(host):
+        raise InvalidRedirectUriError(_invalid_host_message(host))
     if parts.scheme.lower() == "http" and host not in LOOPBACK_REDIRECT_HOSTS:
         raise InvalidRedirectUriError(
             "http redirect URIs are allowed only for 127.0.0.1, [::1] and localhost"
         )
+
+
+def _invalid_host_message(host: str) -> str:
+    suggestion = ascii_form(host) if not host.isascii() else None
+    if suggestion and is_valid_host(suggestion):
+        return f"redirect URI host must be in its ASCII form: register {suggestion!r}"
+    return "redirect URI host must be a valid host name or IP address"
 
 
 def _check_private_use_redirect(parts: SplitResult) -> None:
@@ -103,7 +115,20 @@ def validate_redirect_uri(uri: Any) -> str:
         raise InvalidRedirectUriError(
             "redirect URI must be https, loopback http, or a reverse-DNS private-use scheme"
         )
+    if not uri.isascii():
+        raise InvalidRedirectUriError(
+            "redirect URI must be ASCII (RFC 3986): percent-encode other characters"
+        )
     return str(uri)
+
+
+def is_acceptable_redirect_uri(uri: str) -> bool:
+    """True when ``uri`` passes :func:`validate_redirect_uri` today (rows stored before a rule)."""
+    try:
+        validate_redirect_uri(uri)
+    except InvalidRedirectUriError:
+        return False
+    return True
 
 
 def check_application_type(application_type: str, redirect_uris: Collection[str]) -> None:

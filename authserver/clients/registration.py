@@ -9,9 +9,14 @@ attempt counts against a per-IP limit (``registration_rate_per_minute``; S48).
 Idempotent re-registration (REAL-CLIENTS §4): a *public* (``none``) registration whose
 normalised metadata is identical to that of a never-used dynamic client registered from the
 same IP within ``unused_client_ttl`` returns that client again, without a
-``registration_access_token`` or ``registration_client_uri``: whoever registers the same
-metadata again may use the client but never manage it (RFC 7592, S98). Confidential clients
-and clients that obtained tokens are never reused.
+``registration_access_token`` or ``registration_client_uri``, and in the same transaction ends
+the first registrant's management of it (its registration access token is dropped): a client
+handed to a second registrant is managed by no one, so the first one — perhaps an attacker who
+registered a popular client's metadata first — can neither point it elsewhere nor delete it
+(RFC 7592, S98). The candidate row and every management request take a row lock (``SELECT …
+FOR UPDATE``), so an update racing the repeat either lands first (and changes the fingerprint,
+so the client is not reused) or finds its token gone. Confidential clients and clients that
+obtained tokens are never reused.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from authserver.storage import rate_limits
 from authserver.storage.audit import record_event
 from authserver.storage.crypto import hash_token, new_token, token_matches
 from authserver.storage.models import Client, ClientKind
+from authserver.text_input import NUL
 
 RATE_WINDOW_SECONDS = 60
 
@@ -106,6 +112,7 @@ def _find_reusable(
         )
         .order_by(Client.created_at.desc())
         .limit(1)
+        .with_for_update()
     ).first()
 
 
@@ -119,7 +126,8 @@ def register_client(server: AuthServer, body: dict[str, Any], ip: str) -> dict[s
         if metadata.is_public:
             existing = _find_reusable(server, session, fingerprint, ip)
             if existing is not None:
-                # The management token stays with the first registrant (see module docs).
+                # Handed to a second registrant: managed by no one from now on (S98).
+                existing.registration_token_hash = None
                 record_event(
                     session,
                     "client_registration_repeated",
@@ -154,7 +162,9 @@ def register_client(server: AuthServer, body: dict[str, Any], ip: str) -> dict[s
 
 
 def _authorised_client(server: AuthServer, session: Session, client_id: str, token: str) -> Client:
-    client = session.get(Client, client_id) if len(client_id) <= 2048 else None
+    # S102: an id with a NUL names no client (and must not reach SQL).
+    known_shape = len(client_id) <= 2048 and NUL not in client_id
+    client = session.get(Client, client_id, with_for_update=True) if known_shape else None
     stored = client.registration_token_hash if client is not None else None
     if client is None or client.kind != ClientKind.DYNAMIC or client.disabled:
         stored = None

@@ -8,6 +8,10 @@ received against a cap before anything is parsed. On top of it:
   each parameter at most once, ``resource`` repeatable only to be refused later, RFC 8707 §2;
   credentials never in the URL);
 - :func:`read_json_object` — client registration (RFC 7591 §3.1).
+
+The OAuth and JSON readers let no NUL character through (:mod:`authserver.text_input`, S102);
+the browser forms' values are only compared or hashed (a NUL in a user name is an unknown user,
+:func:`authserver.accounts.users.username_key`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from starlette.requests import Request
 from authserver.browser.forms import Form
 from authserver.endpoints.client_address import client_ip
 from authserver.errors import InvalidRequestError
+from authserver.text_input import has_nul, json_has_nul
 
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 JSON_MEDIA_TYPE = "application/json"
@@ -98,6 +103,8 @@ def _single_valued(body: bytes) -> tuple[dict[str, str], list[str]]:
     form: dict[str, str] = {}
     resources: list[str] = []
     for name, value in pairs:
+        if has_nul((name, value)):
+            raise InvalidRequestError("parameters must not contain NUL characters")
         if name in MULTI_VALUED:
             resources.append(value)
         elif name in form:
@@ -133,4 +140,6 @@ async def read_json_object(request: Request, *, max_bytes: int) -> dict[str, Any
         raise ValueError("the request body is not valid JSON") from exc
     if not isinstance(document, dict):
         raise ValueError("the request body must be a JSON object")
+    if json_has_nul(document):
+        raise ValueError("the request body must not contain NUL characters")
     return document

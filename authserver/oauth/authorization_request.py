@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from authserver.clients.redirect_uris import is_acceptable_redirect_uri
 from authserver.clients.store import load_client, prefetch_client
 from authserver.context import AuthServer
 from authserver.errors import (
@@ -25,6 +26,7 @@ from authserver.oauth.redirects import RedirectMatch, match_redirect_uri
 from authserver.oauth.resources import resolve_resource
 from authserver.oauth.scopes import resolve_scope
 from authserver.storage.models import Client
+from authserver.text_input import has_nul
 
 PKCE_CHALLENGE = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
 MAX_STATE_LENGTH = 8192
@@ -115,6 +117,12 @@ def check_client_id(checking: Checking) -> None:
         raise PageError("invalid_request", "The request must name exactly one client_id.")
 
 
+def check_client_id_and_redirect_text(checking: Checking) -> None:
+    """``client_id`` and ``redirect_uri`` hold no NUL (S102): never looked up, never trusted."""
+    if has_nul(checking.values("client_id") + checking.values("redirect_uri")):
+        raise PageError("invalid_request", "client_id and redirect_uri must not contain NUL.")
+
+
 def check_redirect_uri_once(checking: Checking) -> None:
     """``redirect_uri`` is sent at most once (S7)."""
     if len(checking.values("redirect_uri")) > 1:
@@ -122,11 +130,15 @@ def check_redirect_uri_once(checking: Checking) -> None:
 
 
 def check_redirect_uri(checking: Checking) -> None:
-    """``redirect_uri`` matches a registered one exactly, loopback ports aside (S1, S2, S3)."""
+    """``redirect_uri`` matches a registered one exactly, loopback ports aside (S1, S2, S3).
+
+    A registered URI that today's rules refuse (stored before them, S101) is never used.
+    """
     assert checking.client is not None  # noqa: S101 - ordering invariant
-    match = match_redirect_uri(
-        list(checking.client.redirect_uris or []), checking.single("redirect_uri")
-    )
+    registered = [
+        uri for uri in checking.client.redirect_uris or [] if is_acceptable_redirect_uri(uri)
+    ]
+    match = match_redirect_uri(registered, checking.single("redirect_uri"))
     if match is None:
         if checking.single("redirect_uri") is None:
             raise PageError(
@@ -138,6 +150,12 @@ def check_redirect_uri(checking: Checking) -> None:
 
 
 # Checks after the redirect URI is trusted; failures are error responses for the client.
+
+
+def check_no_nul(checking: Checking) -> None:
+    """No parameter name or value holds a NUL (S102); ``state`` is then not echoed."""
+    if has_nul(checking.names()) or any(has_nul(checking.values(n)) for n in checking.names()):
+        raise InvalidRequestError("parameters must not contain NUL characters")
 
 
 def check_state(checking: Checking) -> None:
@@ -220,11 +238,16 @@ def check_scope(checking: Checking) -> None:
 Check = Callable[[Checking], None]
 
 #: Checks on the request before the client is loaded.
-BEFORE_CLIENT: tuple[Check, ...] = (check_client_id, check_redirect_uri_once)
+BEFORE_CLIENT: tuple[Check, ...] = (
+    check_client_id,
+    check_client_id_and_redirect_text,
+    check_redirect_uri_once,
+)
 #: Checks once the client is loaded; failures are still shown on our page.
 CLIENT_CHECKS: tuple[Check, ...] = (check_redirect_uri,)
 #: Checks whose failures go back to the client.
 REDIRECTABLE_CHECKS: tuple[Check, ...] = (
+    check_no_nul,
     check_state,
     check_no_duplicates,
     check_response_type,

@@ -13,10 +13,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from authserver.clients.hosts import is_valid_host
+
 LOOPBACK_NETLOC = re.compile(
     r"^(?P<host>127\.0\.0\.1|\[::1\]|localhost)(?::(?P<port>[0-9]{1,5}))?$"
 )
 MAX_REDIRECT_URI_LENGTH = 2048
+_SCHEME_SOURCE = re.compile(r"^[a-z][a-z0-9+\-]*(\.[a-z0-9+\-]+)+$")
 
 
 @dataclass(frozen=True)
@@ -85,17 +88,28 @@ def response_url(redirect_uri: str, params: Mapping[str, str | None]) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
 
 
-def csp_source(redirect_uri: str) -> str:
-    """The CSP source expression that allows a navigation to ``redirect_uri``.
+def csp_sources(redirect_uri: str) -> list[str]:
+    """The CSP source expressions (CSP Level 3 §2.3.1) that allow a navigation to ``redirect_uri``.
 
     An ``http(s)`` URI gives its origin; a private-use scheme (``com.example.app:/cb``) gives the
-    scheme source ``com.example.app:``.
+    scheme source ``com.example.app:``. Built from the parsed, re-checked parts — never from the
+    stored text — so a value stored before the host rules (S101) gives no source at all rather
+    than a broken or extended header.
     """
-    parts = urlsplit(redirect_uri)
-    scheme = parts.scheme.lower()
-    if scheme in ("http", "https") and parts.netloc:
-        return f"{scheme}://{parts.netloc.rsplit('@', 1)[-1]}"
-    return f"{scheme}:"
+    try:
+        parts = urlsplit(redirect_uri)
+        port = parts.port
+    except ValueError:
+        return []
+    scheme, host = parts.scheme.lower(), parts.hostname or ""
+    if scheme in ("http", "https"):
+        if not is_valid_host(host):
+            return []
+        shown = f"[{host}]" if ":" in host else host
+        return [f"{scheme}://{shown}" + (f":{port}" if port is not None else "")]
+    if _SCHEME_SOURCE.match(scheme) and not parts.netloc:
+        return [f"{scheme}:"]
+    return []
 
 
 def display_host(redirect_uri: str) -> str:

@@ -1,6 +1,12 @@
 """Engine and transactions: SQLite (WAL, busy timeout, immediate writes) or PostgreSQL.
 
 Endpoint code owns the transaction (:meth:`Database.transaction`); query helpers never commit.
+
+Recovery from storage faults (S97): SQLite silently opens a file it cannot write read-only, and
+such a connection would stay in the pool, failing every write, long after the file is writable
+again. So a SQLite file is opened with ``mode=rw`` (an unwritable file fails to connect, and the
+next checkout tries again), and a connection that reports a read-only database or an I/O error
+is dropped from the pool like a lost PostgreSQL connection.
 """
 
 from __future__ import annotations
@@ -12,14 +18,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 #: Pause between two tries to switch a new database to WAL while another connection holds it.
 _WAL_RETRY_PAUSE_SECONDS = 0.02
+#: SQLite errors after which a connection is not reused (it may have been opened read-only, or
+#: its file handle broken): the pool replaces it, as for a lost connection.
+_SQLITE_BROKEN_CONNECTION = (
+    "readonly database",
+    "disk i/o error",
+    "unable to open database file",
+)
 
 
 def _use_wal(cursor: sqlite3.Cursor) -> None:
@@ -61,6 +75,20 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: ExceptionContext) -> None:
+        message = str(context.original_exception).lower()
+        if any(marker in message for marker in _SQLITE_BROKEN_CONNECTION):
+            context.is_disconnect = True
+
+
+def _read_write_url(url: URL, path: Path) -> URL:
+    """``url`` opening ``path`` read-write or failing (never SQLite's silent read-only
+    fallback, S97): the ``file:`` URI form with ``mode=rw``."""
+    return url.set(
+        database="file:" + quote(str(path.resolve())), query={"mode": "rw", "uri": "true"}
+    )
+
 
 def _create_private_file(path: Path) -> None:
     """Create the database file readable by its owner only (it holds password hashes and the
@@ -80,10 +108,13 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
+        target: str | URL = url
         if database and database != ":memory:" and not database.startswith("file:"):
-            _create_private_file(Path(database).expanduser())
+            path = Path(database).expanduser()
+            _create_private_file(path)
+            target = _read_write_url(parsed, path)
         engine = create_engine(
-            url,
+            target,
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
             pool_size=pool_size,
             max_overflow=20,

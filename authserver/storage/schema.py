@@ -15,6 +15,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, text
+from sqlalchemy.exc import DBAPIError
+
+from authserver.storage.crypto import new_id
 
 #: Key of the PostgreSQL advisory lock held while migrating (same as in ``migrations/env.py``).
 MIGRATION_LOCK_KEY = 727402
@@ -30,6 +33,10 @@ class DatabaseNotReadyError(RuntimeError):
 
 class UnversionedDatabaseError(DatabaseNotReadyError):
     """The database has Charter's tables but no Alembic revision (made without migrations)."""
+
+
+class DatabaseNotWritableError(DatabaseNotReadyError):
+    """The database can be read but not written (read-only file, folder, mount or role)."""
 
 
 class MigrationRefusedError(DatabaseNotReadyError):
@@ -94,6 +101,22 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 def downgrade(engine: Engine, revision: str) -> None:
     """Downgrade to ``revision`` (``base`` drops every table) holding the migration lock."""
     _run(engine, revision, downgrade=True)
+
+
+def check_writable(engine: Engine) -> None:
+    """Make a table and roll it back: a database Charter cannot write stops the start (S97)."""
+    probe = f"charter_write_probe_{new_id()[:12]}"
+    try:
+        with engine.connect() as connection, connection.begin() as transaction:
+            connection.execute(text(f"CREATE TABLE {probe} (x INTEGER)"))
+            transaction.rollback()
+    except DBAPIError as exc:
+        url = engine.url.render_as_string(hide_password=True)
+        raise DatabaseNotWritableError(
+            f"cannot write to the database {url} ({exc.orig}). Charter needs a database it can "
+            "write: check the file's and its folder's permissions and attributes (chattr), the "
+            "mount and free space, or the database role's rights."
+        ) from exc
 
 
 def prepare_database(engine: Engine) -> None:

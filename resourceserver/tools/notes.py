@@ -1,4 +1,8 @@
-"""Per-user notes stored in the deployment's database (table ``rs_notes``, keyed by subject)."""
+"""Per-user notes stored in the deployment's database (table ``rs_notes``, keyed by subject).
+
+Text arguments hold no NUL character (S102): PostgreSQL cannot store one, and a tool's arguments
+must be refused as invalid alike on every database, before any SQL.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,8 @@ from resourceserver.storage import Database, Note
 MAX_TITLE = 200
 MAX_BODY = 10_000
 MAX_NOTES = 500
+#: Any text without a NUL (U+0000).
+NO_NUL = r"^[^\x00]*$"
 
 
 class NoteSummary(BaseModel):
@@ -97,9 +103,12 @@ def register(registry: Registry, engine: Engine) -> None:
     async def notes_add(
         ctx: Context,
         title: Annotated[
-            str, Field(min_length=1, max_length=MAX_TITLE, description="A short title.")
+            str,
+            Field(min_length=1, max_length=MAX_TITLE, pattern=NO_NUL, description="A short title."),
         ],
-        body: Annotated[str, Field(max_length=MAX_BODY, description="The note's text.")] = "",
+        body: Annotated[
+            str, Field(max_length=MAX_BODY, pattern=NO_NUL, description="The note's text.")
+        ] = "",
     ) -> NoteView:
         """Save a new note (title up to 200 characters, body up to 10,000)."""
         subject = ctx.principal.subject
