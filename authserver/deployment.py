@@ -45,9 +45,11 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from authserver.accounts.users import new_user
 from authserver.browser.home import ExplainMcpToBrowsers, home_routes
+from authserver.config.servers import McpServerConfig
 from authserver.config.settings import CharterSettings
 from authserver.context import AuthServer
 from authserver.endpoints.app import EXCEPTION_HANDLERS, authserver_routes
@@ -76,7 +78,9 @@ from resourceserver.mcp.registry import Registry, ToolModuleError, load_tool_mod
 from resourceserver.mcp.request_state import derive_key
 from resourceserver.mcp.signature import DefinitionError
 from resourceserver.mcp.transport import TransportOptions
+from resourceserver.principal import Principal
 from resourceserver.settings import ResourceServerSettings
+from resourceserver.stdio import StdioBridge, Write
 from resourceserver.tools import builtin_registry
 from resourceserver.verifier import JwtTokenVerifier
 
@@ -114,6 +118,13 @@ class Deployment:
     #: Ends open SSE streams at once (clients resume elsewhere with ``Last-Event-ID``) while
     #: running requests finish; called on SIGTERM/SIGINT before uvicorn drains connections.
     begin_drain: Callable[[], None]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self) -> AsyncIterator[None]:
+        """The deployment's lifespan, to enter inside a host application's own when
+        :attr:`app` is mounted there (a mounted app's lifespan does not run by itself)."""
+        async with self.app.router.lifespan_context(self.app):
+            yield
 
 
 def initialize(server: AuthServer, *, create_admin: bool = True) -> FirstStart:
@@ -158,8 +169,10 @@ def _create_first_admin(server: AuthServer) -> str | None:
 def resource_settings_for(settings: CharterSettings) -> ResourceServerSettings:
     """The resource server's settings: every field it shares with the deployment's settings
     by name (one issuer, one origin, one scope list, one leeway …)."""
+    values = settings.values_for(ResourceServerSettings.model_fields)
+    values["scopes_supported"] = settings.default_server_scopes
     return ResourceServerSettings(
-        **settings.values_for(ResourceServerSettings.model_fields),
+        **values,
         # A local key view is cheap to reload: allow it soon after a rotation.
         jwks_refresh_min_interval=LOCAL_JWKS_CACHE_SECONDS,
     )
@@ -205,44 +218,40 @@ def build_deployment(
     async def local_jwks() -> Mapping[str, Any]:
         return await run_in_threadpool(server.keys.jwks)
 
-    verifier = JwtTokenVerifier(
-        resource_settings,
-        CallbackKeySource(local_jwks, cache_ttl=LOCAL_JWKS_CACHE_SECONDS),
-        revocation=AccessTokenRevocationView(server),
-    )
+    keys = CallbackKeySource(local_jwks, cache_ttl=LOCAL_JWKS_CACHE_SECONDS)
+    revocation = AccessTokenRevocationView(server)
     if registry is None:
         registry = build_registry(server, settings.tools)
-    resource_app = create_resource_app(
-        resource_settings,
-        verifier,
-        registry,
-        server.database.engine,
-        options=transport_options_for(settings),
-        request_state_keys=request_state_keys(settings),
-    )
 
-    begin_drain = _drainer(resource_app)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        restore = chain_exit_signals(begin_drain) if drain_on_signals else None
-        interval = settings.maintenance_interval_seconds
-        housekeeping = (
-            asyncio.create_task(maintenance_loop(server, interval)) if interval > 0 else None
+    def resource_app_for(rs_settings: ResourceServerSettings, tools: Registry) -> DirectPaths:
+        # One verifier (and token cache) per server: its audience is that server's URL (S82).
+        verifier = JwtTokenVerifier(rs_settings, keys, revocation=revocation)
+        return create_resource_app(
+            rs_settings,
+            verifier,
+            tools,
+            server.database.engine,
+            options=transport_options_for(settings),
+            request_state_keys=request_state_keys(settings),
         )
-        try:
-            async with resource_app.router.lifespan_context(resource_app):
-                if tune_gc:
-                    tune_for_serving()
-                yield
-        finally:
-            if housekeeping is not None:
-                housekeeping.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await housekeeping
-            if restore is not None:
-                restore()
-            await run_in_threadpool(server.database.dispose)
+
+    resource_app = resource_app_for(resource_settings, registry)
+    extra_apps = [
+        resource_app_for(
+            server_settings_for(settings, declared),
+            declared_registry(server, declared),
+        )
+        for declared in settings.mcp_servers
+    ]
+    resource_apps = [resource_app, *extra_apps]
+
+    def begin_drain() -> None:
+        for app in resource_apps:
+            drain_app(app)
+
+    lifespan = deployment_lifespan(
+        server, settings, resource_apps, begin_drain, drain_on_signals, tune_gc
+    )
 
     watch_pool(server.database.engine)
     routes = [
@@ -250,8 +259,9 @@ def build_deployment(
         *metrics_routes(settings),
         *authserver_routes(server),
         *metadata_aliases(server, resource_settings.resource_path),
+        *(alias for d in settings.mcp_servers for alias in metadata_aliases(server, d.path)),
         *home_routes(server),
-        Mount("/", app=ExplainMcpToBrowsers(resource_app, server=server)),
+        Mount("/", app=ExplainMcpToBrowsers(by_path(resource_app, extra_apps), server=server)),
     ]
     route_labels = RouteLabels(routes)
     app = DirectPaths(
@@ -264,11 +274,14 @@ def build_deployment(
         lifespan=lifespan,
     )
     app.state.deployment_settings = settings
-    # The MCP path: the access log, the metrics, the page for browsers, then the resource
+    # Each MCP path: the access log, the metrics, the page for browsers, then the resource
     # server's own direct stack (no routers).
-    mcp_path = resource_settings.resource_path
-    mcp_stack = ExplainMcpToBrowsers(resource_app.direct[mcp_path], server=server)
-    app.direct[mcp_path] = RequestIdMiddleware(MetricsMiddleware(mcp_stack, routes=route_labels))
+    for each in resource_apps:
+        for mcp_path, stack in each.direct.items():
+            explained = ExplainMcpToBrowsers(stack, server=server)
+            app.direct[mcp_path] = RequestIdMiddleware(
+                MetricsMiddleware(explained, routes=route_labels)
+            )
     return Deployment(
         settings=settings,
         server=server,
@@ -278,6 +291,118 @@ def build_deployment(
         app=app,
         begin_drain=begin_drain,
     )
+
+
+#: The client id of every STDIO principal (no OAuth client is involved).
+STDIO_CLIENT_ID = "charter-stdio"
+
+
+def build_stdio_bridge(
+    settings: CharterSettings,
+    server: AuthServer,
+    registry: Registry,
+    subject: str,
+    scopes: frozenset[str],
+    write: Write,
+) -> tuple[StdioBridge, Deployment]:
+    """The MCP endpoint of this deployment served over stdio as ``subject`` with ``scopes``
+    (``charter stdio``); the caller runs the bridge and closes the endpoint afterwards."""
+    deployment = build_deployment(settings, server=server, registry=registry)
+    principal = Principal(
+        subject=subject,
+        client_id=STDIO_CLIENT_ID,
+        scopes=scopes,
+        token_id=STDIO_CLIENT_ID,  # no token: the id names where the principal comes from
+        expires_at=2**62,
+    )
+    endpoint = deployment.resource_app.state.mcp_endpoint
+    bridge = StdioBridge(
+        endpoint, principal, registry, write, path=deployment.resource_settings.resource_path
+    )
+    return bridge, deployment
+
+
+def deployment_lifespan(
+    server: AuthServer,
+    settings: CharterSettings,
+    resource_apps: list[DirectPaths],
+    begin_drain: Callable[[], None],
+    drain_on_signals: bool,
+    tune_gc: bool,
+) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
+    """The deployment's lifespan: housekeeping, every resource app's lifespan, signals."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        restore = chain_exit_signals(begin_drain) if drain_on_signals else None
+        interval = settings.maintenance_interval_seconds
+        housekeeping = (
+            asyncio.create_task(maintenance_loop(server, interval)) if interval > 0 else None
+        )
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                for app in resource_apps:
+                    await stack.enter_async_context(app.router.lifespan_context(app))
+                if tune_gc:
+                    tune_for_serving()
+                yield
+        finally:
+            if housekeeping is not None:
+                housekeeping.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await housekeeping
+            if restore is not None:
+                restore()
+            await run_in_threadpool(server.database.dispose)
+
+    return lifespan
+
+
+def drain_app(resource_app: DirectPaths) -> None:
+    """End a resource app's open SSE streams now (see :attr:`Deployment.begin_drain`)."""
+    endpoint = getattr(resource_app.state, "mcp_endpoint", None)
+    stopping = getattr(endpoint, "stopping", None)
+    if isinstance(stopping, asyncio.Event):
+        stopping.set()
+
+
+def server_settings_for(
+    settings: CharterSettings, declared: McpServerConfig
+) -> ResourceServerSettings:
+    """The settings of a server of ``CHARTER_MCP_SERVERS_FILE``: its URL, name and scopes."""
+    return resource_settings_for(settings).model_copy(
+        update={
+            "resource_url": settings.server_url(declared),
+            "resource_name": declared.name,
+            "scopes_supported": declared.scopes,
+        }
+    )
+
+
+def declared_registry(server: AuthServer, declared: McpServerConfig) -> Registry:
+    """The tools of a declared server: its modules (and the built-in ones with ``builtin``)."""
+    registry = builtin_registry(server.database.engine) if declared.builtin else Registry()
+    registry.name = declared.name
+    return load_tool_modules(declared.tools, into=registry)
+
+
+def by_path(default: Starlette, others: list[DirectPaths]) -> ASGIApp:
+    """Each declared server's app answers its own paths (MCP endpoint, metadata); the default
+    resource app everything else, the root metadata document included."""
+    shared = {route.path for route in default.routes if isinstance(route, Route)}
+    table: dict[str, ASGIApp] = {}
+    for app in others:
+        for route in app.routes:
+            if isinstance(route, Route) and route.path not in shared:
+                table[route.path] = app
+    if not table:
+        return default
+
+    async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
+        app = table.get(scope.get("path", ""), default) if scope["type"] == "http" else default
+        await app(scope, receive, send)
+
+    return dispatch
 
 
 def metadata_aliases(server: AuthServer, resource_path: str) -> list[BaseRoute]:
@@ -295,6 +420,22 @@ def metadata_aliases(server: AuthServer, resource_path: str) -> list[BaseRoute]:
 
     endpoint = allow_cors(metadata, ["GET"])
     return [Route(base + path, endpoint, methods=["GET", "OPTIONS"]) for base in WELL_KNOWN]
+
+
+def embedded_deployment(
+    settings: CharterSettings | None = None, *, registry: Registry | None = None
+) -> tuple[Deployment, FirstStart]:
+    """The authorization server and MCP server to mount in an existing application.
+
+    Prepares the database like ``charter serve`` (migrations, signing key, the first admin on
+    an empty database: its one-time password is in the returned :class:`FirstStart`). Mount
+    :attr:`Deployment.app` at ``/`` after the host's routes (the issuer is the host's origin)
+    and enter :meth:`Deployment.lifespan` in the host's lifespan.
+    """
+    settings = settings or CharterSettings()
+    server = AuthServer.build(settings)
+    first = initialize(server)
+    return build_deployment(settings, server=server, registry=registry), first
 
 
 @dataclass

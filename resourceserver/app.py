@@ -9,7 +9,7 @@ same layers without the router (:mod:`resourceserver.direct`).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from sqlalchemy import Engine
@@ -17,9 +17,12 @@ from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
+from resourceserver.anonymous import AnonymousLimiter
 from resourceserver.auth import BearerAuthMiddleware, challenge_response
 from resourceserver.direct import DirectPaths, database_unavailable, mcp_stack
+from resourceserver.host_auth import HostAuthMiddleware
 from resourceserver.mcp.registry import Registry
 from resourceserver.mcp.request_state import RequestStateSealer
 from resourceserver.mcp.transport import McpEndpoint, TransportOptions
@@ -30,16 +33,39 @@ from resourceserver.storage import Database
 from resourceserver.verifier import TokenVerifier
 
 
+def authentication_for(
+    settings: ResourceServerSettings,
+    verifier: TokenVerifier | None,
+    anonymous: AnonymousLimiter | None,
+    host_authentication: bool,
+) -> Callable[[ASGIApp], ASGIApp]:
+    """Wraps the MCP path in its authentication: the host's (``request.user``) or bearer tokens;
+    either lets anonymous callers through (within ``anonymous``) when it is given (S83)."""
+    if host_authentication:
+        return lambda app: HostAuthMiddleware(app, settings=settings, anonymous=anonymous)
+    if verifier is None:
+        raise ValueError("a token verifier is needed unless host_authentication is set")
+    checked = verifier
+    return lambda app: BearerAuthMiddleware(
+        app, settings=settings, verifier=checked, anonymous=anonymous
+    )
+
+
 def create_app(
     settings: ResourceServerSettings,
-    verifier: TokenVerifier,
+    verifier: TokenVerifier | None,
     registry: Registry,
     engine: Engine,
     *,
     options: TransportOptions | None = None,
     request_state_keys: Sequence[bytes] | None = None,
+    host_authentication: bool = False,
 ) -> DirectPaths:
     """Build the resource server. The engine's database must hold :mod:`resourceserver.storage`.
+
+    With ``host_authentication`` the caller comes from the host application's Starlette
+    ``AuthenticationMiddleware`` (:mod:`resourceserver.host_auth`) and ``verifier`` is unused;
+    otherwise bearer tokens are checked by ``verifier``.
 
     ``request_state_keys`` seal the 2026-07-28 ``requestState`` (32 bytes each, the first
     seals, all open; see :func:`resourceserver.mcp.request_state.derive_key`). Every worker of
@@ -74,10 +100,11 @@ def create_app(
         *metadata_routes(settings),
         Route(settings.resource_path, endpoint, methods=["GET", "POST", "DELETE"]),
     ]
-    middleware = [
-        Middleware(OriginGuard, settings=settings),
-        Middleware(BearerAuthMiddleware, settings=settings, verifier=verifier),
-    ]
+    anonymous = (
+        AnonymousLimiter(settings.anonymous_rate_per_minute) if registry.has_public() else None
+    )
+    authenticate = authentication_for(settings, verifier, anonymous, host_authentication)
+    middleware = [Middleware(OriginGuard, settings=settings), Middleware(authenticate)]
     app = DirectPaths(
         routes=routes,
         middleware=middleware,
@@ -85,6 +112,7 @@ def create_app(
         exception_handlers={DBAPIError: database_unavailable},
     )
     app.state.mcp_endpoint = endpoint
+    app.state.anonymous_limiter = anonymous
     # The MCP path skips the router and Starlette's middleware (same layers, see direct.py).
-    app.direct[settings.resource_path] = mcp_stack(endpoint, settings, verifier)
+    app.direct[settings.resource_path] = mcp_stack(endpoint, settings, authenticate)
     return app

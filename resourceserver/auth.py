@@ -7,6 +7,11 @@
 :func:`challenge_response`: 401 (no token: no error code; bad token: ``invalid_token``) or 403
 (``insufficient_scope``), each with ``WWW-Authenticate: Bearer resource_metadata=…, scope=…``.
 
+On a server with public tools, prompts or resources (an ``anonymous`` limiter given), a request
+without any ``Authorization`` header goes on as :data:`~resourceserver.principal.ANONYMOUS`,
+within the anonymous rate limit (429 past it); a bad token is still 401 ``invalid_token``,
+never downgraded to anonymous (S83).
+
 Browser clients are served CORS on the protected paths: preflights are answered before
 authentication, and every response exposes ``WWW-Authenticate`` and the MCP headers. Which
 origins may call at all is :class:`resourceserver.origin.OriginGuard`'s decision.
@@ -22,8 +27,10 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from resourceserver.anonymous import AnonymousLimiter
 from resourceserver.errors import InsufficientScopeError, InvalidTokenError, ResourceServerError
 from resourceserver.jwks import KeySourceError
+from resourceserver.principal import ANONYMOUS
 from resourceserver.settings import ResourceServerSettings
 from resourceserver.verifier import TokenVerifier
 
@@ -63,9 +70,8 @@ def challenge_response(
     ``scope`` holds the base scope, plus the required ones for :class:`InsufficientScopeError`.
     """
     params: list[tuple[str, str]] = []
-    if error is not None:
-        if error.error_code:
-            params.append(("error", error.error_code))
+    if error is not None and error.error_code:  # none without a token (RFC 6750 §3.1)
+        params.append(("error", error.error_code))
         if error.description:
             params.append(("error_description", error.description))
     params.append(("resource_metadata", settings.resource_metadata_url))
@@ -74,7 +80,7 @@ def challenge_response(
         params.append(("scope", scope))
     challenge = "Bearer " + ", ".join(f"{name}={_quote(value)}" for name, value in params)
     body = {
-        "error": error.error_code if error is not None else "unauthorized",
+        "error": error.error_code if error is not None and error.error_code else "unauthorized",
         "error_description": error.description
         if error is not None
         else "this endpoint needs a bearer access token",
@@ -118,10 +124,13 @@ class BearerAuthMiddleware:
         settings: ResourceServerSettings,
         verifier: TokenVerifier,
         protected_paths: Collection[str] | None = None,
+        anonymous: AnonymousLimiter | None = None,
     ) -> None:
         self.app = app
         self.settings = settings
         self.verifier = verifier
+        #: Set when public tools exist: requests without a token go on as :data:`ANONYMOUS`.
+        self.anonymous = anonymous
         paths = protected_paths if protected_paths is not None else (settings.resource_path,)
         self.protected_paths = tuple(path.rstrip("/") or "/" for path in paths)
 
@@ -149,8 +158,7 @@ class BearerAuthMiddleware:
         try:
             token = bearer_token(headers)
             if token is None:
-                response = challenge_response(self.settings, None)
-                await response(scope, receive, send)
+                await self._without_token(scope, receive, send)
                 return
             principal = await self.verifier.verify(token)
         except InvalidTokenError as error:
@@ -167,6 +175,22 @@ class BearerAuthMiddleware:
         state["principal"] = principal
         # Long-lived streams (subscriptions/listen) check the token again while they run.
         state["revalidate"] = lambda: self.verifier.verify(token)
+        await self.app(scope, receive, send)
+
+    async def _without_token(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """No token: 401 with the challenge, or (public tools) on as the anonymous caller,
+        within the anonymous rate limit (S83)."""
+        if self.anonymous is None:
+            await challenge_response(self.settings, None)(scope, receive, send)
+            return
+        client = scope.get("client")
+        wait = self.anonymous.admit(client[0] if client else None)
+        if wait is not None:
+            body = {"error": "rate_limited", "error_description": "too many anonymous requests"}
+            headers = {"Retry-After": str(int(wait)), "Cache-Control": "no-store"}
+            await JSONResponse(body, status_code=429, headers=headers)(scope, receive, send)
+            return
+        scope.setdefault("state", {})["principal"] = ANONYMOUS
         await self.app(scope, receive, send)
 
 

@@ -16,6 +16,7 @@ its router as usual.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
@@ -24,10 +25,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from resourceserver.auth import BearerAuthMiddleware
 from resourceserver.origin import OriginGuard
 from resourceserver.settings import ResourceServerSettings
-from resourceserver.verifier import TokenVerifier
 
 logger = logging.getLogger("charter.resourceserver")
 
@@ -72,11 +71,12 @@ class ErrorAnswers:
 
 
 def mcp_stack(
-    endpoint: ASGIApp, settings: ResourceServerSettings, verifier: TokenVerifier
+    endpoint: ASGIApp,
+    settings: ResourceServerSettings,
+    authenticate: Callable[[ASGIApp], ASGIApp],
 ) -> ASGIApp:
-    """Error answers → origin guard → bearer authentication → ``endpoint``."""
-    authenticated = BearerAuthMiddleware(endpoint, settings=settings, verifier=verifier)
-    return ErrorAnswers(OriginGuard(authenticated, settings=settings))
+    """Error answers → origin guard → authentication (bearer, or the host's) → ``endpoint``."""
+    return ErrorAnswers(OriginGuard(authenticate(endpoint), settings=settings))
 
 
 class DirectPaths(Starlette):

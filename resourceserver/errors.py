@@ -46,3 +46,14 @@ class InsufficientScopeError(ResourceServerError):
     ) -> None:
         super().__init__(description or "the access token lacks required scopes", detail=detail)
         self.required = required
+
+
+class SignInRequiredError(InsufficientScopeError):
+    """An anonymous caller asked for something that is not public (401 without an error code,
+    the challenge naming the scopes it needs: step-up from anonymous, RFC 6750 §3.1)."""
+
+    status_code = 401
+    error_code = ""
+
+    def __init__(self, required: frozenset[str]) -> None:
+        super().__init__(required, "sign in: this needs an access token")

@@ -15,7 +15,21 @@ class Principal:
     token_id: str
     expires_at: int
     audience: tuple[str, ...] = field(default=())
+    #: True for a caller without any token (only public tools, prompts and resources).
+    anonymous: bool = False
 
     def has_scopes(self, required: frozenset[str] | set[str]) -> bool:
         """True when every scope in ``required`` was granted."""
         return set(required) <= self.scopes
+
+
+#: Every caller without an ``Authorization`` header, on a server offering public tools. It holds
+#: no scope; sessions it opens are adopted by the first signed-in principal that uses them.
+ANONYMOUS = Principal(
+    subject="",
+    client_id="",
+    scopes=frozenset(),
+    token_id="",
+    expires_at=2**62,
+    anonymous=True,
+)

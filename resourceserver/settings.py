@@ -35,6 +35,8 @@ class ResourceServerSettings(BaseModel):
     session_ttl_seconds: int = Field(default=3600, ge=60)
     #: Minimum seconds between two JWKS refreshes caused by an unknown ``kid``.
     jwks_refresh_min_interval: float = Field(default=30.0, ge=0)
+    #: Anonymous requests (no token; only with public tools) per client address, minute, worker.
+    anonymous_rate_per_minute: int = Field(default=120, ge=0)
     #: Upper bound on cached verified tokens.
     token_cache_size: int = Field(default=10_000, ge=0)
 

@@ -118,9 +118,13 @@ class ConsentView:
     localhost_only: bool
     scopes: list[ScopeLine]
     resource: str
+    #: The name of the MCP server being authorised (the deployment may serve several).
+    resource_name: str = ""
 
 
-def consent_view(client: Client, scope: str, resource: str, redirect_uri: str) -> ConsentView:
+def consent_view(
+    client: Client, scope: str, resource: str, redirect_uri: str, resource_name: str = ""
+) -> ConsentView:
     """The consent page's content; logos are never shown (no hot-linking, S55)."""
     redirects = list(client.redirect_uris or [])
     return ConsentView(
@@ -130,4 +134,5 @@ def consent_view(client: Client, scope: str, resource: str, redirect_uri: str) -
         localhost_only=bool(redirects) and all(is_loopback_redirect(uri) for uri in redirects),
         scopes=[ScopeLine(name, SCOPE_DESCRIPTIONS.get(name, name)) for name in parse_scope(scope)],
         resource=resource,
+        resource_name=resource_name,
     )

@@ -22,6 +22,7 @@ from authserver.browser.pending import RequestTerms
 from authserver.clients.store import load_client
 from authserver.context import AuthServer
 from authserver.oauth.redirects import csp_sources
+from authserver.oauth.resources import canonical_resource
 from authserver.storage.models import Client
 
 LOGIN_PATH = "/authorize/login"
@@ -161,7 +162,13 @@ class Pages:
         self, request_id: str, csrf_token: str, terms: RequestTerms, client: Client, username: str
     ) -> Response:
         """The consent page of a pending request, naming the signed-in user."""
-        view = consent_view(client, terms.scope, terms.resource, terms.redirect_uri)
+        names = {
+            canonical_resource(url): name
+            for url, name in self.server.settings.resource_names().items()
+        }
+        view = consent_view(
+            client, terms.scope, terms.resource, terms.redirect_uri, names.get(terms.resource, "")
+        )
         return render_page(
             self.server,
             "consent.html",

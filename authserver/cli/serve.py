@@ -232,5 +232,9 @@ def _announce(settings: CharterSettings, password: str | None, tools: list[str])
             "",
         ]
     lines.append(f"Connect your MCP client to {settings.resource_url}")
+    lines += [
+        f"  or to {settings.server_url(declared)} ({declared.name})"
+        for declared in settings.mcp_servers
+    ]
     click.echo("\n".join(lines))
     sys.stdout.flush()

@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from authserver.config.options import Option, command_line_fields, env_name
+from authserver.config.servers import BASE_SCOPE, McpServerConfig, load_servers
 from authserver.config.trusted_proxies import DEFAULT_TRUSTED_PROXIES, parse_trusted_proxies
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
@@ -216,6 +217,12 @@ class CharterSettings(BaseSettings):
         description="New sign-in requests (pending authorizations) allowed per client IP (IPv6: "
         "per /64) per minute; more get a 429 page.",
     )
+    anonymous_rate_per_minute: int = Field(
+        default=120,
+        ge=0,
+        description="Requests without a token allowed per client IP (IPv6: per /64) per minute "
+        "and worker on an MCP server offering public tools; more get 429 (`0`: none).",
+    )
     failed_auth_limit: int = Field(
         default=10,
         ge=1,
@@ -283,6 +290,11 @@ class CharterSettings(BaseSettings):
     resource_name: str = Field(
         default="Charter MCP server",
         description="Display name in the protected resource metadata.",
+    )
+    mcp_servers_file: Annotated[str, Option(metavar="FILE", shown_default="none")] = Field(
+        default="",
+        description="TOML file declaring more MCP servers besides the default one (`[[server]]` "
+        "tables: `name`, `path`, `tools`, `scopes`); see the README.",
     )
     client_answer_timeout: float = Field(
         default=300.0,
@@ -373,6 +385,9 @@ class CharterSettings(BaseSettings):
             value = value[:-1]  # ``https://host/`` names the origin ``https://host`` (RFC 8414 §2)
         return check_issuer(value)
 
+    _servers: tuple[McpServerConfig, ...] = PrivateAttr(default=())
+    _default_scopes: tuple[str, ...] = PrivateAttr(default=())
+
     @field_validator("authorization_server")
     @classmethod
     def _authorization_server_shape(cls, value: str) -> str:
@@ -402,11 +417,45 @@ class CharterSettings(BaseSettings):
             self.resource_url = self.issuer.rstrip("/") + "/mcp"
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'charter.db'}"
+        self._load_servers()
         if self.default_scope:
             unknown = set(self.default_scope.split()) - set(self.scopes_supported)
             if unknown:
                 raise ValueError(f"default_scope has unknown scopes: {sorted(unknown)}")
         return self
+
+    def _load_servers(self) -> None:
+        """Read the servers file; every server's scopes join ``scopes_supported``."""
+        self._servers = ()
+        self._default_scopes = self.scopes_supported
+        if not self.mcp_servers_file:
+            return
+        default_path = urlsplit(self.resource_url).path
+        self._servers = load_servers(
+            Path(self.mcp_servers_file), base_scope=BASE_SCOPE, taken={default_path}
+        )
+        extra = [scope for server in self._servers for scope in server.scopes]
+        self.scopes_supported = tuple(dict.fromkeys([*self.scopes_supported, *extra]))
+
+    @property
+    def mcp_servers(self) -> tuple[McpServerConfig, ...]:
+        """The MCP servers of the servers file (the default one is not among them)."""
+        return self._servers
+
+    @property
+    def default_server_scopes(self) -> tuple[str, ...]:
+        """The default MCP server's own scopes (``scopes_supported`` before the servers')."""
+        return self._default_scopes or self.scopes_supported
+
+    def server_url(self, server: McpServerConfig) -> str:
+        """The resource URL (token audience) of a declared server."""
+        return self.issuer.rstrip("/") + server.path
+
+    def resource_names(self) -> dict[str, str]:
+        """Every MCP resource URL of the deployment and its server's name (default first)."""
+        names = {self.resource_url: self.resource_name}
+        names.update({self.server_url(server): server.name for server in self.mcp_servers})
+        return names
 
     @model_validator(mode="after")
     def _introspection_credentials(self) -> CharterSettings:

@@ -24,7 +24,7 @@ from authserver.endpoints.bodies import FormRequest, read_oauth_form
 from authserver.endpoints.cors import allow_cors
 from authserver.endpoints.responses import error_response, method_not_allowed
 from authserver.errors import NO_STORE_HEADERS, InvalidRequestError, OAuthError
-from authserver.oauth.resources import canonical_resource
+from authserver.oauth.resources import known_resources
 from authserver.oauth.tokens import decode_access_token
 from authserver.storage.crypto import hash_token
 from authserver.storage.models import AccessToken, Client, Grant, RefreshToken
@@ -39,7 +39,7 @@ def _access_token_info(
     leeway = server.settings.leeway_seconds
     if claims.get("client_id") != client.client_id:
         return INACTIVE
-    if claims.get("aud") != canonical_resource(server.settings.resource_url):
+    if claims.get("aud") not in known_resources(server.settings):
         return INACTIVE
     exp, nbf = claims.get("exp"), claims.get("nbf", 0)
     if not isinstance(exp, int) or exp <= now or (isinstance(nbf, int) and nbf > now + leeway):

@@ -42,20 +42,26 @@ def canonical_resource(value: str, *, drop_query: bool = True) -> str:
     return urlunsplit((scheme, netloc, parts.path, query, ""))
 
 
+def known_resources(settings: CharterSettings) -> list[str]:
+    """The canonical URL of every MCP server of the deployment, the default one first."""
+    return [canonical_resource(url) for url in settings.resource_names()]
+
+
 def resolve_resource(settings: CharterSettings, values: Sequence[str]) -> str:
     """The one resource a request targets, canonical; the default when none was sent.
 
-    Several values, or one that is not this deployment's MCP resource, give ``invalid_target``.
+    Several values, or one that is none of this deployment's MCP resources (the default one
+    and those of ``CHARTER_MCP_SERVERS_FILE``), give ``invalid_target``.
     """
     if len(values) > 1:
         raise InvalidTargetError("exactly one resource may be requested")
-    expected = canonical_resource(settings.resource_url)
+    known = known_resources(settings)
     if not values or values[0] == "":
-        return expected
+        return known[0]
     requested = canonical_resource(values[0])
-    if requested != expected:
+    if requested not in known:
         raise InvalidTargetError(
-            "unknown resource; this server issues tokens for " + expected,
+            "unknown resource; this server issues tokens for " + " ".join(known),
             detail=f"requested {values[0]!r}",
         )
-    return expected
+    return requested

@@ -90,6 +90,8 @@ class Tool:
     task_after: float | None = None
     #: Parameters mirrored into ``Mcp-Param-*`` headers (their ``x-mcp-header``).
     param_headers: tuple[ParamHeader, ...] = ()
+    #: Listed to and callable by anonymous callers (no token).
+    public: bool = False
 
     def to_json(self) -> JsonObject:
         """The ``Tool`` object of ``tools/list``."""
@@ -174,6 +176,8 @@ class Prompt:
     fn: Callable[..., Any]
     shape: FunctionShape
     title: str | None = None
+    #: Listed to and rendered for anonymous callers (no token).
+    public: bool = False
 
     def to_json(self) -> JsonObject:
         """The ``Prompt`` object of ``prompts/list``."""
@@ -256,6 +260,8 @@ class Resource:
     #: Caching hints of ``resources/read`` (MCP 2026-07-28 "Caching").
     cache_ttl_ms: int = 0
     cache_scope: CacheScope = "private"
+    #: Listed to and read by anonymous callers (no token).
+    public: bool = False
 
     def to_json(self) -> JsonObject:
         """The ``Resource`` object of ``resources/list``."""
@@ -289,6 +295,8 @@ class ResourceTemplate:
     title: str | None = None
     cache_ttl_ms: int = 0
     cache_scope: CacheScope = "private"
+    #: Listed to and read by anonymous callers (no token).
+    public: bool = False
 
     def to_json(self) -> JsonObject:
         """The ``ResourceTemplate`` object of ``resources/templates/list``."""

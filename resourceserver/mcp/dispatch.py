@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from resourceserver.errors import InsufficientScopeError
+from resourceserver.mcp import access
 from resourceserver.mcp.context import LOG_LEVELS, Channel, Context, Notifier
 from resourceserver.mcp.definitions import Resource, ResourceTemplate
 from resourceserver.mcp.envelope import Envelope
@@ -154,9 +156,9 @@ class Dispatcher:
         self._modern: dict[str, Handler] = {
             **shared,
             "tools/list": self._cached(self._tools_list, self._tools_scope),
-            "prompts/list": self._cached(self._prompts_list, lambda: "public"),
-            "resources/list": self._cached(self._resources_list, lambda: "public"),
-            "resources/templates/list": self._cached(self._templates_list, lambda: "public"),
+            "prompts/list": self._cached(self._prompts_list, self._other_scope),
+            "resources/list": self._cached(self._resources_list, self._other_scope),
+            "resources/templates/list": self._cached(self._templates_list, self._other_scope),
             "resources/read": self._modern_read,
         }
 
@@ -198,13 +200,13 @@ class Dispatcher:
         return version, result
 
     def required_scopes(self, request: Request) -> frozenset[str]:
-        """Scopes the caller must hold for this request (checked before it runs: HTTP 403)."""
-        needed = {self.base_scope} if self.base_scope else set()
-        if request.method == "tools/call":
-            tool = self.registry.tools.get(str(request.params.get("name")))
-            if tool is not None:
-                needed |= tool.scopes
-        return frozenset(needed)
+        """Scopes a signed-in caller must hold for this request (checked before it runs)."""
+        return access.required_scopes(self.registry, self.base_scope, request)
+
+    def denial(self, request: Request, principal: Principal) -> InsufficientScopeError | None:
+        """Why ``principal`` may not send ``request``: 403 for missing scopes, 401 (sign in)
+        for an anonymous caller asking for something not public; None when it may."""
+        return access.denial(self.registry, self.base_scope, request, principal)
 
     def serves(self, method: str, *, modern: bool) -> bool:
         """True when ``method`` exists in that era."""
@@ -234,6 +236,11 @@ class Dispatcher:
             return hinted(await handler(call), self.registry.list_ttl_ms, scope())
 
         return with_hints
+
+    def _other_scope(self) -> str:
+        """Prompt and resource lists differ between anonymous and signed-in callers when some
+        are public (S83)."""
+        return "private" if self.registry.has_public() else "public"
 
     def _tools_scope(self) -> str:
         return "private" if self.registry.tools_vary_by_scope(self.base_scope) else "public"
@@ -283,10 +290,8 @@ class Dispatcher:
     # -- tools -------------------------------------------------------------------------------------
 
     async def _tools_list(self, call: Call) -> JsonObject:
-        visible = [
-            tool for tool in self.registry.tools.values() if call.principal.has_scopes(tool.scopes)
-        ]
-        return self._page(call, "tools", visible)
+        shown = [t for t in self.registry.tools.values() if access.visible(t, call.principal)]
+        return self._page(call, "tools", shown)
 
     async def _tools_call(self, call: Call) -> JsonObject:
         name = _string(call.request.params, "name")
@@ -308,7 +313,8 @@ class Dispatcher:
     # -- prompts -----------------------------------------------------------------------------------
 
     async def _prompts_list(self, call: Call) -> JsonObject:
-        return self._page(call, "prompts", list(self.registry.prompts.values()))
+        shown = [p for p in self.registry.prompts.values() if access.visible(p, call.principal)]
+        return self._page(call, "prompts", shown)
 
     async def _prompts_get(self, call: Call) -> JsonObject:
         name = _string(call.request.params, "name")
@@ -320,10 +326,12 @@ class Dispatcher:
     # -- resources ---------------------------------------------------------------------------------
 
     async def _resources_list(self, call: Call) -> JsonObject:
-        return self._page(call, "resources", list(self.registry.resources.values()))
+        shown = [r for r in self.registry.resources.values() if access.visible(r, call.principal)]
+        return self._page(call, "resources", shown)
 
     async def _templates_list(self, call: Call) -> JsonObject:
-        return self._page(call, "resourceTemplates", list(self.registry.templates.values()))
+        shown = [t for t in self.registry.templates.values() if access.visible(t, call.principal)]
+        return self._page(call, "resourceTemplates", shown)
 
     async def _read(self, call: Call) -> tuple[Resource | ResourceTemplate, JsonObject]:
         uri = _string(call.request.params, "uri")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from resourceserver.errors import InsufficientScopeError
+from resourceserver.errors import InsufficientScopeError, SignInRequiredError
 from resourceserver.mcp import claims, http
 from resourceserver.mcp.cancellation import CANCEL_STREAM, Cancellations, request_key
 from resourceserver.mcp.context import Notifier
@@ -123,9 +123,9 @@ class HandshakeEra:
         self, request: Request, principal: Principal, session: SessionState, message: RpcRequest
     ) -> Response:
         """Run a request; answer JSON, or SSE as soon as the handler sends anything else."""
-        required = self.dispatcher.required_scopes(message)
-        if not principal.has_scopes(required):
-            return self.forbidden(InsufficientScopeError(required))
+        refusal = self.dispatcher.denial(message, principal)
+        if refusal is not None:
+            return self.forbidden(refusal)
         stream = RequestStream(
             log=self.log,
             pending=self.pending,
@@ -179,11 +179,14 @@ class HandshakeEra:
             return found
         if found.protocol_version != "2025-03-26":
             return http.bad_request("JSON-RPC batches exist only in protocol 2025-03-26")
-        required = frozenset().union(
-            *(self.dispatcher.required_scopes(m) for m in messages if isinstance(m, RpcRequest))
-        )
-        if not principal.has_scopes(required):
-            return self.forbidden(InsufficientScopeError(required))
+        refusals = [
+            self.dispatcher.denial(m, principal) for m in messages if isinstance(m, RpcRequest)
+        ]
+        refused = [r for r in refusals if r is not None]
+        if refused:
+            required = frozenset().union(*(r.required for r in refused))
+            kind = SignInRequiredError if principal.anonymous else InsufficientScopeError
+            return self.forbidden(kind(required))
         replies = [await self._batched(found, principal, message) for message in messages]
         answered = [reply for reply in replies if reply is not None]
         if not answered:

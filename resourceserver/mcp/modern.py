@@ -42,6 +42,7 @@ from resourceserver.mcp.listen import ListenStream, Revalidate, parse_interests
 from resourceserver.mcp.live import JsonBody, LiveResponse, Reply
 from resourceserver.mcp.mrtr import AnswerBook, ModernChannel
 from resourceserver.mcp.notifier import ChangeNotifier
+from resourceserver.mcp.registry import Registry
 from resourceserver.mcp.request_state import Binding, RequestStateSealer
 from resourceserver.mcp.routing_headers import check_param_headers, check_standard_headers
 from resourceserver.mcp.task_store import TaskStore
@@ -96,6 +97,24 @@ class Incoming:
     principal: Principal
 
 
+def public_capabilities(capabilities: JsonObject, registry: Registry) -> JsonObject:
+    """The capabilities an anonymous caller can use: no tasks, and only the kinds of item
+    some of which are public."""
+    shown = {key: value for key, value in capabilities.items() if key != "extensions"}
+    public = {
+        "tools": any(t.public for t in registry.tools.values()),
+        "prompts": any(p.public for p in registry.prompts.values()),
+        "resources": any(r.public for r in registry.resources.values())
+        or any(t.public for t in registry.templates.values()),
+    }
+    for kind, offered in public.items():
+        if not offered:
+            shown.pop(kind, None)
+    if not (public["prompts"] or public["resources"]):
+        shown.pop("completions", None)
+    return shown
+
+
 class ModernEra:
     """Answers 2026-07-28 requests."""
 
@@ -139,9 +158,9 @@ class ModernEra:
             self._check_method(message, envelope)
         except JsonRpcError as exc:
             return JsonBody(error_message(message.id, exc), 404 if exc.code == -32601 else 400)
-        required = self.dispatcher.required_scopes(message)
-        if not principal.has_scopes(required):
-            return self.forbidden(InsufficientScopeError(required))
+        denied = self.dispatcher.denial(message, principal)
+        if denied is not None:
+            return self.forbidden(denied)
         return await self._route(Incoming(http, message, envelope, principal))
 
     def _check_method(self, message: RpcRequest, envelope: Envelope) -> None:
@@ -159,7 +178,7 @@ class ModernEra:
         method = incoming.message.method
         try:
             if method == "server/discover":
-                return self._reply(incoming, self.discover())
+                return self._reply(incoming, self.discover(incoming.principal))
             if method in TASK_METHODS:
                 result = await self.task_methods.handle(
                     method, incoming.principal, incoming.message.params
@@ -186,11 +205,15 @@ class ModernEra:
     def _reply(self, incoming: Incoming, result: JsonObject) -> Response:
         return JsonBody(result_message(incoming.message.id, self.finish(result)))
 
-    def discover(self) -> JsonObject:
-        """The ``DiscoverResult`` (MCP 2026-07-28 "Discovery")."""
+    def discover(self, principal: Principal) -> JsonObject:
+        """The ``DiscoverResult`` (MCP 2026-07-28 "Discovery"); an anonymous caller is shown
+        only what it may use (S74)."""
+        capabilities = self.dispatcher.capabilities(modern=True)
+        if principal.anonymous:
+            capabilities = public_capabilities(capabilities, self.registry)
         result: JsonObject = {
             "supportedVersions": list(ALL_VERSIONS),
-            "capabilities": self.dispatcher.capabilities(modern=True),
+            "capabilities": capabilities,
         }
         if self.registry.instructions:
             result["instructions"] = self.registry.instructions

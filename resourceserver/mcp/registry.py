@@ -97,6 +97,7 @@ class Registry:
         meta: JsonObject | None = None,
         task: TaskSupport | None = None,
         task_after: float | None = None,
+        public: bool = False,
     ) -> Callable[[F], F]: ...
 
     def tool(
@@ -113,6 +114,7 @@ class Registry:
         meta: JsonObject | None = None,
         task: TaskSupport | None = None,
         task_after: float | None = None,
+        public: bool = False,
     ) -> F | Callable[[F], F]:
         """Register a tool: ``@registry.tool`` or ``@registry.tool(scopes={"notes:write"})``.
 
@@ -122,8 +124,10 @@ class Registry:
         run as a task for 2026-07-28 clients that declare the tasks extension (``"required"``:
         only for them); it becomes one at ``ctx.continue_as_task()`` or after ``task_after``
         seconds. A parameter whose schema has ``x-mcp-header`` is mirrored into an
-        ``Mcp-Param-*`` header, which is checked.
+        ``Mcp-Param-*`` header, which is checked. A ``public`` tool is listed to and callable
+        by anonymous callers (no token); it cannot need scopes or run as a task.
         """
+        scope_set = frozenset(scopes)
 
         def register(fn: F) -> F:
             tool_name = name or fn.__name__
@@ -131,6 +135,8 @@ class Registry:
             shape = inspect_function(fn, Context, name=tool_name)
             if task not in (None, "optional", "required"):
                 raise DefinitionError(f"tool {tool_name!r}: task must be 'optional' or 'required'")
+            if public and (scope_set or task is not None):
+                raise DefinitionError(f"tool {tool_name!r}: a public tool has no scopes or task")
             if input_schema is not None:
                 _check_input_schema(tool_name, input_schema)
             try:
@@ -142,7 +148,7 @@ class Registry:
                 description=description_of(fn, description, "tool", tool_name),
                 fn=fn,
                 shape=shape,
-                scopes=frozenset(scopes),
+                scopes=scope_set,
                 title=title,
                 annotations=dict(annotations) if annotations else None,
                 input_schema=input_schema,
@@ -150,6 +156,7 @@ class Registry:
                 task=task,
                 task_after=task_after,
                 param_headers=headers,
+                public=public,
             )
             return fn
 
@@ -167,6 +174,7 @@ class Registry:
         name: str | None = None,
         title: str | None = None,
         description: str | None = None,
+        public: bool = False,
     ) -> Callable[[F], F]: ...
 
     def prompt(
@@ -177,10 +185,12 @@ class Registry:
         name: str | None = None,
         title: str | None = None,
         description: str | None = None,
+        public: bool = False,
     ) -> F | Callable[[F], F]:
         """Register a prompt (``@registry.prompt`` or ``@registry.prompt(...)``).
 
-        Its parameters are the prompt's arguments.
+        Its parameters are the prompt's arguments; a ``public`` one is offered to anonymous
+        callers too.
         """
 
         def register(fn: F) -> F:
@@ -192,6 +202,7 @@ class Registry:
                 fn=fn,
                 shape=inspect_function(fn, Context, name=prompt_name),
                 title=title,
+                public=public,
             )
             return fn
 
@@ -207,13 +218,15 @@ class Registry:
         mime_type: str = "text/plain",
         cache_ttl_ms: int = 0,
         cache_scope: CacheScope = "private",
+        public: bool = False,
     ) -> Callable[[F], F]:
         """Register a resource, or a resource template when ``uri`` contains ``{variables}``.
 
         The function returns ``str`` (text), ``bytes`` (blob) or ``ResourceContents``; a
         template's variables are passed as keyword arguments. ``cache_ttl_ms`` and
         ``cache_scope`` are the caching hints of its ``resources/read`` results: by default
-        not cached, and never shared between users unless ``cache_scope="public"``.
+        not cached, and never shared between users unless ``cache_scope="public"``. A
+        ``public`` resource is listed to and read by anonymous callers too.
         """
         if cache_ttl_ms < 0 or cache_scope not in ("public", "private"):
             raise DefinitionError("cache_ttl_ms must be >= 0 and cache_scope public or private")
@@ -236,12 +249,13 @@ class Registry:
                     title,
                     cache_ttl_ms,
                     cache_scope,
+                    public,
                 )
             else:
                 if uri in self.resources:
                     raise DefinitionError(f"resource {uri!r} is already registered")
                 self.resources[uri] = Resource(
-                    uri, label, text, mime_type, fn, shape, title, cache_ttl_ms, cache_scope
+                    uri, label, text, mime_type, fn, shape, title, cache_ttl_ms, cache_scope, public
                 )
             return fn
 
@@ -264,8 +278,21 @@ class Registry:
     # -- lookup -------------------------------------------------------------------------------
 
     def tools_vary_by_scope(self, base_scope: str) -> bool:
-        """True when callers with different scopes see different tools (S71: not shareable)."""
-        return any(tool.scopes - {base_scope} for tool in self.tools.values())
+        """True when callers with different scopes see different tools (S71: not shareable);
+        with public tools, anonymous callers see fewer than signed-in ones (S83)."""
+        return any(tool.scopes - {base_scope} for tool in self.tools.values()) or (
+            self.has_public() and not all(tool.public for tool in self.tools.values())
+        )
+
+    def has_public(self) -> bool:
+        """True when some tool, prompt or resource is public: anonymous callers are served."""
+        items: list[Any] = [
+            *self.tools.values(),
+            *self.prompts.values(),
+            *self.resources.values(),
+            *self.templates.values(),
+        ]
+        return any(item.public for item in items)
 
     def find_resource(self, uri: str) -> tuple[Resource | ResourceTemplate, dict[str, str]]:
         """The resource or template serving ``uri`` (raises -32002)."""

@@ -13,7 +13,11 @@ Each worker keeps what it read of a session for :data:`SESSION_CACHE_SECONDS`, s
 client's stream of calls does not read the session row on every request (DESIGN: the ``/mcp``
 hot path reads the database through caches). A change made by this worker drops its entry at
 once; a change made by another worker (a new log level, a subscription, the end of the
-session) is seen here within that second. The binding to the principal never changes.
+session) is seen here within that second. The binding to the principal never changes, but
+once: a session opened anonymously (public tools, S83) is adopted by the first signed-in
+principal that uses it, after which anonymous callers get "not found" (another worker's cache
+may still serve the anonymous caller for up to that second). Anonymous sessions are not capped
+per principal (they all share one identity); the anonymous rate limit bounds them.
 """
 
 from __future__ import annotations
@@ -139,6 +143,8 @@ class SessionStore:
         def work(db: Session) -> tuple[SessionState, list[str]]:
             db.add(row)
             db.flush()
+            if principal.anonymous:  # bounded by the anonymous rate limit and the TTL
+                return _state(row), []
             surplus = db.scalars(
                 select(McpSession.id)
                 .where(
@@ -168,6 +174,8 @@ class SessionStore:
             row = db.get(McpSession, session_id)
             if row is None or row.expires_at <= now:
                 return None
+            if _adoptable(row, principal):
+                row.subject, row.client_id = principal.subject, principal.client_id
             if row.subject != principal.subject or row.client_id != principal.client_id:
                 return None
             if now - row.touched_at > min(60.0, self.ttl / 10):
@@ -257,3 +265,9 @@ def _delete(db: Session, ids: list[str]) -> None:
     db.execute(delete(McpEvent).where(McpEvent.session_id.in_(ids)))
     db.execute(delete(McpPendingRequest).where(McpPendingRequest.session_id.in_(ids)))
     db.execute(delete(McpSession).where(McpSession.id.in_(ids)))
+
+
+def _adoptable(row: McpSession, principal: Principal) -> bool:
+    """An anonymous session is taken over, once and for good, by the first signed-in principal
+    that uses it (step-up: the client signed in on a 401 and repeats the request)."""
+    return not principal.anonymous and row.subject == "" and row.client_id == ""

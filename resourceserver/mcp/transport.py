@@ -177,7 +177,7 @@ class McpEndpoint:
         request = Request(scope, receive)
         principal = self._principal(request)
         base = frozenset({self.dispatcher.base_scope} - {""})
-        if not principal.has_scopes(base):
+        if not principal.anonymous and not principal.has_scopes(base):
             await self.forbidden(InsufficientScopeError(base))(scope, receive, send)
             return
         modern_header = request.headers.get(http.VERSION_HEADER) in MODERN_VERSIONS
