@@ -178,20 +178,33 @@ class BearerAuthMiddleware:
         await self.app(scope, receive, send)
 
     async def _without_token(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """No token: 401 with the challenge, or (public tools) on as the anonymous caller,
-        within the anonymous rate limit (S83)."""
-        if self.anonymous is None:
-            await challenge_response(self.settings, None)(scope, receive, send)
-            return
-        client = scope.get("client")
-        wait = self.anonymous.admit(client[0] if client else None)
-        if wait is not None:
-            body = {"error": "rate_limited", "error_description": "too many anonymous requests"}
-            headers = {"Retry-After": str(int(wait)), "Cache-Control": "no-store"}
-            await JSONResponse(body, status_code=429, headers=headers)(scope, receive, send)
-            return
-        scope.setdefault("state", {})["principal"] = ANONYMOUS
-        await self.app(scope, receive, send)
+        await serve_without_credentials(
+            self.app, self.settings, self.anonymous, scope, receive, send
+        )
+
+
+async def serve_without_credentials(
+    app: ASGIApp,
+    settings: ResourceServerSettings,
+    anonymous: AnonymousLimiter | None,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+) -> None:
+    """No credentials: 401 with the challenge, or (public tools) on to ``app`` as the anonymous
+    caller, within the anonymous rate limit (S83). Bearer and host authentication share it."""
+    if anonymous is None:
+        await challenge_response(settings, None)(scope, receive, send)
+        return
+    client = scope.get("client")
+    wait = anonymous.admit(client[0] if client else None)
+    if wait is not None:
+        body = {"error": "rate_limited", "error_description": "too many anonymous requests"}
+        headers = {"Retry-After": str(int(wait)), "Cache-Control": "no-store"}
+        await JSONResponse(body, status_code=429, headers=headers)(scope, receive, send)
+        return
+    scope.setdefault("state", {})["principal"] = ANONYMOUS
+    await app(scope, receive, send)
 
 
 def _preflight_response(asked: str) -> Response:

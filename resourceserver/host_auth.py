@@ -20,8 +20,8 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from resourceserver.anonymous import AnonymousLimiter
-from resourceserver.auth import challenge_response
-from resourceserver.principal import ANONYMOUS, Principal
+from resourceserver.auth import serve_without_credentials
+from resourceserver.principal import Principal
 from resourceserver.settings import ResourceServerSettings
 
 logger = logging.getLogger(__name__)
@@ -84,15 +84,6 @@ class HostAuthMiddleware:
         await self.app(scope, receive, send)
 
     async def _unauthenticated(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.anonymous is None:
-            await challenge_response(self.settings, None)(scope, receive, send)
-            return
-        client = scope.get("client")
-        wait = self.anonymous.admit(client[0] if client else None)
-        if wait is not None:
-            body = {"error": "rate_limited", "error_description": "too many anonymous requests"}
-            headers = {"Retry-After": str(int(wait))}
-            await JSONResponse(body, status_code=429, headers=headers)(scope, receive, send)
-            return
-        scope.setdefault("state", {})["principal"] = ANONYMOUS
-        await self.app(scope, receive, send)
+        await serve_without_credentials(
+            self.app, self.settings, self.anonymous, scope, receive, send
+        )
