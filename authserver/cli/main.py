@@ -11,12 +11,13 @@ clear error (exit 1) instead of a traceback.
 
 from __future__ import annotations
 
-import re
+import os
 from pathlib import Path
 from typing import Any
 
 import click
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from authserver.cli.audit import audit
 from authserver.cli.clients import clients
@@ -30,6 +31,7 @@ from authserver.cli.tokens import tokens
 from authserver.cli.users import users
 from authserver.config.options import settings_options
 from authserver.config.settings import CharterSettings
+from authserver.storage.missing_database import missing_database_hint
 
 #: Options of the ``charter`` group itself (every command reads them).
 GROUP_SETTINGS = ("database_url", "data_dir")
@@ -43,22 +45,23 @@ class CharterGroup(click.Group):
             return super().invoke(ctx)
         except SQLAlchemyError as exc:
             options = ctx.find_object(CliOptions) or CliOptions()
-            where = options.database_url or "the configured database"
+            url = options.database_url or os.environ.get("CHARTER_DATABASE_URL")
+            where = describe_database(url) if url else "the configured database"
             reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
             raise click.ClickException(
-                f"database error on {describe_database(where) if options.database_url else where}"
-                f": {reason}\n  {database_hint(reason)}"
+                f"database error on {where}: {reason}\n  {database_hint(reason, url)}"
             ) from exc
 
 
-def database_hint(reason: str) -> str:
-    """What the operator should do about a database error ``reason``."""
-    missing = re.search(r'database "([^"]+)" does not exist', reason)
-    if missing:
-        return (
-            f"create the database first (`createdb {missing.group(1)}`, or CREATE DATABASE as "
-            "its owner): `charter db upgrade` creates Charter's tables, not the database"
-        )
+def database_hint(reason: str, url: str | None = None) -> str:
+    """What the operator should do about a database error ``reason`` (on ``url``)."""
+    try:
+        parsed = make_url(url) if url else None
+    except ArgumentError:
+        parsed = None
+    missing = missing_database_hint(reason, parsed)
+    if missing is not None:
+        return missing
     return (
         "check --database-url / CHARTER_DATABASE_URL, that the database is running, and run "
         "`charter db upgrade`"

@@ -3,14 +3,17 @@ key-encryption key cannot open the stored signing keys refuses to start."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
 
 from tests.support.charter_process import CHARTER, charter_env, run_charter
+from tests.support.live import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -88,3 +91,29 @@ def test_other_key_encryption_key_refuses_to_start(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "cannot decrypt signing key" in result.stderr
     assert "same key-encryption key" in result.stderr
+
+
+@pytest.mark.postgres
+def test_missing_postgresql_database_says_to_create_it(tmp_path: Path) -> None:
+    """A PostgreSQL database that was never created: ``charter serve`` says so and how to make
+    it (no traceback, nothing about file permissions), before anything says where to
+    connect."""
+    base = os.environ.get("CHARTER_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip("needs PostgreSQL: set CHARTER_TEST_POSTGRES_URL")
+    url = make_url(base).set(database="does_not_exist_xyz").render_as_string(hide_password=False)
+    result = subprocess.run(
+        [*CHARTER, "serve", "--port", str(free_port()), "--data-dir", str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        env=charter_env(CHARTER_DATABASE_URL=url),
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert 'database "does_not_exist_xyz" does not exist' in result.stderr
+    assert "create the database first (`createdb " in result.stderr
+    assert " does_not_exist_xyz`" in result.stderr
+    assert "permissions" not in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Connect your MCP client" not in result.stdout
