@@ -71,14 +71,6 @@ def serve_command(ctx: click.Context, /, **options: Any) -> None:
         status = _run_resource_only(settings)
     else:
         server, registry, first = _prepare(settings)
-        if not _port_free(settings.host, settings.port):
-            server.database.dispose()
-            click.echo(
-                f"Error: address already in use: port {settings.port} on {settings.host} is "
-                "taken; stop what listens there, or choose another port with --port",
-                err=True,
-            )
-            ctx.exit(STARTUP_FAILURE)
         _announce(settings, first.admin_password, sorted(registry.tools))
         status = _run(settings, server, registry)
     if status:
@@ -102,6 +94,15 @@ def _prepare(settings: CharterSettings) -> tuple[AuthServer, Registry, FirstStar
             f"--tools: {exc}\n  looked in the folder `charter serve` runs in ({os.getcwd()}) "
             f"and the packages installed for {sys.executable}"
         ) from exc
+    # Before the first start's work: a taken port must not cost the admin's one-time password.
+    if not _port_free(settings.host, settings.port):
+        server.database.dispose()
+        click.echo(
+            f"Error: address already in use: port {settings.port} on {settings.host} is "
+            "taken; stop what listens there, or choose another port with --port",
+            err=True,
+        )
+        raise click.exceptions.Exit(STARTUP_FAILURE)
     try:
         first = initialize(server)
     except KeyDecryptionError as exc:

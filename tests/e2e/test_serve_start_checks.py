@@ -81,7 +81,7 @@ def test_other_key_encryption_key_refuses_to_start(tmp_path: Path) -> None:
         pass  # first start: signing key made with the generated key file
     (data_dir / "key-encryption.key").unlink()
     result = subprocess.run(
-        [*CHARTER, "serve", "--port", "9", "--data-dir", str(data_dir)],
+        [*CHARTER, "serve", "--port", str(free_port()), "--data-dir", str(data_dir)],
         capture_output=True,
         text=True,
         env=charter_env(CHARTER_KEY_ENCRYPTION_KEY="a-different-secret-0123456789"),

@@ -28,7 +28,7 @@ from authserver.context import AuthServer
 from authserver.endpoints.app import create_app
 from tests.support.charter_process import CHARTER, charter_env, run_charter
 from tests.support.factories import create_client
-from tests.support.live import serve_app
+from tests.support.live import free_port, serve_app
 from tests.support.reliability import client_credentials_form, ready_worker
 
 RECOVERY_SECONDS = 5.0
@@ -98,7 +98,7 @@ def test_s97_charter_serve_refuses_a_database_it_cannot_write(tmp_path: Path) ->
     assert database.exists()
     with immutable(database):
         result = subprocess.run(
-            [*CHARTER, "serve", "--port", "9", "--data-dir", str(data_dir)],
+            [*CHARTER, "serve", "--port", str(free_port()), "--data-dir", str(data_dir)],
             capture_output=True,
             text=True,
             env=charter_env(),
