@@ -35,6 +35,7 @@ from sqlalchemy.engine import make_url
 from uvicorn.config import STARTUP_FAILURE
 
 from authserver.cli.context import build_settings, describe_database
+from authserver.cli.tool_import import describe_tool_module_error
 from authserver.config.options import settings_options
 from authserver.config.settings import CharterSettings
 from authserver.ops.clean_exit import run_server, run_workers
@@ -90,10 +91,7 @@ def _prepare(settings: CharterSettings) -> tuple[AuthServer, Registry, FirstStar
         registry = build_registry(server, settings.tools)
     except TOOL_MODULE_ERRORS as exc:
         server.database.dispose()
-        raise click.UsageError(
-            f"--tools: {exc}\n  looked in the folder `charter serve` runs in ({os.getcwd()}) "
-            f"and the packages installed for {sys.executable}"
-        ) from exc
+        raise click.UsageError(describe_tool_module_error(exc)) from exc
     # Before the first start's work: a taken port must not cost the admin's one-time password.
     if not _port_free(settings.host, settings.port):
         server.database.dispose()
@@ -131,7 +129,7 @@ def _run_resource_only(settings: CharterSettings) -> int:
         registry = build_registry(engine, settings.tools)
     except TOOL_MODULE_ERRORS as exc:
         engine.dispose()
-        raise click.UsageError(f"--tools: {exc}") from exc
+        raise click.UsageError(describe_tool_module_error(exc)) from exc
     prepare_resource_database(engine)
     click.echo(
         f"Charter MCP server behind the authorization server {settings.authorization_server}\n"

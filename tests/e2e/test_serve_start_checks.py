@@ -51,28 +51,57 @@ def test_tools_module_in_the_working_folder_imports(tmp_path: Path) -> None:
         assert "shout" in running.stdout
 
 
-def test_tools_module_that_cannot_be_imported_says_where_it_looked(tmp_path: Path) -> None:
+def _serve_with_tools(folder: Path, module: str) -> subprocess.CompletedProcess[str]:
+    """``charter serve --tools MODULE`` run in ``folder``, which must refuse to start."""
     result = subprocess.run(
         [
             *CHARTER,
             "serve",
             "--port",
-            "9",
+            str(free_port()),
             "--data-dir",
-            str(tmp_path / "data"),
+            str(folder / "data"),
             "--tools",
-            "no_such_tools_module_here",
+            module,
         ],
         capture_output=True,
         text=True,
         env=charter_env(),
-        cwd=tmp_path,
+        cwd=folder,
         timeout=60,
         check=False,
     )
     assert result.returncode == 2, result.stderr
-    assert "no_such_tools_module_here" in result.stderr
-    assert f"looked in the folder `charter serve` runs in ({tmp_path})" in result.stderr
+    assert "Traceback" not in result.stderr
+    return result
+
+
+def test_tools_module_that_cannot_be_imported_says_where_it_looked(tmp_path: Path) -> None:
+    result = _serve_with_tools(tmp_path, "no_such_tools_module_here")
+    said = " ".join(result.stderr.split())
+    assert "cannot import tool module 'no_such_tools_module_here'" in said
+    assert "ModuleNotFoundError: No module named 'no_such_tools_module_here'" in said
+    # Every sys.path entry, the folder it runs in first, then what to do.
+    assert f"in: {tmp_path} (the current folder) " in said
+    assert f" {Path(os.__file__).parent} " in said  # the standard library's folder
+    assert "Run `charter` in the folder holding no_such_tools_module_here.py" in said
+    assert "PYTHONPATH" in said
+    assert f"`{sys.executable} -m pip install" in said
+
+
+def test_tools_module_whose_own_import_fails_says_it_was_found(tmp_path: Path) -> None:
+    """Found, but a module it imports is missing: not "looked in" (it was found), but where it
+    is, the underlying ImportError and what to install."""
+    (tmp_path / "needs_a_missing_package.py").write_text("import no_such_dependency_xyz\n")
+    result = _serve_with_tools(tmp_path, "needs_a_missing_package")
+    said = " ".join(result.stderr.split())
+    assert (
+        "tool module 'needs_a_missing_package' was found "
+        f"({tmp_path / 'needs_a_missing_package.py'}) but importing it failed: "
+        "ModuleNotFoundError: No module named 'no_such_dependency_xyz'"
+    ) in said
+    assert "Install the package providing 'no_such_dependency_xyz' into this Python" in said
+    assert "looked for" not in said
 
 
 def test_other_key_encryption_key_refuses_to_start(tmp_path: Path) -> None:
