@@ -172,18 +172,22 @@ def _first_start_output(data_dir: Path, port: int) -> tuple[list[str], int | Non
     )
     assert process.stdout is not None
     lines: list[str] = []
+    serving = False
     try:
         for line in process.stdout:
             lines.append(line.rstrip("\n"))
             if line.startswith("Connect your MCP client to "):
+                serving = True
                 break
+    except BaseException:
+        process.kill()
+        raise
     finally:
-        ended = process.poll()
-        if ended is None:
+        if serving:
             process.terminate()
-        process.wait(timeout=30)
+        ended = process.wait(timeout=60)  # at the end of its output it has ended or is ending
         process.stdout.close()
-    return lines, ended
+    return lines, None if serving else ended
 
 
 def test_one_time_password_is_printed_after_the_migration_messages(tmp_path: Path) -> None:
