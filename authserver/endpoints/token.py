@@ -23,6 +23,7 @@ from authserver.endpoints.responses import error_response, method_not_allowed
 from authserver.errors import NO_STORE_HEADERS, InvalidRequestError, OAuthError
 from authserver.oauth.adapter import token_response
 from authserver.ops.metrics import count_token_request
+from authserver.ops.tracing import end_token_span, token_span
 
 
 def routes(server: AuthServer) -> list[BaseRoute]:
@@ -31,24 +32,27 @@ def routes(server: AuthServer) -> list[BaseRoute]:
     async def token(request: Request) -> Response:
         if request.method != "POST":
             return method_not_allowed("POST")
-        try:
-            parsed = await read_oauth_form(request)
-            if not parsed.form.get("grant_type"):
-                raise InvalidRequestError("grant_type is required")
-            status, body = await run_in_threadpool(
-                token_response,
-                server,
-                parsed.form,
-                parsed.resources,
-                parsed.headers,
-                ip=parsed.ip,
-            )
-        except OAuthError as exc:
-            count_token_request(None, exc.error)
-            return error_response(exc)
-        failed = str(body.get("error") or "error") if status >= 400 else None
-        count_token_request(parsed.form.get("grant_type"), failed)
-        return JSONResponse(body, status_code=status, headers=dict(NO_STORE_HEADERS))
+        with token_span() as span:
+            try:
+                parsed = await read_oauth_form(request)
+                if not parsed.form.get("grant_type"):
+                    raise InvalidRequestError("grant_type is required")
+                status, body = await run_in_threadpool(
+                    token_response,
+                    server,
+                    parsed.form,
+                    parsed.resources,
+                    parsed.headers,
+                    ip=parsed.ip,
+                )
+            except OAuthError as exc:
+                count_token_request(None, exc.error)
+                end_token_span(span, None, exc.error)
+                return error_response(exc)
+            failed = str(body.get("error") or "error") if status >= 400 else None
+            count_token_request(parsed.form.get("grant_type"), failed)
+            end_token_span(span, parsed.form.get("grant_type"), failed)
+            return JSONResponse(body, status_code=status, headers=dict(NO_STORE_HEADERS))
 
     endpoint = allow_cors(token, ["POST"])
     return [Route("/token", endpoint, methods=["GET", "POST", "OPTIONS"])]

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from resourceserver import tracing
 from resourceserver.errors import InsufficientScopeError
 from resourceserver.mcp import access
 from resourceserver.mcp.context import LOG_LEVELS, Channel, Context, Notifier
@@ -126,6 +127,23 @@ def hinted(result: JsonObject, ttl_ms: int, scope: str) -> JsonObject:
     return result
 
 
+def _span_attributes(call: Call, method: str, era: str) -> dict[str, tracing.Attribute]:
+    """What the ``mcp <method>`` span says (S92: fixed names and versions only)."""
+    if not tracing.enabled():
+        return {}
+    version = call.envelope.protocol_version if call.envelope is not None else None
+    if version is None and call.session is not None:
+        version = call.session.protocol_version
+    attributes: dict[str, tracing.Attribute] = {
+        "mcp.method.name": method,
+        "charter.mcp.era": era,
+        "charter.jsonrpc.request_id_kind": tracing.id_kind(call.request.id),
+    }
+    if version:
+        attributes["mcp.protocol.version"] = version
+    return attributes
+
+
 class Dispatcher:
     """Answers MCP requests from a :class:`Registry`."""
 
@@ -190,6 +208,10 @@ class Dispatcher:
         """Negotiate the version and build the ``InitializeResult``."""
         MCP_REQUESTS.labels("initialize", "handshake").inc()
         version = negotiate(params.get("protocolVersion"))
+        with tracing.span("mcp initialize") as span:
+            span.set("mcp.method.name", "initialize")
+            span.set("charter.mcp.era", "handshake")
+            span.set("mcp.protocol.version", version)
         result: JsonObject = {
             "protocolVersion": version,
             "capabilities": self.capabilities(modern=False),
@@ -219,9 +241,16 @@ class Dispatcher:
         method = call.request.method if call.request.method in methods else "other"
         MCP_REQUESTS.labels(method, era).inc()
         handler = methods.get(call.request.method)
-        if handler is None:
-            raise JsonRpcError(METHOD_NOT_FOUND, f"Method not found: {call.request.method}")
-        return await handler(call)
+        with tracing.span(f"mcp {method}", attributes=_span_attributes(call, method, era)) as span:
+            if handler is None:
+                span.set("rpc.jsonrpc.error_code", METHOD_NOT_FOUND)
+                raise JsonRpcError(METHOD_NOT_FOUND, f"Method not found: {call.request.method}")
+            try:
+                return await handler(call)
+            except JsonRpcError as exc:
+                span.set("rpc.jsonrpc.error_code", exc.code)
+                span.fail()
+                raise
 
     def _page(self, call: Call, key: str, items: Sequence[Listed]) -> JsonObject:
         """The ``*/list`` result holding the page of ``items`` the request's cursor asks for."""
@@ -302,13 +331,15 @@ class Dispatcher:
         arguments = _object(call.request.params, "arguments")
         outcome = "raised"
         started = time.perf_counter()
-        try:
-            result = await tool.call(arguments, call.context())
-            outcome = "error" if result.get("isError") else "ok"
-            return result
-        finally:
-            TOOL_CALLS.labels(tool.name, outcome).inc()
-            TOOL_SECONDS.labels(tool.name).observe(time.perf_counter() - started)
+        with tracing.tool_span(tool.name, call.request.params.get("_meta")) as span:
+            try:
+                result = await tool.call(arguments, call.context())
+                outcome = "error" if result.get("isError") else "ok"
+                return result
+            finally:
+                span.setdefault(tracing.TOOL_OUTCOME, outcome)
+                TOOL_CALLS.labels(tool.name, outcome).inc()
+                TOOL_SECONDS.labels(tool.name).observe(time.perf_counter() - started)
 
     # -- prompts -----------------------------------------------------------------------------------
 
