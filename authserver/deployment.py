@@ -63,7 +63,7 @@ from authserver.ops.health import QUIET_PATHS, Readiness, health_routes
 from authserver.ops.logging_setup import RequestIdMiddleware
 from authserver.ops.maintenance import maintenance_loop
 from authserver.ops.metrics import MetricsMiddleware, RouteLabels, metrics_routes, watch_pool
-from authserver.ops.tracing import TracingMiddleware, configure_from_environment
+from authserver.ops.tracing import configure_from_environment, traced, tracing_middleware
 from authserver.ops.tracing import flush as flush_traces
 from authserver.storage.db import make_engine
 from authserver.storage.models import User
@@ -269,7 +269,7 @@ def build_deployment(
     app = DirectPaths(
         routes=routes,
         middleware=[
-            Middleware(TracingMiddleware, routes=route_labels),
+            *tracing_middleware(route_labels),
             Middleware(RequestIdMiddleware, quiet_paths=QUIET_PATHS),
             Middleware(MetricsMiddleware, routes=route_labels),
         ],
@@ -282,9 +282,9 @@ def build_deployment(
     for each in resource_apps:
         for mcp_path, stack in each.direct.items():
             explained = ExplainMcpToBrowsers(stack, server=server)
-            app.direct[mcp_path] = TracingMiddleware(
+            app.direct[mcp_path] = traced(
                 RequestIdMiddleware(MetricsMiddleware(explained, routes=route_labels)),
-                routes=route_labels,
+                route_labels,
             )
     return Deployment(
         settings=settings,
@@ -539,16 +539,14 @@ def build_resource_only(
     app = DirectPaths(
         routes=routes,
         middleware=[
-            Middleware(TracingMiddleware, routes=route_labels),
+            *tracing_middleware(route_labels),
             Middleware(RequestIdMiddleware, quiet_paths=QUIET_PATHS),
         ],
         lifespan=lifespan,
     )
     app.state.deployment_settings = settings
     mcp_path = resource_settings.resource_path
-    app.direct[mcp_path] = TracingMiddleware(
-        RequestIdMiddleware(resource_app.direct[mcp_path]), routes=route_labels
-    )
+    app.direct[mcp_path] = traced(RequestIdMiddleware(resource_app.direct[mcp_path]), route_labels)
     return ResourceOnlyDeployment(
         settings, engine, resource_settings, verifier, registry, app, begin_drain
     )

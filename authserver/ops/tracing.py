@@ -30,6 +30,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authserver.ops.metrics import RouteLabels, token_labels
@@ -64,11 +65,12 @@ def configure_from_environment(environ: Mapping[str, str] | None = None) -> bool
     global _provider
     if _provider is not None:
         return True
-    exporters = wanted_exporters(os.environ if environ is None else environ)
+    environ = os.environ if environ is None else environ
+    exporters = wanted_exporters(environ)
     if not exporters:
         return False
     try:
-        _provider = _sdk_provider(exporters)
+        _provider = _sdk_provider(exporters, environ)
     except ImportError:
         logger.warning(
             "OTEL_* variables ask for traces but OpenTelemetry is not installed: "
@@ -78,7 +80,7 @@ def configure_from_environment(environ: Mapping[str, str] | None = None) -> bool
     return True
 
 
-def _sdk_provider(exporters: list[str]) -> Any:
+def _sdk_provider(exporters: list[str], environ: Mapping[str, str]) -> Any:
     """A ``TracerProvider`` exporting through ``exporters`` in batches, made global."""
     from opentelemetry import trace
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -94,7 +96,7 @@ def _sdk_provider(exporters: list[str]) -> Any:
         if name == "otlp":
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-            if os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf") != "http/protobuf":
+            if environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf") != "http/protobuf":
                 logger.warning("OTEL_EXPORTER_OTLP_PROTOCOL: only http/protobuf is supported")
             exporter = OTLPSpanExporter()
         else:
@@ -110,6 +112,17 @@ def flush(timeout_millis: int = 5000) -> None:
     """Send the spans still waiting in this process's batch processors (no-op when off)."""
     if _provider is not None:
         _provider.force_flush(timeout_millis)
+
+
+def traced(app: ASGIApp, routes: RouteLabels) -> ASGIApp:
+    """``app`` behind :class:`TracingMiddleware` when tracing is on, else ``app`` itself (no
+    extra layer on the request path when off; set tracing up before building the app)."""
+    return TracingMiddleware(app, routes=routes) if tracing.enabled() else app
+
+
+def tracing_middleware(routes: RouteLabels) -> list[Middleware]:
+    """The app's outermost middleware when tracing is on, else nothing."""
+    return [Middleware(TracingMiddleware, routes=routes)] if tracing.enabled() else []
 
 
 class TracingMiddleware:

@@ -12,15 +12,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import httpx2
 import pytest
+from mcp.client.client import Client
+from mcp.client.streamable_http import streamable_http_client
+from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, StatusCode, TraceFlags
 
 from authserver.context import AuthServer
 from authserver.deployment import build_deployment
-from authserver.ops.tracing import wanted_exporters
+from authserver.ops.logging_setup import RequestIdMiddleware
+from authserver.ops.tracing import TracingMiddleware, wanted_exporters
 from resourceserver import tracing
 from tests.support.browser_flow import pkce_pair
 from tests.support.factories import create_client, create_user
@@ -294,6 +299,25 @@ def test_tracing_off_spans_are_the_shared_no_op() -> None:
         span.set("key", "value")
 
 
+def test_tracing_off_adds_no_layer_to_the_request_path(
+    make_server: Callable[..., AuthServer],
+) -> None:
+    tracing.uninstall()
+    server = make_server()
+    app = build_deployment(server.settings, server=server).app
+    assert TracingMiddleware not in {entry.cls for entry in app.user_middleware}
+    assert isinstance(app.direct["/mcp"], RequestIdMiddleware)
+
+
+def test_tracing_on_wraps_the_app_and_the_mcp_path(
+    make_server: Callable[..., AuthServer], in_memory: InMemorySpanExporter
+) -> None:
+    server = make_server()
+    app = build_deployment(server.settings, server=server).app
+    assert app.user_middleware[0].cls is TracingMiddleware
+    assert isinstance(app.direct["/mcp"], TracingMiddleware)
+
+
 @pytest.mark.parametrize(
     ("environ", "wanted"),
     [
@@ -410,6 +434,12 @@ async def test_s92_spans_hold_no_secret_or_argument_value(traced: Traced) -> Non
     httpx.get(traced.base_url + f"/no-such-path-{query}")
     machine_headers = open_mcp_session(traced.mcp_url, machine_token, "s92 machine")
     tool_call(traced, machine_headers, "whoami", {})
+    modern_title = "modern-" + secrets.token_urlsafe(12)
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {access_token}"}) as http2:
+        async with Client(streamable_http_client(traced.mcp_url, http_client=http2)) as client:
+            assert client.protocol_version == "2026-07-28"
+            modern = await client.call_tool("notes_add", {"title": modern_title})
+            assert not modern.is_error
 
     spans = traced.spans()
     names = {span.name for span in spans}
@@ -433,6 +463,7 @@ async def test_s92_spans_hold_no_secret_or_argument_value(traced: Traced) -> Non
         "client secret": client_secret,
         "wrong secret": wrong_secret,
         "title argument": title,
+        "2026-07-28 title argument": modern_title,
         "body argument": body,
         "too long argument": too_long[:20],
         "note id argument": str(missing),
@@ -448,3 +479,32 @@ async def test_s92_spans_hold_no_secret_or_argument_value(traced: Traced) -> Non
     for token in (access_token, machine_token):
         for piece in token.split("."):
             assert piece not in text
+
+
+@pytest.mark.parametrize(("mode", "era"), [("legacy", "handshake"), ("auto", "2026-07-28")])
+async def test_tracing_official_sdk_client_context_parents_the_tool_span(
+    traced: Traced, mode: str, era: str
+) -> None:
+    """The official MCP SDK client injects the current trace context into ``_meta``
+    (SEP-414); in both eras it is the parent of the tool's span."""
+    _, trace_id, span_id = traceparent()
+    client_span = NonRecordingSpan(
+        SpanContext(trace_id, span_id, is_remote=False, trace_flags=TraceFlags(1))
+    )
+    token = traced.token(*traced.client_credentials())
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http:
+        client = Client(streamable_http_client(traced.mcp_url, http_client=http), mode=mode)
+        async with client:
+            with trace.use_span(client_span):
+                added = await client.call_tool("notes_add", {"title": "traced"})
+            assert not added.is_error
+    tool = only(traced.named("tools/call notes_add"))
+    assert tool.context is not None and tool.parent is not None
+    assert (tool.context.trace_id, tool.parent.span_id) == (trace_id, span_id)
+    method = [
+        s
+        for s in traced.named("mcp tools/call")
+        if s.context and s.context.span_id in {link.context.span_id for link in tool.links}
+    ]
+    assert only(method).attributes is not None
+    assert dict(only(method).attributes or {})["charter.mcp.era"] == era
