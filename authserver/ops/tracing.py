@@ -143,14 +143,15 @@ class TracingMiddleware:
         http_context = tracing.HttpContext(list(scope.get("headers", [])))
         attributes: dict[str, tracing.Attribute] = {
             "http.request.method": method,
-            "http.route": route,
             "url.scheme": str(scope.get("scheme", "http")),
         }
+        name = method  # a path no route matches is not named (it may hold anything)
+        if route != "other":
+            attributes["http.route"] = route
+            name = f"{method} {route}"
         with (
             http_context as parent,
-            tracing.span(
-                f"{method} {route}", kind="server", attributes=attributes, parent=parent
-            ) as span,
+            tracing.span(name, kind="server", attributes=attributes, parent=parent) as span,
         ):
 
             async def observe(message: Message) -> None:

@@ -157,6 +157,7 @@ print("loaded:", loaded)
         capture_output=True,
         text=True,
         env=env,
+        cwd=Path(__file__).resolve().parents[2],
         timeout=120,
         check=False,
     )

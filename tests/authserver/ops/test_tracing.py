@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +55,28 @@ class Traced:
 
     def named(self, name: str) -> list[ReadableSpan]:
         return [span for span in self.spans() if span.name == name]
+
+    def wait(self, wanted: Callable[[ReadableSpan], bool]) -> ReadableSpan:
+        """The one span ``wanted`` picks, once it has ended (an HTTP request's span ends just
+        after its response has gone out)."""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            found = [span for span in self.spans() if wanted(span)]
+            if found:
+                return only(found)
+            time.sleep(0.01)
+        raise AssertionError(f"no such span among {[s.name for s in self.spans()]}")
+
+    def by_id(self, span_id: int) -> ReadableSpan:
+        return self.wait(lambda s: s.context is not None and s.context.span_id == span_id)
+
+    def settle(self) -> tuple[ReadableSpan, ...]:
+        """Every span, once no more have ended for a moment."""
+        count = -1
+        while count != len(self.spans()):
+            count = len(self.spans())
+            time.sleep(0.3)
+        return self.spans()
 
     def client_credentials(self) -> tuple[str, str]:
         """A confidential client_credentials client; its id and secret."""
@@ -184,7 +207,7 @@ def test_tracing_http_traceparent_is_the_parent_of_the_tool_span(traced: Traced)
     assert tool.context.trace_id == trace_id
     assert tool.parent.span_id == span_id
     # The HTTP server span is the header's child too, and the MCP span the HTTP span's.
-    http = only([s for s in traced.named("POST /mcp") if trace_of(s) == trace_id])
+    http = traced.wait(lambda s: s.name == "POST /mcp" and trace_of(s) == trace_id)
     method = only([s for s in traced.named("mcp tools/call") if trace_of(s) == trace_id])
     assert http.parent is not None and http.parent.span_id == span_id
     assert http.context is not None and method.parent is not None
@@ -201,8 +224,7 @@ def test_tracing_meta_wins_over_the_http_header_for_the_tool_span(traced: Traced
     tool = only(traced.named("tools/call whoami"))
     assert tool.context is not None and tool.parent is not None
     assert (tool.context.trace_id, tool.parent.span_id) == (meta_trace, meta_span)
-    http = only(traced.named("POST /mcp")[-1:])
-    assert http.context is not None and http.context.trace_id == header_trace
+    traced.wait(lambda s: s.name == "POST /mcp" and trace_of(s) == header_trace)
 
 
 def test_tracing_without_client_context_the_tool_span_nests_in_the_request(
@@ -212,10 +234,10 @@ def test_tracing_without_client_context_the_tool_span_nests_in_the_request(
     tool_call(traced, headers, "whoami", {}, meta={"traceparent": "not a traceparent"})
     tool = only(traced.named("tools/call whoami"))
     method = traced.named("mcp tools/call")[-1]
-    http = traced.named("POST /mcp")[-1]
-    assert tool.parent is not None and method.context is not None and http.context is not None
+    assert tool.parent is not None and method.context is not None and method.parent is not None
     assert tool.parent.span_id == method.context.span_id
-    assert method.parent is not None and method.parent.span_id == http.context.span_id
+    http = traced.by_id(method.parent.span_id)
+    assert http.name == "POST /mcp"
     assert tool.kind is SpanKind.INTERNAL and not tool.links
 
 
@@ -233,15 +255,24 @@ def test_tracing_spans_say_route_method_status_era_and_outcome(traced: Traced) -
     ]
     assert outcomes == ["ok", "validation", "error"]
 
-    http = traced.named("POST /mcp")[-1]
-    assert http.kind is SpanKind.SERVER
+    last = traced.named("mcp tools/call")[-1]
+    assert last.parent is not None
+    http = traced.by_id(last.parent.span_id)
+    assert http.name == "POST /mcp" and http.kind is SpanKind.SERVER
     assert http.attributes == {
         "http.request.method": "POST",
         "http.route": "/mcp",
         "url.scheme": "http",
         "http.response.status_code": 200,
     }
-    metadata = only(traced.named("GET /.well-known/oauth-protected-resource/mcp"))
+    httpx.get(traced.base_url + "/no-such-page/123")
+    unmatched = traced.wait(lambda s: s.name == "GET")
+    assert unmatched.attributes == {
+        "http.request.method": "GET",
+        "url.scheme": "http",
+        "http.response.status_code": 404,
+    }
+    metadata = traced.wait(lambda s: s.name == "GET /.well-known/oauth-protected-resource/mcp")
     assert metadata.attributes is not None
     assert metadata.attributes["http.route"] == "/.well-known/oauth-protected-resource/mcp"
 
@@ -262,7 +293,7 @@ def test_tracing_spans_say_route_method_status_era_and_outcome(traced: Traced) -
         "charter.oauth.outcome": "issued",
     }
     assert token.parent is not None  # inside the HTTP span of POST /token
-    token_http = only(traced.named("POST /token"))
+    token_http = traced.wait(lambda s: s.name == "POST /token")
     assert token_http.context is not None and token.parent.span_id == token_http.context.span_id
 
 
@@ -441,7 +472,7 @@ async def test_s92_spans_hold_no_secret_or_argument_value(traced: Traced) -> Non
             modern = await client.call_tool("notes_add", {"title": modern_title})
             assert not modern.is_error
 
-    spans = traced.spans()
+    spans = traced.settle()
     names = {span.name for span in spans}
     assert {
         "oauth token",
