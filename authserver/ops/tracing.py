@@ -17,7 +17,9 @@ Each serving process (each worker of ``charter serve --workers N``) calls
 :func:`configure_from_environment` once: a ``TracerProvider`` with one ``BatchSpanProcessor``
 per exporter, made the global provider and handed to :mod:`resourceserver.tracing` (the helper
 API the code uses); :func:`flush` at the end of the lifespan sends what is left. Without the
-packages, or with tracing off, nothing is imported and the spans are no-ops.
+packages, or with tracing off, nothing is imported, the spans are no-ops and the app is built
+without the tracing middleware. An application embedding Charter that has its own provider
+calls ``resourceserver.tracing.install(provider)`` before building the deployment.
 
 Spans hold only bounded, non-secret values (S92): the HTTP span's name and ``http.route`` are
 route templates, never the raw path or its query string; no header value is recorded.

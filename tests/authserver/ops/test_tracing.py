@@ -10,6 +10,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,10 +24,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, StatusCode, TraceFlags
 
+from authserver.config.settings import CharterSettings
 from authserver.context import AuthServer
-from authserver.deployment import build_deployment
+from authserver.deployment import build_deployment, build_resource_only, prepare_resource_database
 from authserver.ops.logging_setup import RequestIdMiddleware
 from authserver.ops.tracing import TracingMiddleware, wanted_exporters
+from authserver.storage.db import make_engine
 from resourceserver import tracing
 from tests.support.browser_flow import pkce_pair
 from tests.support.factories import create_client, create_user
@@ -539,3 +542,32 @@ async def test_tracing_official_sdk_client_context_parents_the_tool_span(
     ]
     assert only(method).attributes is not None
     assert dict(only(method).attributes or {})["charter.mcp.era"] == era
+
+
+async def test_tracing_resource_only_deployment_has_http_spans(
+    tmp_path: Path, in_memory: InMemorySpanExporter
+) -> None:
+    settings = CharterSettings(
+        issuer="http://127.0.0.1:8000",
+        data_dir=tmp_path / "data",
+        database_url=f"sqlite:///{tmp_path / 'rs.db'}",
+        authorization_server="https://login.example.com/realms/acme",
+        external_token_algorithms="ES256",
+    )
+    engine = make_engine(settings.database_url)
+    try:
+        prepare_resource_database(engine)
+        app = build_resource_only(settings, engine=engine).app
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=settings.issuer) as http:
+            assert (await http.get("/.well-known/oauth-protected-resource/mcp")).status_code == 200
+            parent, trace_id, span_id = traceparent()
+            answer = await http.post("/mcp", json={}, headers={"traceparent": parent})
+            assert answer.status_code == 401
+    finally:
+        engine.dispose()
+    names = [span.name for span in in_memory.get_finished_spans()]
+    assert names == ["GET /.well-known/oauth-protected-resource/mcp", "POST /mcp"]
+    mcp = in_memory.get_finished_spans()[1]
+    assert mcp.parent is not None and (trace_of(mcp), mcp.parent.span_id) == (trace_id, span_id)
+    assert dict(mcp.attributes or {})["http.response.status_code"] == 401
