@@ -164,6 +164,21 @@ def span(
     return Span(_tracer, name, kind, attributes or {}, parent, link_current)
 
 
+def mcp_span(method: str, era: str, version: str | None, request_id: object) -> Span | NoSpan:
+    """The span of one MCP request, ``mcp <method>`` (``method``: one this server implements,
+    else ``other``); the JSON-RPC id only by its kind."""
+    if _tracer is None:
+        return NO_SPAN
+    attributes: dict[str, Attribute] = {
+        "mcp.method.name": method,
+        "charter.mcp.era": era,
+        "charter.jsonrpc.request_id_kind": id_kind(request_id),
+    }
+    if version:
+        attributes["mcp.protocol.version"] = version
+    return Span(_tracer, f"mcp {method}", "internal", attributes, None, False)
+
+
 def extract(carrier: Mapping[str, Any]) -> OtelContext | None:
     """The valid trace context in ``carrier`` (``traceparent``/``tracestate`` keys), else
     None. Values that are not strings are ignored."""

@@ -127,21 +127,11 @@ def hinted(result: JsonObject, ttl_ms: int, scope: str) -> JsonObject:
     return result
 
 
-def _span_attributes(call: Call, method: str, era: str) -> dict[str, tracing.Attribute]:
-    """What the ``mcp <method>`` span says (S92: fixed names and versions only)."""
-    if not tracing.enabled():
-        return {}
-    version = call.envelope.protocol_version if call.envelope is not None else None
-    if version is None and call.session is not None:
-        version = call.session.protocol_version
-    attributes: dict[str, tracing.Attribute] = {
-        "mcp.method.name": method,
-        "charter.mcp.era": era,
-        "charter.jsonrpc.request_id_kind": tracing.id_kind(call.request.id),
-    }
-    if version:
-        attributes["mcp.protocol.version"] = version
-    return attributes
+def _version(call: Call) -> str | None:
+    """The protocol version the request is spoken in."""
+    if call.envelope is not None:
+        return call.envelope.protocol_version
+    return call.session.protocol_version if call.session is not None else None
 
 
 class Dispatcher:
@@ -208,10 +198,6 @@ class Dispatcher:
         """Negotiate the version and build the ``InitializeResult``."""
         MCP_REQUESTS.labels("initialize", "handshake").inc()
         version = negotiate(params.get("protocolVersion"))
-        with tracing.span("mcp initialize") as span:
-            span.set("mcp.method.name", "initialize")
-            span.set("charter.mcp.era", "handshake")
-            span.set("mcp.protocol.version", version)
         result: JsonObject = {
             "protocolVersion": version,
             "capabilities": self.capabilities(modern=False),
@@ -241,7 +227,7 @@ class Dispatcher:
         method = call.request.method if call.request.method in methods else "other"
         MCP_REQUESTS.labels(method, era).inc()
         handler = methods.get(call.request.method)
-        with tracing.span(f"mcp {method}", attributes=_span_attributes(call, method, era)) as span:
+        with tracing.mcp_span(method, era, _version(call), call.request.id) as span:
             if handler is None:
                 span.set("rpc.jsonrpc.error_code", METHOD_NOT_FOUND)
                 raise JsonRpcError(METHOD_NOT_FOUND, f"Method not found: {call.request.method}")

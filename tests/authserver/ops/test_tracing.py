@@ -571,3 +571,17 @@ async def test_tracing_resource_only_deployment_has_http_spans(
     mcp = in_memory.get_finished_spans()[1]
     assert mcp.parent is not None and (trace_of(mcp), mcp.parent.span_id) == (trace_id, span_id)
     assert dict(mcp.attributes or {})["http.response.status_code"] == 401
+
+
+async def test_tracing_2026_07_28_discover_has_its_mcp_span(traced: Traced) -> None:
+    token = traced.token(*traced.client_credentials())
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http:
+        async with Client(streamable_http_client(traced.mcp_url, http_client=http)) as client:
+            assert client.protocol_version == "2026-07-28"
+    discover = only(traced.named("mcp server/discover"))
+    assert dict(discover.attributes or {}) == {
+        "mcp.method.name": "server/discover",
+        "charter.mcp.era": "2026-07-28",
+        "charter.jsonrpc.request_id_kind": "number",
+        "mcp.protocol.version": "2026-07-28",
+    }
