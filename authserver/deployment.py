@@ -53,6 +53,7 @@ from authserver.browser.applications_page import applications_routes
 from authserver.browser.home import ExplainMcpToBrowsers, home_routes
 from authserver.config.servers import McpServerConfig
 from authserver.config.settings import CharterSettings
+from authserver.console.routes import console_routes
 from authserver.context import AuthServer
 from authserver.endpoints.app import EXCEPTION_HANDLERS, authserver_routes
 from authserver.endpoints.cors import allow_cors
@@ -265,6 +266,7 @@ def build_deployment(
         *home_routes(server),
         *sign_in_routes(server),
         *applications_routes(server),
+        *console_routes(server),
         Mount("/", app=ExplainMcpToBrowsers(by_path(resource_app, extra_apps), server=server)),
     ]
     route_labels = RouteLabels(routes)

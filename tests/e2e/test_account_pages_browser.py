@@ -160,3 +160,76 @@ def test_s94_connected_applications_revoke_in_chromium(
     print(f"revoked token refused after {elapsed:.2f} s")
     assert status == 401, f"the revoked token still worked after {elapsed:.1f} s"
     context.close()
+
+
+def test_s93_admin_console_in_chromium(
+    charter: CharterProcess, browser: Any, screenshots: Path
+) -> None:
+    password = charter.admin_password
+    assert password is not None
+    flow = browser.new_context()
+    client_id, access_token = connect_client(charter, flow.new_page(), password)
+    flow.close()
+    assert mcp_status(charter, access_token) == 200
+
+    # A browser that is not signed in is sent to sign in, and comes back to the console.
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(charter.base_url + "/admin/clients")
+    page.wait_for_selector("form[data-form=account-sign-in]")
+    shoot(page, screenshots, "console-sign-in")
+    page.fill("#username", "admin")
+    page.fill("#password", password)
+    page.click("#account-sign-in-form button[type=submit]")
+    page.wait_for_selector("#clients")
+    assert page.url == charter.base_url + "/admin/clients"
+    shoot(page, screenshots, "console-clients")
+
+    # Disable the client: a confirmation first, then its token stops working.
+    row = page.locator(f"tr.client[data-client-id='{client_id}']")
+    assert row.locator(".status").inner_text() == "enabled"
+    row.locator("button[data-action=client-disable]").click()
+    page.wait_for_selector("form[data-form=console-confirm]")
+    assert "Disable client" in page.locator("#question").inner_text()
+    shoot(page, screenshots, "console-confirm-disable")
+    page.click("#confirm")
+    page.wait_for_selector("#notice")
+    disabled_at = time.monotonic()
+    row = page.locator(f"tr.client[data-client-id='{client_id}']")
+    assert row.locator(".status").inner_text() == "disabled"
+    status = mcp_status(charter, access_token)
+    while status != 401 and time.monotonic() - disabled_at < REVOCATION_BOUND_SECONDS:
+        time.sleep(0.2)
+        status = mcp_status(charter, access_token)
+    print(f"token of the disabled client refused after {time.monotonic() - disabled_at:.2f} s")
+    assert status == 401
+
+    # Rotate the signing key.
+    page.click("#nav-keys")
+    page.wait_for_selector("#keys")
+    keys_before = page.locator("tr.key").count()
+    page.click("button[data-action=keys-rotate]")
+    page.wait_for_selector("form[data-form=console-confirm]")
+    page.click("#confirm")
+    page.wait_for_selector("#notice")
+    assert page.locator("tr.key").count() == keys_before + 1
+    assert "pending" in page.locator("tr.key").first.locator(".status").inner_text()
+    shoot(page, screenshots, "console-keys-rotated")
+    jwks = httpx.get(charter.base_url + "/jwks.json").json()
+    assert len(jwks["keys"]) == keys_before + 1
+
+    # The audit trail, filtered to the console's disabling.
+    page.click("#nav-audit")
+    page.wait_for_selector("#audit-filter")
+    page.fill("#filter-event", "client_disabled")
+    page.fill("#filter-since", "1h")
+    page.click("#apply-filter")
+    page.wait_for_selector("#events")
+    events = page.locator("tr.event")
+    assert events.count() == 1
+    assert events.first.locator(".event-name").inner_text() == "client_disabled"
+    assert client_id in events.first.inner_text()
+    assert "actor_username=admin" in events.first.inner_text()
+    shoot(page, screenshots, "console-audit-filtered")
+    context.close()
