@@ -189,6 +189,15 @@ async def test_s93_console_is_for_admins_only(setup: World) -> None:
             assert answer.status_code == 200, path
             assert_page_headers(answer)
             assert_no_third_party_resources(answer.text)
+        # A GET never changes anything, whatever it carries.
+        before = snapshot(server)
+        for name, target in setup.targets.items():
+            hostile = {"action": name, "target": target, "confirm": "yes"}
+            hostile["csrf_token"] = console_token(root)
+            for path in [*paths, "/admin/action"]:
+                answer = await root.get(path, params=hostile)
+                assert answer.status_code in (200, 404, 405), path
+        assert snapshot(server) == before
         # The pages' buttons are forms carrying the console token of this login.
         listed = forms(await root.get("/admin/clients"), "console-action")
         assert {each.fields["action"] for each in listed} >= {"client-disable", "client-remove"}
