@@ -48,9 +48,12 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from authserver.accounts.users import new_user
+from authserver.browser.account_sign_in import sign_in_routes
+from authserver.browser.applications_page import applications_routes
 from authserver.browser.home import ExplainMcpToBrowsers, home_routes
 from authserver.config.servers import McpServerConfig
 from authserver.config.settings import CharterSettings
+from authserver.console.routes import console_routes
 from authserver.context import AuthServer
 from authserver.endpoints.app import EXCEPTION_HANDLERS, authserver_routes
 from authserver.endpoints.cors import allow_cors
@@ -263,6 +266,9 @@ def build_deployment(
         *metadata_aliases(server, resource_settings.resource_path),
         *(alias for d in settings.mcp_servers for alias in metadata_aliases(server, d.path)),
         *home_routes(server),
+        *sign_in_routes(server),
+        *applications_routes(server),
+        *console_routes(server),
         Mount("/", app=ExplainMcpToBrowsers(by_path(resource_app, extra_apps), server=server)),
     ]
     route_labels = RouteLabels(routes)
