@@ -4,14 +4,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import statistics
+import time
 from pathlib import Path
 
+import httpx
+import httpx2
 import pytest
 from mcp.client.client import Client
 from mcp.client.sse import sse_client
 
 from tests.support.charter_process import run_charter
 from tests.support.headless import HeadlessUser
+from tests.support.live import free_port
 from tests.support.sdk_client import MemoryStorage, make_provider, structured
 
 pytestmark = pytest.mark.e2e
@@ -37,3 +44,106 @@ async def test_sdk_sse_client_signs_in_lists_tools_and_calls_one(tmp_path: Path)
         assert len(user.authorize_urls) == 1
         assert storage.tokens is not None
         assert storage.tokens.access_token not in charter.stderr
+
+
+class PostsToOtherWorker(httpx2.AsyncHTTPTransport):
+    """Sends every POST to the message endpoint to another ``charter serve`` (worker B);
+    everything else (the SSE stream, the OAuth flow) goes where it was addressed (worker A)."""
+
+    def __init__(self, other_port: int) -> None:
+        super().__init__()
+        self.other_port = other_port
+        self.statuses: list[int] = []
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        if request.method == "POST" and request.url.path == "/messages":
+            request.url = request.url.copy_with(port=self.other_port)
+            response = await super().handle_async_request(request)
+            self.statuses.append(response.status_code)
+            return response
+        return await super().handle_async_request(request)
+
+
+@pytest.mark.postgres
+async def test_sdk_sse_stream_on_worker_a_gets_answers_to_posts_at_worker_b(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Two ``charter serve`` processes on one PostgreSQL database (one issuer): the stream is
+    held by A, every message is POSTed to B, and B's answers reach A's stream."""
+    port_a, port_b = free_port(), free_port()
+    issuer = f"http://127.0.0.1:{port_a}"
+    common = ("--database-url", postgres_url, "--issuer", issuer)
+    data = tmp_path / "data"
+    with (
+        run_charter(data, *common, port=port_a) as worker_a,
+        run_charter(data, *common, port=port_b) as worker_b,
+    ):
+        assert worker_a.admin_password is not None
+        user = HeadlessUser("admin", worker_a.admin_password)
+        storage = MemoryStorage()
+        provider = make_provider(worker_a, user, storage)
+        rewrite = PostsToOtherWorker(port_b)
+
+        def client_factory(
+            headers: dict[str, str] | None = None,
+            timeout: httpx2.Timeout | None = None,
+            auth: httpx2.Auth | None = None,
+        ) -> httpx2.AsyncClient:
+            return httpx2.AsyncClient(
+                headers=headers, timeout=timeout or 30, auth=auth, transport=rewrite
+            )
+
+        try:
+            transport = sse_client(
+                worker_a.base_url + "/sse", auth=provider, httpx_client_factory=client_factory
+            )
+            async with Client(transport, cache=None) as client:
+                tools = {tool.name for tool in (await client.list_tools()).tools}
+                assert tools == {"whoami"}
+                for _ in range(3):
+                    me = structured(await client.call_tool("whoami", {}))
+                    assert me["scopes"] == ["mcp"]
+        finally:
+            await user.aclose()
+        # Every message went to B and was accepted there; the answers came from A's stream.
+        assert len(rewrite.statuses) >= 5, rewrite.statuses
+        assert set(rewrite.statuses) == {202}, rewrite.statuses
+        assert storage.tokens is not None
+        delays = await cross_worker_delays(worker_a.base_url, worker_b.base_url, storage)
+        print(f"POST at B -> event on A's stream: median {statistics.median(delays) * 1000:.1f} ms")
+        assert statistics.median(delays) < 1.0
+
+
+async def cross_worker_delays(base_a: str, base_b: str, storage: MemoryStorage) -> list[float]:
+    """Seconds from each ``ping`` POSTed at B to its answer on A's stream."""
+    assert storage.tokens is not None
+    auth = {"Authorization": f"Bearer {storage.tokens.access_token}"}
+    init = {
+        "jsonrpc": "2.0",
+        "id": 0,
+        "method": "initialize",
+        "params": {"protocolVersion": "2024-11-05", "capabilities": {}, "clientInfo": {}},
+    }
+    delays = []
+    async with (
+        httpx.AsyncClient(timeout=30, headers=auth) as http,
+        http.stream("GET", base_a + "/sse") as stream,
+    ):
+        lines = stream.aiter_lines()
+
+        async def data() -> str:
+            async for line in lines:
+                if line.startswith("data: "):
+                    return line.removeprefix("data: ")
+            raise EOFError
+
+        endpoint = await data()
+        assert (await http.post(base_b + endpoint, json=init)).status_code == 202
+        assert json.loads(await data())["id"] == 0
+        for index in range(1, 21):
+            began = time.perf_counter()
+            ping = {"jsonrpc": "2.0", "id": index, "method": "ping"}
+            assert (await http.post(base_b + endpoint, json=ping)).status_code == 202
+            assert json.loads(await asyncio.wait_for(data(), 10))["id"] == index
+            delays.append(time.perf_counter() - began)
+    return delays
