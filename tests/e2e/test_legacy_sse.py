@@ -16,9 +16,11 @@ import pytest
 from mcp.client.client import Client
 from mcp.client.sse import sse_client
 
-from tests.support.charter_process import run_charter
+from tests.e2e.test_several_servers import Server, readme_block
+from tests.support.charter_process import charter_env, run_charter
 from tests.support.headless import HeadlessUser
 from tests.support.live import free_port
+from tests.support.oauth_flow import obtain_tokens
 from tests.support.sdk_client import MemoryStorage, make_provider, structured
 
 pytestmark = pytest.mark.e2e
@@ -147,3 +149,64 @@ async def cross_worker_delays(base_a: str, base_b: str, storage: MemoryStorage) 
             assert json.loads(await asyncio.wait_for(data(), 10))["id"] == index
             delays.append(time.perf_counter() - began)
     return delays
+
+
+async def test_s85_each_declared_server_has_its_own_sse_endpoint(tmp_path: Path) -> None:
+    """The README's echo server at ``/echo/mcp`` streams at ``/echo/sse``; its streams are
+    unknown to the default server's message endpoint, and each refuses the other's tokens."""
+    (tmp_path / "servers.toml").write_text(readme_block("# servers.toml"), encoding="utf-8")
+    (tmp_path / "echo_tools.py").write_text(readme_block("# echo_tools.py"), encoding="utf-8")
+    args = ("--mcp-servers-file", "servers.toml")
+    # The project first on the path: started from ``tmp_path`` (for ``echo_tools``), the
+    # process must still import this checkout rather than another installed copy.
+    env = charter_env(PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    with run_charter(tmp_path / "data", *args, cwd=tmp_path, env=env) as charter:
+        base = charter.base_url
+        echo = await obtain_tokens(Server(charter, "/echo/mcp"), "mcp echo:write")  # type: ignore[arg-type]
+        default = await obtain_tokens(charter, "mcp")
+        echo_auth = {"Authorization": f"Bearer {echo.access_token}"}
+        default_auth = {"Authorization": f"Bearer {default.access_token}"}
+        init = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {"protocolVersion": "2024-11-05", "capabilities": {}, "clientInfo": {}},
+        }
+        listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+        async with (
+            httpx.AsyncClient(timeout=30) as http,
+            http.stream("GET", base + "/echo/sse", headers=echo_auth) as stream,
+        ):
+            assert stream.status_code == 200, (stream.headers, await stream.aread())
+            lines = stream.aiter_lines()
+
+            async def data() -> str:
+                async for line in lines:
+                    if line.startswith("data: "):
+                        return line.removeprefix("data: ")
+                raise EOFError
+
+            endpoint = await asyncio.wait_for(data(), 10)
+            assert endpoint.startswith("/echo/messages?session_id=")
+            posted = await http.post(base + endpoint, json=init, headers=echo_auth)
+            assert posted.status_code == 202
+            reply = json.loads(await asyncio.wait_for(data(), 10))
+            assert reply["result"]["serverInfo"]["name"] == "Echo tools"
+            assert (
+                await http.post(base + endpoint, json=listing, headers=echo_auth)
+            ).status_code == 202
+            tools = json.loads(await asyncio.wait_for(data(), 10))["result"]["tools"]
+            assert {tool["name"] for tool in tools} == {"echo"}
+
+            # The default server's message endpoint knows no such stream (same user, own token).
+            query = endpoint.partition("?")[2]
+            elsewhere = await http.post(
+                base + "/messages?" + query, json=listing, headers=default_auth
+            )
+            assert elsewhere.status_code == 404
+            # The echo server refuses the default server's token (S82), and the other way round.
+            refused = await http.post(base + endpoint, json=listing, headers=default_auth)
+            assert refused.status_code == 401
+            assert 'error="invalid_token"' in refused.headers["www-authenticate"]
+            other = await http.get(base + "/sse", headers=echo_auth)
+            assert other.status_code == 401

@@ -15,12 +15,16 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from resourceserver.app import create_app
+from resourceserver.jwks import StaticKeySource
 from resourceserver.mcp import Registry
 from resourceserver.mcp.legacy_sse import legacy_paths
 from resourceserver.mcp.transport import TransportOptions
+from resourceserver.settings import ResourceServerSettings
 from resourceserver.storage import McpLegacyStream, McpSession
-from tests.support.mcp_harness import ISSUER, RunningServer, database, serve
-from tests.support.tokens import mint_access_token
+from resourceserver.verifier import JwtTokenVerifier
+from tests.support.mcp_harness import ISSUER, LOCAL_URL, RunningServer, database, serve
+from tests.support.tokens import jwks_of, make_signing_key, mint_access_token
 
 INIT = {
     "jsonrpc": "2.0",
@@ -365,3 +369,20 @@ async def test_s85_anonymous_stream_public_tools_then_step_up(tmp_path: Path) ->
                 stream.url, json=call(5, "hello", {}), headers=bearer(stranger)
             )
             assert posted.status_code == 404
+
+
+async def test_legacy_sse_off_serves_neither_path(tmp_path: Path) -> None:
+    key = make_signing_key()
+    engine = database(tmp_path / "rs.db")
+    for enabled in (True, False):
+        settings = ResourceServerSettings(resource_url=LOCAL_URL, issuer=ISSUER, legacy_sse=enabled)
+        verifier = JwtTokenVerifier(settings, StaticKeySource(jwks_of(key)))
+        app = create_app(settings, verifier, private_registry(), engine)
+        assert ("/sse" in app.direct) is enabled
+        assert ("/messages" in app.direct) is enabled
+        if enabled:
+            continue
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as c:
+            assert (await c.get("/sse")).status_code == 404
+            assert (await c.post("/messages?session_id=x", json=INIT)).status_code == 404
