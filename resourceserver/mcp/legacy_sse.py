@@ -28,7 +28,8 @@ authentication (401/403 challenges naming ``resource_metadata``, per-tool scopes
 callers for public tools within their rate limit) as the MCP endpoint. The message endpoint
 answers 404 for an unknown, closed or over-long ``session_id`` and for any principal other than
 the stream's (subject, client and token audience), so that it never tells whether a stream
-exists; bodies are capped at ``max_body_bytes`` (413); open streams per principal are capped.
+exists; bodies are capped at ``max_body_bytes`` (413); open streams per principal are capped,
+and so are the requests of one stream running at once (429).
 
 A stream cannot be resumed (the 2024-11-05 transport has no ``Last-Event-ID``): when the
 connection ends, its session ends, with its handlers and events.
@@ -40,7 +41,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import anyio
@@ -75,6 +76,9 @@ logger = logging.getLogger(__name__)
 
 #: The protocol revision whose transport this is.
 LEGACY_VERSION = "2024-11-05"
+#: Requests of one stream running at once in one worker: a POST is answered before its
+#: request runs, so nothing else (no open connection per request) bounds them.
+MAX_RUNNING_PER_SESSION = 32
 
 
 def legacy_paths(resource_path: str) -> tuple[str, str]:
@@ -130,6 +134,7 @@ class LegacySse:
             endpoint.database,
             options.session_ttl_seconds,
             max_per_principal=options.legacy_streams_per_principal,
+            max_anonymous=options.legacy_anonymous_streams,
         )
         #: How often an open stream extends its own life and its session's.
         self.touch_every = min(60.0, options.session_ttl_seconds / 10)
@@ -179,7 +184,7 @@ class LegacySse:
         own = await claims.claim(self.endpoint.log, session.id, STANDALONE_STREAM, None)
         await self._serve(scope, receive, send, opened, self._events(opened, own.row))
 
-    async def _events(self, stream: LegacyStream, claim: int) -> AsyncIterator[str]:
+    async def _events(self, stream: LegacyStream, claim: int) -> AsyncGenerator[str, None]:
         yield f"event: endpoint\ndata: {self.messages_path}?session_id={stream.id}\n\n"
         endpoint = self.endpoint
         clock = anyio.current_time
@@ -205,7 +210,7 @@ class LegacySse:
         receive: Receive,
         send: Send,
         stream: LegacyStream,
-        events: AsyncIterator[str],
+        events: AsyncGenerator[str, None],
     ) -> None:
         """Send ``events`` until they end or the client leaves; then the session ends."""
         headers = [
@@ -224,7 +229,7 @@ class LegacySse:
 
                 group.start_soon(until_disconnect)
                 with contextlib.suppress(OSError):
-                    async with contextlib.aclosing(events) as chunks:  # type: ignore[type-var]
+                    async with contextlib.aclosing(events) as chunks:
                         async for chunk in chunks:
                             await send(_body(chunk.encode(), more=True))
                     await send(_body(b"", more=False))
@@ -249,6 +254,7 @@ class LegacySse:
         if isinstance(found, Response):
             return found
         principal, session, body = found
+        self.endpoint.ensure_listening()  # answers to our questions may arrive at another worker
         try:
             raw = json.loads(body)
         except (ValueError, UnicodeDecodeError, RecursionError):
@@ -269,6 +275,9 @@ class LegacySse:
             refusal = self.endpoint.dispatcher.denial(message, principal)
             if refusal is not None:
                 return self.endpoint.forbidden(refusal)
+            if self._running(session.id) >= MAX_RUNNING_PER_SESSION:
+                busy = {"error": "rate_limited", "error_description": "too many running requests"}
+                return JSONResponse(busy, status_code=429, headers={"Retry-After": "1"})
             self._start(session, principal, message)
         return PlainTextResponse("Accepted", status_code=202)
 
@@ -308,6 +317,10 @@ class LegacySse:
         )
         reply = result_message(message.id, result)
         await self.endpoint.log.append(session.id, STANDALONE_STREAM, dumps(reply), final=False)
+
+    def _running(self, session_id: str) -> int:
+        """Requests of the session running in this process."""
+        return sum(1 for owner, _ in self.endpoint.cancellations.running if owner == session_id)
 
     def _start(self, session: SessionState, principal: Principal, message: RpcRequest) -> None:
         """Run the request here; what it sends goes to the stream, wherever that is held."""

@@ -11,9 +11,11 @@ adopted, once and for good, by the first signed-in principal that posts to it.
 
 A signed-in principal keeps at most ``max_per_principal`` open streams: opening one more ends the
 least recently used (its MCP session is deleted, so the worker holding it ends the stream at its
-next look at the log). Anonymous callers share one identity, so they are refused instead (429)
-rather than allowed to end each other's streams. Rows end with their stream; rows of a stream
-whose worker died are purged once past ``expires_at`` (each open and each housekeeping run).
+next look at the log). Anonymous callers share one identity, so they are not allowed to end
+each other's streams: past ``max_anonymous`` open anonymous streams (on one server) a new one is
+refused (429); the anonymous rate limit bounds how fast one address opens them. Rows end with
+their stream; rows of a stream whose worker died are purged once past ``expires_at`` (at each
+open and each housekeeping run).
 """
 
 from __future__ import annotations
@@ -37,12 +39,14 @@ from resourceserver.storage import (
 
 #: Open legacy streams one signed-in principal may hold; more end the least recently used.
 MAX_STREAMS_PER_PRINCIPAL = 10
+#: Open anonymous streams of one MCP server (all anonymous callers together).
+MAX_ANONYMOUS_STREAMS = 1000
 #: Longest ``session_id`` looked up (ours are 43 characters).
 MAX_ID_LENGTH = 64
 
 
 class TooManyStreamsError(Exception):
-    """An anonymous caller would exceed the open-stream cap."""
+    """Anonymous callers would exceed their open-stream cap."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,11 +80,13 @@ class LegacyStreams:
         ttl_seconds: float,
         *,
         max_per_principal: int = MAX_STREAMS_PER_PRINCIPAL,
+        max_anonymous: int = MAX_ANONYMOUS_STREAMS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.db = db
         self.ttl = ttl_seconds
         self.max_per_principal = max_per_principal
+        self.max_anonymous = max_anonymous
         self.clock = clock
 
     async def open(self, principal: Principal, resource: str, session_id: str) -> LegacyStream:
@@ -113,9 +119,8 @@ class LegacyStreams:
                 .order_by(McpLegacyStream.touched_at.desc(), McpLegacyStream.created_at.desc())
             )
             if principal.anonymous:
-                if len(db.execute(mine.limit(self.max_per_principal)).all()) >= (
-                    self.max_per_principal
-                ):
+                open_now = db.execute(mine.limit(self.max_anonymous)).all()
+                if len(open_now) >= self.max_anonymous:
                     raise TooManyStreamsError
             else:
                 surplus = db.execute(mine.offset(self.max_per_principal - 1)).all()

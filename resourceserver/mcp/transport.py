@@ -89,6 +89,8 @@ class TransportOptions:
     #: 2024-11-05 HTTP+SSE: open ``GET /sse`` streams per signed-in principal (more end the
     #: least recently used; :mod:`resourceserver.mcp.legacy_streams`).
     legacy_streams_per_principal: int = 10
+    #: 2024-11-05 HTTP+SSE: open anonymous streams (public tools), all callers together.
+    legacy_anonymous_streams: int = 1000
 
 
 class McpEndpoint:

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from resourceserver.app import create_app
 from resourceserver.jwks import StaticKeySource
-from resourceserver.mcp import Registry
+from resourceserver.mcp import Context, Registry, legacy_sse
 from resourceserver.mcp.legacy_sse import legacy_paths
 from resourceserver.mcp.transport import TransportOptions
 from resourceserver.settings import ResourceServerSettings
@@ -386,3 +386,118 @@ async def test_legacy_sse_off_serves_neither_path(tmp_path: Path) -> None:
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as c:
             assert (await c.get("/sse")).status_code == 404
             assert (await c.post("/messages?session_id=x", json=INIT)).status_code == 404
+
+
+def asking_registry(cancelled: list[str]) -> Registry:
+    registry = Registry()
+
+    @registry.tool(scopes={"mcp"})
+    async def ask(ctx: Context) -> str:
+        "Ask the client's model."
+        await ctx.report_progress(0, 1, "asking")
+        answer = await ctx.sample("Say hi")
+        return f"the model said {answer.text}"
+
+    @registry.tool(scopes={"mcp"})
+    async def wait_forever() -> str:
+        "Never ends unless cancelled."
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cancelled.append("wait_forever")
+        return "unreachable"
+
+    return registry
+
+
+async def test_sampling_progress_and_cancellation_travel_on_the_stream(tmp_path: Path) -> None:
+    cancelled: list[str] = []
+    with serve(asking_registry(cancelled), database(tmp_path / "rs.db")) as server:
+        token = server.token()
+        async with (
+            httpx.AsyncClient(timeout=10) as client,
+            open_stream(client, server, bearer(token)) as stream,
+        ):
+            init = {**INIT, "params": {**INIT["params"], "capabilities": {"sampling": {}}}}
+            assert (
+                await client.post(stream.url, json=init, headers=bearer(token))
+            ).status_code == 202
+            assert (await stream.message())["id"] == 1
+            ask = call(2, "ask", {})
+            ask["params"]["_meta"] = {"progressToken": "p1"}
+            assert (
+                await client.post(stream.url, json=ask, headers=bearer(token))
+            ).status_code == 202
+            progress = await stream.message()
+            assert progress["method"] == "notifications/progress"
+            assert progress["params"]["progressToken"] == "p1"
+            question = await stream.message()
+            assert question["method"] == "sampling/createMessage"
+            answer = {
+                "jsonrpc": "2.0",
+                "id": question["id"],
+                "result": {
+                    "role": "assistant",
+                    "content": {"type": "text", "text": "hi"},
+                    "model": "m",
+                },
+            }
+            assert (
+                await client.post(stream.url, json=answer, headers=bearer(token))
+            ).status_code == 202
+            result = await stream.message()
+            assert result["id"] == 2
+            assert result["result"]["content"][0]["text"] == "the model said hi"
+
+            # A cancelled request ends without a response; the stream goes on.
+            posted = await client.post(
+                stream.url, json=call(3, "wait_forever", {}), headers=bearer(token)
+            )
+            assert posted.status_code == 202
+            cancel = {
+                "jsonrpc": "2.0",
+                "method": "notifications/cancelled",
+                "params": {"requestId": 3, "reason": "changed my mind"},
+            }
+            posted = await client.post(stream.url, json=cancel, headers=bearer(token))
+            assert posted.status_code == 202
+            for _ in range(100):
+                if cancelled:
+                    break
+                await asyncio.sleep(0.05)
+            assert cancelled == ["wait_forever"]
+            ping = {"jsonrpc": "2.0", "id": 4, "method": "ping"}
+            assert (
+                await client.post(stream.url, json=ping, headers=bearer(token))
+            ).status_code == 202
+            assert await stream.message() == {"jsonrpc": "2.0", "id": 4, "result": {}}
+
+
+async def test_s85_running_requests_per_stream_are_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(legacy_sse, "MAX_RUNNING_PER_SESSION", 2)
+    cancelled: list[str] = []
+    with serve(asking_registry(cancelled), database(tmp_path / "rs.db")) as server:
+        token = server.token()
+        async with (
+            httpx.AsyncClient(timeout=10) as client,
+            open_stream(client, server, bearer(token)) as stream,
+        ):
+            await initialized(stream, client, token)
+            for request_id in (2, 3):
+                posted = await client.post(
+                    stream.url, json=call(request_id, "wait_forever", {}), headers=bearer(token)
+                )
+                assert posted.status_code == 202
+            refused = await client.post(
+                stream.url, json=call(4, "wait_forever", {}), headers=bearer(token)
+            )
+            assert refused.status_code == 429
+            assert refused.headers["retry-after"] == "1"
+        # The stream ended: its running requests were cancelled with it.
+        for _ in range(50):
+            if len(cancelled) == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert cancelled == ["wait_forever", "wait_forever"]
