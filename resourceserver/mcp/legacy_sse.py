@@ -54,6 +54,7 @@ from resourceserver.mcp import claims, http
 from resourceserver.mcp.cancellation import request_key
 from resourceserver.mcp.dispatch import Call
 from resourceserver.mcp.errors import PARSE_ERROR
+from resourceserver.mcp.events import SessionGoneError
 from resourceserver.mcp.handshake import STANDALONE_STREAM
 from resourceserver.mcp.jsonrpc import (
     JsonRpcError,
@@ -94,7 +95,11 @@ class LegacyChannel(RequestStream):
     (the stream outlives every request)."""
 
     async def send(self, message: dict[str, Any], *, final: bool = False) -> None:
-        await self.log.append(self.session_id, STANDALONE_STREAM, dumps(message), final=False)
+        try:
+            await self.log.append(self.session_id, STANDALONE_STREAM, dumps(message), final=False)
+        except SessionGoneError:
+            # The client closed the stream (its session ended) while this request ran here.
+            logger.info("legacy SSE stream closed; dropped a message for it")
         self.finished = self.finished or final
 
     async def upgrade(self) -> None:

@@ -18,10 +18,16 @@ from sqlalchemy import func, select
 from resourceserver.app import create_app
 from resourceserver.jwks import StaticKeySource
 from resourceserver.mcp import Context, Registry, legacy_sse
-from resourceserver.mcp.legacy_sse import legacy_paths
+from resourceserver.mcp.bus import Bus
+from resourceserver.mcp.events import EventLog
+from resourceserver.mcp.handshake import STANDALONE_STREAM
+from resourceserver.mcp.legacy_sse import LegacyChannel, legacy_paths
+from resourceserver.mcp.pending import PendingRequests
+from resourceserver.mcp.sessions import SessionStore
 from resourceserver.mcp.transport import TransportOptions
+from resourceserver.principal import Principal
 from resourceserver.settings import ResourceServerSettings
-from resourceserver.storage import McpLegacyStream, McpSession
+from resourceserver.storage import Database, McpLegacyStream, McpSession
 from resourceserver.verifier import JwtTokenVerifier
 from tests.support.mcp_harness import ISSUER, LOCAL_URL, RunningServer, database, serve
 from tests.support.tokens import jwks_of, make_signing_key, mint_access_token
@@ -501,3 +507,22 @@ async def test_s85_running_requests_per_stream_are_bounded(
                 break
             await asyncio.sleep(0.05)
         assert cancelled == ["wait_forever", "wait_forever"]
+
+
+async def test_a_message_for_a_closed_stream_is_dropped(tmp_path: Path) -> None:
+    """A handler still running elsewhere when its stream closed does not fail on its reply."""
+    db = Database(database(tmp_path / "rs.db"))
+    bus = Bus()
+    log = EventLog(db, bus)
+    sessions = SessionStore(db, 3600.0)
+    alice = Principal("alice", "c1", frozenset({"mcp"}), "t", 0)
+    session = await sessions.create(alice, "2024-11-05", {}, {})
+    channel = LegacyChannel(
+        log=log, pending=PendingRequests(db, bus), session_id=session.id, sse_allowed=True
+    )
+    await channel.send({"jsonrpc": "2.0", "method": "notifications/progress", "params": {}})
+    assert [e.payload for e in await log.after(session.id, STANDALONE_STREAM, 0)] != []
+    await sessions.delete(session.id)
+    await channel.send({"jsonrpc": "2.0", "id": 1, "result": {}}, final=True)
+    assert channel.finished
+    await log.watcher.aclose()
