@@ -47,7 +47,7 @@ from typing import Any
 import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from resourceserver.errors import InsufficientScopeError
 from resourceserver.mcp import claims, http
@@ -85,8 +85,7 @@ MAX_RUNNING_PER_SESSION = 32
 def legacy_paths(resource_path: str) -> tuple[str, str]:
     """The stream and message paths beside an MCP path: ``/mcp`` → ``/sse``, ``/messages``;
     ``/echo/mcp`` → ``/echo/sse``; a path not ending in ``/mcp`` gets them below it."""
-    base = resource_path.rstrip("/")
-    base = base.removesuffix("/mcp") if base.endswith("/mcp") else base
+    base = resource_path.rstrip("/").removesuffix("/mcp")
     return f"{base}/sse", f"{base}/messages"
 
 
@@ -120,7 +119,7 @@ def _body(data: bytes, *, more: bool) -> dict[str, Any]:
 class _Asgi:
     """An ASGI app calling one coroutine (a bound method is not one to Starlette's Route)."""
 
-    def __init__(self, handler: Any) -> None:
+    def __init__(self, handler: ASGIApp) -> None:
         self.handler = handler
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
