@@ -223,6 +223,11 @@ class CharterSettings(BaseSettings):
         description="Requests without a token allowed per client IP (IPv6: per /64) per minute "
         "and worker on an MCP server offering public tools; more get 429 (`0`: none).",
     )
+    legacy_sse: bool = Field(
+        default=True,
+        description="Also serve the MCP 2024-11-05 HTTP+SSE transport beside each MCP path "
+        "(`/mcp`: `GET /sse`, `POST /messages`) for clients that speak nothing newer.",
+    )
     failed_auth_limit: int = Field(
         default=10,
         ge=1,
