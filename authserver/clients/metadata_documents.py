@@ -286,8 +286,8 @@ def _cached_count(session: Session, host: str | None = None) -> int:
 
 @dataclass(frozen=True)
 class _Plan:
-    """Whether to fetch now; why not (empty when there is nothing to say); until when the
-    cached row is fresh (0 when it is not)."""
+    """Whether to fetch now; why not (empty when there is nothing to say); until when no fetch
+    is needed (a fresh cached row, or one never fetched: registered or disabled; else 0)."""
 
     fetch: bool
     reason: str = ""
@@ -304,7 +304,7 @@ def _plan_fetch(
     cached = session.get(Client, url)
     if cached is not None:
         if cached.kind != ClientKind.METADATA_DOCUMENT or cached.disabled:
-            return _Plan(False)
+            return _Plan(False, fresh_until=now + MAX_CACHE_SECONDS)  # never fetched
         if is_fresh(cached, now):
             return _Plan(False, fresh_until=cached.expires_at or 0)
         # A refresh: not counted in the host's budget, but one attempt per interval per URL.

@@ -18,10 +18,10 @@ import pytest
 from authserver.clients.fetch_limits import QUEUE_SECONDS, FetchLimits
 from authserver.context import AuthServer
 from authserver.endpoints.app import create_app
-from authserver.storage.models import Client
 from tests.conftest import TEST_ISSUER
 from tests.support.clock import Clock
 from tests.support.document_server import DocumentServer, document_server
+from tests.support.factories import create_client
 from tests.support.live import free_port
 from tests.support.slow_documents import SlowHost, slow_host
 
@@ -249,13 +249,41 @@ async def test_s96_per_host_budget_refuses_at_once(
             await context.__aexit__(None, None, None)
 
 
-def test_s96_cached_documents_need_no_fetch_budget(make_server: Callable[..., AuthServer]) -> None:
-    """A row seen fresh is remembered in memory: no plan, no slot (cached clients keep
-    working while the budgets are spent)."""
-    server = make_server()
-    limits = server.metadata_fetch_limits()
-    limits.remember_fresh("https://app.example/client.json", server.now() + 3600)
-    assert limits.known_fresh("https://app.example/client.json", server.now())
-    assert not limits.known_fresh("https://app.example/client.json", server.now() + 61)
-    with server.database.transaction() as session:
-        assert session.get(Client, "https://app.example/client.json") is None
+async def test_s96_cached_documents_need_no_fetch_budget(
+    make_server: Callable[..., AuthServer], docs: DocumentServer, slow: SlowHost
+) -> None:
+    """While the only global slot hangs on a slow host, a cached document client and a
+    registered client with an https id are served at once (no plan, no slot, no wait)."""
+    host = f"127.0.0.1:{slow.port}"
+    server = make_server(ssrf_allowed_hosts=(docs.host, host), ssrf_allow_http=True)
+    server.fetch_limits = FetchLimits(concurrency=1, clock=server.clock)
+    url = docs.url("/docs/cached.json")
+    docs.publish(
+        "/docs/cached.json",
+        {
+            "client_id": url,
+            "client_name": "Cached",
+            "redirect_uris": ["https://app.example.com/cb"],
+            "token_endpoint_auth_method": "none",
+        },
+    )
+    create_client(server, client_id="https://static.example.com/client")
+    async with client_from(server, "198.51.100.60") as http:
+        first = await http.post("/token", data=token_form(url))
+        assert first.json()["error"] == "invalid_grant", first.text  # the client is known
+        await http.post("/token", data=token_form("https://static.example.com/client"))
+        hanging = asyncio.ensure_future(
+            http.post("/token", data=token_form(f"http://{host}/hang.json"))
+        )
+        try:
+            await wait_accepted(slow, 1)
+            for client_id in (url, "https://static.example.com/client"):
+                started = time.monotonic()
+                answer = await http.post("/token", data=token_form(client_id))
+                assert time.monotonic() - started < QUEUE_SECONDS, client_id
+                assert answer.json()["error"] == "invalid_grant", answer.text
+        finally:
+            slow.release.set()
+            hanging.cancel()
+            await asyncio.gather(hanging, return_exceptions=True)
+    assert docs.hits["/docs/cached.json"] == 1
