@@ -3,8 +3,9 @@ draft-ietf-oauth-client-id-metadata-document §6.5 "Server-Side Request Forgery"
 "Denial of Service": a server fetching documents on unauthenticated requests bounds them).
 
 Checked in this order, each before anything is sent out (and before the database is asked
-whether to fetch), after a positive hint: a URL whose cached row this process saw fresh is
-neither planned nor fetched until the row expires.
+whether to fetch), after a positive hint: a URL whose row this process saw fresh (or
+registered, never fetched) is neither planned nor fetched until the row expires, for at most
+:data:`FRESH_HINT_SECONDS` (the endpoint still reads the row itself).
 
 1. A **negative cache**: a URL whose fetch failed, and the host of a fetch that timed out or
    could not connect, are not fetched again for ``metadata_fetch_failure_ttl`` seconds (the
@@ -29,8 +30,9 @@ Every budget lives in memory and is **per process**: with ``--workers N`` each w
 own (so the global budget is N times the setting). That is enough for the purpose — no
 worker's own requests wait on another worker's fetches, and the fetches themselves never hold
 a worker thread (they are awaited on the event loop, :mod:`authserver.clients.ssrf.async_fetch`).
-Every table is guarded by one lock (the per-IP check runs in a worker thread, with the
-database plan of the fetch; the rest on the event loop).
+Everything runs on the event loop, before the endpoint's blocking work; the tables are
+guarded by one lock all the same (cheap, and safe should a worker thread ever ask). Tables
+are bounded (:data:`MAX_ENTRIES`).
 """
 
 from __future__ import annotations
