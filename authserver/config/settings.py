@@ -251,6 +251,24 @@ class CharterSettings(BaseSettings):
         default=False,
         description="Allow plain-http metadata document URLs for those hosts (tests only).",
     )
+    metadata_fetches_per_ip_per_minute: int = Field(
+        default=10,
+        ge=1,
+        description="Client ID metadata document fetches one client IP (IPv6: per /64) may "
+        "cause per minute and worker; more get 429 before anything is fetched.",
+    )
+    metadata_fetch_concurrency: int = Field(
+        default=8,
+        ge=1,
+        description="Metadata document fetches in flight at once per worker; a fetch waits "
+        "at most 0.25 s for a slot, then the client is treated as unknown.",
+    )
+    metadata_fetch_failure_ttl: int = Field(
+        default=60,
+        ge=0,
+        description="Seconds a failed metadata document URL (and the host of a fetch that "
+        "timed out or could not connect) is not fetched again; `0` remembers none.",
+    )
     audit_retention_seconds: Annotated[int, Option(shown_default="`31536000` (365 days)")] = Field(
         default=365 * 86400,
         ge=0,
