@@ -14,20 +14,25 @@ A database that cannot be written at start stops ``charter serve`` with a messag
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
 from authserver.context import AuthServer
 from authserver.endpoints.app import create_app
+from authserver.storage.models import Client
 from tests.support.charter_process import CHARTER, charter_env, run_charter
-from tests.support.factories import create_client
+from tests.support.codes import code_form, create_code, refresh_form
+from tests.support.factories import create_client, create_user
 from tests.support.live import serve_app
 from tests.support.reliability import client_credentials_form, ready_worker
 
@@ -35,6 +40,8 @@ RECOVERY_SECONDS = 5.0
 #: Requests in the window, and consecutive ones that must all succeed after it.
 DURING = 10
 AFTER = 30
+#: Longest a request may take during the window (a clean failure, not a hang).
+WINDOW_REQUEST_SECONDS = 5.0
 
 
 @contextmanager
@@ -109,3 +116,87 @@ def test_s97_charter_serve_refuses_a_database_it_cannot_write(tmp_path: Path) ->
     assert "cannot write to the database" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
     assert "Connect your MCP client" not in result.stdout
+
+
+def test_s97_read_only_window_fails_cleanly_and_half_writes_nothing(tmp_path: Path) -> None:
+    """Every write of the window — a client credentials grant, a refresh, a code redemption and a
+    registration — answers a prompt 503 ``temporarily_unavailable`` (JSON, ``Retry-After``,
+    ``no-store``), changes no row, and succeeds once retried after the window: the refresh token
+    is not rotated, the code is not consumed (each is one transaction)."""
+    database = tmp_path / "charter.db"
+    server = ready_worker(f"sqlite:///{database}", tmp_path / "data")
+    form = static_client(server)
+    public, _ = create_client(server)
+    user = create_user(server)
+    redeemed = create_code(server, client_id=public.client_id, subject=user.id)
+    waiting = create_code(server, client_id=public.client_id, subject=user.id)
+    registration = {"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"}
+    try:
+        with serve_app(create_app(server)) as base_url, httpx.Client(timeout=30) as http:
+            first = http.post(f"{base_url}/token", data=code_form(redeemed))
+            assert first.status_code == 200, first.text
+            refresh = refresh_form(first.json()["refresh_token"], public.client_id)
+            requests: list[tuple[str, dict[str, Any]]] = [
+                ("/token", {"data": form}),
+                ("/token", {"data": refresh}),
+                ("/token", {"data": code_form(waiting)}),
+                ("/register", {"json": registration}),
+            ]
+            before = row_counts(database)
+            with immutable(database):
+                server.database.engine.dispose()  # new connections open during the window
+                during = []
+                for path, body in requests:
+                    started = time.monotonic()
+                    response = http.post(f"{base_url}{path}", **body)
+                    during.append((path, response, time.monotonic() - started))
+            unchanged = row_counts(database)
+            after = [http.post(f"{base_url}{path}", **body) for path, body in requests]
+    finally:
+        server.database.dispose()
+    for path, response, seconds in during:
+        assert response.status_code == 503, (path, response.status_code, response.text)
+        assert response.json()["error"] == "temporarily_unavailable", response.text
+        assert response.json().get("error_description"), response.text
+        assert response.headers["retry-after"], response.headers
+        assert response.headers["cache-control"] == "no-store", response.headers
+        assert seconds < WINDOW_REQUEST_SECONDS, (path, seconds)  # no hang
+    assert unchanged == before  # nothing half-written
+    assert [response.status_code for response in after] == [200, 200, 200, 201], [
+        response.text for response in after
+    ]
+
+
+def test_s97_reads_in_the_window_leave_no_read_only_connection_behind(tmp_path: Path) -> None:
+    """SQLite opens a file it cannot write read-only even with ``mode=rw``, and such a
+    connection reads fine: one that served only reads during the window went back to the pool
+    and failed the first write after it (503 with the file writable again, however long after).
+    Reads keep working in the window; the first write afterwards succeeds."""
+    database = tmp_path / "charter.db"
+    server = ready_worker(f"sqlite:///{database}", tmp_path / "data")
+    form = static_client(server)
+    try:
+        with serve_app(create_app(server)) as base_url, httpx.Client(timeout=30) as http:
+            assert token_status(http, base_url, form) == 200
+            with immutable(database):
+                server.database.engine.dispose()
+                assert token_status(http, base_url, form) == 503  # the fault is real
+                for _ in range(3):  # a read, as the MCP server's revocation poll makes
+                    with server.database.transaction() as session:
+                        assert session.scalar(select(func.count()).select_from(Client)) == 1
+            after = [token_status(http, base_url, form) for _ in range(AFTER)]
+    finally:
+        server.database.dispose()
+    assert after == [200] * AFTER, after
+
+
+def row_counts(database: Path) -> dict[str, int]:
+    """The number of rows of every table, read with a separate read-only connection."""
+    with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as conn:
+        tables = [
+            name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        ]
+        return {
+            table: conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]  # noqa: S608
+            for table in tables
+        }
