@@ -13,6 +13,12 @@ stay in the pool, failing every write, long after the file is writable again. So
   immutable attribute and read-only mounts) still serves reads, and is replaced at its first
   checkout once the file is writable again — a connection that served only reads during the
   fault would otherwise fail the first write after it, however much later that comes.
+
+PostgreSQL's counterpart is a database made read-only (``default_transaction_read_only``, set
+for maintenance or a full disk, or a standby answering in place of the primary): the setting
+applies when a session starts, so a session opened in the window stays read-only after it. A
+connection whose statement fails with SQLSTATE 25006 ``read_only_sql_transaction`` is dropped
+from the pool like a lost one; its replacement sees the database as it is now.
 """
 
 from __future__ import annotations
@@ -43,6 +49,8 @@ _SQLITE_BROKEN_CONNECTION = (
     "disk i/o error",
     "unable to open database file",
 )
+#: SQLSTATE of a write refused in a read-only session (PostgreSQL "Errcodes", class 25).
+_PG_READ_ONLY_SQL_TRANSACTION = "25006"
 #: Key of a pool entry's ``info``: its connection was opened while the file was not writable.
 _OPENED_READ_ONLY = "charter_opened_read_only"
 
@@ -103,6 +111,17 @@ def _configure_sqlite(engine: Engine, path: Path | None) -> None:
             raise DisconnectionError("opened read-only; the database file is writable again")
 
 
+def _configure_postgresql(engine: Engine) -> None:
+    """Sessions that found the database read-only are not reused (S97)."""
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: ExceptionContext) -> None:
+        original = context.original_exception
+        code = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+        if code == _PG_READ_ONLY_SQL_TRANSACTION:
+            context.is_disconnect = True
+
+
 def _read_write_url(url: URL, path: Path) -> URL:
     """``url`` opening ``path`` read-write or failing (never SQLite's silent read-only
     fallback, S97): the ``file:`` URI form with ``mode=rw``."""
@@ -144,13 +163,16 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         )
         _configure_sqlite(engine, path)
         return engine
-    return create_engine(
+    engine = create_engine(
         url,
         pool_pre_ping=True,  # S60: a dead connection is replaced before it fails a request
         pool_size=pool_size,
         max_overflow=20,
         pool_recycle=1800,
     )
+    if parsed.get_backend_name() == "postgresql":
+        _configure_postgresql(engine)
+    return engine
 
 
 def is_sqlite(engine: Engine) -> bool:

@@ -25,11 +25,14 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from authserver.context import AuthServer
 from authserver.endpoints.app import create_app
 from authserver.storage.models import Client
+from tests.reliability.test_s60_connection_loss import terminate_backends
 from tests.support.charter_process import CHARTER, charter_env, run_charter
 from tests.support.codes import code_form, create_code, refresh_form
 from tests.support.factories import create_client, create_user
@@ -200,3 +203,59 @@ def row_counts(database: Path) -> dict[str, int]:
             table: conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]  # noqa: S608
             for table in tables
         }
+
+
+@contextmanager
+def read_only_database(database_url: str) -> Iterator[None]:
+    """The PostgreSQL database of ``database_url`` takes no writes until the block ends: its
+    sessions default to read-only (``default_transaction_read_only``, as an operator sets it for
+    maintenance or a full disk), and its connections are cut so that the server's new sessions
+    get the setting."""
+    url = make_url(database_url)
+    name = url.database
+    # The administrator works from another database, which stays writable.
+    admin = create_engine(
+        url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool
+    )
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on'))
+        terminate_backends(database_url, wait_gone=True)
+        try:
+            yield
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'ALTER DATABASE "{name}" RESET default_transaction_read_only'))
+    finally:
+        admin.dispose()
+
+
+@pytest.mark.postgres
+def test_s97_postgres_read_only_window_recovers_without_restart(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """The same window on PostgreSQL: the sessions opened during it stay read-only after the
+    database is writable again (the default applies at session start), so before the fix every
+    write kept failing (``cannot execute INSERT in a read-only transaction``) until the pool
+    recycled them, 30 minutes later. Writes in the window answer 503 and write nothing."""
+    server = ready_worker(postgres_url, tmp_path / "data")
+    form = static_client(server)
+    try:
+        with serve_app(create_app(server)) as base_url, httpx.Client(timeout=30) as http:
+            assert token_status(http, base_url, form) == 200
+            with read_only_database(postgres_url):
+                during = [http.post(f"{base_url}/token", data=form) for _ in range(DURING)]
+            writable_at = time.monotonic()
+            recovered_after = None
+            while time.monotonic() - writable_at < RECOVERY_SECONDS:
+                if token_status(http, base_url, form) == 200:
+                    recovered_after = time.monotonic() - writable_at
+                    break
+            after = Counter(token_status(http, base_url, form) for _ in range(AFTER))
+    finally:
+        server.database.dispose()
+    for response in during:
+        assert response.status_code == 503, response.text
+        assert response.json()["error"] == "temporarily_unavailable", response.text
+    assert recovered_after is not None, f"no write succeeded {RECOVERY_SECONDS} s after"
+    assert after == {200: AFTER}, after
