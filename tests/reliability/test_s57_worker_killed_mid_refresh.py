@@ -33,8 +33,11 @@ What the test asserts, from every response and the database afterwards:
 
 Each run kills several times during the burst; the counts of cut-off requests, of retries
 that continued the chain and of refused ones are printed (``-s``) so a run shows which cases it
-reached. The commit-to-response window is short, so refused retries are rare; the invariants
-hold for every outcome.
+reached. The commit-to-response window is short, so refused retries are rare (measured: 0 to 2
+of 15 to 45 cut-off requests per run on PostgreSQL, 0 to 3 of 35 to 65 on SQLite); the
+invariants hold for every outcome. A server that answered a retry within the grace with a new
+pair instead (the "idempotent grace" design) failed the SQLite test in 2 runs of 2 (two live
+refresh tokens in a family).
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ from sqlalchemy.engine import Engine
 
 from authserver.storage.crypto import hash_token
 from authserver.storage.models import AccessToken, Grant, RefreshToken
-from tests.support.charter_process import CharterProcess, run_charter
+from tests.support.charter_process import CharterProcess, charter_env, run_charter
 from tests.support.codes import code_form, create_code, refresh_form
 from tests.support.factories import create_client, create_user
 from tests.support.live import free_port
@@ -342,8 +345,12 @@ async def test_s57_kill_9_of_charter_serve_on_sqlite_mid_refresh_burst(tmp_path:
     data_dir = tmp_path / "data"
     database_url = f"sqlite:///{data_dir / 'charter.db'}"
     port = free_port()
+    # A restart takes up to 20 s under load: with the longest grace, the retry of a committed
+    # rotation is still only refused (after the grace it would also revoke the grant, which the
+    # checks accept as well), so a server answering it with a new pair would show.
+    env = charter_env(CHARTER_REFRESH_REUSE_GRACE_SECONDS="120")
     with ExitStack() as stack:
-        servers = [stack.enter_context(run_charter(data_dir, port=port))]
+        servers = [stack.enter_context(run_charter(data_dir, port=port, env=env))]
         families, client_id, engine = await start_families(servers[0], database_url, tmp_path)
 
         def kill_and_restart() -> None:
@@ -351,7 +358,7 @@ async def test_s57_kill_9_of_charter_serve_on_sqlite_mid_refresh_burst(tmp_path:
             os.kill(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
             started = time.monotonic()
-            servers.append(stack.enter_context(run_charter(data_dir, port=port)))
+            servers.append(stack.enter_context(run_charter(data_dir, port=port, env=env)))
             print(f"restarted in {time.monotonic() - started:.1f} s")
 
         await run_burst(servers[0].base_url, families, client_id, kill_and_restart, SQLITE_KILLS)
