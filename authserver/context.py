@@ -10,6 +10,7 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from authserver.accounts.passwords import Passwords
+from authserver.clients.fetch_limits import FetchLimits
 from authserver.config.settings import CharterSettings
 from authserver.display import neutral_value
 from authserver.storage.audit import JsonLinesSink
@@ -37,6 +38,14 @@ class AuthServer:
     passwords: Passwords = field(default_factory=Passwords)
     clock: Callable[[], float] = time.time
     templates: Environment = field(default_factory=make_templates)
+    #: This process's budgets of metadata document fetches (S96); from the settings if None.
+    fetch_limits: FetchLimits | None = None
+
+    def metadata_fetch_limits(self) -> FetchLimits:
+        """The budgets of metadata document fetches of this process (made on first use)."""
+        if self.fetch_limits is None:
+            self.fetch_limits = FetchLimits.from_settings(self.settings, self.clock)
+        return self.fetch_limits
 
     def now(self) -> int:
         """Current Unix time in whole seconds."""

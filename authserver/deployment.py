@@ -48,9 +48,12 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from authserver.accounts.users import new_user
+from authserver.browser.account_sign_in import sign_in_routes
+from authserver.browser.applications_page import applications_routes
 from authserver.browser.home import ExplainMcpToBrowsers, home_routes
 from authserver.config.servers import McpServerConfig
 from authserver.config.settings import CharterSettings
+from authserver.console.routes import console_routes
 from authserver.context import AuthServer
 from authserver.endpoints.app import EXCEPTION_HANDLERS, authserver_routes
 from authserver.endpoints.cors import allow_cors
@@ -63,6 +66,8 @@ from authserver.ops.health import QUIET_PATHS, Readiness, health_routes
 from authserver.ops.logging_setup import RequestIdMiddleware
 from authserver.ops.maintenance import maintenance_loop
 from authserver.ops.metrics import MetricsMiddleware, RouteLabels, metrics_routes, watch_pool
+from authserver.ops.tracing import configure_from_environment, traced, tracing_middleware
+from authserver.ops.tracing import flush as flush_traces
 from authserver.storage.db import make_engine
 from authserver.storage.models import User
 from authserver.storage.schema import MIGRATION_LOCK_KEY, check_writable, prepare_database
@@ -261,12 +266,16 @@ def build_deployment(
         *metadata_aliases(server, resource_settings.resource_path),
         *(alias for d in settings.mcp_servers for alias in metadata_aliases(server, d.path)),
         *home_routes(server),
+        *sign_in_routes(server),
+        *applications_routes(server),
+        *console_routes(server),
         Mount("/", app=ExplainMcpToBrowsers(by_path(resource_app, extra_apps), server=server)),
     ]
     route_labels = RouteLabels(routes)
     app = DirectPaths(
         routes=routes,
         middleware=[
+            *tracing_middleware(route_labels),
             Middleware(RequestIdMiddleware, quiet_paths=QUIET_PATHS),
             Middleware(MetricsMiddleware, routes=route_labels),
         ],
@@ -274,13 +283,14 @@ def build_deployment(
         lifespan=lifespan,
     )
     app.state.deployment_settings = settings
-    # Each MCP path: the access log, the metrics, the page for browsers, then the resource
-    # server's own direct stack (no routers).
+    # Each MCP path: the span, the access log, the metrics, the page for browsers, then the
+    # resource server's own direct stack (no routers).
     for each in resource_apps:
         for mcp_path, stack in each.direct.items():
             explained = ExplainMcpToBrowsers(stack, server=server)
-            app.direct[mcp_path] = RequestIdMiddleware(
-                MetricsMiddleware(explained, routes=route_labels)
+            app.direct[mcp_path] = traced(
+                RequestIdMiddleware(MetricsMiddleware(explained, routes=route_labels)),
+                route_labels,
             )
     return Deployment(
         settings=settings,
@@ -354,6 +364,7 @@ def deployment_lifespan(
             if restore is not None:
                 restore()
             await run_in_threadpool(server.database.dispose)
+            await run_in_threadpool(flush_traces)
 
     return lifespan
 
@@ -527,15 +538,21 @@ def build_resource_only(
             if restore is not None:
                 restore()
             await run_in_threadpool(engine.dispose)
+            await run_in_threadpool(flush_traces)
 
+    routes: list[BaseRoute] = [Mount("/", app=resource_app)]
+    route_labels = RouteLabels(routes)
     app = DirectPaths(
-        routes=[Mount("/", app=resource_app)],
-        middleware=[Middleware(RequestIdMiddleware, quiet_paths=QUIET_PATHS)],
+        routes=routes,
+        middleware=[
+            *tracing_middleware(route_labels),
+            Middleware(RequestIdMiddleware, quiet_paths=QUIET_PATHS),
+        ],
         lifespan=lifespan,
     )
     app.state.deployment_settings = settings
     mcp_path = resource_settings.resource_path
-    app.direct[mcp_path] = RequestIdMiddleware(resource_app.direct[mcp_path])
+    app.direct[mcp_path] = traced(RequestIdMiddleware(resource_app.direct[mcp_path]), route_labels)
     return ResourceOnlyDeployment(
         settings, engine, resource_settings, verifier, registry, app, begin_drain
     )
@@ -559,6 +576,7 @@ def create_deployment_app() -> Starlette:
     migrates and ensures a signing key.
     """
     settings = CharterSettings()
+    configure_from_environment()  # each worker its own tracer provider (OTEL_* variables)
     if settings.resource_only:
         engine = make_engine(settings.database_url)
         prepare_resource_database(engine)

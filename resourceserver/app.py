@@ -3,13 +3,15 @@
 
 Layers, outermost first: the Origin/Host guard (DNS rebinding), bearer authentication of the
 MCP path (RFC 6750, RFC 9728 challenges), then the routes: protected resource metadata
-(RFC 9728 §3) and the Streamable HTTP endpoint. Requests for the MCP path itself take the
-same layers without the router (:mod:`resourceserver.direct`).
+(RFC 9728 §3), the Streamable HTTP endpoint and, unless ``settings.legacy_sse`` is off, the
+2024-11-05 HTTP+SSE endpoints beside it (:mod:`resourceserver.mcp.legacy_sse`). Requests for
+the MCP path (and those two) take the same layers without the router
+(:mod:`resourceserver.direct`).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 
 from sqlalchemy import Engine
@@ -23,6 +25,7 @@ from resourceserver.anonymous import AnonymousLimiter
 from resourceserver.auth import BearerAuthMiddleware, challenge_response
 from resourceserver.direct import DirectPaths, database_unavailable, mcp_stack
 from resourceserver.host_auth import HostAuthMiddleware
+from resourceserver.mcp.legacy_sse import LegacySse
 from resourceserver.mcp.registry import Registry
 from resourceserver.mcp.request_state import RequestStateSealer
 from resourceserver.mcp.transport import McpEndpoint, TransportOptions
@@ -38,16 +41,20 @@ def authentication_for(
     verifier: TokenVerifier | None,
     anonymous: AnonymousLimiter | None,
     host_authentication: bool,
+    paths: Collection[str] | None = None,
 ) -> Callable[[ASGIApp], ASGIApp]:
-    """Wraps the MCP path in its authentication: the host's (``request.user``) or bearer tokens;
-    either lets anonymous callers through (within ``anonymous``) when it is given (S83)."""
+    """Wraps the MCP path (and the other ``paths``) in its authentication: the host's
+    (``request.user``) or bearer tokens; either lets anonymous callers through (within
+    ``anonymous``) when it is given (S83)."""
     if host_authentication:
-        return lambda app: HostAuthMiddleware(app, settings=settings, anonymous=anonymous)
+        return lambda app: HostAuthMiddleware(
+            app, settings=settings, protected_paths=paths, anonymous=anonymous
+        )
     if verifier is None:
         raise ValueError("a token verifier is needed unless host_authentication is set")
     checked = verifier
     return lambda app: BearerAuthMiddleware(
-        app, settings=settings, verifier=checked, anonymous=anonymous
+        app, settings=settings, verifier=checked, protected_paths=paths, anonymous=anonymous
     )
 
 
@@ -100,10 +107,28 @@ def create_app(
         *metadata_routes(settings),
         Route(settings.resource_path, endpoint, methods=["GET", "POST", "DELETE"]),
     ]
+    # The 2024-11-05 HTTP+SSE transport beside the MCP path, behind the same layers.
+    legacy = (
+        LegacySse(
+            endpoint, resource_url=settings.resource_url, resource_path=settings.resource_path
+        )
+        if settings.legacy_sse
+        else None
+    )
+    legacy_apps = {legacy.sse_path: legacy.stream_app} if legacy else {}
+    if legacy:
+        legacy_apps[legacy.messages_path] = legacy.messages_app
+        routes += [Route(path, app) for path, app in legacy_apps.items()]
     anonymous = (
         AnonymousLimiter(settings.anonymous_rate_per_minute) if registry.has_public() else None
     )
-    authenticate = authentication_for(settings, verifier, anonymous, host_authentication)
+    authenticate = authentication_for(
+        settings,
+        verifier,
+        anonymous,
+        host_authentication,
+        paths=[settings.resource_path, *legacy_apps],
+    )
     middleware = [Middleware(OriginGuard, settings=settings), Middleware(authenticate)]
     app = DirectPaths(
         routes=routes,
@@ -115,4 +140,6 @@ def create_app(
     app.state.anonymous_limiter = anonymous
     # The MCP path skips the router and Starlette's middleware (same layers, see direct.py).
     app.direct[settings.resource_path] = mcp_stack(endpoint, settings, authenticate)
+    for path, legacy_app in legacy_apps.items():
+        app.direct[path] = mcp_stack(legacy_app, settings, authenticate)
     return app

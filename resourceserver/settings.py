@@ -39,6 +39,9 @@ class ResourceServerSettings(BaseModel):
     anonymous_rate_per_minute: int = Field(default=120, ge=0)
     #: Upper bound on cached verified tokens.
     token_cache_size: int = Field(default=10_000, ge=0)
+    #: Also serve the 2024-11-05 HTTP+SSE transport (``/sse`` and ``/messages`` beside the MCP
+    #: path, :mod:`resourceserver.mcp.legacy_sse`).
+    legacy_sse: bool = True
 
     @field_validator("resource_url", "issuer")
     @classmethod

@@ -1,5 +1,5 @@
-"""SQL tables of the resource server: MCP sessions, SSE event logs, pending requests, tasks,
-change notifications, notes.
+"""SQL tables of the resource server: MCP sessions, SSE event logs, legacy HTTP+SSE streams,
+pending requests, tasks, change notifications, notes.
 
 Everything a later MCP request may need lives here rather than in one worker's memory, so any
 worker on a shared database can serve any request (MCP 2025-11-25 "Transports" §Session
@@ -87,6 +87,28 @@ class McpEvent(Base):
     #: True on the event that carries the response ending a POST stream.
     final: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class McpLegacyStream(Base):
+    """One open HTTP+SSE stream (MCP 2024-11-05 transport) and the session it serves.
+
+    ``id`` is the opaque ``session_id`` of the message endpoint's URL; the stream is bound to
+    the principal that opened it (subject, client, token audience) and to one MCP server
+    (``resource``), SECURITY-CASES S85.
+    """
+
+    __tablename__ = "rs_mcp_legacy_streams"
+    __table_args__ = (Index("ix_rs_mcp_legacy_streams_principal", "subject", "client_id"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    session_id: Mapped[str] = mapped_column(String(64), index=True)
+    subject: Mapped[str] = mapped_column(String(255))
+    client_id: Mapped[str] = mapped_column(String(512))
+    audience: Mapped[str] = mapped_column(String(2048))
+    resource: Mapped[str] = mapped_column(String(2048))
+    created_at: Mapped[float] = mapped_column(Float)
+    touched_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
 
 
 class McpPendingRequest(Base):

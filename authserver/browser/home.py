@@ -11,12 +11,20 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from authserver.browser.cookies import SESSION_COOKIE, read_cookie
 from authserver.browser.pages import LOGOUT_PATH, render_page
+from authserver.browser.signed_in import (
+    APPLICATIONS_PATH,
+    CONSOLE_PATH,
+    SIGN_IN_PATH,
+    read_signed_in,
+)
 from authserver.context import AuthServer
 
 METADATA_PATH = "/.well-known/oauth-authorization-server"
@@ -29,9 +37,12 @@ def wants_html(accept: str) -> bool:
 
 
 def home_routes(server: AuthServer) -> list[BaseRoute]:
-    """``GET /``: the home page."""
+    """``GET /``: the home page (with links to the account pages of the signed-in user)."""
+    base = server.settings.issuer_path
 
-    async def home(_request: Request) -> Response:
+    async def home(request: Request) -> Response:
+        cookie = read_cookie(request, server.settings, SESSION_COOKIE)
+        user = await run_in_threadpool(read_signed_in, server, cookie) if cookie else None
         return render_page(
             server,
             "home.html",
@@ -40,6 +51,10 @@ def home_routes(server: AuthServer) -> list[BaseRoute]:
                 "mcp_url": server.settings.resource_url,
                 "logout_path": LOGOUT_PATH,
                 "metadata_path": METADATA_PATH,
+                "username": user.username if user is not None else None,
+                "applications_path": base + APPLICATIONS_PATH,
+                "sign_in_path": base + SIGN_IN_PATH,
+                "console_path": base + CONSOLE_PATH if user is not None and user.is_admin else None,
             },
         )
 

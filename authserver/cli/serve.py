@@ -65,6 +65,10 @@ def serve_command(ctx: click.Context, /, **options: Any) -> None:
             "SQLite keeps the database in one file that only one process should write"
         )
     configure_logging(settings.log_format, settings.log_level.upper())
+    if settings.workers == 1:  # workers set tracing up themselves (create_deployment_app)
+        from authserver.ops.tracing import configure_from_environment
+
+        configure_from_environment()
     # Like `python -m` and uvicorn: tool modules next to where `charter serve` runs import.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())

@@ -20,9 +20,12 @@ The validated document is cached as a :class:`Client` row of kind ``metadata_doc
 ``expires_at`` follows ``Cache-Control: max-age`` bounded to [5 min, 24 h] (default 1 h).
 
 Fetching never happens inside a database transaction (SQLite allows one writer: a slow or
-silent document host must not stall every other request). :func:`prefetch_document` runs
-before the endpoint's transaction: it reads the cached row and decides in one short
-transaction, fetches with no transaction open, and stores the result in another short one.
+silent document host must not stall every other request), nor in a worker thread of the
+shared pool (S96: each slow fetch used to hold one for up to the 5 s fetch budget, and 40 of
+them stalled every request of the process). :func:`prefetch_document` is awaited on the
+event loop before the endpoint's blocking work: it reads the cached row and decides in one
+short transaction, fetches asynchronously (:func:`authserver.clients.ssrf.async_fetch.
+fetch_async`) with no transaction open, and stores the result in another short one.
 Inside the endpoint's transaction, :func:`usable_document_client` only reads the cache.
 
 Availability and bounds (S49):
@@ -37,6 +40,10 @@ Availability and bounds (S49):
   spending its host's budget.
 - At most :data:`MAX_DOCUMENTS_PER_HOST` rows per host and :data:`MAX_CACHED_DOCUMENTS` rows
   in all are kept; the reaper purges rows past their expiry and grace.
+- Before any fetch (S96, :mod:`authserver.clients.fetch_limits`, per process): a negative
+  cache of failed URLs and slow hosts, a per-client-IP limit (429 with ``Retry-After`` past
+  it), and per-host and global budgets of fetches in flight (refused at once, or after a
+  short wait for a global slot: the client is then unknown, as for a failed fetch).
 """
 
 from __future__ import annotations
@@ -44,17 +51,26 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
+import anyio.to_thread
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from authserver.clients.fetch_limits import FetchBudgetExhausted, FetchLimits, IpTicket
 from authserver.clients.metadata import ClientMetadata, new_client, normalise_registration
-from authserver.clients.ssrf.addresses import FetchError, FetchPolicy, StatusError
-from authserver.clients.ssrf.fetch import FetchResult, fetch
+from authserver.clients.ssrf.addresses import (
+    BadResponseError,
+    FetchError,
+    FetchPolicy,
+    FetchTimeoutError,
+    StatusError,
+)
+from authserver.clients.ssrf.async_fetch import fetch_async
+from authserver.clients.ssrf.fetch import FetchResult
 from authserver.config.settings import CharterSettings
 from authserver.context import AuthServer
 from authserver.errors import OAuthError
@@ -85,7 +101,7 @@ FORBIDDEN_MEMBERS = ("client_secret", "client_secret_expires_at")
 
 _MAX_AGE = re.compile(r"(?:^|,)\s*(s-maxage|max-age)\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNORECASE)
 
-Fetcher = Callable[[str, FetchPolicy], FetchResult]
+Fetcher = Callable[[str, FetchPolicy], Awaitable[FetchResult]]
 #: ``(session, url) -> True`` when a new document must not be cached for ``url`` (S22).
 Refusal = Callable[[Session, str], bool]
 
@@ -202,13 +218,14 @@ class FetchedDocument:
     max_age: int
 
 
-def fetch_document(
-    url: str, settings: CharterSettings, *, fetcher: Fetcher = fetch
+async def fetch_document(
+    url: str, settings: CharterSettings, *, fetcher: Fetcher = fetch_async
 ) -> FetchedDocument:
-    """Fetch and validate the document at ``url``; raises on any failure."""
+    """Fetch (awaited, no worker thread) and validate the document at ``url``; raises on any
+    failure."""
     validate_client_id_url(url, settings)
     policy = FetchPolicy.from_settings(settings, max_bytes=MAX_DOCUMENT_BYTES)
-    result = fetcher(url, policy)
+    result = await fetcher(url, policy)
     metadata = parse_document(url, result.content, settings)
     return FetchedDocument(metadata, cache_seconds(result.headers.get("cache-control")))
 
@@ -267,17 +284,29 @@ def _cached_count(session: Session, host: str | None = None) -> int:
     return int(session.scalar(query) or 0)
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """Whether to fetch now; why not (empty when there is nothing to say); until when no fetch
+    is needed (a fresh cached row, or one never fetched: registered or disabled; else 0)."""
+
+    fetch: bool
+    reason: str = ""
+    fresh_until: int = 0
+
+
 def _plan_fetch(
     server: AuthServer, session: Session, url: str, now: int, refuse: Refusal | None
-) -> tuple[bool, str]:
-    """Whether to fetch ``url`` now, and why not (empty when there is nothing to say).
+) -> _Plan:
+    """Whether to fetch ``url`` now.
 
     Runs in a short transaction of its own; counts the attempt (refresh claim or host budget).
     """
     cached = session.get(Client, url)
     if cached is not None:
-        if cached.kind != ClientKind.METADATA_DOCUMENT or cached.disabled or is_fresh(cached, now):
-            return False, ""
+        if cached.kind != ClientKind.METADATA_DOCUMENT or cached.disabled:
+            return _Plan(False, fresh_until=now + MAX_CACHE_SECONDS)  # never fetched
+        if is_fresh(cached, now):
+            return _Plan(False, fresh_until=cached.expires_at or 0)
         # A refresh: not counted in the host's budget, but one attempt per interval per URL.
         wait = rate_limits.hit(
             session,
@@ -286,14 +315,19 @@ def _plan_fetch(
             window=REFRESH_INTERVAL_SECONDS,
             limit=1,
         )
-        return (False, "") if wait else (True, "")
+        return _Plan(not wait)
     try:
         validate_client_id_url(url, server.settings)
     except MetadataDocumentError as exc:
-        return False, str(exc)
+        return _Plan(False, str(exc))
     if refuse is not None and refuse(session, url):
-        return False, "the client_id equals a user's id or username"
-    host = document_host(url)
+        return _Plan(False, "the client_id equals a user's id or username")
+    reason = _over_budget(session, document_host(url), now)
+    return _Plan(not reason, reason)
+
+
+def _over_budget(session: Session, host: str, now: int) -> str:
+    """Why a new document of ``host`` must not be fetched now (counts it), else empty."""
     wait = rate_limits.hit(
         session,
         f"cimd:host:{host}",
@@ -302,12 +336,12 @@ def _plan_fetch(
         limit=FETCHES_PER_HOST_PER_MINUTE,
     )
     if wait:
-        return False, "too many new metadata documents from this host"
+        return "too many new metadata documents from this host"
     if _cached_count(session) >= MAX_CACHED_DOCUMENTS:
-        return False, "the metadata document cache is full"
+        return "the metadata document cache is full"
     if _cached_count(session, host) >= MAX_DOCUMENTS_PER_HOST:
-        return False, "too many metadata documents cached for this host"
-    return True, ""
+        return "too many metadata documents cached for this host"
+    return ""
 
 
 def _store(session: Session, url: str, fetched: FetchedDocument, now: int) -> None:
@@ -349,29 +383,107 @@ def _end_grace(session: Session, url: str, now: int) -> None:
         row.expires_at = min(row.expires_at or now, now - STALE_GRACE_SECONDS)
 
 
-def prefetch_document(
-    server: AuthServer, url: str, *, refuse: Refusal | None = None, fetcher: Fetcher = fetch
-) -> None:
-    """Make sure ``url`` has a fresh cached row when it can, fetching with no transaction open.
+def _remember_failure(limits: FetchLimits, url: str, exc: Exception) -> None:
+    """Negative cache: the URL after any failure; its host too when the host itself is slow
+    or unreachable (a timeout, or no connection at all), not for an answer such as a 404."""
+    host_failed = isinstance(exc, FetchTimeoutError) or (
+        isinstance(exc, BadResponseError) and not isinstance(exc, StatusError)
+    )
+    limits.remember_failure(url, document_host(url) if host_failed else None)
 
-    Blocking (network I/O): call it in a worker thread, *before* opening the transaction in
-    which :func:`usable_document_client` reads the row. Failures are logged, never raised: the
-    stale row (if any) is then served within its grace, otherwise the client is unknown.
-    ``refuse`` vetoes caching a new document (S22).
-    """
+
+def _plan_in_transaction(server: AuthServer, url: str, refuse: Refusal | None) -> _Plan:
     with server.database.transaction() as session:
-        go, reason = _plan_fetch(server, session, url, server.now(), refuse)
-    if not go:
-        if reason:
-            logger.warning("client metadata document %s refused: %s", url, reason)
-        return
-    try:
-        fetched = fetch_document(url, server.settings, fetcher=fetcher)
-    except (MetadataDocumentError, FetchError, ValueError) as exc:
-        logger.warning("client metadata document %s refused: %s", url, exc)
-        if _withdrawn(exc):
-            with server.database.transaction() as session:
-                _end_grace(session, url, server.now())
-        return
+        return _plan_fetch(server, session, url, server.now(), refuse)
+
+
+def _has_usable_row(server: AuthServer, url: str) -> bool:
+    """True when ``url`` names a row the endpoint can use without a fetch (registered, or a
+    document fresh or within its grace)."""
+    with server.database.transaction() as session:
+        row = session.get(Client, url)
+        if row is None or row.kind != ClientKind.METADATA_DOCUMENT:
+            return row is not None
+        return usable_document_client(row, server.now()) is not None
+
+
+def _end_grace_in_transaction(server: AuthServer, url: str) -> None:
+    with server.database.transaction() as session:
+        _end_grace(session, url, server.now())
+
+
+def _store_in_transaction(server: AuthServer, url: str, fetched: FetchedDocument) -> None:
     with server.database.transaction() as session:
         _store(session, url, fetched, server.now())
+
+
+async def prefetch_document(
+    server: AuthServer,
+    url: str,
+    *,
+    ip: str,
+    refuse: Refusal | None = None,
+    fetcher: Fetcher = fetch_async,
+) -> int:
+    """Make sure ``url`` has a fresh cached row when it can; 0, or the seconds the client at
+    ``ip`` must wait (over its fetch limit and no usable row: answer 429, S96).
+
+    Await it on the event loop *before* the endpoint's work (in a worker thread) opens the
+    transaction in which :func:`usable_document_client` reads the row. Every in-memory check
+    of :mod:`authserver.clients.fetch_limits` comes first (a document known fresh, the
+    negative cache, the client IP's limit, a slot of the host's and the global budget), so a
+    flood of document URLs costs no database work beyond the endpoint's own. Then the plan
+    and, after the fetch, the store run in short transactions in worker threads, as all
+    database work does; the fetch itself is awaited with no transaction open and no worker
+    thread held. Failures are logged, never raised: the stale row (if any) is then served
+    within its grace, otherwise the client is unknown. ``refuse`` vetoes caching a new
+    document (S22).
+    """
+    limits = server.metadata_fetch_limits()
+    if limits.known_fresh(url, server.now()):
+        return 0
+    if limits.failed_recently(url, document_host(url)):
+        logger.info("client metadata document %s not fetched: it failed recently", url)
+        return 0
+    ticket = limits.admit_ip(ip)
+    if isinstance(ticket, int):
+        if await anyio.to_thread.run_sync(_has_usable_row, server, url):
+            return 0
+        logger.warning("client metadata document %s refused: too many fetches from %s", url, ip)
+        return ticket
+    try:
+        fetched = await _fetch_within_budgets(server, url, refuse, fetcher, ticket)
+    finally:
+        ticket.release()
+    if fetched is not None:
+        await anyio.to_thread.run_sync(_store_in_transaction, server, url, fetched)
+        limits.remember_fresh(url, server.now() + fetched.max_age)
+    return 0
+
+
+async def _fetch_within_budgets(
+    server: AuthServer, url: str, refuse: Refusal | None, fetcher: Fetcher, ticket: IpTicket
+) -> FetchedDocument | None:
+    """Plan and fetch ``url`` holding a slot of its host's and of the global budget; None when
+    no fetch was made (refunding the IP's ticket) or it failed (logged, remembered)."""
+    limits = server.metadata_fetch_limits()
+    try:
+        async with limits.outbound(document_host(url)):
+            plan = await anyio.to_thread.run_sync(_plan_in_transaction, server, url, refuse)
+            if plan.fresh_until:
+                limits.remember_fresh(url, plan.fresh_until)
+            if not plan.fetch:
+                ticket.release(refund=True)
+                if plan.reason:
+                    logger.warning("client metadata document %s refused: %s", url, plan.reason)
+                return None
+            return await fetch_document(url, server.settings, fetcher=fetcher)
+    except FetchBudgetExhausted as exc:
+        ticket.release(refund=True)
+        logger.warning("client metadata document %s not fetched: %s", url, exc)
+    except (MetadataDocumentError, FetchError, ValueError) as exc:
+        logger.warning("client metadata document %s refused: %s", url, exc)
+        _remember_failure(limits, url, exc)
+        if _withdrawn(exc):
+            await anyio.to_thread.run_sync(_end_grace_in_transaction, server, url)
+    return None

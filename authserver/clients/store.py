@@ -1,7 +1,7 @@
 """Finding, creating and retiring clients: registered rows (dynamic or static) and, for an
 https ``client_id``, client ID metadata documents
-(:mod:`authserver.clients.metadata_documents`), fetched by :func:`prefetch_client` outside any
-transaction and read by :func:`load_client` inside one.
+(:mod:`authserver.clients.metadata_documents`), fetched by :func:`prefetch_client` (awaited,
+outside any transaction) and read by :func:`load_client` inside one.
 
 Client identifiers of registered clients are generated here, never chosen by the client
 (RFC 7591 §3.2.1, S46). They carry 144 random bits (S18) behind the prefix ``dcr_``, and each
@@ -36,17 +36,19 @@ def _is_document_id(server: AuthServer, client_id: str) -> bool:
     )
 
 
-def prefetch_client(server: AuthServer, client_id: str) -> None:
-    """Fetch or refresh ``client_id``'s metadata document when it needs it; no-op otherwise.
+async def prefetch_client(server: AuthServer, client_id: str, ip: str) -> int:
+    """Fetch or refresh ``client_id``'s metadata document when it needs it; 0, or the seconds
+    the client at ``ip`` must wait (over its fetch limit: answer 429 with ``Retry-After``).
 
-    Call it (blocking, in a worker thread) *before* opening the transaction that calls
-    :func:`load_client`: the fetch runs with no database transaction open, so a slow document
-    host never holds the database's write lock. Registered clients and fresh cached
-    documents cost one short read.
+    Await it on the event loop *before* the endpoint's work (in a worker thread) opens the
+    transaction that calls :func:`load_client`: the fetch runs with no database transaction
+    open and holds no worker thread, so a slow document host neither holds the database's
+    write lock nor the shared thread pool (S96). Registered clients cost nothing; cached
+    documents one short read.
     """
     if not client_id or len(client_id) > 2048 or not _is_document_id(server, client_id):
-        return
-    metadata_documents.prefetch_document(server, client_id, refuse=names_a_user)
+        return 0
+    return await metadata_documents.prefetch_document(server, client_id, ip=ip, refuse=names_a_user)
 
 
 def load_client(server: AuthServer, session: Session, client_id: str) -> Client | None:

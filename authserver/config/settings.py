@@ -223,6 +223,11 @@ class CharterSettings(BaseSettings):
         description="Requests without a token allowed per client IP (IPv6: per /64) per minute "
         "and worker on an MCP server offering public tools; more get 429 (`0`: none).",
     )
+    legacy_sse: bool = Field(
+        default=True,
+        description="Also serve the MCP 2024-11-05 HTTP+SSE transport beside each MCP path "
+        "(`/mcp`: `GET /sse`, `POST /messages`) for clients that speak nothing newer.",
+    )
     failed_auth_limit: int = Field(
         default=10,
         ge=1,
@@ -245,6 +250,24 @@ class CharterSettings(BaseSettings):
     ssrf_allow_http: bool = Field(
         default=False,
         description="Allow plain-http metadata document URLs for those hosts (tests only).",
+    )
+    metadata_fetches_per_ip_per_minute: int = Field(
+        default=10,
+        ge=1,
+        description="Client ID metadata document fetches one client IP (IPv6: per /64) may "
+        "cause per minute and worker; more get 429 before anything is fetched.",
+    )
+    metadata_fetch_concurrency: int = Field(
+        default=8,
+        ge=1,
+        description="Metadata document fetches in flight at once per worker; a fetch waits "
+        "at most 0.25 s for a slot, then the client is treated as unknown.",
+    )
+    metadata_fetch_failure_ttl: int = Field(
+        default=60,
+        ge=0,
+        description="Seconds a failed metadata document URL (and the host of a fetch that "
+        "timed out or could not connect) is not fetched again; `0` remembers none.",
     )
     audit_retention_seconds: Annotated[int, Option(shown_default="`31536000` (365 days)")] = Field(
         default=365 * 86400,

@@ -7,7 +7,9 @@ Routes (paths are under the issuer's path):
 - ``GET  /authorize`` — :mod:`authserver.browser.start`: the login page, the consent page, or
   (logged in, consent remembered) a 302 to the client with ``code``, ``state`` and ``iss``.
   Requests that would store a new pending request are limited per client IP (429 page with
-  ``Retry-After`` past the ``authorize_rate_per_minute`` setting).
+  ``Retry-After`` past the ``authorize_rate_per_minute`` setting). A metadata document
+  ``client_id`` is fetched first, awaited on the event loop; past the client IP's fetch limit
+  (``metadata_fetches_per_ip_per_minute``) the same 429 page answers (S96).
 - ``POST /authorize/login`` — :mod:`authserver.browser.sign_in` (``request_id``,
   ``csrf_token``, ``username``, ``password``); sets the login cookie on success.
 - ``GET  /authorize/consent?request_id=…`` and ``POST /authorize/consent`` (``request_id``,
@@ -47,9 +49,11 @@ from authserver.browser.cookies import (
 from authserver.browser.pages import CONSENT_PATH, LOGIN_PATH, error_page
 from authserver.browser.sign_in import SignIn
 from authserver.browser.start import AuthorizationStart
+from authserver.clients.store import prefetch_client
 from authserver.context import AuthServer
 from authserver.endpoints.bodies import read_browser_form
 from authserver.endpoints.client_address import client_ip
+from authserver.oauth.authorization_request import document_client_id
 
 
 def single_query_value(request: Request, name: str) -> str | None:
@@ -70,12 +74,16 @@ def routes(server: AuthServer) -> list[BaseRoute]:
     async def authorize(request: Request) -> Response:
         params = parse_qsl(request.url.query, keep_blank_values=True)
         browser_value, is_new = browser_id(request, settings)
+        ip = client_ip(request)
+        wait = await prefetch_client(server, document_client_id(server, params), ip)
+        if wait:
+            return starting.pages.too_many_requests(wait)
         response = await run_in_threadpool(
             starting.start,
             params,
             browser_value,
             read_cookie(request, settings, SESSION_COOKIE),
-            client_ip(request),
+            ip,
         )
         if is_new:
             set_cookie(response, settings, BROWSER_COOKIE, browser_value, BROWSER_COOKIE_TTL)

@@ -3,7 +3,9 @@
 POST with an ``application/x-www-form-urlencoded`` body only; each parameter at most once
 (``resource`` may repeat only to be refused as ``invalid_target``, RFC 8707 §2); credentials
 never in the query (S19). Every response carries ``Cache-Control: no-store`` and
-``Pragma: no-cache``; CORS is allowed (S8). The grant work runs in a thread
+``Pragma: no-cache``; CORS is allowed (S8). A metadata document ``client_id`` is fetched
+first, awaited (:func:`authserver.clients.store.prefetch_client`; past the client IP's fetch
+limit: 429 ``slow_down`` with ``Retry-After``, S96); the grant work then runs in a thread
 (:func:`authserver.oauth.adapter.token_response`).
 
 The form is read by :func:`authserver.endpoints.bodies.read_oauth_form`.
@@ -16,13 +18,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from authserver.clients.store import prefetch_client
 from authserver.context import AuthServer
 from authserver.endpoints.bodies import read_oauth_form
+from authserver.endpoints.client_address import UNKNOWN
 from authserver.endpoints.cors import allow_cors
 from authserver.endpoints.responses import error_response, method_not_allowed
-from authserver.errors import NO_STORE_HEADERS, InvalidRequestError, OAuthError
+from authserver.errors import NO_STORE_HEADERS, InvalidRequestError, OAuthError, SlowDownError
 from authserver.oauth.adapter import token_response
 from authserver.ops.metrics import count_token_request
+from authserver.ops.tracing import end_token_span, token_span
 
 
 def routes(server: AuthServer) -> list[BaseRoute]:
@@ -31,24 +36,34 @@ def routes(server: AuthServer) -> list[BaseRoute]:
     async def token(request: Request) -> Response:
         if request.method != "POST":
             return method_not_allowed("POST")
-        try:
-            parsed = await read_oauth_form(request)
-            if not parsed.form.get("grant_type"):
-                raise InvalidRequestError("grant_type is required")
-            status, body = await run_in_threadpool(
-                token_response,
-                server,
-                parsed.form,
-                parsed.resources,
-                parsed.headers,
-                ip=parsed.ip,
-            )
-        except OAuthError as exc:
-            count_token_request(None, exc.error)
-            return error_response(exc)
-        failed = str(body.get("error") or "error") if status >= 400 else None
-        count_token_request(parsed.form.get("grant_type"), failed)
-        return JSONResponse(body, status_code=status, headers=dict(NO_STORE_HEADERS))
+        with token_span() as span:
+            try:
+                parsed = await read_oauth_form(request)
+                if not parsed.form.get("grant_type"):
+                    raise InvalidRequestError("grant_type is required")
+                wait = await prefetch_client(
+                    server, parsed.form.get("client_id") or "", parsed.ip or UNKNOWN
+                )
+                if wait:
+                    raise SlowDownError(
+                        wait, "too many client metadata document fetches, retry later"
+                    )
+                status, body = await run_in_threadpool(
+                    token_response,
+                    server,
+                    parsed.form,
+                    parsed.resources,
+                    parsed.headers,
+                    ip=parsed.ip,
+                )
+            except OAuthError as exc:
+                count_token_request(None, exc.error)
+                end_token_span(span, None, exc.error)
+                return error_response(exc)
+            failed = str(body.get("error") or "error") if status >= 400 else None
+            count_token_request(parsed.form.get("grant_type"), failed)
+            end_token_span(span, parsed.form.get("grant_type"), failed)
+            return JSONResponse(body, status_code=status, headers=dict(NO_STORE_HEADERS))
 
     endpoint = allow_cors(token, ["POST"])
     return [Route("/token", endpoint, methods=["GET", "POST", "OPTIONS"])]

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from authserver import errors
 from authserver.clients.authentication import authenticate_client
-from authserver.clients.store import load_client, prefetch_client
+from authserver.clients.store import load_client
 from authserver.context import AuthServer
 from authserver.oauth.grants.base import OAuthClient
 from authserver.oauth.grants.registry import REGISTERED_GRANTS
@@ -111,9 +111,9 @@ def token_response(
     # The key store reads in its own transaction: fetch the key before ours begins (SQLite
     # allows one writer, and every transaction here is a write transaction).
     signing_key = ctx.keys.signing_key()
-    # Likewise, a metadata document client is fetched or refreshed before it begins: never
-    # hold the database's write lock over a network fetch.
-    prefetch_client(ctx, form.get("client_id") or "")
+    # A metadata document client was fetched or refreshed before this thread started (the
+    # endpoint awaits :func:`authserver.clients.store.prefetch_client`): never hold the
+    # database's write lock, nor a worker thread, over a network fetch.
     now = ctx.now()
     uri = ctx.settings.endpoint_url("/token")
     failure: errors.OAuthError | None = None

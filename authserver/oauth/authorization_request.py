@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from authserver.clients.redirect_uris import is_acceptable_redirect_uri
-from authserver.clients.store import load_client, prefetch_client
+from authserver.clients.store import load_client
 from authserver.context import AuthServer
 from authserver.errors import (
     InvalidRequestError,
@@ -259,15 +259,29 @@ REDIRECTABLE_CHECKS: tuple[Check, ...] = (
 )
 
 
+def document_client_id(server: AuthServer, params: Sequence[tuple[str, str]]) -> str:
+    """The ``client_id`` to prefetch (a metadata document, S96) before validating: only once
+    the checks before the client pass (no fetch for a request refused anyway), else empty."""
+    checking = Checking(server, params)
+    try:
+        for check in BEFORE_CLIENT:
+            check(checking)
+    except PageError:
+        return ""
+    return checking.single("client_id") or ""
+
+
 def validate_authorization_request(
     server: AuthServer, params: Sequence[tuple[str, str]]
 ) -> AuthorizationRequest:
-    """Run every check (blocking: the client lookup may fetch a metadata document)."""
+    """Run every check (blocking: the client is read from the database; a metadata document
+    is fetched before, by the endpoint awaiting :func:`authserver.clients.store.prefetch_client`
+    for :func:`document_client_id`)."""
     checking = Checking(server, params)
     for check in BEFORE_CLIENT:
         check(checking)
     client_id = checking.single("client_id") or ""
-    prefetch_client(server, client_id)  # any fetch happens here, with no transaction open
+    # Any metadata document was fetched before (document_client_id, awaited by the endpoint).
     try:
         with server.database.transaction() as session:
             client = load_client(server, session, client_id)

@@ -121,11 +121,16 @@ def count_security_event(name: str) -> None:
         counter.inc()
 
 
-def count_token_request(grant_type: str | None, error: str | None) -> None:
-    """Count one token endpoint answer: ``issued`` or its OAuth error code."""
+def token_labels(grant_type: str | None, error: str | None) -> tuple[str, str]:
+    """The bounded grant type and outcome (``issued`` or its OAuth error code) of an answer."""
     kind = grant_type if grant_type in GRANT_TYPES else "other"
     outcome = "issued" if error is None else (error if error in TOKEN_ERRORS else "error")
-    TOKEN_GRANTS.labels(kind, outcome).inc()
+    return kind, outcome
+
+
+def count_token_request(grant_type: str | None, error: str | None) -> None:
+    """Count one token endpoint answer: ``issued`` or its OAuth error code."""
+    TOKEN_GRANTS.labels(*token_labels(grant_type, error)).inc()
 
 
 def watch_pool(engine: Engine) -> None:

@@ -1,5 +1,7 @@
 """Batched TTL purge of expired rows (S64): codes, access-token rows, refresh tokens, grants,
-consents, login sessions, rate counters, and audit events past ``audit_retention_seconds``.
+consents, login sessions, rate counters, and audit events past ``audit_retention_seconds``;
+also the MCP server's legacy HTTP+SSE streams left behind by a worker that died, with their
+sessions (:func:`resourceserver.mcp.legacy_streams.purge_expired_streams`).
 
 Each batch is its own short transaction (``DELETE … WHERE pk IN (SELECT pk … LIMIT n)``), so
 the purge runs alongside traffic without holding SQLite's write lock for long. Used by
@@ -23,6 +25,7 @@ from authserver.storage.models import (
     RateCounter,
     RefreshToken,
 )
+from resourceserver.mcp.legacy_streams import purge_expired_streams
 
 #: Consumed or expired codes are kept this long past expiry so that a late replay is still
 #: recognised and revokes its grant (RFC 9700 §4.5, S15).
@@ -72,7 +75,19 @@ def purge_expired(
     retention = server.settings.audit_retention_seconds
     if retention > 0:
         plan.append(("audit_events", AuditEvent.id, AuditEvent.at, now - retention))
-    return {
+    counts = {
         name: _purge_table(server, key, expires_at, cutoff, batch_size)
         for name, key, expires_at, cutoff in plan
     }
+    counts["mcp_legacy_streams"] = _purge_legacy_streams(server, batch_size)
+    return counts
+
+
+def _purge_legacy_streams(server: AuthServer, batch_size: int) -> int:
+    removed = 0
+    while True:
+        with server.database.transaction() as session:
+            batch = purge_expired_streams(session, server.now(), batch_size)
+        removed += batch
+        if batch < batch_size:
+            return removed

@@ -2,17 +2,30 @@
 
 Endpoint code owns the transaction (:meth:`Database.transaction`); query helpers never commit.
 
-Recovery from storage faults (S97): SQLite silently opens a file it cannot write read-only, and
-such a connection would stay in the pool, failing every write, long after the file is writable
-again. So a SQLite file is opened with ``mode=rw`` (an unwritable file fails to connect, and the
-next checkout tries again), and a connection that reports a read-only database or an I/O error
-is dropped from the pool like a lost PostgreSQL connection.
+Recovery from storage faults (S97): SQLite silently opens a file it cannot write read-only
+(``sqlite3_open_v2``: "reading only if the file is write protected by the operating system",
+``mode=rw`` included, which only stops it creating a missing file), and such a connection would
+stay in the pool, failing every write, long after the file is writable again. So:
+
+* a connection that reports a read-only database or an I/O error is dropped from the pool like
+  a lost PostgreSQL connection;
+* a connection opened while the file was not writable (``access(2)``, which sees modes, the
+  immutable attribute and read-only mounts) still serves reads, and is replaced at its first
+  checkout once the file is writable again — a connection that served only reads during the
+  fault would otherwise fail the first write after it, however much later that comes.
+
+PostgreSQL's counterpart is a database made read-only (``default_transaction_read_only``, set
+for maintenance or a full disk, or a standby answering in place of the primary): the setting
+applies when a session starts, so a session opened in the window stays read-only after it. A
+connection whose statement fails with SQLSTATE 25006 ``read_only_sql_transaction`` is dropped
+from the pool like a lost one; its replacement sees the database as it is now.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +35,9 @@ from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, ExceptionContext, make_url
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 #: Pause between two tries to switch a new database to WAL while another connection holds it.
@@ -34,6 +49,10 @@ _SQLITE_BROKEN_CONNECTION = (
     "disk i/o error",
     "unable to open database file",
 )
+#: SQLSTATE of a write refused in a read-only session (PostgreSQL "Errcodes", class 25).
+_PG_READ_ONLY_SQL_TRANSACTION = "25006"
+#: Key of a pool entry's ``info``: its connection was opened while the file was not writable.
+_OPENED_READ_ONLY = "charter_opened_read_only"
 
 
 def _use_wal(cursor: sqlite3.Cursor) -> None:
@@ -57,11 +76,13 @@ def _use_wal(cursor: sqlite3.Cursor) -> None:
             time.sleep(_WAL_RETRY_PAUSE_SECONDS)
 
 
-def _configure_sqlite(engine: Engine) -> None:
-    """WAL, a busy timeout, foreign keys, and ``BEGIN IMMEDIATE`` for every transaction (S58)."""
+def _configure_sqlite(engine: Engine, path: Path | None) -> None:
+    """WAL, a busy timeout, foreign keys, and ``BEGIN IMMEDIATE`` for every transaction (S58);
+    connections of the file ``path`` opened read-only are replaced once it is writable (S97)."""
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+    def _on_connect(dbapi_connection: sqlite3.Connection, record: ConnectionPoolEntry) -> None:
+        record.info[_OPENED_READ_ONLY] = path is not None and not os.access(path, os.W_OK)
         # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own is deferred).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -79,6 +100,25 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_error(context: ExceptionContext) -> None:
         message = str(context.original_exception).lower()
         if any(marker in message for marker in _SQLITE_BROKEN_CONNECTION):
+            context.is_disconnect = True
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(
+        _dbapi_connection: sqlite3.Connection, record: ConnectionPoolEntry, _proxy: Any
+    ) -> None:
+        if record.info.get(_OPENED_READ_ONLY) and path is not None and os.access(path, os.W_OK):
+            # The pool closes this connection and opens a new one in its place.
+            raise DisconnectionError("opened read-only; the database file is writable again")
+
+
+def _configure_postgresql(engine: Engine) -> None:
+    """Sessions that found the database read-only are not reused (S97)."""
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: ExceptionContext) -> None:
+        original = context.original_exception
+        code = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+        if code == _PG_READ_ONLY_SQL_TRANSACTION:
             context.is_disconnect = True
 
 
@@ -109,8 +149,9 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         target: str | URL = url
+        path: Path | None = None
         if database and database != ":memory:" and not database.startswith("file:"):
-            path = Path(database).expanduser()
+            path = Path(database).expanduser().resolve()
             _create_private_file(path)
             target = _read_write_url(parsed, path)
         engine = create_engine(
@@ -120,15 +161,18 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             max_overflow=20,
             pool_timeout=30,
         )
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, path)
         return engine
-    return create_engine(
+    engine = create_engine(
         url,
         pool_pre_ping=True,  # S60: a dead connection is replaced before it fails a request
         pool_size=pool_size,
         max_overflow=20,
         pool_recycle=1800,
     )
+    if parsed.get_backend_name() == "postgresql":
+        _configure_postgresql(engine)
+    return engine
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -142,6 +186,11 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        # SQLite has one writer and every transaction here begins IMMEDIATE: the threads of
+        # this process queue on a lock instead of in SQLite's busy handler, which sleeps in
+        # growing steps (up to 100 ms) and lets an unlucky thread starve (8 concurrent grants
+        # reached a p99 of 2-3 s). Other processes (workers) still meet the busy handler.
+        self._writer = threading.RLock() if is_sqlite(engine) else None
 
     def send_audit_to(self, sink: Any) -> None:
         """Give every session's committed audit events to ``sink`` as well
@@ -156,8 +205,20 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session in one transaction: committed on success, rolled back on error."""
-        with self._sessions() as session, session.begin():
-            yield session
+        if self._writer is None:
+            with self._sessions() as session, session.begin():
+                yield session
+            return
+        # Bounded like the busy handler it stands in for: a thread never waits forever.
+        if not self._writer.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+            raise OperationalError(
+                "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
+            )
+        try:
+            with self._sessions() as session, session.begin():
+                yield session
+        finally:
+            self._writer.release()
 
     def dispose(self) -> None:
         """Close every pooled connection."""

@@ -17,6 +17,7 @@ from typing import Any, Literal, TypedDict
 import anyio.to_thread
 from pydantic import ValidationError
 
+from resourceserver import tracing
 from resourceserver.mcp.content import (
     CONTENT_TYPES,
     PromptMessage,
@@ -123,6 +124,7 @@ class Tool:
         try:
             values = self.shape.validate_arguments(arguments)
         except ValidationError as exc:
+            tracing.note_tool_outcome("validation")
             return error_result(
                 f"Invalid arguments for tool '{self.name}':\n{describe_validation_error(exc)}"
             )

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from resourceserver import tracing
 from resourceserver.errors import InsufficientScopeError
 from resourceserver.mcp import access
 from resourceserver.mcp.context import LOG_LEVELS, Channel, Context, Notifier
@@ -126,6 +127,13 @@ def hinted(result: JsonObject, ttl_ms: int, scope: str) -> JsonObject:
     return result
 
 
+def _version(call: Call) -> str | None:
+    """The protocol version the request is spoken in."""
+    if call.envelope is not None:
+        return call.envelope.protocol_version
+    return call.session.protocol_version if call.session is not None else None
+
+
 class Dispatcher:
     """Answers MCP requests from a :class:`Registry`."""
 
@@ -219,9 +227,16 @@ class Dispatcher:
         method = call.request.method if call.request.method in methods else "other"
         MCP_REQUESTS.labels(method, era).inc()
         handler = methods.get(call.request.method)
-        if handler is None:
-            raise JsonRpcError(METHOD_NOT_FOUND, f"Method not found: {call.request.method}")
-        return await handler(call)
+        with tracing.mcp_span(method, era, _version(call), call.request.id) as span:
+            if handler is None:
+                span.set("rpc.jsonrpc.error_code", METHOD_NOT_FOUND)
+                raise JsonRpcError(METHOD_NOT_FOUND, f"Method not found: {call.request.method}")
+            try:
+                return await handler(call)
+            except JsonRpcError as exc:
+                span.set("rpc.jsonrpc.error_code", exc.code)
+                span.fail()
+                raise
 
     def _page(self, call: Call, key: str, items: Sequence[Listed]) -> JsonObject:
         """The ``*/list`` result holding the page of ``items`` the request's cursor asks for."""
@@ -302,13 +317,15 @@ class Dispatcher:
         arguments = _object(call.request.params, "arguments")
         outcome = "raised"
         started = time.perf_counter()
-        try:
-            result = await tool.call(arguments, call.context())
-            outcome = "error" if result.get("isError") else "ok"
-            return result
-        finally:
-            TOOL_CALLS.labels(tool.name, outcome).inc()
-            TOOL_SECONDS.labels(tool.name).observe(time.perf_counter() - started)
+        with tracing.tool_span(tool.name, call.request.params.get("_meta")) as span:
+            try:
+                result = await tool.call(arguments, call.context())
+                outcome = "error" if result.get("isError") else "ok"
+                return result
+            finally:
+                span.setdefault(tracing.TOOL_OUTCOME, outcome)
+                TOOL_CALLS.labels(tool.name, outcome).inc()
+                TOOL_SECONDS.labels(tool.name).observe(time.perf_counter() - started)
 
     # -- prompts -----------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from resourceserver import tracing
 from resourceserver.errors import InsufficientScopeError, SignInRequiredError
 from resourceserver.mcp import claims, http
 from resourceserver.mcp.cancellation import CANCEL_STREAM, Cancellations, request_key
@@ -212,16 +213,20 @@ class HandshakeEra:
     async def _initialize(
         self, principal: Principal, request_id: str | int, params: dict[str, object]
     ) -> Response:
-        await self.sessions.purge_expired()
-        version, result = self.dispatcher.initialize(params)
-        capabilities = params.get("capabilities")
-        client_info = params.get("clientInfo")
-        session = await self.sessions.create(
-            principal,
-            version,
-            client_info if isinstance(client_info, dict) else {},
-            capabilities if isinstance(capabilities, dict) else {},
-        )
+        with tracing.span("mcp initialize") as span:
+            await self.sessions.purge_expired()
+            version, result = self.dispatcher.initialize(params)
+            span.set("mcp.method.name", "initialize")
+            span.set("charter.mcp.era", "handshake")
+            span.set("mcp.protocol.version", version)
+            capabilities = params.get("capabilities")
+            client_info = params.get("clientInfo")
+            session = await self.sessions.create(
+                principal,
+                version,
+                client_info if isinstance(client_info, dict) else {},
+                capabilities if isinstance(capabilities, dict) else {},
+            )
         return JSONResponse(
             result_message(request_id, result), headers={http.SESSION_HEADER: session.id}
         )

@@ -22,6 +22,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from resourceserver import tracing
 from resourceserver.errors import InsufficientScopeError
 from resourceserver.mcp.dispatch import Call, Dispatcher, hinted
 from resourceserver.mcp.envelope import SERVER_INFO_KEY, Envelope, read_envelope
@@ -175,6 +176,14 @@ class ModernEra:
             raise JsonRpcError(METHOD_NOT_FOUND, f"Method not found: {method}")
 
     async def _route(self, incoming: Incoming) -> Response:
+        method = incoming.message.method
+        if method != "server/discover" and method not in TASK_METHODS:
+            return await self._routed(incoming)  # spanned by the dispatcher (a listen stream: HTTP)
+        version = incoming.envelope.protocol_version
+        with tracing.mcp_span(method, "2026-07-28", version, incoming.message.id):
+            return await self._routed(incoming)
+
+    async def _routed(self, incoming: Incoming) -> Response:
         method = incoming.message.method
         try:
             if method == "server/discover":

@@ -86,6 +86,11 @@ class TransportOptions:
     listen_revalidate_seconds: float = 1.0
     #: 2026-07-28: how often an idle listening worker looks for changes from other workers.
     broadcast_poll_interval: float = 0.5
+    #: 2024-11-05 HTTP+SSE: open ``GET /sse`` streams per signed-in principal (more end the
+    #: least recently used; :mod:`resourceserver.mcp.legacy_streams`).
+    legacy_streams_per_principal: int = 10
+    #: 2024-11-05 HTTP+SSE: open anonymous streams (public tools), all callers together.
+    legacy_anonymous_streams: int = 1000
 
 
 class McpEndpoint:
@@ -170,10 +175,14 @@ class McpEndpoint:
         self._listener: PgListener | None = None
         self._listening = False
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def ensure_listening(self) -> None:
+        """Start forwarding PostgreSQL ``NOTIFY`` wake-ups (once, inside the running loop)."""
         if not self._listening:
             self._listening = True
             self._listener = PgListener.start_for(self.database.engine, self.bus)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.ensure_listening()
         request = Request(scope, receive)
         principal = self._principal(request)
         base = frozenset({self.dispatcher.base_scope} - {""})

@@ -31,9 +31,12 @@ if shutil.which("npx") is None:
 
 
 def inspector(
-    charter: CharterProcess, token: str | None, *args: str
+    charter: CharterProcess, token: str | None, *args: str, sse: bool = False
 ) -> subprocess.CompletedProcess[str]:
-    command = ["npx", "-y", INSPECTOR, "--cli", charter.mcp_url, "--transport", "http"]
+    """The Inspector CLI on the MCP URL (``--transport http``), or with ``sse`` on the
+    2024-11-05 HTTP+SSE endpoint (``--transport sse``)."""
+    url, transport = (charter.base_url + "/sse", "sse") if sse else (charter.mcp_url, "http")
+    command = ["npx", "-y", INSPECTOR, "--cli", url, "--transport", transport]
     if token is not None:
         command += ["--header", f"Authorization: Bearer {token}"]
     command += list(args)
@@ -98,3 +101,33 @@ async def test_inspector_without_token_is_refused(tmp_path: Path) -> None:
         refused = await asyncio.to_thread(inspector, charter, None, "--method", "tools/list")
         assert refused.returncode != 0
         assert "this endpoint needs a bearer access token" in refused.stderr
+
+
+async def test_inspector_sse_transport_lists_and_calls_tools(tmp_path: Path) -> None:
+    """``--transport sse``: the Inspector opens ``/sse`` and posts to the endpoint it names."""
+    with run_charter(tmp_path / "data") as charter:
+        tokens = await obtain_tokens(charter, "mcp notes:read")
+        listed = await asyncio.to_thread(
+            inspector, charter, tokens.access_token, "--method", "tools/list", sse=True
+        )
+        names = {tool["name"] for tool in output_json(listed)["tools"]}
+        assert {"whoami", "notes_list", "notes_read"} <= names
+        assert "notes_add" not in names  # notes:write was not granted
+        whoami = await asyncio.to_thread(
+            inspector,
+            charter,
+            tokens.access_token,
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "whoami",
+            sse=True,
+        )
+        identity = output_json(whoami)["structuredContent"]
+        assert identity["client_id"] == tokens.client_id
+        assert identity["scopes"] == ["mcp", "notes:read"]
+        refused = await asyncio.to_thread(
+            inspector, charter, None, "--method", "tools/list", sse=True
+        )
+        assert refused.returncode != 0
+        assert "(401)" in refused.stderr

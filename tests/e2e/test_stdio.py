@@ -207,3 +207,34 @@ def test_inspector_cli_lists_and_calls_tools_over_stdio(tmp_path: Path) -> None:
     # --tool-arg takes several values: it comes before the other options and the command.
     called = run("--tool-arg", "text=hey", "--method", "tools/call", "--tool-name", "noisy")
     assert called["content"][0]["text"] == "hey"
+
+
+CONFORMANCE_SUITES = {
+    "0.1.16": "node_modules/@modelcontextprotocol/conformance/dist/index.js",
+    "0.2.0-alpha": "alpha/node_modules/@modelcontextprotocol/conformance/dist/index.js",
+}
+
+
+@pytest.mark.parametrize("suite", sorted(CONFORMANCE_SUITES))
+def test_conformance_server_scenarios_reach_a_server_by_url_only(suite: str) -> None:
+    """The conformance suites installed by ``.ci/run`` have no stdio-capable server scenario:
+    ``conformance server`` takes a ``--url`` and nothing that starts a command. Over STDIO,
+    Charter is therefore checked by the SDK's ``stdio_client`` and the Inspector CLI above; this
+    test fails when a suite learns to start a server command, so that it gets run here too."""
+    value = os.environ.get("CHARTER_CONFORMANCE_DIR")
+    if not value:
+        pytest.skip("CHARTER_CONFORMANCE_DIR is unset: run .ci/install-node22.sh and export it")
+    base = Path(value)
+    script = base / CONFORMANCE_SUITES[suite]
+    if not script.is_file():
+        pytest.skip(f"conformance {suite} is not under {base}: run .ci/install-node22-clients.sh")
+    result = subprocess.run(
+        [str(base / NODE), str(script), "server", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    options = {word for word in result.stdout.split() if word.startswith("--")}
+    assert "--url" in options
+    assert not options & {"--command", "--stdio", "--transport", "--server-command"}, options

@@ -60,6 +60,23 @@ def resolve_within(resolver: Resolver, host: str, port: int, seconds: float) -> 
     return answers[0]
 
 
+def checked_addresses(policy: FetchPolicy, host: str, port: int, addresses: list[str]) -> list[str]:
+    """``addresses`` (what ``host`` resolved to) when the policy allows every one; raises
+    when none exist or any is not public (unless the host is allow-listed)."""
+    if not addresses:
+        raise BadResponseError("the host name does not resolve")
+    if policy.host_allowed(host, port):
+        return addresses
+    for text in addresses:
+        try:
+            address = ipaddress.ip_address(text.split("%", 1)[0])
+        except ValueError as exc:
+            raise BlockedAddressError("the resolver returned an invalid address") from exc
+        if not is_public_address(address):
+            raise BlockedAddressError("the host resolves to a non-public address")
+    return addresses
+
+
 class _Deadline:
     """One time budget shared by every network operation of a fetch."""
 
@@ -126,18 +143,7 @@ class GuardedNetworkBackend(httpcore.NetworkBackend):
             addresses = resolve_within(self._resolver, host, port, self._deadline.remaining(None))
         except OSError as exc:
             raise BadResponseError("the host name does not resolve") from exc
-        if not addresses:
-            raise BadResponseError("the host name does not resolve")
-        if self._policy.host_allowed(host, port):
-            return addresses
-        for text in addresses:
-            try:
-                address = ipaddress.ip_address(text.split("%", 1)[0])
-            except ValueError as exc:
-                raise BlockedAddressError("the resolver returned an invalid address") from exc
-            if not is_public_address(address):
-                raise BlockedAddressError("the host resolves to a non-public address")
-        return addresses
+        return checked_addresses(self._policy, host, port, addresses)
 
     def connect_tcp(
         self,

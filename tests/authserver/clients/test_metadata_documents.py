@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -37,6 +38,7 @@ from tests.support.document_server import DocumentServer, document_server
 from tests.support.factories import create_client, create_user
 
 START = 1_800_000_000.0
+CLIENT_IP = "192.0.2.10"
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +63,15 @@ def clock() -> Clock:
 def server(
     make_server: Callable[..., AuthServer], docs: DocumentServer, clock: Clock
 ) -> AuthServer:
-    return make_server(clock=clock, ssrf_allowed_hosts=(docs.host,), ssrf_allow_http=True)
+    # These tests are about the rules kept in the database (S49, S50); the in-memory budgets
+    # of S96 (per-IP limit, negative cache) have tests of their own and are set out of the way.
+    return make_server(
+        clock=clock,
+        ssrf_allowed_hosts=(docs.host,),
+        ssrf_allow_http=True,
+        metadata_fetches_per_ip_per_minute=1000,
+        metadata_fetch_failure_ttl=0,
+    )
 
 
 def document(url: str, **changes: Any) -> dict[str, Any]:
@@ -79,8 +89,8 @@ def document(url: str, **changes: Any) -> dict[str, Any]:
 
 
 def load(server: AuthServer, client_id: str) -> Client | None:
-    """As the endpoints do: fetch (no transaction open), then read in the transaction."""
-    prefetch_client(server, client_id)
+    """As the endpoints do: fetch (awaited, no transaction open), then read in the transaction."""
+    assert anyio.run(prefetch_client, server, client_id, CLIENT_IP) == 0
     with server.database.transaction() as session:
         return load_client(server, session, client_id)
 
@@ -374,7 +384,7 @@ class FailingFetches:
     def __init__(self) -> None:
         self.calls: list[str] = []
 
-    def __call__(self, url: str, settings: CharterSettings, **_: Any) -> FetchedDocument:
+    async def __call__(self, url: str, settings: CharterSettings, **_: Any) -> FetchedDocument:
         self.calls.append(url)
         raise FetchTimeoutError("the fetch timed out")
 
