@@ -22,6 +22,7 @@ from authserver.storage.models import (
     LoginSession,
     RateCounter,
     RefreshToken,
+    UpstreamLogin,
 )
 
 #: Consumed or expired codes are kept this long past expiry so that a late replay is still
@@ -68,6 +69,7 @@ def purge_expired(
         ("consents", Consent.id, Consent.expires_at, now),
         ("login_sessions", LoginSession.id_hash, LoginSession.expires_at, now),
         ("rate_counters", RateCounter.key, RateCounter.expires_at, now),
+        ("upstream_logins", UpstreamLogin.state_hash, UpstreamLogin.expires_at, now),
     ]
     retention = server.settings.audit_retention_seconds
     if retention > 0:

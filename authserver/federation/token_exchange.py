@@ -1,0 +1,104 @@
+"""The upstream token request of the relying party (OpenID Connect Core §3.1.3.1-§3.1.3.3,
+RFC 6749 §4.1.3 and §2.3.1, RFC 7636 §4.5; S81).
+
+The code, our callback URI and the PKCE verifier are posted to the provider's token endpoint
+with ``client_secret_basic`` (RFC 6749 §2.3.1, form-encoded credentials) or
+``client_secret_post``, through the SSRF guard (every address checked, no redirects, the body
+capped, one time budget). Blocking: call from a worker thread.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+from urllib.parse import quote
+
+import httpcore
+import httpx
+
+from authserver.clients.ssrf.addresses import FetchError, FetchPolicy, check_url
+from authserver.clients.ssrf.network import GuardedTransport
+
+
+class TokenRequestError(Exception):
+    """The provider did not give tokens for the code; the message says why."""
+
+
+def _basic(client_id: str, secret: str) -> str:
+    import base64
+
+    pair = f"{quote(client_id, safe='')}:{quote(secret, safe='')}"
+    return "Basic " + base64.b64encode(pair.encode()).decode()
+
+
+def redeem_code(
+    token_endpoint: str,
+    policy: FetchPolicy,
+    *,
+    code: str,
+    redirect_uri: str,
+    code_verifier: str,
+    client_id: str,
+    client_secret: str | None,
+    auth_method: str,
+) -> dict[str, Any]:
+    """The token response of ``code`` (a JSON object with an ``id_token``)."""
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": redirect_uri,
+        "code_verifier": code_verifier,
+    }
+    headers = {"Accept": "application/json", "User-Agent": "charter-authserver"}
+    if client_secret is not None and auth_method == "client_secret_basic":
+        headers["Authorization"] = _basic(client_id, client_secret)
+    else:
+        form["client_id"] = client_id
+        if client_secret is not None:
+            form["client_secret"] = client_secret
+    try:
+        return _post(token_endpoint, form, headers, policy)
+    except FetchError as error:
+        raise TokenRequestError(f"the provider's token endpoint is refused ({error})") from error
+    except (httpcore.TimeoutException, httpx.TimeoutException) as error:
+        raise TokenRequestError("the provider's token endpoint did not answer in time") from error
+    except (httpcore.NetworkError, httpcore.ProtocolError, httpx.HTTPError, OSError) as error:
+        raise TokenRequestError(
+            f"the provider's token endpoint failed ({type(error).__name__})"
+        ) from error
+
+
+def _post(
+    url: str, form: dict[str, str], headers: dict[str, str], policy: FetchPolicy
+) -> dict[str, Any]:
+    parsed = check_url(url, policy)
+    deadline = time.monotonic() + policy.timeout
+    with (
+        httpx.Client(
+            transport=GuardedTransport(policy),
+            follow_redirects=False,
+            trust_env=False,
+            timeout=httpx.Timeout(policy.timeout),
+        ) as client,
+        client.stream("POST", parsed, data=form, headers=headers) as response,
+    ):
+        body = bytearray()
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) > policy.max_bytes:
+                raise TokenRequestError("the provider's token response is too large")
+            if time.monotonic() > deadline:
+                raise TokenRequestError("the provider's token endpoint took too long")
+        try:
+            answer = json.loads(bytes(body))
+        except (UnicodeDecodeError, ValueError) as error:
+            raise TokenRequestError("the provider's token response is not JSON") from error
+        if not isinstance(answer, dict):
+            raise TokenRequestError("the provider's token response is not a JSON object")
+        if response.status_code != 200:
+            error_code = str(answer.get("error", response.status_code))[:100]
+            raise TokenRequestError(f"the provider refused the code ({error_code})")
+        if not isinstance(answer.get("id_token"), str):
+            raise TokenRequestError("the provider's token response has no ID token")
+        return answer
