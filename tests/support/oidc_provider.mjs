@@ -1,7 +1,12 @@
 // node-oidc-provider (npm `oidc-provider`) as the tests' external authorization server and
 // upstream OpenID Provider, on a loopback port. Configuration comes from one JSON argument:
 //   {"port": 0, "accessTokenFormat": "jwt"|"opaque", "resources": {"<url>": "scope words"},
-//    "clients": [<client metadata>], "ttl": {"AccessToken": 600, "IdToken": 600}}
+//    "clients": [<client metadata>], "ttl": {"AccessToken": 600, "IdToken": 600},
+//    "accounts": {"<login>": {<claims over the defaults>}}, "idTokenClaims": false}
+// As the upstream OpenID Provider of Charter's sign-in, `clients` holds Charter's static
+// confidential client (its redirect URI is Charter's /login/idp/callback), `accounts` the
+// claims of the test people, and `idTokenClaims: true` puts the profile and email claims in
+// the ID token itself (as Keycloak, Entra ID and Google do) rather than only at userinfo.
 // Features: dynamic client registration (RFC 7591), resource indicators (RFC 8707) giving
 // access tokens for the named resources only, introspection (RFC 7662), client credentials,
 // the provider's own development login and consent pages (any login and password sign in).
@@ -16,6 +21,7 @@ const { default: Provider } = await import(pathToFileURL(process.env.OIDC_PROVID
 const options = JSON.parse(process.argv[2] ?? '{}');
 const resources = options.resources ?? {};
 const format = options.accessTokenFormat ?? 'jwt';
+const accounts = options.accounts ?? {};
 
 // ES256 signs the access tokens, RS256 (the default of OpenID Connect) the ID tokens.
 function signingKey(type, alg) {
@@ -32,6 +38,7 @@ const configuration = {
     ...Object.values(resources).flatMap((words) => words.split(' '))])],
   claims: { openid: ['sub'], profile: ['preferred_username', 'name'], email: ['email', 'email_verified'] },
   pkce: { required: () => true },
+  conformIdTokenClaims: !options.idTokenClaims,
   ttl: { AccessToken: 600, IdToken: 600, ClientCredentials: 600, ...(options.ttl ?? {}) },
   findAccount: async (_ctx, sub) => ({
     accountId: sub,
@@ -41,6 +48,7 @@ const configuration = {
       name: `User ${sub}`,
       email: `${sub}@example.test`,
       email_verified: true,
+      ...(accounts[sub] ?? {}),
     }),
   }),
   features: {

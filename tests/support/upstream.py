@@ -150,3 +150,58 @@ def mcp_client(server: AuthServer) -> str:
     """A static client of Charter (the MCP client in these tests)."""
     client, _ = create_client(server, redirect_uris=[REDIRECT])
     return client.client_id
+
+
+@dataclass
+class FederatedPerson:
+    """A person signing in to a running Charter through node-oidc-provider, headless: Charter's
+    login page, its "Sign in with NAME" link, the provider's real login and consent forms
+    (:class:`tests.support.oidc_provider.ProviderUser`), back to Charter's consent page, which
+    is approved. Usable as the SDK's redirect handler (``authorize``, ``last_redirect``)."""
+
+    charter_url: str
+    provider_login: str
+    provider_name: str = "Corp SSO"
+    last_redirect: httpx.URL | None = None
+    pages: list[str] = field(default_factory=list)
+    http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=30))
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def authorize(self, url: str) -> httpx.URL:
+        """Open Charter's authorize ``url``; the redirect to the client after consent."""
+        from tests.support.oidc_provider import ProviderUser
+
+        page = await self.http.get(url, follow_redirects=False)
+        assert page.status_code == 200, page.text
+        self.pages.append("charter-login")
+        marker = f'data-provider="{self.provider_name}" href="'
+        start = page.text.index(marker) + len(marker)
+        link = page.text[start : page.text.index('"', start)].replace("&amp;", "&")
+        sent = await self.http.get(self.charter_url + link, follow_redirects=False)
+        assert sent.status_code == 302, sent.text
+        upstream = ProviderUser(self.provider_login)
+        try:
+            back = await upstream.authorize(sent.headers["location"])
+        finally:
+            await upstream.aclose()
+        self.pages += upstream.pages
+        answer = await self.http.get(back, follow_redirects=False)
+        assert answer.status_code == 303, answer.text
+        location = httpx.URL(self.charter_url).join(answer.headers["location"])
+        if str(location).startswith(self.charter_url):
+            consent = await self.http.get(location, follow_redirects=False)
+            assert consent.status_code == 200, consent.text
+            self.pages.append("charter-consent")
+            form = next(
+                f for f in parse_forms(consent.text) if f.attrs.get("data-form") == "consent"
+            )
+            action = httpx.URL(self.charter_url).join(form.attrs["action"])
+            approved = await self.http.post(
+                action, data={**form.fields, "decision": "approve"}, follow_redirects=False
+            )
+            assert approved.status_code in (302, 303), approved.text
+            location = httpx.URL(approved.headers["location"])
+        self.last_redirect = location
+        return location

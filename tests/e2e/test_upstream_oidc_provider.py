@@ -1,0 +1,146 @@
+"""Signing in to Charter through a real, independent OpenID Provider, headless.
+
+node-oidc-provider (npm ``oidc-provider``, OpenID Certified) is the organisation's identity
+provider, with Charter registered there as a static confidential client whose redirect URI is
+Charter's ``/login/idp/callback``; ``charter idps add`` configures it in Charter, ``charter
+serve`` runs for real. The official MCP Python SDK client finds Charter from the MCP server's
+401, registers, and its redirect handler is a person who picks "Sign in with Corp SSO" on
+Charter's login page, posts the provider's real login and consent forms, approves on Charter's
+consent page, and lands on the SDK's redirect URI with Charter's code. ``whoami`` then names the
+provider's user.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, select
+
+from authserver.storage.models import User, UserLink
+from tests.support.charter_process import CHARTER, CharterProcess, charter_env, run_charter
+from tests.support.live import free_port
+from tests.support.oidc_provider import OidcProvider, run_oidc_provider
+from tests.support.sdk_client import MemoryStorage, Observed, connect, make_provider, structured
+from tests.support.upstream import FederatedPerson
+
+pytestmark = [pytest.mark.e2e]
+
+CLIENT_ID = "charter-at-corp"
+CLIENT_SECRET = "charter-secret-at-corp-for-tests-only"
+ACCOUNTS = {"jdoe": {"preferred_username": "jdoe", "name": "Jane Doe", "email": "jane@corp.test"}}
+
+
+def charter_client(charter_url: str) -> dict[str, object]:
+    """Charter as a static confidential client of the provider."""
+    return {
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "redirect_uris": [charter_url + "/login/idp/callback"],
+        "grant_types": ["authorization_code"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "client_secret_basic",
+    }
+
+
+@contextmanager
+def federated_deployment(
+    tmp_path: Path, *extra_idp_options: str
+) -> Iterator[tuple[OidcProvider, CharterProcess]]:
+    """node-oidc-provider knowing Charter, and ``charter serve`` with it as ``corp``."""
+    port = free_port()
+    charter_url = f"http://127.0.0.1:{port}"
+    data_dir = tmp_path / "data"
+    with run_oidc_provider(
+        {}, clients=[charter_client(charter_url)], accounts=ACCOUNTS, id_token_claims=True
+    ) as provider:
+        env = charter_env(CHARTER_ISSUER=charter_url)
+        added = subprocess.run(
+            [*CHARTER, "--data-dir", str(data_dir), "idps", "add", "corp",
+             "--issuer", provider.issuer, "--client-id", CLIENT_ID, "--name", "Corp SSO",
+             "--client-secret-stdin", *extra_idp_options],
+            input=CLIENT_SECRET + "\n", capture_output=True, text=True, env=env, timeout=120,
+            check=False,
+        )  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        assert f"{charter_url}/login/idp/callback" in added.stdout
+        with run_charter(data_dir, port=port, env=env) as charter:
+            yield provider, charter
+
+
+def people(charter: CharterProcess) -> dict[str, tuple[str | None, str, str]]:
+    """username → (display name, link issuer, link sub)."""
+    engine = create_engine(f"sqlite:///{charter.data_dir / 'charter.db'}")
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                select(User.username, User.display_name, UserLink.issuer, UserLink.subject).join(
+                    UserLink, UserLink.user_id == User.id
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    return {row[0]: (row[1], row[2], row[3]) for row in rows}
+
+
+async def test_the_sdk_client_signs_in_through_node_oidc_provider_and_whoami_names_the_user(
+    tmp_path: Path,
+) -> None:
+    with federated_deployment(tmp_path) as (provider, charter):
+        person, storage, observed = (
+            FederatedPerson(charter.base_url, "jdoe"),
+            MemoryStorage(),
+            Observed(),
+        )
+        try:
+            auth = make_provider(charter, person, storage)  # type: ignore[arg-type]
+            async with connect(charter, auth, observed) as client:
+                whoami = structured(await client.call_tool("whoami", {}))
+        finally:
+            await person.aclose()
+        linked = people(charter)
+    assert person.pages == ["charter-login", "login", "consent", "charter-consent"]
+    assert person.last_redirect is not None and "code" in person.last_redirect.params
+    assert person.last_redirect.params["iss"] == charter.base_url
+    assert whoami["username"] == "jdoe" and whoami["name"] == "Jane Doe"
+    assert linked["jdoe"] == ("Jane Doe", provider.issuer, "jdoe")
+    assert observed.statuses("/mcp")[0] == 401
+
+
+async def test_without_passwords_and_one_provider_authorize_goes_straight_to_it(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    charter_url = f"http://127.0.0.1:{port}"
+    with run_oidc_provider({}, clients=[charter_client(charter_url)]) as provider:
+        env = charter_env(CHARTER_ISSUER=charter_url, CHARTER_PASSWORD_LOGIN="false")
+        added = subprocess.run(
+            [*CHARTER, "--data-dir", str(tmp_path / "data"), "idps", "add", "corp",
+             "--issuer", provider.issuer, "--client-id", CLIENT_ID, "--client-secret-stdin"],
+            input=CLIENT_SECRET + "\n", capture_output=True, text=True, env=env, timeout=120,
+            check=False,
+        )  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        with run_charter(tmp_path / "data", port=port, env=env) as charter:
+            async with httpx.AsyncClient(base_url=charter.base_url, timeout=30) as http:
+                registered = await http.post("/register", json={
+                    "redirect_uris": ["http://127.0.0.1:53682/callback"],
+                    "token_endpoint_auth_method": "none",
+                })  # fmt: skip
+                client_id = registered.json()["client_id"]
+                first = await http.get("/authorize", params={
+                    "response_type": "code", "client_id": client_id,
+                    "redirect_uri": "http://127.0.0.1:53682/callback", "state": "s",
+                    "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+                    "code_challenge_method": "S256",
+                })  # fmt: skip
+                assert first.status_code == 302, first.text
+                upstream = await http.get(first.headers["location"])
+                password = await http.post("/authorize/login", data={"username": "admin"})
+    assert upstream.status_code == 302
+    assert upstream.headers["location"].startswith(provider.issuer + "/auth?")
+    assert password.status_code in (400, 403)
