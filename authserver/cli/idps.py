@@ -314,7 +314,7 @@ def _refuse_taken(session: Session, slug: str, issuer: str) -> None:
 @_secret_options
 @_rule_options
 @click.option("--jit/--no-jit", "jit", default=None, help="Create unknown users, or not.")
-@click.option("--enable/--disable", "enabled", default=None, help="Offer the provider, or not.")
+@click.option("--enabled/--disabled", "enabled", default=None, help="Offer it, or not.")
 @json_option
 def update_idp(
     slug: str,

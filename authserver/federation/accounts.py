@@ -4,8 +4,9 @@ An upstream account is the pair (issuer, ``sub``): the only stable, provider-uni
 (§5.7: ``email`` and ``preferred_username`` may change and are not unique). A sign-in finds its
 user through that pair in ``user_links`` and nothing else: an e-mail address, verified or not, or
 a user name equal to a local user's never links to that user. An unknown pair creates a new user
-just in time (its name from ``preferred_username``, made unique by a suffix), or is refused when
-the provider only admits pre-provisioned users (``charter idps link``).
+just in time (its name from ``preferred_username`` or the e-mail's local part, made unique by a
+suffix), or is refused when the provider only admits pre-provisioned users
+(``charter idps link``).
 """
 
 from __future__ import annotations
@@ -36,7 +37,11 @@ def find_link(session: Session, issuer: str, subject: str) -> UserLink | None:
 
 
 def _base_name(claims: dict[str, Any]) -> str:
-    for candidate in (claims.get("preferred_username"), claims.get("nickname")):
+    """``preferred_username``, else ``nickname``, else the e-mail's local part (a name only:
+    it never links), else ``user``."""
+    email = claims.get("email")
+    local_part = email.partition("@")[0] if isinstance(email, str) else None
+    for candidate in (claims.get("preferred_username"), claims.get("nickname"), local_part):
         if isinstance(candidate, str):
             try:
                 return check_username(candidate[:100])
