@@ -21,6 +21,7 @@ from sqlalchemy import create_engine, select
 
 from authserver.storage.models import User, UserLink
 from tests.support.charter_process import CHARTER, CharterProcess, charter_env, run_charter
+from tests.support.database import POSTGRES_ENV, postgres_base_url, scratch_postgres_database
 from tests.support.live import free_port
 from tests.support.oidc_provider import run_oidc_provider
 from tests.support.sdk_client import MemoryStorage, Observed, connect, make_provider, structured
@@ -35,9 +36,11 @@ from tests.support.upstream_deployment import (
 pytestmark = [pytest.mark.e2e]
 
 
-def people(charter: CharterProcess) -> dict[str, tuple[str | None, str, str]]:
+def people(
+    charter: CharterProcess, database_url: str | None = None
+) -> dict[str, tuple[str | None, str, str]]:
     """username → (display name, link issuer, link sub)."""
-    engine = create_engine(f"sqlite:///{charter.data_dir / 'charter.db'}")
+    engine = create_engine(database_url or f"sqlite:///{charter.data_dir / 'charter.db'}")
     try:
         with engine.connect() as connection:
             rows = connection.execute(
@@ -63,6 +66,8 @@ async def test_the_sdk_client_signs_in_through_node_oidc_provider_and_whoami_nam
             auth = make_provider(charter, person, storage)  # type: ignore[arg-type]
             async with connect(charter, auth, observed) as client:
                 whoami = structured(await client.call_tool("whoami", {}))
+            assert person.callback is not None
+            replayed = await person.http.get(person.callback)  # S75 against the real provider
         finally:
             await person.aclose()
         linked = people(charter)
@@ -72,6 +77,7 @@ async def test_the_sdk_client_signs_in_through_node_oidc_provider_and_whoami_nam
     assert whoami["username"] == "jdoe" and whoami["name"] == "Jane Doe"
     assert linked["jdoe"] == ("Jane Doe", provider.issuer, "jdoe")
     assert observed.statuses("/mcp")[0] == 401
+    assert replayed.status_code == 403 and "already used" in replayed.text
 
 
 async def test_without_passwords_and_one_provider_authorize_goes_straight_to_it(
@@ -107,3 +113,36 @@ async def test_without_passwords_and_one_provider_authorize_goes_straight_to_it(
     assert upstream.status_code == 302
     assert upstream.headers["location"].startswith(provider.issuer + "/auth?")
     assert password.status_code in (400, 403)
+
+
+@pytest.mark.postgres
+async def test_two_workers_on_postgresql_finish_each_others_upstream_sign_ins(
+    tmp_path: Path,
+) -> None:
+    """The sign-in's start and its callback may reach different workers: the upstream login
+    lives in SQL. Several sign-ins in a row each reach whichever worker accepts them."""
+    if postgres_base_url() is None:
+        pytest.skip(f"multi-worker serve needs PostgreSQL: set {POSTGRES_ENV}")
+    with scratch_postgres_database() as url:
+        serve = ("--workers", "2")
+        with federated_deployment(tmp_path, database_url=url, serve_args=serve) as (
+            provider,
+            charter,
+        ):
+            seen = []
+            for _ in range(4):
+                # A new connection per request: each may be accepted by either worker.
+                fresh = httpx.AsyncClient(
+                    timeout=30, limits=httpx.Limits(max_keepalive_connections=0)
+                )
+                person = FederatedPerson(charter.base_url, "jdoe", http=fresh)
+                try:
+                    auth = make_provider(charter, person, MemoryStorage())  # type: ignore[arg-type]
+                    async with connect(charter, auth, Observed()) as client:
+                        seen.append(structured(await client.call_tool("whoami", {})))
+                finally:
+                    await person.aclose()
+            assert charter.stderr.count("Started server process") == 2
+            linked = people(charter, url)
+    assert {(me["username"], me["name"]) for me in seen} == {("jdoe", "Jane Doe")}
+    assert linked == {"jdoe": ("Jane Doe", provider.issuer, "jdoe")}

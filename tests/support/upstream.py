@@ -163,6 +163,8 @@ class FederatedPerson:
     provider_login: str
     provider_name: str = "Corp SSO"
     last_redirect: httpx.URL | None = None
+    #: Where the provider sent the browser back to (Charter's callback with code and state).
+    callback: httpx.URL | None = None
     pages: list[str] = field(default_factory=list)
     http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=30))
 
@@ -187,6 +189,7 @@ class FederatedPerson:
         finally:
             await upstream.aclose()
         self.pages += upstream.pages
+        self.callback = back
         answer = await self.http.get(back, follow_redirects=False)
         assert answer.status_code == 303, answer.text
         location = httpx.URL(self.charter_url).join(answer.headers["location"])

@@ -32,9 +32,13 @@ def charter_client(charter_url: str) -> dict[str, object]:
 
 @contextmanager
 def federated_deployment(
-    tmp_path: Path, *extra_idp_options: str
+    tmp_path: Path,
+    *extra_idp_options: str,
+    database_url: str | None = None,
+    serve_args: tuple[str, ...] = (),
 ) -> Iterator[tuple[OidcProvider, CharterProcess]]:
-    """node-oidc-provider knowing Charter, and ``charter serve`` with it as ``corp``."""
+    """node-oidc-provider knowing Charter, and ``charter serve *serve_args`` with it as
+    ``corp`` (on ``database_url`` when given, else SQLite in the data directory)."""
     port = free_port()
     charter_url = f"http://127.0.0.1:{port}"
     data_dir = tmp_path / "data"
@@ -42,6 +46,8 @@ def federated_deployment(
         {}, clients=[charter_client(charter_url)], accounts=ACCOUNTS, id_token_claims=True
     ) as provider:
         env = charter_env(CHARTER_ISSUER=charter_url)
+        if database_url:
+            env["CHARTER_DATABASE_URL"] = database_url
         added = subprocess.run(
             [*CHARTER, "--data-dir", str(data_dir), "idps", "add", "corp",
              "--issuer", provider.issuer, "--client-id", CLIENT_ID, "--name", "Corp SSO",
@@ -51,5 +57,5 @@ def federated_deployment(
         )  # fmt: skip
         assert added.returncode == 0, added.stderr
         assert f"{charter_url}/login/idp/callback" in added.stdout
-        with run_charter(data_dir, port=port, env=env) as charter:
+        with run_charter(data_dir, *serve_args, port=port, env=env) as charter:
             yield provider, charter
