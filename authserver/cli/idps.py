@@ -5,12 +5,15 @@ Register Charter at the provider as a confidential web client whose redirect URI
 ``idps add`` and ``idps show`` print (``<issuer>/login/idp/callback``), then add it here. The
 client secret is read from stdin (``--client-secret-stdin``) and stored encrypted under the
 deployment's key-encryption key, or named as an environment variable (``--client-secret-env``)
-read at each sign-in; it is never printed. ``idps link`` pre-provisions an account for a
+read at each sign-in; it is never printed. With ``--auth-method private_key_jwt`` Charter makes
+an RSA key instead (stored encrypted) and prints the public key set to register at the provider.
+``idps link`` pre-provisions an account for a
 provider added with ``--no-jit``.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -37,9 +40,11 @@ from authserver.cli.output import (
 from authserver.config.settings import is_loopback_host
 from authserver.context import AuthServer
 from authserver.federation.accounts import find_link, new_link
+from authserver.federation.client_assertion import new_client_key, public_jwk
 from authserver.federation.providers import (
     AUTH_METHODS,
     DEFAULT_SCOPES,
+    PRIVATE_KEY_JWT,
     ProviderConfigError,
     check_scopes,
     check_slug,
@@ -72,7 +77,7 @@ def idp_record(session: Session, server: AuthServer, row: IdentityProvider) -> d
         secret = f"from ${row.client_secret_env}"
     else:
         secret = "stored encrypted" if row.client_secret_encrypted else "none"
-    return {
+    record: dict[str, Any] = {
         "slug": row.slug,
         "display_name": row.display_name,
         "issuer": row.issuer,
@@ -91,6 +96,9 @@ def idp_record(session: Session, server: AuthServer, row: IdentityProvider) -> d
         "created_at": row.created_at,
         "updated_at": row.updated_at,
     }
+    if row.client_key_encrypted:
+        record["public_jwks"] = {"keys": [public_jwk(row.client_key_encrypted, server.keys)]}
+    return record
 
 
 def checked_issuer(issuer: str) -> str:
@@ -261,6 +269,9 @@ def add_idp(
     issuer = checked_issuer(issuer)
     server = open_server()
     secret = read_secret(client_secret_stdin)
+    client_key = None
+    if auth_method == PRIVATE_KEY_JWT:
+        client_key, _public = new_client_key(server.keys)
     now = server.now()
     row = IdentityProvider(
         id=new_id(),
@@ -270,6 +281,7 @@ def add_idp(
         client_id=client_id,
         client_secret_encrypted=server.keys.encrypt_secret(secret) if secret else None,
         client_secret_env=client_secret_env or None,
+        client_key_encrypted=client_key,
         token_endpoint_auth_method=auth_method or AUTH_METHODS[0],
         scopes=check_scopes(scopes or DEFAULT_SCOPES),
         enabled=not disabled,
@@ -290,12 +302,14 @@ def add_idp(
             record = idp_record(session, server, row)
     except IntegrityError:
         fail(f"identity provider {slug!r} or issuer {issuer!r} exists already")
-    emit_result(
+    message = (
         f"added identity provider {slug} ({row.display_name})\n"
-        f"register this redirect URI at the provider: {record['redirect_uri']}",
-        record,
-        as_json=as_json,
+        f"register this redirect URI at the provider: {record['redirect_uri']}"
     )
+    if "public_jwks" in record:
+        jwks = json.dumps(record["public_jwks"])
+        message += f"\nand this public key set (private_key_jwt, RS256): {jwks}"
+    emit_result(message, record, as_json=as_json)
 
 
 def _refuse_taken(session: Session, slug: str, issuer: str) -> None:
@@ -369,6 +383,8 @@ def update_idp(
         elif client_secret_env is not None:
             row.client_secret_env = client_secret_env
             row.client_secret_encrypted = None
+        if row.token_endpoint_auth_method == PRIVATE_KEY_JWT and not row.client_key_encrypted:
+            row.client_key_encrypted, _public = new_client_key(server.keys)
         if row.scope_map and not row.scope_claim:
             usage_error("--map-scope needs --scope-claim")
         row.updated_at = now

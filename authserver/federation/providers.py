@@ -29,7 +29,8 @@ from authserver.storage.signing_keys import KeyStore
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 #: Slugs that would collide with the routes under ``/login/idp/``.
 RESERVED_SLUGS = frozenset({"callback"})
-AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt")
+PRIVATE_KEY_JWT = "private_key_jwt"
 DEFAULT_SCOPES = "openid profile email"
 
 

@@ -45,9 +45,11 @@ from authserver.browser.pages import Pages, error_page, redirect
 from authserver.browser.pending import load_pending
 from authserver.context import AuthServer
 from authserver.federation.accounts import create_linked_user, display_name_of, find_link
+from authserver.federation.client_assertion import client_assertion
 from authserver.federation.discovery import DiscoveryError, ProviderMetadata, UpstreamDirectory
 from authserver.federation.id_token import IdTokenError, verify_id_token
 from authserver.federation.providers import (
+    PRIVATE_KEY_JWT,
     ProviderConfigError,
     client_secret,
     find_provider,
@@ -273,6 +275,17 @@ class UpstreamSignIn:
         provider = login.provider
         try:
             secret = client_secret(provider, self.server.keys)
+            assertion = None
+            if provider.token_endpoint_auth_method == PRIVATE_KEY_JWT:
+                if not provider.client_key_encrypted:
+                    raise ProviderConfigError("private_key_jwt without a key")
+                assertion = client_assertion(
+                    provider.client_key_encrypted,
+                    self.server.keys,
+                    client_id=provider.client_id,
+                    token_endpoint=metadata.token_endpoint,
+                    now=self.server.now(),
+                )
         except (ProviderConfigError, KeyDecryptionError) as error:
             raise Refused(f"{provider.display_name} is not configured correctly", 500) from error
         try:
@@ -285,6 +298,7 @@ class UpstreamSignIn:
                 client_id=provider.client_id,
                 client_secret=secret,
                 auth_method=provider.token_endpoint_auth_method,
+                client_assertion=assertion,
             )
         except TokenRequestError as error:
             raise Refused(str(error), status_code=502) from error

@@ -2,13 +2,15 @@
 RFC 6749 §4.1.3 and §2.3.1, RFC 7636 §4.5; S81).
 
 The code, our callback URI and the PKCE verifier are posted to the provider's token endpoint
-with ``client_secret_basic`` (RFC 6749 §2.3.1, form-encoded credentials) or
-``client_secret_post``, through the SSRF guard (every address checked, no redirects, the body
-capped, one time budget). Blocking: call from a worker thread.
+with ``client_secret_basic`` (RFC 6749 §2.3.1, form-encoded credentials),
+``client_secret_post`` or ``private_key_jwt`` (RFC 7523 §2.2), through the SSRF guard (every
+address checked, no redirects, the body capped, one time budget).
+Blocking: call from a worker thread.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from typing import Any
@@ -19,6 +21,7 @@ import httpx
 
 from authserver.clients.ssrf.addresses import FetchError, FetchPolicy, check_url
 from authserver.clients.ssrf.network import GuardedTransport
+from authserver.federation.client_assertion import ASSERTION_TYPE
 
 
 class TokenRequestError(Exception):
@@ -26,8 +29,6 @@ class TokenRequestError(Exception):
 
 
 def _basic(client_id: str, secret: str) -> str:
-    import base64
-
     pair = f"{quote(client_id, safe='')}:{quote(secret, safe='')}"
     return "Basic " + base64.b64encode(pair.encode()).decode()
 
@@ -42,8 +43,10 @@ def redeem_code(
     client_id: str,
     client_secret: str | None,
     auth_method: str,
+    client_assertion: str | None = None,
 ) -> dict[str, Any]:
-    """The token response of ``code`` (a JSON object with an ``id_token``)."""
+    """The token response of ``code`` (a JSON object with an ``id_token``); the client
+    authenticates with ``client_assertion`` (``private_key_jwt``) when one is given."""
     form = {
         "grant_type": "authorization_code",
         "code": code,
@@ -51,7 +54,11 @@ def redeem_code(
         "code_verifier": code_verifier,
     }
     headers = {"Accept": "application/json", "User-Agent": "charter-authserver"}
-    if client_secret is not None and auth_method == "client_secret_basic":
+    if client_assertion is not None:
+        form["client_id"] = client_id
+        form["client_assertion_type"] = ASSERTION_TYPE
+        form["client_assertion"] = client_assertion
+    elif client_secret is not None and auth_method == "client_secret_basic":
         headers["Authorization"] = _basic(client_id, client_secret)
     else:
         form["client_id"] = client_id

@@ -310,7 +310,9 @@ class IdentityProvider(Base):
     The client secret Charter authenticates with at the provider's token endpoint must be
     usable, so it is not hashed: it is stored encrypted (JWE ``dir`` + ``A256GCM``) under the
     deployment's key-encryption key, like the private signing keys, or named as an
-    environment variable (``client_secret_env``) that holds it.
+    environment variable (``client_secret_env``) that holds it. With ``private_key_jwt``
+    (RFC 7523 §2.2) Charter signs a client assertion with its own key instead, stored
+    encrypted the same way.
     """
 
     __tablename__ = "identity_providers"
@@ -324,7 +326,10 @@ class IdentityProvider(Base):
     client_id: Mapped[str] = mapped_column(String(2048))
     client_secret_encrypted: Mapped[str | None] = mapped_column(Text)
     client_secret_env: Mapped[str | None] = mapped_column(String(256))
-    #: ``client_secret_basic`` or ``client_secret_post``.
+    #: For ``private_key_jwt``: Charter's private signing key (a JWK), encrypted like the
+    #: client secret; its public half is registered at the provider.
+    client_key_encrypted: Mapped[str | None] = mapped_column(Text)
+    #: ``client_secret_basic``, ``client_secret_post`` or ``private_key_jwt``.
     token_endpoint_auth_method: Mapped[str] = mapped_column(String(64))
     #: Scopes asked for at the provider (space-separated, ``openid`` always among them).
     scopes: Mapped[str] = mapped_column(Text)

@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("client_id", sa.String(length=2048), nullable=False),
         sa.Column("client_secret_encrypted", sa.Text(), nullable=True),
         sa.Column("client_secret_env", sa.String(length=256), nullable=True),
+        sa.Column("client_key_encrypted", sa.Text(), nullable=True),
         sa.Column("token_endpoint_auth_method", sa.String(length=64), nullable=False),
         sa.Column("scopes", sa.Text(), nullable=False),
         sa.Column("enabled", sa.Boolean(), nullable=False),

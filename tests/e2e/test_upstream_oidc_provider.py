@@ -146,3 +146,20 @@ async def test_two_workers_on_postgresql_finish_each_others_upstream_sign_ins(
             linked = people(charter, url)
     assert {(me["username"], me["name"]) for me in seen} == {("jdoe", "Jane Doe")}
     assert linked == {"jdoe": ("Jane Doe", provider.issuer, "jdoe")}
+
+
+async def test_charter_authenticates_at_node_oidc_provider_with_private_key_jwt(
+    tmp_path: Path,
+) -> None:
+    """``charter idps add --auth-method private_key_jwt`` makes a key and prints its public key
+    set; registered at the provider, it signs Charter's client assertions (RFC 7523)."""
+    with federated_deployment(tmp_path, private_key_jwt=True) as (provider, charter):
+        person = FederatedPerson(charter.base_url, "jdoe")
+        try:
+            auth = make_provider(charter, person, MemoryStorage())  # type: ignore[arg-type]
+            async with connect(charter, auth, Observed()) as client:
+                whoami = structured(await client.call_tool("whoami", {}))
+        finally:
+            await person.aclose()
+    assert whoami["username"] == "jdoe"
+    assert not any("invalid_client" in line for line in provider.output)

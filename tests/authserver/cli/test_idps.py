@@ -90,3 +90,22 @@ def test_update_link_and_remove(cli: Charter, server: AuthServer) -> None:
     with server.database.transaction() as session:
         assert session.scalars(select(UserLink)).all() == []
     assert "no identity providers" in cli("idps", "list").output
+
+
+def test_private_key_jwt_makes_a_key_and_prints_only_its_public_half(
+    cli: Charter, server: AuthServer
+) -> None:
+    result = cli(
+        "idps", "add", "okta", "--issuer", "https://org.okta.example", "--client-id", "charter",
+        "--auth-method", "private_key_jwt", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output)
+    (key,) = record["public_jwks"]["keys"]
+    assert key["kty"] == "RSA" and key["alg"] == "RS256" and "d" not in key
+    with server.database.transaction() as session:
+        row = session.scalars(select(IdentityProvider)).one()
+        assert row.token_endpoint_auth_method == "private_key_jwt"
+        assert row.client_key_encrypted and '"d"' not in row.client_key_encrypted
+    shown = cli("idps", "show", "okta")
+    assert key["kid"] in shown.output and '"d"' not in shown.output
