@@ -52,6 +52,8 @@ class ProviderMetadata:
     authorization_endpoint: str
     token_endpoint: str
     jwks_uri: str
+    #: OpenID Connect Core §5.3 (optional: asked only for claims the ID token lacks).
+    userinfo_endpoint: str | None
     #: RFC 9207 §3: the provider sends ``iss`` with every authorization response.
     iss_parameter_supported: bool
     token_endpoint_auth_methods: tuple[str, ...]
@@ -82,6 +84,9 @@ def parse_metadata(document: dict[str, Any], issuer: str, policy: FetchPolicy) -
         authorization_endpoint=_web_url(document, "authorization_endpoint", policy.allow_http),
         token_endpoint=_web_url(document, "token_endpoint", policy.allow_http),
         jwks_uri=_web_url(document, "jwks_uri", policy.allow_http),
+        userinfo_endpoint=_web_url(document, "userinfo_endpoint", policy.allow_http)
+        if document.get("userinfo_endpoint") is not None
+        else None,
         iss_parameter_supported=document.get("authorization_response_iss_parameter_supported")
         is True,
         token_endpoint_auth_methods=tuple(str(method) for method in methods)

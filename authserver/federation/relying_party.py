@@ -16,7 +16,8 @@ Callback, in order:
    present when the provider's metadata says it sends it: a response of another provider sent
    to our one callback is refused (mix-up, S77).
 3. The code is redeemed at the row's provider with the PKCE verifier; the ID token is checked
-   (:mod:`authserver.federation.id_token`, S76).
+   (:mod:`authserver.federation.id_token`, S76); the UserInfo endpoint completes its claims
+   when it lacks a name or an e-mail address (optional, same ``sub`` only).
 4. Sign-in rules (:mod:`authserver.federation.providers`) are checked at every sign-in; a
    linked user they refuse loses every Charter login session (S79).
 5. The user is found by (issuer, ``sub``) only, or created just in time (S78,
@@ -57,7 +58,7 @@ from authserver.federation.providers import (
     rule_violation,
     scope_limit,
 )
-from authserver.federation.token_exchange import TokenRequestError, redeem_code
+from authserver.federation.token_exchange import TokenRequestError, fetch_userinfo, redeem_code
 from authserver.oauth.pkce import s256
 from authserver.storage import rate_limits
 from authserver.storage.audit import record_event
@@ -79,6 +80,8 @@ UPSTREAM_TTL = 600
 STARTS_PER_REQUEST = 10
 START_WINDOW = 300
 GO_BACK = " Go back to the application and start again."
+#: Claims asked of the UserInfo endpoint when the ID token lacks one of them.
+USERINFO_CLAIMS = ("preferred_username", "name", "email")
 
 
 def callback_uri(server: AuthServer) -> str:
@@ -259,7 +262,7 @@ class UpstreamSignIn:
             raise Refused(f"{provider.display_name} sent no authorization code", status_code=400)
         tokens = self._redeem(login, metadata, code)
         try:
-            return verify_id_token(
+            claims = verify_id_token(
                 tokens["id_token"],
                 keys=lambda kid: self.directory.keys(provider.issuer, kid),
                 issuer=provider.issuer,
@@ -270,6 +273,32 @@ class UpstreamSignIn:
             )
         except (IdTokenError, DiscoveryError) as error:
             raise Refused(str(error)) from error
+        return self._with_userinfo(provider, metadata, tokens, claims)
+
+    def _with_userinfo(
+        self,
+        provider: IdentityProvider,
+        metadata: ProviderMetadata,
+        tokens: dict[str, Any],
+        claims: dict[str, Any],
+    ) -> dict[str, Any]:
+        """The ID token's claims, completed by the UserInfo endpoint when they lack a name or
+        an e-mail address (§5.3.2: only an answer for the same ``sub`` is used; the ID token's
+        claims win). UserInfo is optional: when it fails the ID token's claims are used."""
+        access_token = tokens.get("access_token")
+        lacking = any(name not in claims for name in USERINFO_CLAIMS)
+        if not (metadata.userinfo_endpoint and isinstance(access_token, str) and lacking):
+            return claims
+        try:
+            info = fetch_userinfo(
+                metadata.userinfo_endpoint, self.directory.policy(provider.issuer), access_token
+            )
+        except TokenRequestError:
+            return claims
+        if info.get("sub") != claims["sub"]:
+            return claims
+        extra = {name: value for name, value in info.items() if name not in ("iss", "aud")}
+        return {**extra, **claims}
 
     def _redeem(self, login: _Login, metadata: ProviderMetadata, code: str) -> dict[str, Any]:
         provider = login.provider

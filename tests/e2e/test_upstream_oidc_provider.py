@@ -163,3 +163,18 @@ async def test_charter_authenticates_at_node_oidc_provider_with_private_key_jwt(
             await person.aclose()
     assert whoami["username"] == "jdoe"
     assert not any("invalid_client" in line for line in provider.output)
+
+
+async def test_claims_the_id_token_lacks_come_from_the_userinfo_endpoint(tmp_path: Path) -> None:
+    """node-oidc-provider's default puts only ``sub`` in the ID token: Charter asks UserInfo."""
+    with federated_deployment(tmp_path, id_token_claims=False) as (provider, charter):
+        person = FederatedPerson(charter.base_url, "jdoe")
+        try:
+            auth = make_provider(charter, person, MemoryStorage())  # type: ignore[arg-type]
+            async with connect(charter, auth, Observed()) as client:
+                whoami = structured(await client.call_tool("whoami", {}))
+        finally:
+            await person.aclose()
+        linked = people(charter)
+    assert (whoami["username"], whoami["name"]) == ("jdoe", "Jane Doe")
+    assert linked["jdoe"] == ("Jane Doe", provider.issuer, "jdoe")

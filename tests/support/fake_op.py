@@ -49,6 +49,8 @@ class FakeOp:
     response_iss: str | None = "self"
     iss_parameter_supported: bool = True
     metadata_extra: dict[str, Any] = field(default_factory=dict)
+    #: What ``/userinfo`` answers (offered in the metadata only when set).
+    userinfo: dict[str, Any] | None = None
     subject: str = "upstream-alice"
     codes: dict[str, dict[str, str]] = field(default_factory=dict)
     token_requests: int = 0
@@ -65,6 +67,7 @@ class FakeOp:
             "id_token_signing_alg_values_supported": ["RS256"],
             "authorization_response_iss_parameter_supported": self.iss_parameter_supported,
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            **({"userinfo_endpoint": self.issuer + "/userinfo"} if self.userinfo else {}),
             **self.metadata_extra,
         }
 
@@ -92,6 +95,20 @@ class FakeOp:
             return _compact(header, claims, key)
         return jwt.encode(header, claims, key, algorithms=[header["alg"]])
 
+    def _refusal(
+        self, request: Request, form: dict[str, Any], asked: dict[str, str] | None
+    ) -> Response | None:
+        """Why the token request fails (RFC 6749 §5.2), or None."""
+        if asked is None:
+            return JSONResponse({"error": "invalid_grant"}, status_code=400)
+        if not _client_authenticated(request, form, self.client_id):
+            return JSONResponse({"error": "invalid_client"}, status_code=401)
+        if _s256(str(form.get("code_verifier"))) != asked["code_challenge"]:
+            return JSONResponse({"error": "invalid_grant"}, status_code=400)
+        if form.get("redirect_uri") != asked["redirect_uri"]:
+            return JSONResponse({"error": "invalid_grant"}, status_code=400)
+        return None
+
     def app(self) -> Starlette:
         async def discovery(_request: Request) -> Response:
             return JSONResponse(self.metadata())
@@ -113,14 +130,9 @@ class FakeOp:
             self.token_requests += 1
             form = dict(await request.form())
             asked = self.codes.pop(str(form.get("code")), None)
-            if asked is None:
-                return JSONResponse({"error": "invalid_grant"}, status_code=400)
-            if not _client_authenticated(request, form, self.client_id):
-                return JSONResponse({"error": "invalid_client"}, status_code=401)
-            if _s256(str(form.get("code_verifier"))) != asked["code_challenge"]:
-                return JSONResponse({"error": "invalid_grant"}, status_code=400)
-            if form.get("redirect_uri") != asked["redirect_uri"]:
-                return JSONResponse({"error": "invalid_grant"}, status_code=400)
+            refusal = self._refusal(request, form, asked)
+            if refusal is not None or asked is None:
+                return refusal or JSONResponse({"error": "invalid_grant"}, status_code=400)
             body = {
                 "access_token": "upstream-access",
                 "token_type": "Bearer",
@@ -129,8 +141,14 @@ class FakeOp:
             }
             return JSONResponse(body)
 
+        async def userinfo(request: Request) -> Response:
+            if request.headers.get("authorization") != "Bearer upstream-access":
+                return JSONResponse({"error": "invalid_token"}, status_code=401)
+            return JSONResponse(self.userinfo or {})
+
         return Starlette(
             routes=[
+                Route("/userinfo", userinfo),
                 Route("/.well-known/openid-configuration", discovery),
                 Route("/jwks", jwks),
                 Route("/authorize", authorize),

@@ -47,11 +47,14 @@ def federated_deployment(
     database_url: str | None = None,
     serve_args: tuple[str, ...] = (),
     private_key_jwt: bool = False,
+    id_token_claims: bool = True,
 ) -> Iterator[tuple[OidcProvider, CharterProcess]]:
     """node-oidc-provider knowing Charter, and ``charter serve *serve_args`` with it as
     ``corp`` (on ``database_url`` when given, else SQLite in the data directory). Charter
     authenticates there with its secret, or with ``private_key_jwt`` (the key made by
-    ``charter idps add``, registered at the provider before it starts)."""
+    ``charter idps add``, registered at the provider before it starts). Without
+    ``id_token_claims`` the ID token carries only ``sub`` (the provider's default) and the
+    profile and e-mail claims are at its UserInfo endpoint."""
     port, provider_port = free_port(), free_port()
     charter_url = f"http://127.0.0.1:{port}"
     issuer = f"http://127.0.0.1:{provider_port}"
@@ -74,7 +77,11 @@ def federated_deployment(
     assert record["redirect_uri"] == f"{charter_url}/login/idp/callback"
     client = charter_client(charter_url, record.get("public_jwks") if private_key_jwt else None)
     with run_oidc_provider(
-        {}, clients=[client], accounts=ACCOUNTS, id_token_claims=True, port=provider_port
+        {},
+        clients=[client],
+        accounts=ACCOUNTS,
+        id_token_claims=id_token_claims,
+        port=provider_port,
     ) as provider:
         assert provider.issuer == issuer
         with run_charter(data_dir, *serve_args, port=port, env=env) as charter:

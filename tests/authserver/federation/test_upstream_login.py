@@ -385,3 +385,21 @@ async def test_s79_a_required_claim_and_the_scope_map_limit_who_grants_what(
         code = session.scalars(select(AuthorizationCode)).one()
     assert "code" in redirect.params
     assert code.scope == "mcp notes:read"
+
+
+async def test_userinfo_completes_the_claims_only_for_the_same_sub(
+    server: AuthServer, op: FakeOp
+) -> None:
+    op.claims = {"preferred_username": DROP, "name": DROP, "email": DROP}
+    op.userinfo = {"sub": "someone-else", "preferred_username": "mallory", "name": "Mallory"}
+    async with UpstreamBrowser(server) as browser:
+        _callback, answer = await browser.sign_in(mcp_client(server))
+        assert answer.status_code == 303
+    op.subject = "upstream-bob"
+    op.userinfo = {"sub": "upstream-bob", "preferred_username": "bob", "name": "Bob Upstream"}
+    async with UpstreamBrowser(server) as browser:
+        _callback, answer = await browser.sign_in(mcp_client(server))
+        assert answer.status_code == 303
+    with server.database.transaction() as session:
+        names = {(user.username, user.display_name) for user in session.scalars(select(User))}
+    assert names == {("user", None), ("bob", "Bob Upstream")}
