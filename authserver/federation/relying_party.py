@@ -37,6 +37,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from sqlalchemy import delete, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
@@ -384,7 +385,16 @@ class UpstreamSignIn:
                     "ask the administrator to add you"
                 )
             now = self.server.now()
-            user, link = create_linked_user(session, provider.issuer, claims, now)
+            try:
+                with session.begin_nested():
+                    user, link = create_linked_user(session, provider.issuer, claims, now)
+            except IntegrityError:
+                # The same account's first sign-in in another browser won the race (the unique
+                # (issuer, sub)), or took the name: use its user, or let this one try again.
+                link = find_link(session, provider.issuer, str(claims["sub"]))
+                if link is None:
+                    raise Refused("signing in raced with another sign-in; try again") from None
+                return self._existing(session, link, claims)
             record_event(
                 session,
                 "user_created",
@@ -395,6 +405,12 @@ class UpstreamSignIn:
                 provider=provider.slug,
             )
             return user, link
+        return self._existing(session, link, claims)
+
+    def _existing(
+        self, session: Session, link: UserLink, claims: dict[str, Any]
+    ) -> tuple[User, UserLink]:
+        """The linked user (its name refreshed from the claims), unless disabled."""
         found = session.get(User, link.user_id)
         if found is None or found.disabled:
             raise Refused("your account here is disabled")

@@ -10,22 +10,27 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
 from joserfc.jwk import RSAKey
-from sqlalchemy import select
+from sqlalchemy import select, text
 
+from authserver.config.settings import CharterSettings
 from authserver.context import AuthServer
 from authserver.oauth.tokens import decode_access_token
 from authserver.storage.models import (
     AuditEvent,
     AuthorizationCode,
+    Base,
     IdentityProvider,
     LoginSession,
     User,
     UserLink,
 )
+from authserver.storage.schema import prepare_database
+from tests.conftest import TEST_ISSUER, TEST_KEY_SECRET
 from tests.support.factories import create_user
 from tests.support.fake_op import CLIENT_SECRET, DROP, FakeOp, run_fake_op
 from tests.support.upstream import UpstreamBrowser, add_provider, counts, mcp_client
@@ -403,3 +408,52 @@ async def test_userinfo_completes_the_claims_only_for_the_same_sub(
     with server.database.transaction() as session:
         names = {(user.username, user.display_name) for user in session.scalars(select(User))}
     assert names == {("user", None), ("bob", "Bob Upstream")}
+
+
+@pytest.mark.postgres
+async def test_s78_two_first_sign_ins_of_one_account_race_to_one_user(
+    postgres_database_url: str, tmp_path: Path, op: FakeOp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The unique (issuer, sub) decides: the later first sign-in uses the winner's user.
+
+    On PostgreSQL, where two workers' transactions run side by side (SQLite serialises writers,
+    so the later sign-in there simply finds the link).
+    """
+    from authserver.federation import accounts, relying_party
+
+    server = AuthServer.build(
+        CharterSettings(
+            issuer=TEST_ISSUER, data_dir=tmp_path / "data", database_url=postgres_database_url,
+            key_encryption_key=TEST_KEY_SECRET,
+        )
+    )  # fmt: skip
+    prepare_database(server.database.engine)
+    with server.database.engine.begin() as connection:
+        names = ", ".join(f'"{table.name}"' for table in reversed(Base.metadata.sorted_tables))
+        connection.execute(text(f"TRUNCATE {names} CASCADE"))
+    server.keys.ensure_signing_key()
+    add_provider(server, op.issuer, secret=CLIENT_SECRET)
+
+    real_find = accounts.find_link
+    raced: list[str] = []
+
+    def find_link_losing_the_race(session: object, issuer: str, subject: str) -> object:
+        if not raced:  # the other browser's sign-in commits its user just now
+            with server.database.transaction() as other:
+                user, _link = accounts.create_linked_user(
+                    other, issuer, {"sub": subject, "preferred_username": "winner"}, 1
+                )
+                raced.append(user.id)
+            return None
+        return real_find(session, issuer, subject)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(relying_party, "find_link", find_link_losing_the_race)
+    async with UpstreamBrowser(server) as browser:
+        _callback, answer = await browser.sign_in(mcp_client(server))
+    assert answer.status_code == 303, answer.text
+    with server.database.transaction() as session:
+        users = session.scalars(select(User)).all()
+        sessions = session.scalars(select(LoginSession)).all()
+    server.database.dispose()
+    assert [user.id for user in users] == raced
+    assert [login.user_id for login in sessions] == raced
