@@ -21,7 +21,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS, authorize_url, callback_server, register
 from tests.support.sdk_client import structured
-from tests.support.upstream_deployment import federated_deployment
+from tests.support.upstream_deployment import PASSWORDS, federated_deployment
 
 pytestmark = pytest.mark.e2e
 
@@ -69,7 +69,7 @@ def test_chromium_signs_in_through_node_oidc_provider(tmp_path: Path, browser: A
         page.wait_for_selector("input[name=login]")  # the provider's own login page
         assert page.url.startswith(provider.issuer)
         page.fill("input[name=login]", "jdoe")
-        page.fill("input[name=password]", "any password")
+        page.fill("input[name=password]", PASSWORDS["jdoe"])
         page.click("button[type=submit]")
         page.wait_for_selector("button[type=submit]")  # the provider's consent page
         assert page.url.startswith(provider.issuer)

@@ -29,11 +29,14 @@ from tests.support.upstream import FederatedPerson
 from tests.support.upstream_deployment import (
     CLIENT_ID,
     CLIENT_SECRET,
+    PASSWORDS,
     charter_client,
     federated_deployment,
 )
 
 pytestmark = [pytest.mark.e2e]
+
+JDOE_PASSWORD = PASSWORDS["jdoe"]
 
 
 def people(
@@ -58,7 +61,7 @@ async def test_the_sdk_client_signs_in_through_node_oidc_provider_and_whoami_nam
 ) -> None:
     with federated_deployment(tmp_path) as (provider, charter):
         person, storage, observed = (
-            FederatedPerson(charter.base_url, "jdoe"),
+            FederatedPerson(charter.base_url, "jdoe", JDOE_PASSWORD),
             MemoryStorage(),
             Observed(),
         )
@@ -135,7 +138,7 @@ async def test_two_workers_on_postgresql_finish_each_others_upstream_sign_ins(
                 fresh = httpx.AsyncClient(
                     timeout=30, limits=httpx.Limits(max_keepalive_connections=0)
                 )
-                person = FederatedPerson(charter.base_url, "jdoe", http=fresh)
+                person = FederatedPerson(charter.base_url, "jdoe", JDOE_PASSWORD, http=fresh)
                 try:
                     auth = make_provider(charter, person, MemoryStorage())  # type: ignore[arg-type]
                     async with connect(charter, auth, Observed()) as client:
@@ -154,7 +157,7 @@ async def test_charter_authenticates_at_node_oidc_provider_with_private_key_jwt(
     """``charter idps add --auth-method private_key_jwt`` makes a key and prints its public key
     set; registered at the provider, it signs Charter's client assertions (RFC 7523)."""
     with federated_deployment(tmp_path, private_key_jwt=True) as (provider, charter):
-        person = FederatedPerson(charter.base_url, "jdoe")
+        person = FederatedPerson(charter.base_url, "jdoe", JDOE_PASSWORD)
         try:
             auth = make_provider(charter, person, MemoryStorage())  # type: ignore[arg-type]
             async with connect(charter, auth, Observed()) as client:
@@ -168,7 +171,7 @@ async def test_charter_authenticates_at_node_oidc_provider_with_private_key_jwt(
 async def test_claims_the_id_token_lacks_come_from_the_userinfo_endpoint(tmp_path: Path) -> None:
     """node-oidc-provider's default puts only ``sub`` in the ID token: Charter asks UserInfo."""
     with federated_deployment(tmp_path, id_token_claims=False) as (provider, charter):
-        person = FederatedPerson(charter.base_url, "jdoe")
+        person = FederatedPerson(charter.base_url, "jdoe", JDOE_PASSWORD)
         try:
             auth = make_provider(charter, person, MemoryStorage())  # type: ignore[arg-type]
             async with connect(charter, auth, Observed()) as client:
@@ -178,3 +181,27 @@ async def test_claims_the_id_token_lacks_come_from_the_userinfo_endpoint(tmp_pat
         linked = people(charter)
     assert (whoami["username"], whoami["name"]) == ("jdoe", "Jane Doe")
     assert linked["jdoe"] == ("Jane Doe", provider.issuer, "jdoe")
+
+
+async def test_a_wrong_password_at_the_provider_gets_no_code_and_no_account(
+    tmp_path: Path,
+) -> None:
+    with federated_deployment(tmp_path) as (_provider, charter):
+        person = FederatedPerson(charter.base_url, "jdoe", "not jane's password")
+        try:
+            async with httpx.AsyncClient(base_url=charter.base_url, timeout=30) as http:
+                client_id = (await http.post("/register", json={
+                    "redirect_uris": ["http://127.0.0.1:53682/callback"],
+                    "token_endpoint_auth_method": "none",
+                })).json()["client_id"]  # fmt: skip
+            url = httpx.URL(charter.base_url + "/authorize").copy_merge_params({
+                "response_type": "code", "client_id": client_id, "state": "s",
+                "redirect_uri": "http://127.0.0.1:53682/callback",
+                "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+                "code_challenge_method": "S256",
+            })  # fmt: skip
+            with pytest.raises(AssertionError, match="wrong password"):
+                await person.authorize(str(url))
+        finally:
+            await person.aclose()
+        assert people(charter) == {}

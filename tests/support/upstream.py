@@ -161,6 +161,7 @@ class FederatedPerson:
 
     charter_url: str
     provider_login: str
+    provider_password: str = "any-password"
     provider_name: str = "Corp SSO"
     last_redirect: httpx.URL | None = None
     #: Where the provider sent the browser back to (Charter's callback with code and state).
@@ -183,7 +184,7 @@ class FederatedPerson:
         link = page.text[start : page.text.index('"', start)].replace("&amp;", "&")
         sent = await self.http.get(self.charter_url + link, follow_redirects=False)
         assert sent.status_code == 302, sent.text
-        upstream = ProviderUser(self.provider_login)
+        upstream = ProviderUser(self.provider_login, self.provider_password)
         try:
             back = await upstream.authorize(sent.headers["location"])
         finally:

@@ -18,6 +18,8 @@ from tests.support.oidc_provider import OidcProvider, run_oidc_provider
 CLIENT_ID = "charter-at-corp"
 CLIENT_SECRET = "charter-secret-at-corp-for-tests-only"
 ACCOUNTS = {"jdoe": {"preferred_username": "jdoe", "name": "Jane Doe", "email": "jane@corp.test"}}
+#: The test person's password at the provider (its login page checks it).
+PASSWORDS = {"jdoe": "jane's password at corp"}
 
 
 def charter_client(charter_url: str, jwks: dict[str, Any] | None = None) -> dict[str, object]:
@@ -80,6 +82,7 @@ def federated_deployment(
         {},
         clients=[client],
         accounts=ACCOUNTS,
+        passwords=PASSWORDS,
         id_token_claims=id_token_claims,
         port=provider_port,
     ) as provider:
