@@ -109,3 +109,12 @@ def test_private_key_jwt_makes_a_key_and_prints_only_its_public_half(
         assert row.client_key_encrypted and '"d"' not in row.client_key_encrypted
     shown = cli("idps", "show", "okta")
     assert key["kid"] in shown.output and '"d"' not in shown.output
+
+
+def test_removing_a_user_removes_their_links(cli: Charter, server: AuthServer) -> None:
+    add(cli)
+    create_user(server, "dave")
+    assert cli("idps", "link", "corp", "dave", "--subject", "sub-dave").exit_code == 0
+    assert cli("users", "remove", "dave", "--yes").exit_code == 0
+    with server.database.transaction() as session:
+        assert session.scalars(select(UserLink)).all() == []  # ON DELETE CASCADE

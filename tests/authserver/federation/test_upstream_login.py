@@ -26,6 +26,7 @@ from authserver.storage.models import (
     Base,
     IdentityProvider,
     LoginSession,
+    UpstreamLogin,
     User,
     UserLink,
 )
@@ -457,3 +458,18 @@ async def test_s78_two_first_sign_ins_of_one_account_race_to_one_user(
     server.database.dispose()
     assert [user.id for user in users] == raced
     assert [login.user_id for login in sessions] == raced
+
+
+async def test_expired_upstream_logins_are_purged(server: AuthServer) -> None:
+    from authserver.ops.purge import purge_expired
+
+    client_id = mcp_client(server)
+    async with UpstreamBrowser(server) as browser:
+        page = await browser.login_page(client_id)
+        await browser.get(server.settings.issuer + await browser.provider_link(page))
+    with server.database.transaction() as session:
+        row = session.scalars(select(UpstreamLogin)).one()
+        row.expires_at = server.now() - 1
+    assert purge_expired(server)["upstream_logins"] == 1
+    with server.database.transaction() as session:
+        assert session.scalars(select(UpstreamLogin)).all() == []
