@@ -2,8 +2,8 @@
 
 The group takes ``--database-url`` and ``--data-dir`` (generated from the settings model, like
 every ``charter serve`` option) and registers its command groups explicitly, one module each:
-``users``, ``clients``, ``tokens``, ``consents``, ``keys``, ``audit``, ``db``, ``serve`` and
-``stdio``. What they share (settings, an opened server, lookups, output) is in
+``users``, ``clients``, ``idps``, ``tokens``, ``consents``, ``keys``, ``audit``, ``db``,
+``serve`` and ``stdio``. What they share (settings, an opened server, lookups, output) is in
 :mod:`authserver.cli.context`,
 :mod:`authserver.cli.lookups` and :mod:`authserver.cli.output`. Database failures become one
 clear error (exit 1) instead of a traceback.
@@ -24,6 +24,7 @@ from authserver.cli.clients import clients
 from authserver.cli.consents import consents
 from authserver.cli.context import CliOptions, describe_database
 from authserver.cli.db import db
+from authserver.cli.idps import idps
 from authserver.cli.keys import keys
 from authserver.cli.serve import serve_command
 from authserver.cli.stdio import stdio_command
@@ -77,7 +78,18 @@ def charter(ctx: click.Context, database_url: str | None, data_dir: Path | None)
     ctx.obj = CliOptions(database_url=database_url, data_dir=data_dir)
 
 
-for command in (users, clients, tokens, consents, keys, audit, db, serve_command, stdio_command):
+for command in (
+    users,
+    clients,
+    idps,
+    tokens,
+    consents,
+    keys,
+    audit,
+    db,
+    serve_command,
+    stdio_command,
+):
     charter.add_command(command)
 
 

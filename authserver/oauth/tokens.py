@@ -2,8 +2,9 @@
 
 * Access tokens are JWTs (RFC 9068 §2) with header ``{"typ": "at+jwt", "alg": "ES256", "kid"}``
   and claims ``iss``, ``sub``, ``aud`` (the canonical resource, RFC 8707), ``client_id``,
-  ``scope``, ``jti``, ``iat``, ``nbf``, ``exp``. One :class:`AccessToken` row per ``jti`` lets
-  them be revoked (RFC 7009 §2) and listed by grant.
+  ``scope``, ``jti``, ``iat``, ``nbf``, ``exp``, and for a user ``preferred_username`` (and
+  ``name`` when known) so that resource servers can show whom they serve. One
+  :class:`AccessToken` row per ``jti`` lets them be revoked (RFC 7009 §2) and listed by grant.
 * Refresh tokens are random strings (:func:`authserver.storage.crypto.new_token`) stored as SHA-256;
   each row is one link of its grant's rotation chain (RFC 9700 §4.14.2).
 * :class:`AccessTokenRevocationView` tells the resource server which ``jti`` were revoked,
@@ -31,7 +32,7 @@ from starlette.concurrency import run_in_threadpool
 
 from authserver.context import AuthServer
 from authserver.storage.crypto import hash_token, new_id, new_token
-from authserver.storage.models import AccessToken, Grant, RefreshToken
+from authserver.storage.models import AccessToken, Grant, RefreshToken, User
 from authserver.storage.signing_keys import SIGNING_ALG
 
 logger = logging.getLogger("charter.tokens")
@@ -82,6 +83,7 @@ def issue_access_token(
         "nbf": now,
         "exp": now + ttl,
     }
+    claims.update(person_claims(session, subject))
     token = jwt.encode(header, claims, key, algorithms=[SIGNING_ALG])
     session.add(
         AccessToken(
@@ -97,6 +99,18 @@ def issue_access_token(
         )
     )
     return IssuedAccessToken(token=token, jti=jti, expires_in=ttl)
+
+
+def person_claims(session: Session, subject: str) -> dict[str, str]:
+    """``preferred_username`` and ``name`` (OpenID Connect Core §5.1) of the user ``subject``,
+    for display by resource servers (none when the subject is a client)."""
+    user = session.get(User, subject)
+    if user is None:
+        return {}
+    claims = {"preferred_username": user.username}
+    if user.display_name:
+        claims["name"] = user.display_name
+    return claims
 
 
 def issue_refresh_token(server: AuthServer, session: Session, grant: Grant, *, now: int) -> str:
