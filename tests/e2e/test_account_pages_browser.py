@@ -3,7 +3,8 @@ against ``charter serve``: the connected-applications page revokes a client obta
 real OAuth flow (its next MCP call gets 401), and the admin console disables a client, rotates
 the signing key and reads the audit trail through a filter (S93, S94).
 
-Screenshots go to ``$CHARTER_TEST_ARTIFACTS/screenshots`` (default: the test's tmp_path).
+Screenshots are kept under ``test-artifacts/screenshots`` (gitignored; ``$CHARTER_TEST_ARTIFACTS``
+chooses another folder), like those of the consent and upstream sign-in browser tests.
 """
 
 from __future__ import annotations
@@ -46,9 +47,12 @@ INITIALIZE = {
 }
 
 
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
 @pytest.fixture
-def screenshots(tmp_path: Path) -> Path:
-    root = Path(os.environ.get("CHARTER_TEST_ARTIFACTS") or tmp_path)
+def screenshots() -> Path:
+    root = Path(os.environ.get("CHARTER_TEST_ARTIFACTS") or ARTIFACTS)
     directory = root / "screenshots"
     directory.mkdir(parents=True, exist_ok=True)
     return directory
