@@ -18,13 +18,10 @@ from authserver.clients.ssrf.addresses import (
     BadResponseError,
     FetchPolicy,
     FetchTimeoutError,
-    RedirectRefusedError,
-    ResponseTooLargeError,
-    StatusError,
     check_url,
 )
 from authserver.clients.ssrf.async_network import AsyncGuardedTransport
-from authserver.clients.ssrf.fetch import FetchResult
+from authserver.clients.ssrf.fetch import FetchResult, add_capped, check_head, client_options
 from authserver.clients.ssrf.network import Resolver, system_resolver
 
 
@@ -33,26 +30,14 @@ async def _get(
 ) -> FetchResult:
     async with (
         httpx.AsyncClient(
-            transport=AsyncGuardedTransport(policy, resolver),
-            follow_redirects=False,
-            trust_env=False,
-            timeout=httpx.Timeout(policy.timeout),
-            headers={"Accept": accept, "User-Agent": "charter-authserver"},
+            transport=AsyncGuardedTransport(policy, resolver), **client_options(policy, accept)
         ) as client,
         client.stream("GET", parsed) as response,
     ):
-        if response.is_redirect or 300 <= response.status_code < 400:
-            raise RedirectRefusedError("redirects are not followed")
-        if response.status_code != 200:
-            raise StatusError(response.status_code)
-        declared = response.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > policy.max_bytes:
-            raise ResponseTooLargeError("the response is larger than allowed")
+        check_head(response, policy)
         body = bytearray()
         async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > policy.max_bytes:
-                raise ResponseTooLargeError("the response is larger than allowed")
+            add_capped(body, chunk, policy)
         return FetchResult(url=url, headers=response.headers, content=bytes(body))
 
 

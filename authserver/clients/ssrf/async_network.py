@@ -24,7 +24,12 @@ import httpcore
 import httpx
 
 from authserver.clients.ssrf.addresses import BadResponseError, BlockedAddressError, FetchPolicy
-from authserver.clients.ssrf.network import Resolver, checked_addresses, system_resolver
+from authserver.clients.ssrf.network import (
+    Resolver,
+    checked_addresses,
+    core_request,
+    system_resolver,
+)
 
 
 @functools.cache
@@ -135,19 +140,7 @@ class AsyncGuardedTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if not isinstance(request.stream, httpx.AsyncByteStream):
             raise TypeError("the guarded async transport needs an asynchronous request body")
-        core_request = httpcore.Request(
-            method=request.method,
-            url=httpcore.URL(
-                scheme=request.url.raw_scheme,
-                host=request.url.raw_host,
-                port=request.url.port,
-                target=request.url.raw_path,
-            ),
-            headers=request.headers.raw,
-            content=request.stream,
-            extensions=request.extensions,
-        )
-        response = await self._pool.handle_async_request(core_request)
+        response = await self._pool.handle_async_request(core_request(request))
         if not isinstance(response.stream, AsyncIterable):
             raise TypeError("httpcore returned a synchronous stream")
         return httpx.Response(

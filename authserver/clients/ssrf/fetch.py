@@ -8,6 +8,7 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httpcore
 import httpx
@@ -33,6 +34,34 @@ class FetchResult:
     content: bytes
 
 
+def client_options(policy: FetchPolicy, accept: str) -> dict[str, Any]:
+    """The keyword arguments of the guarded ``httpx`` client, synchronous or not."""
+    return {
+        "follow_redirects": False,
+        "trust_env": False,
+        "timeout": httpx.Timeout(policy.timeout),
+        "headers": {"Accept": accept, "User-Agent": "charter-authserver"},
+    }
+
+
+def check_head(response: httpx.Response, policy: FetchPolicy) -> None:
+    """Refuse redirects, other statuses than 200 and a declared length above the cap."""
+    if response.is_redirect or 300 <= response.status_code < 400:
+        raise RedirectRefusedError("redirects are not followed")
+    if response.status_code != 200:
+        raise StatusError(response.status_code)
+    declared = response.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > policy.max_bytes:
+        raise ResponseTooLargeError("the response is larger than allowed")
+
+
+def add_capped(body: bytearray, chunk: bytes, policy: FetchPolicy) -> None:
+    """Append ``chunk`` to ``body``, refusing a body larger than the cap."""
+    body += chunk
+    if len(body) > policy.max_bytes:
+        raise ResponseTooLargeError("the response is larger than allowed")
+
+
 def fetch(
     url: str,
     policy: FetchPolicy,
@@ -47,27 +76,13 @@ def fetch(
     transport = GuardedTransport(policy, resolver, clock)
     try:
         with (
-            httpx.Client(
-                transport=transport,
-                follow_redirects=False,
-                trust_env=False,
-                timeout=httpx.Timeout(policy.timeout),
-                headers={"Accept": accept, "User-Agent": "charter-authserver"},
-            ) as client,
+            httpx.Client(transport=transport, **client_options(policy, accept)) as client,
             client.stream("GET", parsed) as response,
         ):
-            if response.is_redirect or 300 <= response.status_code < 400:
-                raise RedirectRefusedError("redirects are not followed")
-            if response.status_code != 200:
-                raise StatusError(response.status_code)
-            declared = response.headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > policy.max_bytes:
-                raise ResponseTooLargeError("the response is larger than allowed")
+            check_head(response, policy)
             body = bytearray()
             for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) > policy.max_bytes:
-                    raise ResponseTooLargeError("the response is larger than allowed")
+                add_capped(body, chunk, policy)
                 if clock() > deadline:
                     raise FetchTimeoutError("the fetch took too long")
             return FetchResult(url=url, headers=response.headers, content=bytes(body))

@@ -189,6 +189,22 @@ class _ResponseStream(httpx.SyncByteStream):
             close()
 
 
+def core_request(request: httpx.Request) -> httpcore.Request:
+    """``request`` as the connection pool below the guarded transports takes it."""
+    return httpcore.Request(
+        method=request.method,
+        url=httpcore.URL(
+            scheme=request.url.raw_scheme,
+            host=request.url.raw_host,
+            port=request.url.port,
+            target=request.url.raw_path,
+        ),
+        headers=request.headers.raw,
+        content=request.stream,
+        extensions=request.extensions,
+    )
+
+
 class GuardedTransport(httpx.BaseTransport):
     """An httpx transport over an ``httpcore`` pool whose connections go through the guard."""
 
@@ -208,19 +224,7 @@ class GuardedTransport(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if not isinstance(request.stream, httpx.SyncByteStream):
             raise TypeError("the guarded transport is synchronous")
-        core_request = httpcore.Request(
-            method=request.method,
-            url=httpcore.URL(
-                scheme=request.url.raw_scheme,
-                host=request.url.raw_host,
-                port=request.url.port,
-                target=request.url.raw_path,
-            ),
-            headers=request.headers.raw,
-            content=request.stream,
-            extensions=request.extensions,
-        )
-        response = self._pool.handle_request(core_request)
+        response = self._pool.handle_request(core_request(request))
         if not isinstance(response.stream, Iterable):
             raise TypeError("httpcore returned an asynchronous stream")
         return httpx.Response(
