@@ -39,7 +39,7 @@ from authserver.browser.sign_in import THROTTLED, WRONG_CREDENTIALS
 from authserver.browser.signed_in import CONSOLE_PATH, SIGN_IN_PATH, read_signed_in, safe_next
 from authserver.context import AuthServer
 from authserver.endpoints.bodies import read_browser_form
-from authserver.endpoints.client_address import client_ip
+from authserver.endpoints.sign_in_step import run_sign_in_step
 
 REPLACE_FIRST = (
     "Your password is a one-time password and must be replaced first. Connect an application "
@@ -135,14 +135,6 @@ def sign_in_routes(server: AuthServer) -> list[BaseRoute]:
         form = await read_browser_form(request)
         if form is None:
             return error_page(server, "invalid_request", "Expected a form post.")
-        response, cookie_value = await run_in_threadpool(
-            signing_in.sign_in,
-            form,
-            read_cookie(request, settings, BROWSER_COOKIE),
-            client_ip(request),
-        )
-        if cookie_value is not None:
-            set_cookie(response, settings, SESSION_COOKIE, cookie_value, settings.login_session_ttl)
-        return response
+        return await run_sign_in_step(request, settings, signing_in.sign_in, form)
 
     return [Route(SIGN_IN_PATH, account_sign_in, methods=["GET", "POST"])]

@@ -53,6 +53,7 @@ from authserver.clients.store import prefetch_client
 from authserver.context import AuthServer
 from authserver.endpoints.bodies import read_browser_form
 from authserver.endpoints.client_address import client_ip
+from authserver.endpoints.sign_in_step import run_sign_in_step
 from authserver.oauth.authorization_request import document_client_id
 
 
@@ -93,15 +94,7 @@ def routes(server: AuthServer) -> list[BaseRoute]:
         form = await read_browser_form(request)
         if form is None:
             return error_page(server, "invalid_request", "Expected a form post.")
-        response, cookie_value = await run_in_threadpool(
-            signing_in.sign_in,
-            form,
-            read_cookie(request, settings, BROWSER_COOKIE),
-            client_ip(request),
-        )
-        if cookie_value is not None:
-            set_cookie(response, settings, SESSION_COOKIE, cookie_value, settings.login_session_ttl)
-        return response
+        return await run_sign_in_step(request, settings, signing_in.sign_in, form)
 
     async def consent(request: Request) -> Response:
         browser_value = read_cookie(request, settings, BROWSER_COOKIE)

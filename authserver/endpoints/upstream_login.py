@@ -16,10 +16,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from authserver.browser.cookies import BROWSER_COOKIE, SESSION_COOKIE, read_cookie, set_cookie
+from authserver.browser.cookies import BROWSER_COOKIE, read_cookie
 from authserver.context import AuthServer
 from authserver.endpoints.authorize import single_query_value
-from authserver.endpoints.client_address import client_ip
+from authserver.endpoints.sign_in_step import run_sign_in_step
 from authserver.federation.relying_party import CALLBACK_PATH, UpstreamSignIn
 
 #: Query parameters of the callback read once each (a repeated one counts as absent).
@@ -45,15 +45,7 @@ def routes(server: AuthServer) -> list[BaseRoute]:
             for name in CALLBACK_PARAMS
             if (value := single_query_value(request, name)) is not None
         }
-        response, cookie_value = await run_in_threadpool(
-            signing_in.callback,
-            params,
-            read_cookie(request, settings, BROWSER_COOKIE),
-            client_ip(request),
-        )
-        if cookie_value is not None:
-            set_cookie(response, settings, SESSION_COOKIE, cookie_value, settings.login_session_ttl)
-        return response
+        return await run_sign_in_step(request, settings, signing_in.callback, params)
 
     return [
         Route(CALLBACK_PATH, callback, methods=["GET"]),
