@@ -1,7 +1,8 @@
 """The composition root: one Starlette app serving the authorization server and the MCP server.
 
-This is the only module that imports both :mod:`authserver` and :mod:`resourceserver`
-(DESIGN.md "One composition root"). It
+This package is the only place that imports both :mod:`authserver` and :mod:`resourceserver`
+(DESIGN.md "One composition root"; the first start, the shared parts and resource-server-only
+mode are its modules :mod:`.first_start`, :mod:`.parts` and :mod:`.resource_only`). It
 
 1. builds the :class:`~authserver.context.AuthServer` from :class:`CharterSettings`;
 2. brings the database to the current schema (both packages' tables, Alembic migrations),
@@ -29,16 +30,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
-import secrets
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, select, text
-from sqlalchemy.exc import IntegrityError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -47,7 +43,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from authserver.accounts.users import new_user
 from authserver.browser.account_sign_in import sign_in_routes
 from authserver.browser.applications_page import applications_routes
 from authserver.browser.home import ExplainMcpToBrowsers, home_routes
@@ -55,10 +50,30 @@ from authserver.config.servers import McpServerConfig
 from authserver.config.settings import CharterSettings
 from authserver.console.routes import console_routes
 from authserver.context import AuthServer
+from authserver.deployment.first_start import (
+    FIRST_ADMIN_USERNAME,
+    FIRST_PASSWORD_BYTES,
+    FirstStart,
+    initialize,
+)
+from authserver.deployment.parts import (
+    LOCAL_JWKS_CACHE_SECONDS,
+    TOOL_MODULE_ERRORS,
+    build_registry,
+    request_state_keys,
+    resource_settings_for,
+    transport_options_for,
+)
+from authserver.deployment.resource_only import (
+    ResourceOnlyDeployment,
+    build_resource_only,
+    external_resource_settings,
+    external_verifier,
+    prepare_resource_database,
+)
 from authserver.endpoints.app import EXCEPTION_HANDLERS, authserver_routes
 from authserver.endpoints.cors import allow_cors
 from authserver.endpoints.metadata import WELL_KNOWN, metadata_document
-from authserver.federation.outbound import GuardedFetcher, external_fetch_policy
 from authserver.oauth.tokens import AccessTokenRevocationView
 from authserver.ops.clean_exit import chain_exit_signals
 from authserver.ops.gc_tuning import tune_for_serving
@@ -69,44 +84,41 @@ from authserver.ops.metrics import MetricsMiddleware, RouteLabels, metrics_route
 from authserver.ops.tracing import configure_from_environment, traced, tracing_middleware
 from authserver.ops.tracing import flush as flush_traces
 from authserver.storage.db import make_engine
-from authserver.storage.models import User
-from authserver.storage.schema import MIGRATION_LOCK_KEY, check_writable, prepare_database
-from authserver.storage.signing_keys import load_key_encryption_key
-from resourceserver import storage as resource_storage
 from resourceserver.app import create_app as create_resource_app
 from resourceserver.direct import DirectPaths
-from resourceserver.external.introspection import IntrospectionVerifier
-from resourceserver.external.issuer import ExternalIssuer
-from resourceserver.external.verifier import ExternalTokenVerifier
 from resourceserver.jwks import CallbackKeySource
-from resourceserver.mcp.registry import Registry, ToolModuleError, load_tool_modules
-from resourceserver.mcp.request_state import derive_key
-from resourceserver.mcp.signature import DefinitionError
-from resourceserver.mcp.transport import TransportOptions
+from resourceserver.mcp.registry import Registry, load_tool_modules
 from resourceserver.principal import Principal
 from resourceserver.settings import ResourceServerSettings
 from resourceserver.stdio import StdioBridge, Write
 from resourceserver.tools import builtin_registry
 from resourceserver.verifier import JwtTokenVerifier
 
+__all__ = [
+    "FIRST_ADMIN_USERNAME",
+    "FIRST_PASSWORD_BYTES",
+    "LOCAL_JWKS_CACHE_SECONDS",
+    "STDIO_CLIENT_ID",
+    "TOOL_MODULE_ERRORS",
+    "Deployment",
+    "FirstStart",
+    "ResourceOnlyDeployment",
+    "build_deployment",
+    "build_registry",
+    "build_resource_only",
+    "build_stdio_bridge",
+    "create_deployment_app",
+    "embedded_deployment",
+    "external_resource_settings",
+    "external_verifier",
+    "initialize",
+    "prepare_resource_database",
+    "request_state_keys",
+    "resource_settings_for",
+    "transport_options_for",
+]
+
 logger = logging.getLogger("charter.deployment")
-
-FIRST_ADMIN_USERNAME = "admin"
-#: Bytes of entropy of the first admin's one-time password (shown once, never logged).
-FIRST_PASSWORD_BYTES = 18
-#: What :func:`build_registry` raises for a user tool module that cannot be used.
-TOOL_MODULE_ERRORS: tuple[type[Exception], ...] = (ToolModuleError, DefinitionError)
-#: How long the in-process JWKS view is cached by the verifier (the key store caches too).
-LOCAL_JWKS_CACHE_SECONDS = 5.0
-
-
-@dataclass(frozen=True)
-class FirstStart:
-    """What :func:`initialize` did; ``admin_password`` is set only when it created the admin."""
-
-    admin_username: str | None
-    admin_password: str | None
-    created_signing_key: bool
 
 
 @dataclass
@@ -130,77 +142,6 @@ class Deployment:
         :attr:`app` is mounted there (a mounted app's lifespan does not run by itself)."""
         async with self.app.router.lifespan_context(self.app):
             yield
-
-
-def initialize(server: AuthServer, *, create_admin: bool = True) -> FirstStart:
-    """Check that the database can be written (S97), migrate it, ensure a signing key, and
-    create the first admin when needed.
-
-    Idempotent and safe when several processes start at once (migrations and key creation hold
-    a lock; the admin's unique username settles a race).
-    """
-    check_writable(server.database.engine)
-    prepare_database(server.database.engine)
-    created_key = server.keys.ensure_signing_key()
-    server.keys.verify_decryptable()
-    if not create_admin:
-        return FirstStart(None, None, created_key)
-    password = _create_first_admin(server)
-    username = FIRST_ADMIN_USERNAME if password is not None else None
-    return FirstStart(username, password, created_key)
-
-
-def _create_first_admin(server: AuthServer) -> str | None:
-    """Create ``admin`` with a random one-time password (it must be changed at the first
-    browser login) when there are no users; return the password."""
-    with server.database.transaction() as session:
-        if session.scalar(select(func.count()).select_from(User)):
-            return None
-    password = secrets.token_urlsafe(FIRST_PASSWORD_BYTES)
-    admin = new_user(
-        server, FIRST_ADMIN_USERNAME, password, is_admin=True, must_change_password=True
-    )
-    try:
-        with server.database.transaction() as session:
-            if session.scalar(select(func.count()).select_from(User)):
-                return None
-            session.add(admin)
-    except IntegrityError:
-        return None  # another process created it first
-    logger.info("created the first user %r", FIRST_ADMIN_USERNAME)
-    return password
-
-
-def resource_settings_for(settings: CharterSettings) -> ResourceServerSettings:
-    """The resource server's settings: every field it shares with the deployment's settings
-    by name (one issuer, one origin, one scope list, one leeway …)."""
-    values = settings.values_for(ResourceServerSettings.model_fields)
-    values["scopes_supported"] = settings.default_server_scopes
-    return ResourceServerSettings(
-        **values,
-        # A local key view is cheap to reload: allow it soon after a rotation.
-        jwks_refresh_min_interval=LOCAL_JWKS_CACHE_SECONDS,
-    )
-
-
-def transport_options_for(settings: CharterSettings) -> TransportOptions:
-    """The Streamable HTTP transport's options: every field it shares with the settings."""
-    names = [option.name for option in dataclasses.fields(TransportOptions)]
-    return TransportOptions(**settings.values_for(names))
-
-
-def request_state_keys(settings: CharterSettings) -> list[bytes]:
-    """The key sealing MCP ``requestState``: HKDF-SHA256 of the key-encryption key."""
-    secret = settings.key_encryption_key.get_secret_value() if settings.key_encryption_key else None
-    encryption_key = load_key_encryption_key(secret, Path(settings.data_dir))
-    return [derive_key(encryption_key.raw_value)]
-
-
-def build_registry(server: AuthServer | Engine, tool_modules: tuple[str, ...]) -> Registry:
-    """The built-in tools plus every user module named in ``tool_modules``."""
-    engine = server if isinstance(server, Engine) else server.database.engine
-    registry = builtin_registry(engine)
-    return load_tool_modules(tool_modules, into=registry)
 
 
 def build_deployment(
@@ -447,125 +388,6 @@ def embedded_deployment(
     server = AuthServer.build(settings)
     first = initialize(server)
     return build_deployment(settings, server=server, registry=registry), first
-
-
-@dataclass
-class ResourceOnlyDeployment:
-    """The MCP server alone, in front of an external authorization server."""
-
-    settings: CharterSettings
-    engine: Engine
-    resource_settings: ResourceServerSettings
-    verifier: ExternalTokenVerifier
-    registry: Registry
-    app: Starlette
-    begin_drain: Callable[[], None]
-
-
-def prepare_resource_database(engine: Engine) -> None:
-    """Create the resource server's tables only (sessions, events, tasks, notes); idempotent,
-    one process at a time on PostgreSQL. The authorization server's tables are not made."""
-    with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            connection.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
-            )
-        resource_storage.metadata.create_all(connection)
-
-
-def external_resource_settings(settings: CharterSettings) -> ResourceServerSettings:
-    """Resource server settings naming the external issuer and its algorithms."""
-    values = settings.values_for(ResourceServerSettings.model_fields)
-    values["issuer"] = settings.authorization_server
-    values["allowed_algorithms"] = settings.external_token_algorithms
-    return ResourceServerSettings(**values)
-
-
-def external_verifier(
-    settings: CharterSettings, resource_settings: ResourceServerSettings
-) -> ExternalTokenVerifier:
-    """JWKS checks of JWT access tokens, and introspection when credentials are configured."""
-    issuer = ExternalIssuer(
-        settings.authorization_server, GuardedFetcher(external_fetch_policy(settings))
-    )
-    jwt = JwtTokenVerifier(resource_settings, issuer.key_source(), plain_jwt=True)
-    introspection = None
-    secret = settings.introspection_client_secret
-    if settings.introspection_client_id and secret is not None:
-        introspection = IntrospectionVerifier(
-            resource_settings,
-            issuer,
-            (settings.introspection_client_id, secret.get_secret_value()),
-            cache_seconds=settings.introspection_cache_seconds,
-            cache_size=resource_settings.token_cache_size,
-        )
-    return ExternalTokenVerifier(jwt, introspection)
-
-
-def build_resource_only(
-    settings: CharterSettings,
-    *,
-    engine: Engine | None = None,
-    registry: Registry | None = None,
-    drain_on_signals: bool = False,
-    tune_gc: bool = False,
-) -> ResourceOnlyDeployment:
-    """The protected MCP server in front of ``settings.authorization_server`` (tables ready)."""
-    engine = engine if engine is not None else make_engine(settings.database_url)
-    resource_settings = external_resource_settings(settings)
-    verifier = external_verifier(settings, resource_settings)
-    if registry is None:
-        registry = build_registry(engine, settings.tools)
-    resource_app = create_resource_app(
-        resource_settings,
-        verifier,
-        registry,
-        engine,
-        options=transport_options_for(settings),
-        request_state_keys=request_state_keys(settings),
-    )
-    begin_drain = _drainer(resource_app)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        restore = chain_exit_signals(begin_drain) if drain_on_signals else None
-        try:
-            async with resource_app.router.lifespan_context(resource_app):
-                if tune_gc:
-                    tune_for_serving()
-                yield
-        finally:
-            if restore is not None:
-                restore()
-            await run_in_threadpool(engine.dispose)
-            await run_in_threadpool(flush_traces)
-
-    routes: list[BaseRoute] = [Mount("/", app=resource_app)]
-    route_labels = RouteLabels(routes)
-    app = DirectPaths(
-        routes=routes,
-        middleware=[
-            *tracing_middleware(route_labels),
-            Middleware(RequestIdMiddleware, quiet_paths=QUIET_PATHS),
-        ],
-        lifespan=lifespan,
-    )
-    app.state.deployment_settings = settings
-    mcp_path = resource_settings.resource_path
-    app.direct[mcp_path] = traced(RequestIdMiddleware(resource_app.direct[mcp_path]), route_labels)
-    return ResourceOnlyDeployment(
-        settings, engine, resource_settings, verifier, registry, app, begin_drain
-    )
-
-
-def _drainer(resource_app: Starlette) -> Callable[[], None]:
-    def begin_drain() -> None:
-        endpoint = getattr(resource_app.state, "mcp_endpoint", None)
-        stopping = getattr(endpoint, "stopping", None)
-        if isinstance(stopping, asyncio.Event):
-            stopping.set()
-
-    return begin_drain
 
 
 def create_deployment_app() -> Starlette:
