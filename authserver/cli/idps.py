@@ -8,7 +8,9 @@ deployment's key-encryption key, or named as an environment variable (``--client
 read at each sign-in; it is never printed. With ``--auth-method private_key_jwt`` Charter makes
 an RSA key instead (stored encrypted) and prints the public key set to register at the provider.
 ``idps link`` pre-provisions an account for a
-provider added with ``--no-jit``.
+provider added with ``--no-jit``. Providers declared in ``CHARTER_IDENTITY_PROVIDERS_FILE``
+(:mod:`authserver.federation.provider_file`) are listed as ``file``; ``update`` and ``remove``
+refuse them (edit the file instead).
 """
 
 from __future__ import annotations

@@ -62,6 +62,12 @@ def test_bad_input_is_refused_clearly(cli: Charter) -> None:
     rule = cli("idps", "add", "r", "--issuer", "https://r.example", "--client-id", "x",
                "--require-claim", "novalue")  # fmt: skip
     assert rule.exit_code == 2 and "claim=value" in rule.output
+    variable = cli("idps", "add", "v", "--issuer", "https://v.example", "--client-id", "x",
+                   "--client-secret-env", "NOT A NAME")  # fmt: skip
+    assert variable.exit_code == 2 and "--client-secret-env 'NOT A NAME' is not" in variable.output
+    unmapped = cli("idps", "add", "m", "--issuer", "https://m.example", "--client-id", "x",
+                   "--map-scope", "readers=mcp")  # fmt: skip
+    assert unmapped.exit_code == 2 and "--scope-claim" in unmapped.output
     missing = cli("idps", "show", "nope")
     assert missing.exit_code == 1 and "idps list" in missing.output
 
