@@ -8,7 +8,9 @@ deployment's key-encryption key, or named as an environment variable (``--client
 read at each sign-in; it is never printed. With ``--auth-method private_key_jwt`` Charter makes
 an RSA key instead (stored encrypted) and prints the public key set to register at the provider.
 ``idps link`` pre-provisions an account for a
-provider added with ``--no-jit``.
+provider added with ``--no-jit``. Providers declared in ``CHARTER_IDENTITY_PROVIDERS_FILE``
+(:mod:`authserver.federation.provider_file`) are listed as ``file``; ``update`` and ``remove``
+refuse them (edit the file instead).
 """
 
 from __future__ import annotations
@@ -16,10 +18,9 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import click
-import httpx
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -37,17 +38,18 @@ from authserver.cli.output import (
     usage_error,
     yes_option,
 )
-from authserver.config.settings import is_loopback_host
 from authserver.context import AuthServer
 from authserver.federation.accounts import find_link, new_link
 from authserver.federation.client_assertion import new_client_key, public_jwk
 from authserver.federation.providers import (
     AUTH_METHODS,
     DEFAULT_SCOPES,
+    FROM_CLI,
+    FROM_FILE,
     PRIVATE_KEY_JWT,
     ProviderConfigError,
     check_scopes,
-    check_slug,
+    checked_settings,
     find_provider,
     parse_claim_rule,
 )
@@ -64,7 +66,18 @@ IDP_COLUMNS = (
     Column("ACCOUNTS", "accounts", lambda value: "just in time" if value else "pre-provisioned"),
     Column("LINKED USERS", "linked_users"),
     Column("STATUS", "status"),
+    Column("FROM", "source"),
 )
+#: The option of ``idps add`` / ``update`` giving each field of the providers file.
+OPTIONS = {
+    "slug": "SLUG",
+    "issuer": "--issuer",
+    "client_id": "--client-id",
+    "auth_method": "--auth-method",
+    "client_secret_env": "--client-secret-env",
+    "required_claims": "--require-claim",
+    "scope_map": "--map-scope",
+}
 SHOW_TIMES = ("created_at", "updated_at")
 
 
@@ -91,6 +104,7 @@ def idp_record(session: Session, server: AuthServer, row: IdentityProvider) -> d
         "required_claims": dict(row.required_claims or {}),
         "scope_claim": row.scope_claim,
         "scope_map": dict(row.scope_map or {}),
+        "source": row.source,
         "linked_users": int(linked or 0),
         "redirect_uri": callback_uri(server),
         "created_at": row.created_at,
@@ -101,18 +115,9 @@ def idp_record(session: Session, server: AuthServer, row: IdentityProvider) -> d
     return record
 
 
-def checked_issuer(issuer: str) -> str:
-    """``issuer`` when it is an https URL (http only on loopback) without query or fragment."""
-    try:
-        url = httpx.URL(issuer)
-    except httpx.InvalidURL:
-        usage_error(f"--issuer {issuer!r} is not a URL")
-    loopback_http = url.scheme == "http" and is_loopback_host(url.host)
-    if not (url.scheme == "https" or loopback_http) or not url.host:
-        usage_error("--issuer must be an https URL (http only on loopback, for tests)")
-    if url.query or url.fragment or url.userinfo:
-        usage_error("--issuer has no query, fragment or user name (OpenID Connect Discovery §2)")
-    return issuer
+def config_error(exc: ProviderConfigError) -> NoReturn:
+    """Exit 2 naming the option ``exc`` is about."""
+    usage_error(f"{OPTIONS.get(exc.field, exc.field)} {exc}".strip())
 
 
 def read_secret(from_stdin: bool) -> str | None:
@@ -135,6 +140,16 @@ def checked_rules(
     except ProviderConfigError as exc:
         usage_error(str(exc))
     return required, mapped
+
+
+def refuse_file_managed(row: IdentityProvider) -> None:
+    """Exit 1 when ``CHARTER_IDENTITY_PROVIDERS_FILE`` manages ``row``."""
+    if row.source == FROM_FILE:
+        fail(
+            f"identity provider {row.slug!r} is managed by the identity providers file "
+            "(CHARTER_IDENTITY_PROVIDERS_FILE)",
+            "edit that file and restart `charter serve` instead",
+        )
 
 
 def _find(session: Session, slug: str) -> IdentityProvider:
@@ -257,51 +272,51 @@ def add_idp(
     as_json: bool,
 ) -> None:
     """Add the provider SLUG (its sign-in link is /login/idp/SLUG)."""
-    try:
-        check_slug(slug)
-    except ProviderConfigError as exc:
-        usage_error(f"SLUG: {exc}")
     if client_secret_stdin and client_secret_env:
         usage_error("give --client-secret-stdin or --client-secret-env, not both")
     required, mapped = checked_rules(require_claims, map_scopes)
-    if mapped and not scope_claim:
-        usage_error("--map-scope needs --scope-claim")
-    issuer = checked_issuer(issuer)
+    try:
+        checked = checked_settings(
+            slug=slug,
+            issuer=issuer,
+            client_id=client_id,
+            display_name=display_name,
+            token_endpoint_auth_method=auth_method,
+            scopes=scopes,
+            enabled=not disabled,
+            jit=not no_jit,
+            client_secret_env=client_secret_env,
+            allowed_email_domains=domains,
+            required_claims=required,
+            scope_claim=scope_claim,
+            scope_map=mapped,
+        )
+    except ProviderConfigError as exc:
+        config_error(exc)
     server = open_server()
     secret = read_secret(client_secret_stdin)
     client_key = None
-    if auth_method == PRIVATE_KEY_JWT:
+    if checked.token_endpoint_auth_method == PRIVATE_KEY_JWT:
         client_key, _public = new_client_key(server.keys)
     now = server.now()
     row = IdentityProvider(
         id=new_id(),
-        slug=slug,
-        display_name=(display_name or slug).strip()[:256] or slug,
-        issuer=issuer,
-        client_id=client_id,
+        **checked.columns(),
         client_secret_encrypted=server.keys.encrypt_secret(secret) if secret else None,
-        client_secret_env=client_secret_env or None,
         client_key_encrypted=client_key,
-        token_endpoint_auth_method=auth_method or AUTH_METHODS[0],
-        scopes=check_scopes(scopes or DEFAULT_SCOPES),
-        enabled=not disabled,
-        jit=not no_jit,
-        allowed_email_domains=[domain.lower().lstrip("@") for domain in domains],
-        required_claims=required,
-        scope_claim=scope_claim or None,
-        scope_map=mapped,
+        source=FROM_CLI,
         created_at=now,
         updated_at=now,
     )
     try:
         with server.database.transaction() as session:
-            _refuse_taken(session, slug, issuer)
+            _refuse_taken(session, slug, checked.issuer)
             session.add(row)
             session.flush()
             record_event(session, "idp_created", at=now, actor="cli", provider=slug)
             record = idp_record(session, server, row)
     except IntegrityError:
-        fail(f"identity provider {slug!r} or issuer {issuer!r} exists already")
+        fail(f"identity provider {slug!r} or issuer {checked.issuer!r} exists already")
     message = (
         f"added identity provider {slug} ({row.display_name})\n"
         f"register this redirect URI at the provider: {record['redirect_uri']}"
@@ -375,6 +390,8 @@ def update_idp(
     now = server.now()
     with server.database.transaction() as session:
         row = _find(session, slug)
+        refuse_file_managed(row)
+        row.source = FROM_CLI
         for key, value in changes.items():
             setattr(row, key, value)
         if secret is not None:
@@ -401,11 +418,12 @@ def remove_idp(slug: str, yes: bool, as_json: bool) -> None:
     """Delete SLUG and its account links (the users stay, without this way to sign in)."""
     server = open_server()
     with server.database.transaction() as session:
-        _find(session, slug)
+        refuse_file_managed(_find(session, slug))
     confirm(f"remove identity provider {slug} and its account links", yes=yes)
     now = server.now()
     with server.database.transaction() as session:
         row = _find(session, slug)
+        refuse_file_managed(row)
         links = session.execute(delete(UserLink).where(UserLink.issuer == row.issuer))
         session.delete(row)
         record_event(session, "idp_removed", at=now, actor="cli", provider=slug)

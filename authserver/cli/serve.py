@@ -27,6 +27,7 @@ import socket
 import sys
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -48,6 +49,7 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 if TYPE_CHECKING:
     from authserver.context import AuthServer
     from authserver.deployment import FirstStart
+    from authserver.federation.providers import ProviderSettings
     from resourceserver.mcp.registry import Registry
 
 FACTORY = "authserver.deployment:create_deployment_app"
@@ -105,7 +107,11 @@ def _prepare(settings: CharterSettings) -> tuple[AuthServer, Registry, FirstStar
             err=True,
         )
         raise click.exceptions.Exit(STARTUP_FAILURE)
+    declared = _declared_providers(server, settings)
     try:
+        if declared is not None:  # applied before the admin is made: an error must not cost
+            initialize(server, create_admin=False)  # the admin's one-time password
+            _apply_providers(server, settings, declared)
         first = initialize(server)
     except KeyDecryptionError as exc:
         server.database.dispose()
@@ -116,6 +122,49 @@ def _prepare(settings: CharterSettings) -> tuple[AuthServer, Registry, FirstStar
         server.database.dispose()
         raise click.ClickException(str(exc)) from exc
     return server, registry, first
+
+
+def _declared_providers(
+    server: AuthServer, settings: CharterSettings
+) -> tuple[ProviderSettings, ...] | None:
+    """The providers of ``CHARTER_IDENTITY_PROVIDERS_FILE`` (None when unset), checked before
+    the first start's work; a clear error otherwise."""
+    if not settings.identity_providers_file:
+        return None
+    from authserver.federation.provider_file import ProviderFileError, load_provider_file
+
+    try:
+        return load_provider_file(Path(settings.identity_providers_file))
+    except ProviderFileError as exc:
+        server.database.dispose()
+        raise click.ClickException(str(exc)) from exc
+
+
+def _apply_providers(
+    server: AuthServer, settings: CharterSettings, declared: tuple[ProviderSettings, ...]
+) -> None:
+    """Apply the identity providers file (:mod:`authserver.federation.provider_file`)."""
+    from authserver.federation.provider_file import ProviderFileError, apply_providers
+
+    where = f"the identity providers file {settings.identity_providers_file}"
+    try:
+        applied = apply_providers(server, declared, where)
+    except ProviderFileError as exc:
+        server.database.dispose()
+        raise click.ClickException(str(exc)) from exc
+    changes = [
+        f"{label} {', '.join(slugs)}"
+        for label, slugs in (
+            ("created", applied.created),
+            ("updated", applied.updated),
+            ("disabled", applied.disabled),
+        )
+        if slugs
+    ]
+    click.echo(
+        f"Identity providers file: {len(declared)} provider(s)"
+        + (f"; {'; '.join(changes)}" if changes else ", unchanged")
+    )
 
 
 def _run_resource_only(settings: CharterSettings) -> int:

@@ -192,6 +192,12 @@ class CharterSettings(BaseSettings):
         "only the upstream identity providers (`charter idps`), and with exactly one of them "
         "`/authorize` goes straight to it.",
     )
+    identity_providers_file: Annotated[str, Option(metavar="FILE", shown_default="none")] = Field(
+        default="",
+        description="TOML (or `.json`) file declaring upstream identity providers "
+        "(`[provider.SLUG]` tables with the settings of `charter idps add`; secrets only as "
+        "`client_secret_env`), applied by `charter serve` at start; see the README.",
+    )
 
     # -- Clients, limits, housekeeping --------------------------------------------------------
 

@@ -344,6 +344,8 @@ class IdentityProvider(Base):
     scope_claim: Mapped[str | None] = mapped_column(String(256))
     #: Value of ``scope_claim`` → space-separated scopes; empty: no restriction.
     scope_map: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: Who manages it: ``cli`` (``charter idps``) or ``file`` (``CHARTER_IDENTITY_PROVIDERS_FILE``).
+    source: Mapped[str] = mapped_column(String(16), default="cli", server_default="cli")
     created_at: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[int] = mapped_column(BigInteger)
 

@@ -8,6 +8,7 @@ import json
 from sqlalchemy import select
 
 from authserver.context import AuthServer
+from authserver.federation.provider_file import apply_providers, parse_providers
 from authserver.federation.providers import client_secret
 from authserver.storage.models import IdentityProvider, UserLink
 from tests.support.cli_runner import Charter
@@ -61,6 +62,12 @@ def test_bad_input_is_refused_clearly(cli: Charter) -> None:
     rule = cli("idps", "add", "r", "--issuer", "https://r.example", "--client-id", "x",
                "--require-claim", "novalue")  # fmt: skip
     assert rule.exit_code == 2 and "claim=value" in rule.output
+    variable = cli("idps", "add", "v", "--issuer", "https://v.example", "--client-id", "x",
+                   "--client-secret-env", "NOT A NAME")  # fmt: skip
+    assert variable.exit_code == 2 and "--client-secret-env 'NOT A NAME' is not" in variable.output
+    unmapped = cli("idps", "add", "m", "--issuer", "https://m.example", "--client-id", "x",
+                   "--map-scope", "readers=mcp")  # fmt: skip
+    assert unmapped.exit_code == 2 and "--scope-claim" in unmapped.output
     missing = cli("idps", "show", "nope")
     assert missing.exit_code == 1 and "idps list" in missing.output
 
@@ -118,3 +125,40 @@ def test_removing_a_user_removes_their_links(cli: Charter, server: AuthServer) -
     assert cli("users", "remove", "dave", "--yes").exit_code == 0
     with server.database.transaction() as session:
         assert session.scalars(select(UserLink)).all() == []  # ON DELETE CASCADE
+
+
+def test_file_managed_providers_are_listed_as_such_and_refuse_update_and_remove(
+    cli: Charter, server: AuthServer
+) -> None:
+    add(cli, slug="hand")
+    declared = """
+[provider.corp]
+issuer = "https://corp.example.com"
+client_id = "charter"
+client_secret_env = "CORP_SECRET"
+display_name = "Corp from the file"
+"""
+    apply_providers(server, parse_providers(declared, "idps.toml"))
+    listed = cli("idps", "list", "--json")
+    assert listed.exit_code == 0, listed.output
+    sources = {record["slug"]: record["source"] for record in json.loads(listed.output)}
+    assert sources == {"corp": "file", "hand": "cli"}
+    assert "FROM" in cli("idps", "list").output
+    for refused in (
+        cli("idps", "update", "corp", "--name", "Renamed"),
+        cli("idps", "remove", "corp", "--yes"),
+    ):
+        assert refused.exit_code == 1, refused.output
+        assert "managed by the identity providers file" in refused.output
+        assert "edit that file" in refused.output
+    with server.database.transaction() as session:
+        row = session.scalars(select(IdentityProvider).where(IdentityProvider.slug == "corp")).one()
+        assert row.display_name == "Corp from the file"
+    assert cli("idps", "update", "hand", "--name", "By hand").exit_code == 0
+    # Dropped from the file: disabled, and the admin may take it over or remove it.
+    apply_providers(server, ())
+    taken = cli("idps", "update", "corp", "--enabled", "--json")
+    assert taken.exit_code == 0, taken.output
+    assert json.loads(taken.output)["source"] == "cli"
+    assert json.loads(taken.output)["status"] == "enabled"
+    assert cli("idps", "remove", "corp", "--yes").exit_code == 0
