@@ -1,4 +1,4 @@
-"""Scenario ``streams``: N open GET SSE streams on one worker while another client calls tools.
+"""Scenario ``streams``: N open streams on one worker while another client calls tools.
 
 Per backend (SQLite, PostgreSQL): one ``charter serve`` worker pinned to core 0. First the
 baseline: wrk's ``tools/call`` throughput (``--connections``, with its own session) and the
@@ -7,8 +7,10 @@ and one GET stream on each (MCP 2025-11-25 "Transports" §Listening for Messages
 Server); with them open, the idle CPU, the RSS and the same ``tools/call`` run are measured
 again. Memory per stream is the RSS growth divided by the streams open; the RSS after they
 close shows whether it is given back. Targets (issue 10): 10,000 streams, throughput with them
-open >= 0.8x of none, <= 20 KB per stream. The 2026-07-28 ``subscriptions/listen`` streams run
-only when the build answers ``server/discover``.
+open >= 0.8x of none, <= 20 KB per stream. The same then runs, on a fresh worker (so memory
+kept by the first kind does not hide the second's), with 2026-07-28 ``subscriptions/listen``
+streams (MCP 2026-07-28 "Subscriptions", ``bench._streams --kind listen``), when the build
+answers ``server/discover``.
 """
 
 from __future__ import annotations
@@ -32,13 +34,14 @@ SETTLE_SECONDS = 3.0
 
 @contextmanager
 def open_streams(
-    ctx: RunContext, base_url: str, tokens: list[str], count: int
+    ctx: RunContext, base_url: str, tokens: list[str], count: int, kind: str = "get"
 ) -> Iterator[tuple[int, int]]:
     """Run the holder until the block ends; yield (streams open, streams refused)."""
     tokens_file = ctx.work / "stream-tokens.txt"
     tokens_file.touch(mode=0o600)
     tokens_file.write_text("\n".join(tokens))
     command = [sys.executable, "-m", "bench._streams", base_url, str(tokens_file), str(count)]
+    command += ["--kind", kind]
     process = subprocess.Popen(
         pinned(command, load_cpus()),
         cwd=ROOT,
@@ -100,7 +103,13 @@ def idle_cpu_share(server: Server, seconds: float) -> float:
     return (server.cpu_seconds() - before) / seconds
 
 
-def run_backend(ctx: RunContext, backend: str) -> tuple[list[object], list[str]]:
+KIND_NAMES = {"get": "GET (2025-11-25)", "listen": "subscriptions/listen (2026-07-28)"}
+
+
+def run_backend(
+    ctx: RunContext, backend: str, kind: str = "get"
+) -> tuple[list[object] | None, list[str]]:
+    """One row: ``kind`` streams on a fresh worker of ``backend`` (None when not supported)."""
     options = ctx.options
     notes: list[str] = []
     with (
@@ -114,16 +123,13 @@ def run_backend(ctx: RunContext, backend: str) -> tuple[list[object], list[str]]
         )
         _charter.check_answer(server.base_url, "/mcp", call.headers, call.body or "", "hello")
         measure(ctx, server, call, connections=options.connections, duration=ctx.short)
-        supported, why = _charter.stateless_support(server.base_url, token)
-        if not supported:
-            notes.append(
-                f"2026-07-28 subscriptions/listen streams: not supported by this build ({why})."
-            )
-        else:
-            notes.append(
-                "2026-07-28 subscriptions/listen streams: this build supports 2026-07-28 but "
-                "the harness does not open them yet (only GET streams were measured)."
-            )
+        if kind == "listen":
+            supported, why = _charter.stateless_support(server.base_url, token)
+            if not supported:
+                notes.append(
+                    f"2026-07-28 subscriptions/listen streams: not supported by this build ({why})."
+                )
+                return None, notes
         baseline: list[Measurement] = []
         loaded: list[Measurement] = []
         idle_before = idle_cpu_share(server, SETTLE_SECONDS)
@@ -134,13 +140,16 @@ def run_backend(ctx: RunContext, backend: str) -> tuple[list[object], list[str]]
                     ctx, server, call, connections=options.connections, duration=options.duration
                 )
             )
-        ctx.log(f"streams/{backend}: opening {options.streams:,} sessions and GET streams")
+        ctx.log(f"streams/{backend}: opening {options.streams:,} {KIND_NAMES[kind]} streams")
         owners = _seed.confidential_clients(
             target.context, -(-options.streams // PER_TOKEN), _charter.CLIENT_SECRET
         )
         tokens = [_charter.client_credentials_token(server.base_url, owner) for owner in owners]
         started = time.monotonic()
-        with open_streams(ctx, server.base_url, tokens, options.streams) as (opened, refused):
+        with open_streams(ctx, server.base_url, tokens, options.streams, kind) as (
+            opened,
+            refused,
+        ):
             open_seconds = time.monotonic() - started
             time.sleep(SETTLE_SECONDS)
             rss_open = server.memory_kb()[0]
@@ -151,18 +160,19 @@ def run_backend(ctx: RunContext, backend: str) -> tuple[list[object], list[str]]
                 )
                 loaded.append(result)
                 ctx.log(
-                    f"streams/{backend} round {index + 1}: {opened:,} streams open, "
+                    f"streams/{backend}/{kind} round {index + 1}: {opened:,} streams open, "
                     f"{result.wrk.rps:,.0f} req/s (none open: {baseline[index].wrk.rps:,.0f}), "
                     f"p99 {result.wrk.p99_ms:.1f} ms"
                 )
         time.sleep(SETTLE_SECONDS)
         rss_after = server.memory_kb()[0]
     if refused:
-        notes.append(f"{backend}: {refused:,} of {options.streams:,} streams were refused.")
+        notes.append(f"{backend}, {kind}: {refused:,} of {options.streams:,} streams were refused.")
     rps_none = median([m.wrk.rps for m in baseline])
     rps_open = median([m.wrk.rps for m in loaded])
     row: list[object] = [
         backend,
+        KIND_NAMES[kind],
         opened,
         round(rps_none),
         round(rps_open),
@@ -185,18 +195,22 @@ def run(ctx: RunContext) -> list[Section]:
     rows: list[list[object]] = []
     notes: list[str] = []
     for backend in ctx.options.backends:
-        row, more = run_backend(ctx, backend)
-        rows.append(row)
-        notes += [note for note in more if note not in notes]
+        for kind in KIND_NAMES:
+            row, more = run_backend(ctx, backend, kind)
+            if row is not None:
+                rows.append(row)
+            notes += [note for note in more if note not in notes]
     return [
         Section(
-            f"Streams: {ctx.options.streams:,} open GET streams on one worker",
+            f"Streams: {ctx.options.streams:,} open streams on one worker",
             "tools/call throughput of another client with no stream open and with the streams "
             f"open ({ctx.options.connections} connections, medians of {ctx.options.rounds} runs "
             "each); the worker's CPU while idle (share of one core) and its RSS before, with "
-            "and after the streams; KB per stream = RSS growth / streams open.",
+            "and after the streams; KB per stream = RSS growth / streams open. Each kind of "
+            "stream gets a fresh worker.",
             [
                 "backend",
+                "kind",
                 "streams open",
                 "req/s none",
                 "req/s open",
