@@ -34,7 +34,12 @@ SETTLE_SECONDS = 3.0
 
 @contextmanager
 def open_streams(
-    ctx: RunContext, base_url: str, tokens: list[str], count: int, kind: str = "get"
+    ctx: RunContext,
+    base_url: str,
+    tokens: list[str],
+    count: int,
+    kind: str = "get",
+    wait_s: float | None = None,
 ) -> Iterator[tuple[int, int]]:
     """Run the holder until the block ends; yield (streams open, streams refused)."""
     tokens_file = ctx.work / "stream-tokens.txt"
@@ -66,7 +71,7 @@ def open_streams(
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()
     try:
-        wait_s = 60 + count * 0.1
+        wait_s = wait_s or 60 + count * 0.1
         ready.wait(timeout=wait_s)
         found = [line.split() for line in lines if line.startswith("READY")]
         if not found:

@@ -12,13 +12,20 @@ import asyncio
 import contextlib
 from collections import defaultdict
 from collections.abc import Iterator
+from typing import Protocol
+
+
+class Waiter(Protocol):
+    """What a notification sets: an :class:`asyncio.Event` or a stream's ``Wake``."""
+
+    def set(self) -> None: ...
 
 
 class Bus:
     """In-process wake-ups keyed by a string; polling remains the cross-process path."""
 
     def __init__(self) -> None:
-        self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
+        self._waiters: defaultdict[str, set[Waiter]] = defaultdict(set)
 
     def notify(self, key: str) -> None:
         """Wake everyone waiting on ``key`` in this process."""
@@ -41,9 +48,15 @@ class Bus:
         not lost.
         """
         waiter = asyncio.Event()
+        with self.joined(key, waiter):
+            yield waiter
+
+    @contextlib.contextmanager
+    def joined(self, key: str, waiter: Waiter) -> Iterator[None]:
+        """Set ``waiter`` at every notification of ``key`` while the block runs."""
         self._waiters[key].add(waiter)
         try:
-            yield waiter
+            yield
         finally:
             self._waiters[key].discard(waiter)
             if not self._waiters[key]:
