@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 import time
 import tracemalloc
@@ -31,9 +33,6 @@ SETTLE = 3.0
 
 
 def signal_and_read(pid: int, folder: Path, index: int) -> dict[str, int]:
-    import os
-    import signal
-
     os.kill(pid, signal.SIGUSR1)
     path = folder / f"memory-{index}.json"
     for _ in range(600):
@@ -97,13 +96,20 @@ def measure_kind(
             figures.append((rss_kb(server.pid), signal_and_read(server.pid, folder, 2)))
         time.sleep(SETTLE)
         figures.append((rss_kb(server.pid), signal_and_read(server.pid, folder, 3)))
+        collected_rss = rss_kb(server.pid)
+        os.kill(server.pid, signal.SIGUSR2)
+        while not (folder / "trimmed").exists():
+            time.sleep(0.1)
+        trimmed_rss = rss_kb(server.pid)
     (none_rss, none), (open_rss, full), (after_rss, after) = figures
     per = max(opened, 1)
     print(f"\n{kind} streams on {backend}: {opened:,} open ({refused} refused), frames={frames}")
     print(
         f"  RSS MB none/open/after: {none_rss / 1024:.1f} / {open_rss / 1024:.1f} / "
         f"{after_rss / 1024:.1f}; KB per stream {(open_rss - none_rss) / per:.1f}, "
-        f"kept after close {(after_rss - none_rss) / per:.1f}"
+        f"kept after close {(after_rss - none_rss) / per:.1f}; after a full collection "
+        f"{(collected_rss - none_rss) / per:.1f}, after malloc_trim(0) "
+        f"{(trimmed_rss - none_rss) / per:.1f}"
     )
     print(
         f"  pymalloc blocks per stream: {(full['blocks'] - none['blocks']) / per:.1f}, kept "

@@ -126,16 +126,24 @@ class Broadcasts:
     @contextlib.asynccontextmanager
     async def subscribe(self) -> AsyncIterator[Inbox]:
         """An inbox receiving every change committed from now on, while the block runs."""
+        inbox = await self.join()
+        try:
+            yield inbox
+        finally:
+            self.leave(inbox)
+
+    async def join(self) -> Inbox:
+        """An inbox receiving every change committed from now on, until :meth:`leave`."""
         inbox = Inbox()
         if self._cursor is None:
             self._cursor = await self.db.run(_newest_id)
         self._inboxes.add(inbox)
         if self._watcher is None or self._watcher.done():
             self._watcher = asyncio.create_task(self._watch())
-        try:
-            yield inbox
-        finally:
-            self._inboxes.discard(inbox)
+        return inbox
+
+    def leave(self, inbox: Inbox) -> None:
+        self._inboxes.discard(inbox)
 
     async def aclose(self) -> None:
         """Stop the watcher (shutdown)."""

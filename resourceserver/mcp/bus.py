@@ -54,10 +54,19 @@ class Bus:
     @contextlib.contextmanager
     def joined(self, key: str, waiter: Waiter) -> Iterator[None]:
         """Set ``waiter`` at every notification of ``key`` while the block runs."""
-        self._waiters[key].add(waiter)
+        self.add(key, waiter)
         try:
             yield
         finally:
-            self._waiters[key].discard(waiter)
-            if not self._waiters[key]:
+            self.discard(key, waiter)
+
+    def add(self, key: str, waiter: Waiter) -> None:
+        """Set ``waiter`` at every notification of ``key`` until :meth:`discard`."""
+        self._waiters[key].add(waiter)
+
+    def discard(self, key: str, waiter: Waiter) -> None:
+        waiters = self._waiters.get(key)
+        if waiters is not None:
+            waiters.discard(waiter)
+            if not waiters:
                 del self._waiters[key]

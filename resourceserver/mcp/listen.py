@@ -34,7 +34,7 @@ from resourceserver.mcp.live import SSE_HEADERS, sse
 from resourceserver.mcp.registry import Registry
 from resourceserver.mcp.sse_response import EventStreamResponse
 from resourceserver.mcp.task_store import TaskNotFoundError, TaskStore
-from resourceserver.mcp.wake import linked
+from resourceserver.mcp.wake import Links
 from resourceserver.principal import Principal
 
 logger = logging.getLogger(__name__)
@@ -152,32 +152,38 @@ class ListenStream:
         return {"jsonrpc": "2.0", "method": method, "params": body}
 
     async def _events(self) -> AsyncIterator[bytes]:
-        async with self.broadcasts.subscribe() as inbox:
-            with linked(self.stopping, inbox.wake):
-                acknowledged = {"notifications": self.interests.to_json()}
-                yield sse(self._tagged("notifications/subscriptions/acknowledged", acknowledged))
-                checked_at = time.monotonic()
-                idle_since = checked_at
-                while True:
-                    change = await self._next(inbox)
-                    if self.stopping.is_set():
-                        yield sse(self._closing())
+        # Joined and linked by plain calls: a context manager each costs memory per stream.
+        inbox = await self.broadcasts.join()
+        links = Links(inbox.wake, self.stopping)
+        links.__enter__()
+        try:
+            acknowledged = {"notifications": self.interests.to_json()}
+            yield sse(self._tagged("notifications/subscriptions/acknowledged", acknowledged))
+            checked_at = time.monotonic()
+            idle_since = checked_at
+            while True:
+                change = await self._next(inbox)
+                if self.stopping.is_set():
+                    yield sse(self._closing())
+                    return
+                now = time.monotonic()
+                if now - checked_at >= self.revalidate_seconds:
+                    checked_at = now
+                    ended = await self._token_problem()
+                    if ended is not None:
+                        yield sse(ended)
                         return
-                    now = time.monotonic()
-                    if now - checked_at >= self.revalidate_seconds:
-                        checked_at = now
-                        ended = await self._token_problem()
-                        if ended is not None:
-                            yield sse(ended)
-                            return
-                    if change is not None:
-                        message = await self._message(change)
-                        if message is not None:
-                            idle_since = now
-                            yield sse(message)
-                    elif now - idle_since >= self.keepalive:
+                if change is not None:
+                    message = await self._message(change)
+                    if message is not None:
                         idle_since = now
-                        yield b": keepalive\n\n"
+                        yield sse(message)
+                elif now - idle_since >= self.keepalive:
+                    idle_since = now
+                    yield b": keepalive\n\n"
+        finally:
+            links.__exit__()
+            self.broadcasts.leave(inbox)
 
     async def _next(self, inbox: Inbox) -> Change | None:
         """The next change, or None after a short wait (time to check the token)."""

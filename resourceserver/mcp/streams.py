@@ -20,7 +20,7 @@ from resourceserver.mcp.context import ClientRequestError
 from resourceserver.mcp.events import EventLog, StoredEvent, new_stream_id
 from resourceserver.mcp.jsonrpc import notification_message, request_message
 from resourceserver.mcp.pending import AnswerTimeoutError, PendingRequests
-from resourceserver.mcp.wake import Signal, Wake, linked
+from resourceserver.mcp.wake import Links, Signal, Wake
 
 JsonObject = dict[str, Any]
 
@@ -220,40 +220,42 @@ async def replay(
         yield priming
     key = log.key(session_id, stream_id)
     woken = Wake()  # one wake-up for the bus key, shutdown and the POST's early close
-    with (
-        log.bus.joined(key, woken),
-        log.watcher.watching(session_id, stream_id),
-        linked(stop, woken),
-        linked(closed, woken),
-    ):
-        idle = 0.0
-        look = True
-        loop = asyncio.get_running_loop()
-        while not stop.is_set():
-            if look:
-                woken.clear()
-                events = await log.poll(session_id, stream_id, after)
-                if events is None:
+    # Registrations by plain calls: a generator context manager each cost ~500 B per stream.
+    log.bus.add(key, woken)
+    log.watcher.follow(session_id, stream_id)
+    try:
+        with Links(woken, stop, closed):
+            idle = 0.0
+            look = True
+            loop = asyncio.get_running_loop()
+            while not stop.is_set():
+                if look:
+                    woken.clear()
+                    events = await log.poll(session_id, stream_id, after)
+                    if events is None:
+                        return
+                    chunks, end = _render(events, ownership, retry_ms)
+                    for chunk in chunks:
+                        yield chunk
+                    if end:
+                        return
+                    if events:
+                        after = events[-1].row
+                        idle = 0.0
+                        continue
+                if closed is not None and closed.is_set():
                     return
-                chunks, end = _render(events, ownership, retry_ms)
-                for chunk in chunks:
-                    yield chunk
-                if end:
-                    return
-                if events:
-                    after = events[-1].row
+                # Idle: no query until woken, by a write in this process, PostgreSQL's NOTIFY or
+                # the log's shared watcher (every write elsewhere, the session's end).
+                began = loop.time()
+                look = await woken.wait(max(keepalive - idle, 0.0))
+                idle += loop.time() - began
+                if idle >= keepalive:
                     idle = 0.0
-                    continue
-            if closed is not None and closed.is_set():
-                return
-            # Idle: no query until woken, by a write in this process, PostgreSQL's NOTIFY or
-            # the log's shared watcher (every write elsewhere, the session's end).
-            began = loop.time()
-            look = await woken.wait(max(keepalive - idle, 0.0))
-            idle += loop.time() - began
-            if idle >= keepalive:
-                idle = 0.0
-                yield ": keepalive\n\n"
+                    yield ": keepalive\n\n"
+    finally:
+        log.watcher.unfollow(session_id, stream_id)
+        log.bus.discard(key, woken)
 
 
 def _render(

@@ -76,13 +76,52 @@ class Signal(asyncio.Event):
     @contextlib.contextmanager
     def linked(self, wake: Wake) -> Iterator[None]:
         """Set ``wake`` when this signal is set, while the block runs (at once if it is)."""
-        self._wakes.add(wake)
-        if self.is_set():
-            wake.set()
+        self.add(wake)
         try:
             yield
         finally:
-            self._wakes.discard(wake)
+            self.discard(wake)
+
+    def add(self, wake: Wake) -> None:
+        """Set ``wake`` when this signal is set (at once if it is), until :meth:`discard`."""
+        self._wakes.add(wake)
+        if self.is_set():
+            wake.set()
+
+    def discard(self, wake: Wake) -> None:
+        self._wakes.discard(wake)
+
+
+class Links:
+    """``wake`` linked to several events at once (one object, not a context manager each):
+    :class:`Signal` objects directly, any other event through a task that waits for it."""
+
+    __slots__ = ("events", "relays", "wake")
+
+    def __init__(self, wake: Wake, *events: asyncio.Event | None) -> None:
+        self.wake = wake
+        self.events = events
+        self.relays: list[asyncio.Task[None]] = []
+
+    def __enter__(self) -> None:
+        for event in self.events:
+            if isinstance(event, Signal):
+                event.add(self.wake)
+            elif event is not None:
+                task = asyncio.get_running_loop().create_task(_relay(event, self.wake))
+                self.relays.append(task)
+
+    def __exit__(self, *_exc: object) -> None:
+        for event in self.events:
+            if isinstance(event, Signal):
+                event.discard(self.wake)
+        for task in self.relays:
+            task.cancel()
+
+
+async def _relay(event: asyncio.Event, wake: Wake) -> None:
+    await event.wait()
+    wake.set()
 
 
 @contextlib.contextmanager
