@@ -183,6 +183,7 @@ async def main_async(
     concurrency: int,
     max_s: float,
     kind: str = "get",
+    pause_s: float = 0.0,
 ) -> None:
     holder = Holder(base_url, kind)
     owners = [tokens[min(len(tokens) - 1, index // PER_TOKEN)] for index in range(count)]
@@ -203,6 +204,7 @@ async def main_async(
         + (f" ({len(errors)} failed, first: {errors[0]!r})" if errors else ""),
         flush=True,
     )
+    await asyncio.sleep(pause_s)  # lets a harness measure the server with the sessions alone
     await hold(holder, sessions, concurrency, max_s)
 
 
@@ -238,6 +240,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--max-seconds", type=float, default=1800)
     parser.add_argument("--kind", choices=KINDS, default="get")
+    parser.add_argument("--pause-after-sessions", type=float, default=0.0)
     args = parser.parse_args()
     count = max(1, min(args.count, 20_000))
     asyncio.run(
@@ -248,6 +251,7 @@ def main() -> None:
             args.concurrency,
             args.max_seconds,
             args.kind,
+            args.pause_after_sessions,
         )
     )
 

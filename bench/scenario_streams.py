@@ -19,8 +19,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 
 from bench import _charter, _seed
 from bench._common import Measurement, RunContext, Section, mb, measure, median, ratio
@@ -32,6 +33,33 @@ from bench._wrk import HttpRequest
 SETTLE_SECONDS = 3.0
 
 
+def holder_command(
+    base_url: str, tokens_file: Path, count: int, kind: str, *, pause: bool
+) -> list[str]:
+    """The stream holder's command line (``pause``: 10 s between its sessions and streams)."""
+    command = [sys.executable, "-m", "bench._streams", base_url, str(tokens_file), str(count)]
+    command += ["--kind", kind]
+    if pause:
+        command += ["--pause-after-sessions", "10"]
+    return command
+
+
+def stop_holder(process: subprocess.Popen[str]) -> None:
+    """Close the holder's stdin (it closes its streams and exits); terminate it if need be."""
+    if process.stdin is not None:
+        with suppress(OSError):
+            process.stdin.close()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.terminate()  # still opening: it reads its stdin only once ready
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @contextmanager
 def open_streams(
     ctx: RunContext,
@@ -40,13 +68,16 @@ def open_streams(
     count: int,
     kind: str = "get",
     wait_s: float | None = None,
+    on_sessions: Callable[[], None] | None = None,
 ) -> Iterator[tuple[int, int]]:
-    """Run the holder until the block ends; yield (streams open, streams refused)."""
+    """Run the holder until the block ends; yield (streams open, streams refused).
+
+    ``on_sessions`` runs (in a reader thread) once the holder opened its sessions, before
+    its first stream: the holder then waits 10 s for it (``--pause-after-sessions``)."""
     tokens_file = ctx.work / "stream-tokens.txt"
     tokens_file.touch(mode=0o600)
     tokens_file.write_text("\n".join(tokens))
-    command = [sys.executable, "-m", "bench._streams", base_url, str(tokens_file), str(count)]
-    command += ["--kind", kind]
+    command = holder_command(base_url, tokens_file, count, kind, pause=on_sessions is not None)
     process = subprocess.Popen(
         pinned(command, load_cpus()),
         cwd=ROOT,
@@ -64,6 +95,8 @@ def open_streams(
             lines.append(line.strip())
             if line.startswith(("SESSIONS", "OPENED", "REFUSED")):
                 ctx.log(f"streams: {line.strip()}")
+            if line.startswith("SESSIONS") and on_sessions is not None:
+                on_sessions()
             if line.startswith("READY"):
                 ready.set()
         ready.set()
@@ -83,18 +116,7 @@ def open_streams(
             )
         yield int(found[0][1]), int(found[0][2])
     finally:
-        if process.stdin is not None:
-            with suppress(OSError):
-                process.stdin.close()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.terminate()  # still opening: it reads its stdin only once ready
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_holder(process)
         thread.join(timeout=5)
         closed = [line for line in lines if line.startswith("CLOSED")]
         if closed:

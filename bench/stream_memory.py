@@ -91,7 +91,21 @@ def measure_kind(
         time.sleep(SETTLE)
         figures = []
         figures.append((rss_kb(server.pid), signal_and_read(server.pid, folder, 1)))
-        with open_streams(ctx, server.base_url, tokens, streams, kind, 1800) as (opened, refused):
+        sessions: list[int] = []
+
+        def sessions_opened() -> None:  # GET: the sessions alone (no snapshot: numbering)
+            time.sleep(SETTLE)
+            sessions.append(rss_kb(server.pid))
+
+        with open_streams(
+            ctx,
+            server.base_url,
+            tokens,
+            streams,
+            kind,
+            1800,
+            sessions_opened if kind == "get" else None,
+        ) as (opened, refused):
             time.sleep(SETTLE)
             figures.append((rss_kb(server.pid), signal_and_read(server.pid, folder, 2)))
         time.sleep(SETTLE)
@@ -111,6 +125,12 @@ def measure_kind(
         f"{(collected_rss - none_rss) / per:.1f}, after malloc_trim(0) "
         f"{(trimmed_rss - none_rss) / per:.1f}"
     )
+    if sessions:
+        print(
+            f"  with the {opened:,} sessions alone (before any GET): RSS "
+            f"{sessions[0] / 1024:.1f} MB, i.e. {(sessions[0] - none_rss) / per:.1f} KB per "
+            f"session and {(open_rss - sessions[0]) / per:.1f} KB per GET stream on top"
+        )
     print(
         f"  pymalloc blocks per stream: {(full['blocks'] - none['blocks']) / per:.1f}, kept "
         f"{(after['blocks'] - none['blocks']) / per:.1f}"
