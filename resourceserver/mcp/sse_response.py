@@ -41,10 +41,9 @@ class EventStreamResponse(StreamingResponse):
         try:
             await self.stream_response(send)
         except asyncio.CancelledError:
-            if not watch.left:
+            # Ours (the client left) is absorbed; any other cancellation goes on.
+            if not watch.left or task.uncancel() > 0:
                 raise
-            if task.cancelling():
-                task.uncancel()
         finally:
             watch.stop()
             await _close(self.body_iterator)
