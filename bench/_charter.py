@@ -14,6 +14,7 @@ fields (MCP 2026-07-28 "server/discover", "Versioning"): any answer but a result
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -76,8 +77,17 @@ def deployment(backend: str) -> Iterator[Deployment]:
 
 
 def serve_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment of ``charter serve``: the key secret the seeding used, plus ``extra``."""
-    env = {"CHARTER_KEY_ENCRYPTION_KEY": KEY_SECRET, "CHARTER_TOOLS": ""}
+    """The environment of ``charter serve``: the key secret the seeding used, plus ``extra``.
+
+    ``PYTHONPATH`` starts with this checkout: the venv's editable install may point at another
+    one (a git worktree), and the code measured must be the code of the harness's checkout.
+    """
+    path = os.environ.get("PYTHONPATH")
+    env = {
+        "CHARTER_KEY_ENCRYPTION_KEY": KEY_SECRET,
+        "CHARTER_TOOLS": "",
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{path}" if path else str(ROOT),
+    }
     env.update(extra or {})
     return env
 

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 
+import h11
 import pytest
 
 from bench._common import Section
 from bench._procs import BenchError
 from bench._report import cell, render
+from bench._streams import Holder, get_request, listen_request
 from bench._wrk import HttpRequest, lua_script, parse_summary, ran_out
 from bench.profile import analyse, area_of, parse_frame, parse_raw
+from tests.resourceserver.mcp.test_tasks import engine_for, tools
+from tests.support.modern_mcp import modern_app, on_socket
 
 WRK_OUTPUT = (
     "Running 10s test @ http://127.0.0.1:40000\n"
@@ -119,3 +125,76 @@ def test_a_run_without_answers_has_no_latency() -> None:
     silent = parse_summary(WRK_OUTPUT.replace('"requests":20000', '"requests":0'))
     assert silent.rps == 0
     assert silent.p99_ms != silent.p99_ms  # NaN: shown as n/a, never as 0 ms
+
+
+def parsed(raw: bytes) -> tuple[h11.Request, dict[str, str], bytes]:
+    """``raw`` read by a real HTTP/1.1 parser (h11): the request, its headers, its body."""
+    connection = h11.Connection(h11.SERVER)
+    connection.receive_data(raw)
+    request = connection.next_event()
+    assert isinstance(request, h11.Request)
+    body = b""
+    while True:
+        event = connection.next_event()
+        if isinstance(event, h11.Data):
+            body += event.data
+        else:
+            assert isinstance(event, h11.EndOfMessage), event
+            break
+    headers = {name.decode(): value.decode() for name, value in request.headers}
+    return request, headers, body
+
+
+def test_listen_request_is_a_2026_07_28_subscriptions_listen_post() -> None:
+    request, headers, body = parsed(listen_request("127.0.0.1", 4000, "tok", 7))
+    assert (request.method, request.target) == (b"POST", b"/mcp")
+    assert headers["authorization"] == "Bearer tok"
+    assert headers["mcp-protocol-version"] == "2026-07-28"
+    assert headers["mcp-method"] == "subscriptions/listen"
+    assert headers["content-type"] == "application/json"
+    assert "text/event-stream" in headers["accept"]
+    message = json.loads(body)
+    assert (message["jsonrpc"], message["id"], message["method"]) == (
+        "2.0",
+        7,
+        "subscriptions/listen",
+    )
+    assert message["params"]["notifications"] == {"toolsListChanged": True}
+    meta = message["params"]["_meta"]
+    assert meta["io.modelcontextprotocol/protocolVersion"] == "2026-07-28"
+    assert meta["io.modelcontextprotocol/clientCapabilities"] == {}
+    assert meta["io.modelcontextprotocol/clientInfo"]["name"] == "charter-bench-streams"
+
+
+def test_get_request_opens_a_session_stream() -> None:
+    request, headers, body = parsed(get_request("127.0.0.1", 4000, "tok", "sess"))
+    assert (request.method, request.target, body) == (b"GET", b"/mcp", b"")
+    assert headers["mcp-session-id"] == "sess"
+    assert headers["mcp-protocol-version"] == "2025-11-25"
+    assert headers["accept"] == "text/event-stream"
+
+
+def test_the_holder_keeps_listen_streams_open_on_a_real_server(tmp_path: Path) -> None:
+    engine = engine_for(f"sqlite:///{tmp_path / 'charter.db'}")
+    try:
+        with on_socket(modern_app(tools(), engine)) as app:
+            assert app.base_url is not None
+
+            async def hold() -> tuple[int, int, int]:
+                holder = Holder(app.base_url or "", "listen")
+                token = app.token()
+                await asyncio.gather(
+                    *(holder.open_stream((token, str(i))) for i in range(1, 4)),
+                    holder.open_stream(("not-a-token", "9")),
+                )
+                await asyncio.sleep(0.2)
+                opened, failed, ended = holder.open, holder.failed, holder.ended_early
+                holder.stopping = True
+                for task in holder.readers:
+                    task.cancel()
+                await asyncio.gather(*holder.readers, return_exceptions=True)
+                return opened, failed, ended
+
+            assert asyncio.run(hold()) == (3, 1, 0)
+    finally:
+        engine.dispose()

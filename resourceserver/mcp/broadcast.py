@@ -27,6 +27,7 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
 from resourceserver.mcp.bus import Bus
+from resourceserver.mcp.wake import Wake
 from resourceserver.mcp.wakeups import announce
 from resourceserver.storage import Database, McpBroadcast
 
@@ -50,6 +51,35 @@ class Change:
     client_id: str | None
 
 
+#: Changes one listener may have waiting; more are dropped for it (with a warning).
+INBOX_LIMIT = 1000
+
+
+class Inbox:
+    """The changes waiting for one listener, and the wake-up of its stream.
+
+    A list and a :class:`~resourceserver.mcp.wake.Wake` rather than an :class:`asyncio.Queue`
+    (three deques) and a task per wait: each open listener costs a few hundred bytes here.
+    """
+
+    __slots__ = ("changes", "wake")
+
+    def __init__(self) -> None:
+        self.changes: list[Change] = []
+        self.wake = Wake()
+
+    def full(self) -> bool:
+        return len(self.changes) >= INBOX_LIMIT
+
+    def put(self, change: Change) -> None:
+        self.changes.append(change)
+        self.wake.set()
+
+    def take(self) -> Change | None:
+        """The oldest waiting change, or None."""
+        return self.changes.pop(0) if self.changes else None
+
+
 class Broadcasts:
     """Publishes changes and feeds them to this worker's listeners."""
 
@@ -65,7 +95,7 @@ class Broadcasts:
         self.bus = bus
         self.poll_interval = poll_interval
         self.retention = retention
-        self._queues: set[asyncio.Queue[Change]] = set()
+        self._inboxes: set[Inbox] = set()
         self._cursor: int | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._purged_at = 0.0
@@ -94,18 +124,26 @@ class Broadcasts:
         self.bus.notify(WAKE_KEY)
 
     @contextlib.asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[asyncio.Queue[Change]]:
-        """A queue receiving every change committed from now on, while the block runs."""
-        queue: asyncio.Queue[Change] = asyncio.Queue(maxsize=1000)
+    async def subscribe(self) -> AsyncIterator[Inbox]:
+        """An inbox receiving every change committed from now on, while the block runs."""
+        inbox = await self.join()
+        try:
+            yield inbox
+        finally:
+            self.leave(inbox)
+
+    async def join(self) -> Inbox:
+        """An inbox receiving every change committed from now on, until :meth:`leave`."""
+        inbox = Inbox()
         if self._cursor is None:
             self._cursor = await self.db.run(_newest_id)
-        self._queues.add(queue)
+        self._inboxes.add(inbox)
         if self._watcher is None or self._watcher.done():
             self._watcher = asyncio.create_task(self._watch())
-        try:
-            yield queue
-        finally:
-            self._queues.discard(queue)
+        return inbox
+
+    def leave(self, inbox: Inbox) -> None:
+        self._inboxes.discard(inbox)
 
     async def aclose(self) -> None:
         """Stop the watcher (shutdown)."""
@@ -116,7 +154,7 @@ class Broadcasts:
 
     async def _watch(self) -> None:
         with self.bus.watch(WAKE_KEY) as woken:
-            while self._queues:
+            while self._inboxes:
                 woken.clear()
                 try:
                     changes = await self.db.run(self._read)
@@ -147,11 +185,11 @@ class Broadcasts:
     def _fan_out(self, changes: list[Change]) -> None:
         for change in changes:
             self._cursor = max(self._cursor or 0, change.id)
-            for queue in list(self._queues):
-                if queue.full():
+            for inbox in list(self._inboxes):
+                if inbox.full():
                     logger.warning("a listener is not keeping up; dropping a change for it")
                     continue
-                queue.put_nowait(change)
+                inbox.put(change)
 
 
 def _newest_id(db: Session) -> int:

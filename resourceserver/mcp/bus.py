@@ -12,13 +12,20 @@ import asyncio
 import contextlib
 from collections import defaultdict
 from collections.abc import Iterator
+from typing import Protocol
+
+
+class Waiter(Protocol):
+    """What a notification sets: an :class:`asyncio.Event` or a stream's ``Wake``."""
+
+    def set(self) -> None: ...
 
 
 class Bus:
     """In-process wake-ups keyed by a string; polling remains the cross-process path."""
 
     def __init__(self) -> None:
-        self._waiters: defaultdict[str, set[asyncio.Event]] = defaultdict(set)
+        self._waiters: defaultdict[str, set[Waiter]] = defaultdict(set)
 
     def notify(self, key: str) -> None:
         """Wake everyone waiting on ``key`` in this process."""
@@ -41,10 +48,25 @@ class Bus:
         not lost.
         """
         waiter = asyncio.Event()
-        self._waiters[key].add(waiter)
-        try:
+        with self.joined(key, waiter):
             yield waiter
+
+    @contextlib.contextmanager
+    def joined(self, key: str, waiter: Waiter) -> Iterator[None]:
+        """Set ``waiter`` at every notification of ``key`` while the block runs."""
+        self.add(key, waiter)
+        try:
+            yield
         finally:
-            self._waiters[key].discard(waiter)
-            if not self._waiters[key]:
+            self.discard(key, waiter)
+
+    def add(self, key: str, waiter: Waiter) -> None:
+        """Set ``waiter`` at every notification of ``key`` until :meth:`discard`."""
+        self._waiters[key].add(waiter)
+
+    def discard(self, key: str, waiter: Waiter) -> None:
+        waiters = self._waiters.get(key)
+        if waiters is not None:
+            waiters.discard(waiter)
+            if not waiters:
                 del self._waiters[key]

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 
 from resourceserver import tracing
 from resourceserver.errors import InsufficientScopeError, SignInRequiredError
@@ -39,6 +39,7 @@ from resourceserver.mcp.jsonrpc import Request as RpcRequest
 from resourceserver.mcp.jsonrpc import Response as RpcResponse
 from resourceserver.mcp.pending import PendingRequests
 from resourceserver.mcp.sessions import SessionState, SessionStore
+from resourceserver.mcp.sse_response import EventStreamResponse
 from resourceserver.mcp.streams import Item, RequestStream, drain, replay, sse_event
 from resourceserver.mcp.versions import is_supported
 from resourceserver.principal import Principal
@@ -139,7 +140,7 @@ class HandshakeEra:
         first = await self._first_item(stream)
         if first.final and first.event_id is None and first.message is not None:
             return JSONResponse(first.message, headers={http.SESSION_HEADER: session.id})
-        return StreamingResponse(
+        return EventStreamResponse(
             drain(
                 first,
                 stream,
@@ -147,7 +148,6 @@ class HandshakeEra:
                 self.timing.retry_ms,
                 self.timing.keepalive,
             ),
-            media_type="text/event-stream",
             headers=http.sse_headers(session.id),
         )
 
@@ -314,7 +314,7 @@ class HandshakeEra:
         ownership: claims.Ownership,
         priming: str | None,
     ) -> Response:
-        return StreamingResponse(
+        return EventStreamResponse(
             replay(
                 self.log,
                 session.id,
@@ -326,7 +326,6 @@ class HandshakeEra:
                 retry_ms=self.timing.retry_ms,
                 priming=priming,
             ),
-            media_type="text/event-stream",
             headers=http.sse_headers(session.id),
         )
 

@@ -23,16 +23,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from resourceserver.errors import InvalidTokenError
-from resourceserver.mcp.broadcast import Broadcasts, Change
+from resourceserver.mcp.broadcast import Broadcasts, Change, Inbox
 from resourceserver.mcp.envelope import SUBSCRIPTION_ID_KEY
 from resourceserver.mcp.errors import INVALID_PARAMS, JsonRpcError
 from resourceserver.mcp.jsonrpc import RequestId
 from resourceserver.mcp.live import SSE_HEADERS, sse
 from resourceserver.mcp.registry import Registry
+from resourceserver.mcp.sse_response import EventStreamResponse
 from resourceserver.mcp.task_store import TaskNotFoundError, TaskStore
+from resourceserver.mcp.wake import Links
 from resourceserver.principal import Principal
 
 logger = logging.getLogger(__name__)
@@ -142,9 +144,7 @@ class ListenStream:
         self.interests = Interests(set(wanted.lists), resources, tasks, wanted.asked_tasks)
 
     def response(self) -> Response:
-        return StreamingResponse(
-            self._events(), media_type="text/event-stream", headers=SSE_HEADERS
-        )
+        return EventStreamResponse(self._events(), headers=SSE_HEADERS)
 
     def _tagged(self, method: str, params: JsonObject | None = None) -> JsonObject:
         body = dict(params or {})
@@ -152,13 +152,17 @@ class ListenStream:
         return {"jsonrpc": "2.0", "method": method, "params": body}
 
     async def _events(self) -> AsyncIterator[bytes]:
-        async with self.broadcasts.subscribe() as queue:
+        # Joined and linked by plain calls: a context manager each costs memory per stream.
+        inbox = await self.broadcasts.join()
+        links = Links(inbox.wake, self.stopping)
+        links.__enter__()
+        try:
             acknowledged = {"notifications": self.interests.to_json()}
             yield sse(self._tagged("notifications/subscriptions/acknowledged", acknowledged))
             checked_at = time.monotonic()
             idle_since = checked_at
             while True:
-                change = await self._next(queue)
+                change = await self._next(inbox)
                 if self.stopping.is_set():
                     yield sse(self._closing())
                     return
@@ -177,19 +181,18 @@ class ListenStream:
                 elif now - idle_since >= self.keepalive:
                     idle_since = now
                     yield b": keepalive\n\n"
-
-    async def _next(self, queue: asyncio.Queue[Change]) -> Change | None:
-        """The next change, or None after a short wait (time to check the token)."""
-        getter = asyncio.ensure_future(queue.get())
-        stopper = asyncio.ensure_future(self.stopping.wait())
-        try:
-            timeout = min(self.revalidate_seconds, self.keepalive)
-            await asyncio.wait({getter, stopper}, timeout=timeout, return_when="FIRST_COMPLETED")
         finally:
-            stopper.cancel()
-            if not getter.done():
-                getter.cancel()
-        return getter.result() if getter.done() and not getter.cancelled() else None
+            links.__exit__()
+            self.broadcasts.leave(inbox)
+
+    async def _next(self, inbox: Inbox) -> Change | None:
+        """The next change, or None after a short wait (time to check the token)."""
+        inbox.wake.clear()
+        change = inbox.take()
+        if change is None and not self.stopping.is_set():
+            await inbox.wake.wait(min(self.revalidate_seconds, self.keepalive))
+            change = inbox.take()
+        return change
 
     def _closing(self) -> JsonObject:
         """The graceful end: the response to the listen request."""

@@ -55,19 +55,26 @@ class StreamWatcher:
     @contextlib.contextmanager
     def watching(self, session_id: str, stream_id: str) -> Iterator[None]:
         """Keep the stream in the watched set while the block runs."""
-        self._open[session_id][stream_id] += 1
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        self.follow(session_id, stream_id)
         try:
             yield
         finally:
-            streams = self._open.get(session_id)
-            if streams is not None:
-                streams[stream_id] -= 1
-                if streams[stream_id] <= 0:
-                    del streams[stream_id]
-                if not streams:
-                    del self._open[session_id]
+            self.unfollow(session_id, stream_id)
+
+    def follow(self, session_id: str, stream_id: str) -> None:
+        """Add one connection following the stream (until :meth:`unfollow`)."""
+        self._open[session_id][stream_id] += 1
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def unfollow(self, session_id: str, stream_id: str) -> None:
+        streams = self._open.get(session_id)
+        if streams is not None:
+            streams[stream_id] -= 1
+            if streams[stream_id] <= 0:
+                del streams[stream_id]
+            if not streams:
+                del self._open[session_id]
 
     async def aclose(self) -> None:
         if self._task is not None:

@@ -20,6 +20,7 @@ from resourceserver.mcp.context import ClientRequestError
 from resourceserver.mcp.events import EventLog, StoredEvent, new_stream_id
 from resourceserver.mcp.jsonrpc import notification_message, request_message
 from resourceserver.mcp.pending import AnswerTimeoutError, PendingRequests
+from resourceserver.mcp.wake import Links, Signal, Wake
 
 JsonObject = dict[str, Any]
 
@@ -73,7 +74,7 @@ class RequestStream:
         #: True once the final response was queued or logged (or the response was closed).
         self.finished = False
         #: Set when the SSE response must end without a logged final event.
-        self.closed = asyncio.Event()
+        self.closed = Signal()
         #: The row of the priming event: the POST connection's claim on its stream.
         self.claim = 0
         self._lock = asyncio.Lock()
@@ -218,36 +219,43 @@ async def replay(
     if priming is not None:
         yield priming
     key = log.key(session_id, stream_id)
-    with log.bus.watch(key) as woken, log.watcher.watching(session_id, stream_id):
-        idle = 0.0
-        look = True
-        loop = asyncio.get_running_loop()
-        while not stop.is_set():
-            if look:
-                woken.clear()
-                events = await log.poll(session_id, stream_id, after)
-                if events is None:
+    woken = Wake()  # one wake-up for the bus key, shutdown and the POST's early close
+    # Registrations by plain calls: a generator context manager each cost ~500 B per stream.
+    log.bus.add(key, woken)
+    log.watcher.follow(session_id, stream_id)
+    try:
+        with Links(woken, stop, closed):
+            idle = 0.0
+            look = True
+            loop = asyncio.get_running_loop()
+            while not stop.is_set():
+                if look:
+                    woken.clear()
+                    events = await log.poll(session_id, stream_id, after)
+                    if events is None:
+                        return
+                    chunks, end = _render(events, ownership, retry_ms)
+                    for chunk in chunks:
+                        yield chunk
+                    if end:
+                        return
+                    if events:
+                        after = events[-1].row
+                        idle = 0.0
+                        continue
+                if closed is not None and closed.is_set():
                     return
-                chunks, end = _render(events, ownership, retry_ms)
-                for chunk in chunks:
-                    yield chunk
-                if end:
-                    return
-                if events:
-                    after = events[-1].row
+                # Idle: no query until woken, by a write in this process, PostgreSQL's NOTIFY or
+                # the log's shared watcher (every write elsewhere, the session's end).
+                began = loop.time()
+                look = await woken.wait(max(keepalive - idle, 0.0))
+                idle += loop.time() - began
+                if idle >= keepalive:
                     idle = 0.0
-                    continue
-            if closed is not None and closed.is_set():
-                return
-            # Idle: no query until woken, by a write in this process, PostgreSQL's NOTIFY or
-            # the log's shared watcher (every write elsewhere, the session's end).
-            began = loop.time()
-            await _pause(woken, max(keepalive - idle, 0.0), stop, closed)
-            idle += loop.time() - began
-            look = woken.is_set()
-            if idle >= keepalive:
-                idle = 0.0
-                yield ": keepalive\n\n"
+                    yield ": keepalive\n\n"
+    finally:
+        log.watcher.unfollow(session_id, stream_id)
+        log.bus.discard(key, woken)
 
 
 def _render(
@@ -278,17 +286,3 @@ def _outcome(
         chunk = sse_event(event.event_id, event.payload)
     # After the final response (sent here or on another connection) nothing follows.
     return chunk, event.final
-
-
-async def _pause(
-    woken: asyncio.Event, timeout: float, stop: asyncio.Event, closed: asyncio.Event | None
-) -> None:
-    """Wait until ``woken``, ``stop`` or ``closed`` is set, or ``timeout`` seconds passed."""
-    waiters = {
-        asyncio.ensure_future(event.wait()) for event in (woken, stop, closed) if event is not None
-    }
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()

@@ -11,7 +11,6 @@ The bearer middleware runs first and leaves the :class:`Principal` in
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Callable
@@ -40,6 +39,7 @@ from resourceserver.mcp.streams import dumps
 from resourceserver.mcp.task_store import TaskStore
 from resourceserver.mcp.tasks import TaskRunner
 from resourceserver.mcp.versions import MODERN_VERSIONS, is_modern_request
+from resourceserver.mcp.wake import Signal
 from resourceserver.mcp.wakeups import PgListener
 from resourceserver.principal import Principal
 from resourceserver.storage import Database
@@ -110,7 +110,7 @@ class McpEndpoint:
         options = self.options
         self.database = database
         self.bus = Bus()
-        self.stopping = asyncio.Event()
+        self.stopping = Signal()  # also wakes idle streams without a task each
         self.sessions = SessionStore(
             database,
             options.session_ttl_seconds,
