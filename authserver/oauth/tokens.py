@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -31,14 +31,33 @@ from starlette.concurrency import run_in_threadpool
 
 from authserver.context import AuthServer
 from authserver.storage.crypto import hash_token, new_id, new_token
-from authserver.storage.models import AccessToken, Grant, RefreshToken
+from authserver.storage.models import AccessToken, Grant
 from authserver.storage.signing_keys import SIGNING_ALG
+from authserver.storage.token_rows import insert_access_token, insert_refresh_token
 
 logger = logging.getLogger("charter.tokens")
 
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - a media type
 #: Longest string treated as a possible access token (anything longer is refused unparsed).
 MAX_TOKEN_LENGTH = 8192
+
+
+class IssuingGrant(Protocol):
+    """What issuing needs of a grant: a :class:`Grant` row, or its state read under its lock
+    (:class:`authserver.storage.token_rows.GrantState`)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def client_id(self) -> str: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def scope(self) -> str: ...
+    @property
+    def resource(self) -> str: ...
+    @property
+    def expires_at(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -83,38 +102,42 @@ def issue_access_token(
         "exp": now + ttl,
     }
     token = jwt.encode(header, claims, key, algorithms=[SIGNING_ALG])
-    session.add(
-        AccessToken(
-            jti=jti,
-            grant_id=grant_id,
-            client_id=client_id,
-            subject=subject,
-            scope=scope,
-            resource=resource,
-            issued_at=now,
-            expires_at=now + ttl,
-            revoked_at=None,
-        )
+    insert_access_token(
+        session,
+        {
+            "jti": jti,
+            "grant_id": grant_id,
+            "client_id": client_id,
+            "subject": subject,
+            "scope": scope,
+            "resource": resource,
+            "issued_at": now,
+            "expires_at": now + ttl,
+            "revoked_at": None,
+        },
     )
     return IssuedAccessToken(token=token, jti=jti, expires_in=ttl)
 
 
-def issue_refresh_token(server: AuthServer, session: Session, grant: Grant, *, now: int) -> str:
+def issue_refresh_token(
+    server: AuthServer, session: Session, grant: IssuingGrant, *, now: int
+) -> str:
     """A new refresh token of ``grant`` (idle expiry capped by the grant's absolute expiry)."""
     token = new_token()
-    session.add(
-        RefreshToken(
-            token_hash=hash_token(token),
-            grant_id=grant.id,
-            client_id=grant.client_id,
-            subject=grant.subject,
-            scope=grant.scope,
-            resource=grant.resource,
-            issued_at=now,
-            expires_at=min(now + server.settings.refresh_token_idle_ttl, grant.expires_at),
-            rotated_at=None,
-            revoked_at=None,
-        )
+    insert_refresh_token(
+        session,
+        {
+            "token_hash": hash_token(token),
+            "grant_id": grant.id,
+            "client_id": grant.client_id,
+            "subject": grant.subject,
+            "scope": grant.scope,
+            "resource": grant.resource,
+            "issued_at": now,
+            "expires_at": min(now + server.settings.refresh_token_idle_ttl, grant.expires_at),
+            "rotated_at": None,
+            "revoked_at": None,
+        },
     )
     return token
 

@@ -1,0 +1,121 @@
+"""The token endpoint's hot reads and writes as prebuilt Core statements (RFC 6749 §5.1, §6).
+
+A refresh grant reads its token row, rotates it and stores two new rows; through the ORM each
+of those costs an identity-map load or a unit-of-work flush, several times the statement
+itself. Here they run on the session's own connection (same transaction, same locks) from
+statements built once, with plain tuples as results: nothing enters the session, so nothing
+is flushed or refreshed later. The rows' meaning is that of :mod:`authserver.storage.models`.
+
+Query helpers here never commit: the endpoint owns the transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, cast
+
+from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.orm import Session
+
+from authserver.storage.models import AccessToken, Grant, RefreshToken, User
+
+_ACCESS = cast(Table, AccessToken.__table__)
+_REFRESH = cast(Table, RefreshToken.__table__)
+_GRANTS = cast(Table, Grant.__table__)
+_USERS = cast(Table, User.__table__)
+
+
+class RefreshTokenState(NamedTuple):
+    """One refresh token row as presented (whatever its state)."""
+
+    token_hash: str
+    grant_id: str
+    client_id: str
+    subject: str
+    scope: str
+    resource: str
+    expires_at: int
+    rotated_at: int | None
+    revoked_at: int | None
+
+
+class GrantState(NamedTuple):
+    """A grant row as read under its lock, and whether its user is live."""
+
+    id: str
+    client_id: str
+    subject: str
+    scope: str
+    resource: str
+    grant_type: str
+    expires_at: int
+    revoked_at: int | None
+    #: ``users.disabled`` of ``subject``; None when no such user (client credentials grants).
+    user_disabled: bool | None
+
+    @property
+    def user_live(self) -> bool:
+        """True when ``subject`` is a user and not disabled."""
+        return self.user_disabled is not None and not self.user_disabled
+
+
+_REFRESH_BY_HASH = select(*(_REFRESH.c[name] for name in RefreshTokenState._fields)).where(
+    _REFRESH.c.token_hash == bindparam("token_hash")
+)
+_USER_DISABLED = select(_USERS.c.disabled).where(_USERS.c.id == bindparam("user_id"))
+_GRANT_FOR_ISSUE = (
+    select(
+        *(_GRANTS.c[name] for name in GrantState._fields[:-1]),
+        _USER_DISABLED.scalar_subquery(),
+    )
+    .where(_GRANTS.c.id == bindparam("grant_id"))
+    .with_for_update(key_share=True, of=_GRANTS)
+)
+_ROTATE = (
+    update(_REFRESH)
+    .where(
+        _REFRESH.c.token_hash == bindparam("presented_hash"),
+        _REFRESH.c.rotated_at.is_(None),
+        _REFRESH.c.revoked_at.is_(None),
+        _REFRESH.c.expires_at > bindparam("now"),
+    )
+    .values(rotated_at=bindparam("now"))
+)
+_INSERT_ACCESS = insert(_ACCESS)
+_INSERT_REFRESH = insert(_REFRESH)
+
+
+def find_refresh_token(session: Session, token_hash: str) -> RefreshTokenState | None:
+    """The refresh token row stored as ``token_hash``, or None."""
+    row = session.connection().execute(_REFRESH_BY_HASH, {"token_hash": token_hash}).first()
+    return RefreshTokenState._make(row) if row is not None else None
+
+
+def lock_grant(session: Session, grant_id: str, user_id: str) -> GrantState | None:
+    """The grant ``grant_id`` row-locked (``FOR NO KEY UPDATE``, S95) with ``user_id``'s
+    ``disabled`` flag, in one statement; None when there is no such grant.
+
+    On PostgreSQL take the user's advisory lock first: the flag is read by this statement's
+    snapshot, which begins after that lock is held.
+    """
+    row = (
+        session.connection()
+        .execute(_GRANT_FOR_ISSUE, {"grant_id": grant_id, "user_id": user_id})
+        .first()
+    )
+    return GrantState._make(row) if row is not None else None
+
+
+def rotate_refresh_token(session: Session, token_hash: str, now: int) -> bool:
+    """Retire a live refresh token in one atomic ``UPDATE``; False when it was not live."""
+    result = session.connection().execute(_ROTATE, {"presented_hash": token_hash, "now": now})
+    return getattr(result, "rowcount", 0) == 1
+
+
+def insert_access_token(session: Session, values: dict[str, Any]) -> None:
+    """Store the record of one issued access token (columns of :class:`AccessToken`)."""
+    session.connection().execute(_INSERT_ACCESS, values)
+
+
+def insert_refresh_token(session: Session, values: dict[str, Any]) -> None:
+    """Store one refresh token row (columns of :class:`RefreshToken`)."""
+    session.connection().execute(_INSERT_REFRESH, values)
