@@ -31,6 +31,7 @@ from typing import Any
 
 GRANTS = ("refresh", "client_credentials", "authorization_code")
 WARMUP = 30
+DEBUG = bool(os.environ.get("GRANT_CPU_DEBUG"))
 
 
 def forms_for(target: Any, grant: str, count: int) -> list[dict[str, str]]:
@@ -59,6 +60,7 @@ def counting_statements(engine: Any) -> Iterator[list[str]]:
 
     def on_execute(*args: Any) -> None:
         seen.append(str(args[2]).split(None, 1)[0].upper())
+        DEBUG and print(str(args[2])[:150].replace("\n", " "))
 
     def on_begin(*_args: Any) -> None:
         seen.append("BEGIN")

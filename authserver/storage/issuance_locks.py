@@ -105,9 +105,13 @@ def hold_client_and_user(
     return disabled is False
 
 
-def hold_user(session: Session, user_id: str) -> bool:
-    """Hold the user against revocation (after the client); True when it exists and is enabled."""
-    _advisory_lock(session, USER_LOCK_SPACE, user_id, shared=True)
+def hold_user(session: Session, user_id: str, *, locked: bool = False) -> bool:
+    """Hold the user against revocation (after the client); True when it exists and is enabled.
+
+    ``locked``: the user's lock is already held (:func:`hold_client_and_user`); read only.
+    """
+    if not locked:
+        _advisory_lock(session, USER_LOCK_SPACE, user_id, shared=True)
     disabled = session.execute(select(User.disabled).where(User.id == user_id)).scalar_one_or_none()
     return disabled is False
 

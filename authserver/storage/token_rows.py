@@ -38,6 +38,22 @@ class RefreshTokenState(NamedTuple):
     revoked_at: int | None
 
 
+class NewGrant(NamedTuple):
+    """A grant row about to be stored (columns of :class:`Grant`)."""
+
+    id: str
+    client_id: str
+    subject: str
+    scope: str
+    resource: str
+    grant_type: str
+    code_hash: str | None
+    created_at: int
+    expires_at: int
+    revoked_at: int | None = None
+    revoked_reason: str | None = None
+
+
 class GrantState(NamedTuple):
     """A grant row as read under its lock, and whether its user is live."""
 
@@ -80,6 +96,7 @@ _ROTATE = (
     )
     .values(rotated_at=bindparam("now"))
 )
+_INSERT_GRANT = insert(_GRANTS)
 _INSERT_ACCESS = insert(_ACCESS)
 _INSERT_REFRESH = insert(_REFRESH)
 
@@ -109,6 +126,11 @@ def rotate_refresh_token(session: Session, token_hash: str, now: int) -> bool:
     """Retire a live refresh token in one atomic ``UPDATE``; False when it was not live."""
     result = session.connection().execute(_ROTATE, {"presented_hash": token_hash, "now": now})
     return getattr(result, "rowcount", 0) == 1
+
+
+def insert_grant(session: Session, grant: NewGrant) -> None:
+    """Store a new grant (before the tokens that refer to it)."""
+    session.connection().execute(_INSERT_GRANT, grant._asdict())
 
 
 def insert_access_token(session: Session, values: dict[str, Any]) -> None:

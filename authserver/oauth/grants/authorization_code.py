@@ -14,7 +14,7 @@ import hmac
 from authlib.oauth2.rfc6749 import grants as authlib_grants
 from sqlalchemy import select, update
 
-from authserver.errors import InvalidGrantError
+from authserver.errors import InvalidClientError, InvalidGrantError
 from authserver.oauth.grants.base import (
     TOKEN_HEADERS,
     CodeRecord,
@@ -26,9 +26,10 @@ from authserver.oauth.grants.base import (
 )
 from authserver.storage.audit import record_event
 from authserver.storage.crypto import hash_token, new_id
-from authserver.storage.issuance_locks import hold_user
+from authserver.storage.issuance_locks import hold_client_and_user, hold_user
 from authserver.storage.models import AuthorizationCode, Grant, User
 from authserver.storage.revocation import revoke_grant
+from authserver.storage.token_rows import NewGrant, insert_grant
 
 
 class AuthorizationCodeGrant(GrantBase, authlib_grants.AuthorizationCodeGrant):  # type: ignore[misc]
@@ -56,11 +57,12 @@ class AuthorizationCodeGrant(GrantBase, authlib_grants.AuthorizationCodeGrant): 
         resource = check_resource(self.ctx, self.request, row.resource)
         scope = narrow_scope(self.request.payload.scope, row.scope)
         # S95: client and user locked against a revocation in flight, then the code consumed.
-        self.hold_client()
-        if not hold_user(self.session, row.subject):
+        if not hold_client_and_user(self.session, client.client_id, row.subject, loaded=client.row):
+            raise InvalidClientError("the client is disabled or was removed")
+        if not hold_user(self.session, row.subject, locked=True):
             raise InvalidGrantError("the user of this code is unknown or disabled")
         self._consume(row)
-        grant = Grant(
+        grant = NewGrant(
             id=new_id(),
             client_id=client.client_id,
             subject=row.subject,
@@ -70,11 +72,8 @@ class AuthorizationCodeGrant(GrantBase, authlib_grants.AuthorizationCodeGrant): 
             code_hash=row.code_hash,
             created_at=self.now,
             expires_at=self.now + self.ctx.settings.refresh_token_absolute_ttl,
-            revoked_at=None,
-            revoked_reason=None,
         )
-        self.session.add(grant)
-        self.session.flush()
+        insert_grant(self.session, grant)
         body = self.issue(grant, scope, refresh=client.check_grant_type("refresh_token"))
         record_event(
             self.session,

@@ -40,6 +40,46 @@ EXPECTED = {
         "INSERT",  # access token record
         "INSERT",  # new refresh token
     ],
+    ("sqlite", "authorization_code"): [
+        "BEGIN",
+        "SELECT",  # client
+        "SELECT",  # code
+        "SELECT",  # user's state
+        "UPDATE",  # consumption
+        "INSERT",  # grant
+        "INSERT",  # access token record
+        "INSERT",  # refresh token
+        "INSERT",  # audit event grant_created
+    ],
+    ("postgresql", "authorization_code"): [
+        "BEGIN",
+        "SELECT",  # client
+        "SELECT",  # code
+        "SELECT",  # client's advisory lock
+        "SELECT",  # client's state, user's advisory lock
+        "SELECT",  # user's state
+        "UPDATE",
+        "INSERT",
+        "INSERT",
+        "INSERT",
+        "INSERT",
+    ],
+    ("sqlite", "client_credentials"): [
+        "BEGIN",
+        "SELECT",  # client
+        "SELECT",  # no user of that name (S22)
+        "INSERT",  # grant
+        "INSERT",  # access token record
+    ],
+    ("postgresql", "client_credentials"): [
+        "BEGIN",
+        "SELECT",  # client
+        "SELECT",  # no user of that name (S22)
+        "SELECT",  # client's advisory lock
+        "SELECT",  # client's state
+        "INSERT",
+        "INSERT",
+    ],
 }
 
 
@@ -65,3 +105,40 @@ def test_refresh_grant_runs_the_pinned_statements(make_server: Callable[..., Aut
     seen = _statements(server, refresh_form(second["refresh_token"], client.client_id))
     dialect = server.database.engine.dialect.name
     assert seen == EXPECTED[(dialect, "refresh_token")]
+
+
+def test_authorization_code_grant_runs_the_pinned_statements(
+    make_server: Callable[..., AuthServer],
+) -> None:
+    server = make_server(clock=Clock())
+    client, _ = create_client(server, scope="mcp")
+    user = create_user(server)
+    first, second = (create_code(server, client_id=client.client_id, subject=user.id) for _ in "12")
+    _grant(server, code_form(first))
+    seen = _statements(server, code_form(second))
+    dialect = server.database.engine.dialect.name
+    assert seen == EXPECTED[(dialect, "authorization_code")]
+
+
+def test_client_credentials_grant_runs_the_pinned_statements(
+    make_server: Callable[..., AuthServer],
+) -> None:
+    server = make_server(clock=Clock())
+    client, secret = create_client(
+        server,
+        confidential=True,
+        auth_method="client_secret_post",
+        scope="mcp",
+        grant_types=["client_credentials"],
+    )
+    assert secret is not None
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": client.client_id,
+        "client_secret": secret,
+        "scope": "mcp",
+    }
+    _grant(server, form)
+    seen = _statements(server, form)
+    dialect = server.database.engine.dialect.name
+    assert seen == EXPECTED[(dialect, "client_credentials")]
