@@ -31,7 +31,8 @@ from typing import Any
 
 GRANTS = ("refresh", "client_credentials", "authorization_code")
 WARMUP = 30
-DEBUG = bool(os.environ.get("GRANT_CPU_DEBUG"))
+#: ``GRANT_CPU_SHOW_SQL=1`` prints every statement counted (first 160 characters).
+SHOW_SQL = bool(os.environ.get("GRANT_CPU_SHOW_SQL"))
 
 
 def forms_for(target: Any, grant: str, count: int) -> list[dict[str, str]]:
@@ -60,7 +61,10 @@ def counting_statements(engine: Any) -> Iterator[list[str]]:
 
     def on_execute(*args: Any) -> None:
         seen.append(str(args[2]).split(None, 1)[0].upper())
-        DEBUG and print(str(args[2])[:150].replace("\n", " "))
+        statement = str(args[2])
+        seen.append(statement.split(None, 1)[0].upper())
+        if SHOW_SQL:
+            print(" ".join(statement.split())[:160])
 
     def on_begin(*_args: Any) -> None:
         seen.append("BEGIN")
