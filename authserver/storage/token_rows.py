@@ -16,12 +16,29 @@ from typing import Any, NamedTuple, cast
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from authserver.storage.models import AccessToken, Grant, RefreshToken, User
+from authserver.storage.models import AccessToken, AuthorizationCode, Grant, RefreshToken, User
 
 _ACCESS = cast(Table, AccessToken.__table__)
 _REFRESH = cast(Table, RefreshToken.__table__)
 _GRANTS = cast(Table, Grant.__table__)
 _USERS = cast(Table, User.__table__)
+_CODES = cast(Table, AuthorizationCode.__table__)
+
+
+class CodeState(NamedTuple):
+    """One authorization code row as presented (whatever its state)."""
+
+    code_hash: str
+    client_id: str
+    subject: str
+    redirect_uri: str
+    redirect_uri_sent: bool
+    scope: str
+    resource: str
+    code_challenge: str | None
+    code_challenge_method: str | None
+    expires_at: int
+    consumed_at: int | None
 
 
 class RefreshTokenState(NamedTuple):
@@ -77,6 +94,18 @@ class GrantState(NamedTuple):
 _REFRESH_BY_HASH = select(*(_REFRESH.c[name] for name in RefreshTokenState._fields)).where(
     _REFRESH.c.token_hash == bindparam("token_hash")
 )
+_CODE_BY_HASH = select(*(_CODES.c[name] for name in CodeState._fields)).where(
+    _CODES.c.code_hash == bindparam("code_hash")
+)
+_CONSUME = (
+    update(_CODES)
+    .where(
+        _CODES.c.code_hash == bindparam("presented_hash"),
+        _CODES.c.consumed_at.is_(None),
+        _CODES.c.expires_at > bindparam("now"),
+    )
+    .values(consumed_at=bindparam("now"))
+)
 _USER_DISABLED = select(_USERS.c.disabled).where(_USERS.c.id == bindparam("user_id"))
 _GRANT_FOR_ISSUE = (
     select(
@@ -99,6 +128,18 @@ _ROTATE = (
 _INSERT_GRANT = insert(_GRANTS)
 _INSERT_ACCESS = insert(_ACCESS)
 _INSERT_REFRESH = insert(_REFRESH)
+
+
+def find_code(session: Session, code_hash: str) -> CodeState | None:
+    """The authorization code row stored as ``code_hash``, or None."""
+    row = session.connection().execute(_CODE_BY_HASH, {"code_hash": code_hash}).first()
+    return CodeState._make(row) if row is not None else None
+
+
+def consume_code(session: Session, code_hash: str, now: int) -> bool:
+    """Redeem an unconsumed, unexpired code in one atomic ``UPDATE``; False when it was not."""
+    result = session.connection().execute(_CONSUME, {"presented_hash": code_hash, "now": now})
+    return getattr(result, "rowcount", 0) == 1
 
 
 def find_refresh_token(session: Session, token_hash: str) -> RefreshTokenState | None:

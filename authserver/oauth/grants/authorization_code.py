@@ -12,7 +12,7 @@ from __future__ import annotations
 import hmac
 
 from authlib.oauth2.rfc6749 import grants as authlib_grants
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from authserver.errors import InvalidClientError, InvalidGrantError
 from authserver.oauth.grants.base import (
@@ -29,7 +29,7 @@ from authserver.storage.crypto import hash_token, new_id
 from authserver.storage.issuance_locks import hold_client_and_user, hold_user
 from authserver.storage.models import AuthorizationCode, Grant, User
 from authserver.storage.revocation import revoke_grant
-from authserver.storage.token_rows import NewGrant, insert_grant
+from authserver.storage.token_rows import CodeState, NewGrant, consume_code, find_code, insert_grant
 
 
 class AuthorizationCodeGrant(GrantBase, authlib_grants.AuthorizationCodeGrant):  # type: ignore[misc]
@@ -39,7 +39,7 @@ class AuthorizationCodeGrant(GrantBase, authlib_grants.AuthorizationCodeGrant): 
 
     def query_authorization_code(self, code: str, client: OAuthClient) -> CodeRecord | None:
         """The code row bound to ``client`` (consumed or expired rows too: classified later)."""
-        row = self.session.get(AuthorizationCode, hash_token(code))
+        row = find_code(self.session, hash_token(code))
         if row is None or not hmac.compare_digest(row.client_id, client.client_id):
             return None
         return CodeRecord(row)
@@ -50,7 +50,7 @@ class AuthorizationCodeGrant(GrantBase, authlib_grants.AuthorizationCodeGrant): 
 
     def create_token_response(self) -> TokenResponse:
         client: OAuthClient = self.request.client
-        row: AuthorizationCode = self.request.authorization_code.row
+        row: CodeState = self.request.authorization_code.row
         sent_uri = self.request.payload.redirect_uri
         if sent_uri is not None and sent_uri != row.redirect_uri:
             raise InvalidGrantError("redirect_uri differs from the authorization request")
@@ -86,19 +86,9 @@ class AuthorizationCodeGrant(GrantBase, authlib_grants.AuthorizationCodeGrant): 
         )
         return 200, body, TOKEN_HEADERS
 
-    def _consume(self, row: AuthorizationCode) -> None:
+    def _consume(self, row: CodeState) -> None:
         """Redeem the code with one atomic statement, or refuse it (and revoke on replay)."""
-        result = self.session.execute(
-            update(AuthorizationCode)
-            .where(
-                AuthorizationCode.code_hash == row.code_hash,
-                AuthorizationCode.consumed_at.is_(None),
-                AuthorizationCode.expires_at > self.now,
-            )
-            .values(consumed_at=self.now)
-            .execution_options(synchronize_session=False)
-        )
-        if getattr(result, "rowcount", 0) == 1:
+        if consume_code(self.session, row.code_hash, self.now):
             return
         consumed_at = self.session.scalar(
             select(AuthorizationCode.consumed_at).where(

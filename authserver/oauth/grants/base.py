@@ -22,8 +22,8 @@ from authserver.oauth.scopes import is_narrowing, parse_scope
 from authserver.oauth.token_request import TokenEndpointRequest
 from authserver.oauth.tokens import IssuingGrant, issue_access_token, issue_refresh_token
 from authserver.storage.issuance_locks import hold_client
-from authserver.storage.models import AuthorizationCode, Client
-from authserver.storage.token_rows import RefreshTokenState
+from authserver.storage.models import Client
+from authserver.storage.token_rows import CodeState, RefreshTokenState
 
 TOKEN_HEADERS = [("Content-Type", "application/json")]
 #: What ``create_token_response`` returns: status, body, headers.
@@ -69,9 +69,9 @@ class OAuthClient:
 
 
 class CodeRecord:
-    """An :class:`AuthorizationCode` row as authlib's ``AuthorizationCodeMixin``."""
+    """An authorization code row as authlib's ``AuthorizationCodeMixin``."""
 
-    def __init__(self, row: AuthorizationCode) -> None:
+    def __init__(self, row: CodeState) -> None:
         self.row = row
 
     def get_redirect_uri(self) -> str | None:
