@@ -15,6 +15,9 @@ class Principal:
     token_id: str
     expires_at: int
     audience: tuple[str, ...] = field(default=())
+    #: The person's user name and name for display (``preferred_username``, ``name``).
+    username: str = ""
+    name: str = ""
     #: True for a caller without any token (only public tools, prompts and resources).
     anonymous: bool = False
 

@@ -221,6 +221,8 @@ def _principal(claims: dict[str, Any]) -> Principal:
         token_id=_required_string(claims, "jti"),
         expires_at=int(claims["exp"]),
         audience=_audience(claims.get("aud")),
+        username=_display_claim(claims, "preferred_username"),
+        name=_display_claim(claims, "name"),
     )
 
 
@@ -238,7 +240,15 @@ def plain_jwt_principal(claims: dict[str, Any], digest: bytes) -> Principal:
         token_id=token_id,
         expires_at=int(claims["exp"]),
         audience=_audience(claims.get("aud")),
+        username=_display_claim(claims, "preferred_username"),
+        name=_display_claim(claims, "name"),
     )
+
+
+def _display_claim(claims: dict[str, Any], name: str) -> str:
+    """A string claim for display (empty when absent or not a string; capped)."""
+    value = claims.get(name)
+    return value[:256] if isinstance(value, str) else ""
 
 
 def scopes_claim(claims: dict[str, Any]) -> frozenset[str]:

@@ -17,7 +17,7 @@ from authserver.browser.approval import error_url, issue, issue_if_remembered
 from authserver.browser.consent import remember_consent
 from authserver.browser.forms import Form, single
 from authserver.browser.login import LoggedIn, current_login
-from authserver.browser.pages import Pages, client_for_display, error_page, redirect
+from authserver.browser.pages import Pages, client_for_display, error_page, person_label, redirect
 from authserver.browser.pending import (
     RequestTerms,
     csrf_matches,
@@ -63,7 +63,7 @@ class ConsentForm:
             return error_page(self.server, "invalid_client", "This application is no longer known.")
         if login is None:
             return self.pages.login(request_id, csrf_token, terms, name)
-        return self.pages.consent(request_id, csrf_token, terms, client, login.user.username)
+        return self.pages.consent(request_id, csrf_token, terms, client, person_label(login.user))
 
     def decide(
         self, form: Form, browser_value: str | None, session_cookie: str | None, ip: str

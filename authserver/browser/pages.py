@@ -21,15 +21,18 @@ from authserver.browser.consent import consent_view
 from authserver.browser.pending import RequestTerms
 from authserver.clients.store import load_client
 from authserver.context import AuthServer
+from authserver.federation.providers import enabled_providers
 from authserver.oauth.redirects import csp_sources
 from authserver.oauth.resources import canonical_resource
-from authserver.storage.models import Client
+from authserver.storage.models import Client, User
 
 LOGIN_PATH = "/authorize/login"
 CONSENT_PATH = "/authorize/consent"
 PASSWORD_PATH = "/authorize/password"  # noqa: S105 - a path, not a password
 SIGN_OUT_OF_REQUEST_PATH = "/authorize/logout"
 LOGOUT_PATH = "/logout"
+#: Followed by a provider's slug: the start of a sign-in through it.
+UPSTREAM_PATH = "/login/idp/"
 UNNAMED_CLIENT = "An unnamed application"
 _CSP_SOURCE = re.compile(r"^[a-z][a-z0-9+.\-]*:(//[A-Za-z0-9.\-\[\]:]+)?$")
 
@@ -110,6 +113,13 @@ def client_name(client: Client | None) -> str:
     return name or UNNAMED_CLIENT
 
 
+def person_label(user: User) -> str:
+    """How the pages name a signed-in user: ``Name (username)`` when the name is known."""
+    if user.display_name and user.display_name != user.username:
+        return f"{user.display_name} ({user.username})"
+    return user.username
+
+
 def client_for_display(server: AuthServer, client_id: str) -> tuple[str, Client | None]:
     """The client's name and row for display (reads the cache of metadata documents only)."""
     with server.database.transaction() as session:
@@ -142,7 +152,15 @@ class Pages:
         username: str = "",
         status_code: int = 200,
     ) -> Response:
-        """The login form of a pending request (``client`` is the name shown)."""
+        """The login page of a pending request (``client`` is the name shown): the password
+        form (unless ``password_login`` is off) and a link per enabled upstream provider.
+
+        Without the password form and with one provider only, a 302 goes straight to it.
+        """
+        providers = self.upstream_links(request_id)
+        password_login = self.server.settings.password_login
+        if not password_login and len(providers) == 1 and message is None:
+            return redirect(providers[0][1], status_code=302)
         return render_page(
             self.server,
             "login.html",
@@ -153,10 +171,19 @@ class Pages:
                 "client_name": client,
                 "message": message,
                 "username": username,
+                "password_login": password_login,
+                "providers": providers,
             },
             status_code=status_code,
             form_action_sources=csp_sources(terms.redirect_uri),
         )
+
+    def upstream_links(self, request_id: str) -> list[tuple[str, str]]:
+        """(display name, start URL) of every enabled upstream provider, for ``request_id``."""
+        with self.server.database.transaction() as session:
+            providers = [(row.display_name, row.slug) for row in enabled_providers(session)]
+        query = urlencode({"request_id": request_id})
+        return [(name, f"{self.path(UPSTREAM_PATH + slug)}?{query}") for name, slug in providers]
 
     def consent(
         self, request_id: str, csrf_token: str, terms: RequestTerms, client: Client, username: str
@@ -232,6 +259,16 @@ class Pages:
         )
         response.headers["Retry-After"] = str(retry_after)
         return response
+
+    def password_login_off(self) -> Response:
+        """403: passwords are turned off (``password_login``); only upstream providers sign in."""
+        return error_page(
+            self.server,
+            "access_denied",
+            "Signing in with a password is turned off on this server. "
+            "Go back to the application and sign in with your organisation's account.",
+            status_code=403,
+        )
 
     def csrf_failed(self) -> Response:
         """403: the form's CSRF token (or the login it was shown to) does not match (S51)."""

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from authserver.context import AuthServer
+from authserver.federation.accounts import user_scope_limit
+from authserver.federation.providers import limited_scope
 from authserver.oauth.authorization_request import AuthorizationRequest
 from authserver.storage import rate_limits
 from authserver.storage.crypto import hash_token, new_token, token_matches
@@ -188,9 +190,14 @@ def csrf_matches(row: PendingAuthorization, token: str | None) -> bool:
 
 
 def issue_code(session: Session, server: AuthServer, terms: RequestTerms, user_id: str) -> str:
-    """Create the authorization code row; returns the code (only its hash is stored)."""
+    """Create the authorization code row; returns the code (only its hash is stored).
+
+    A user signed in through an upstream provider whose claim mapping limits the scopes they
+    may grant gets no code carrying others (:func:`user_scope_limit`, S79).
+    """
     code = new_token()
     now = server.now()
+    scope = limited_scope(terms.scope, user_scope_limit(session, user_id))
     session.add(
         AuthorizationCode(
             code_hash=hash_token(code),
@@ -198,7 +205,7 @@ def issue_code(session: Session, server: AuthServer, terms: RequestTerms, user_i
             subject=user_id,
             redirect_uri=terms.redirect_uri,
             redirect_uri_sent=terms.redirect_uri_sent,
-            scope=terms.scope,
+            scope=scope,
             resource=terms.resource,
             code_challenge=terms.code_challenge,
             code_challenge_method="S256",

@@ -43,6 +43,8 @@ class SignIn:
     ) -> tuple[Response, str | None]:
         """Check the credentials; returns the response and a new session cookie value."""
         request_id = single(form, "request_id")
+        if not self.server.settings.password_login:
+            return self.pages.password_login_off(), None
         with self.server.database.transaction() as session:
             row = load_pending(session, self.server, request_id, browser_value)
             if row is None:

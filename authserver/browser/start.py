@@ -24,7 +24,7 @@ from starlette.responses import Response
 from authserver.browser.approval import error_url, issue_if_remembered
 from authserver.browser.consent import has_any_consent
 from authserver.browser.login import LoggedIn, current_login
-from authserver.browser.pages import Pages, client_name, error_page, redirect
+from authserver.browser.pages import Pages, client_name, error_page, person_label, redirect
 from authserver.browser.pending import (
     RequestTerms,
     count_new_pending,
@@ -93,8 +93,9 @@ class AuthorizationStart:
         if isinstance(stored, int):
             return self.pages.too_many_requests(stored)
         if login is not None:
+            person = person_label(login.user)
             return self.pages.consent(
-                stored.request_id, stored.csrf_token, terms, request.client, login.user.username
+                stored.request_id, stored.csrf_token, terms, request.client, person
             )
         name = client_name(request.client)
         return self.pages.login(stored.request_id, stored.csrf_token, terms, name)

@@ -2,8 +2,8 @@
 
 The group takes ``--database-url`` and ``--data-dir`` (generated from the settings model, like
 every ``charter serve`` option) and registers its command groups explicitly, one module each:
-``users``, ``clients``, ``tokens``, ``consents``, ``keys``, ``audit``, ``db``, ``serve`` and
-``stdio``. What they share (settings, an opened server, lookups, output) is in
+``users``, ``clients``, ``idps``, ``tokens``, ``consents``, ``keys``, ``audit``, ``db``,
+``serve`` and ``stdio``. What they share (settings, an opened server, lookups, output) is in
 :mod:`authserver.cli.context`,
 :mod:`authserver.cli.lookups` and :mod:`authserver.cli.output`. Database failures become one
 clear error (exit 1) instead of a traceback.
@@ -11,18 +11,20 @@ clear error (exit 1) instead of a traceback.
 
 from __future__ import annotations
 
-import re
+import os
 from pathlib import Path
 from typing import Any
 
 import click
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from authserver.cli.audit import audit
 from authserver.cli.clients import clients
 from authserver.cli.consents import consents
 from authserver.cli.context import CliOptions, describe_database
 from authserver.cli.db import db
+from authserver.cli.idps import idps
 from authserver.cli.keys import keys
 from authserver.cli.serve import serve_command
 from authserver.cli.stdio import stdio_command
@@ -30,6 +32,7 @@ from authserver.cli.tokens import tokens
 from authserver.cli.users import users
 from authserver.config.options import settings_options
 from authserver.config.settings import CharterSettings
+from authserver.storage.missing_database import missing_database_hint
 
 #: Options of the ``charter`` group itself (every command reads them).
 GROUP_SETTINGS = ("database_url", "data_dir")
@@ -43,22 +46,23 @@ class CharterGroup(click.Group):
             return super().invoke(ctx)
         except SQLAlchemyError as exc:
             options = ctx.find_object(CliOptions) or CliOptions()
-            where = options.database_url or "the configured database"
+            url = options.database_url or os.environ.get("CHARTER_DATABASE_URL")
+            where = describe_database(url) if url else "the configured database"
             reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
             raise click.ClickException(
-                f"database error on {describe_database(where) if options.database_url else where}"
-                f": {reason}\n  {database_hint(reason)}"
+                f"database error on {where}: {reason}\n  {database_hint(reason, url)}"
             ) from exc
 
 
-def database_hint(reason: str) -> str:
-    """What the operator should do about a database error ``reason``."""
-    missing = re.search(r'database "([^"]+)" does not exist', reason)
-    if missing:
-        return (
-            f"create the database first (`createdb {missing.group(1)}`, or CREATE DATABASE as "
-            "its owner): `charter db upgrade` creates Charter's tables, not the database"
-        )
+def database_hint(reason: str, url: str | None = None) -> str:
+    """What the operator should do about a database error ``reason`` (on ``url``)."""
+    try:
+        parsed = make_url(url) if url else None
+    except ArgumentError:
+        parsed = None
+    missing = missing_database_hint(reason, parsed)
+    if missing is not None:
+        return missing
     return (
         "check --database-url / CHARTER_DATABASE_URL, that the database is running, and run "
         "`charter db upgrade`"
@@ -74,7 +78,18 @@ def charter(ctx: click.Context, database_url: str | None, data_dir: Path | None)
     ctx.obj = CliOptions(database_url=database_url, data_dir=data_dir)
 
 
-for command in (users, clients, tokens, consents, keys, audit, db, serve_command, stdio_command):
+for command in (
+    users,
+    clients,
+    idps,
+    tokens,
+    consents,
+    keys,
+    audit,
+    db,
+    serve_command,
+    stdio_command,
+):
     charter.add_command(command)
 
 

@@ -35,6 +35,7 @@ from sqlalchemy.engine import make_url
 from uvicorn.config import STARTUP_FAILURE
 
 from authserver.cli.context import build_settings, describe_database
+from authserver.cli.tool_import import describe_tool_module_error
 from authserver.config.options import settings_options
 from authserver.config.settings import CharterSettings
 from authserver.ops.clean_exit import run_server, run_workers
@@ -75,14 +76,6 @@ def serve_command(ctx: click.Context, /, **options: Any) -> None:
         status = _run_resource_only(settings)
     else:
         server, registry, first = _prepare(settings)
-        if not _port_free(settings.host, settings.port):
-            server.database.dispose()
-            click.echo(
-                f"Error: address already in use: port {settings.port} on {settings.host} is "
-                "taken; stop what listens there, or choose another port with --port",
-                err=True,
-            )
-            ctx.exit(STARTUP_FAILURE)
         _announce(settings, first.admin_password, sorted(registry.tools))
         status = _run(settings, server, registry)
     if status:
@@ -102,10 +95,16 @@ def _prepare(settings: CharterSettings) -> tuple[AuthServer, Registry, FirstStar
         registry = build_registry(server, settings.tools)
     except TOOL_MODULE_ERRORS as exc:
         server.database.dispose()
-        raise click.UsageError(
-            f"--tools: {exc}\n  looked in the folder `charter serve` runs in ({os.getcwd()}) "
-            f"and the packages installed for {sys.executable}"
-        ) from exc
+        raise click.UsageError(describe_tool_module_error(exc)) from exc
+    # Before the first start's work: a taken port must not cost the admin's one-time password.
+    if not _port_free(settings.host, settings.port):
+        server.database.dispose()
+        click.echo(
+            f"Error: address already in use: port {settings.port} on {settings.host} is "
+            "taken; stop what listens there, or choose another port with --port",
+            err=True,
+        )
+        raise click.exceptions.Exit(STARTUP_FAILURE)
     try:
         first = initialize(server)
     except KeyDecryptionError as exc:
@@ -134,7 +133,7 @@ def _run_resource_only(settings: CharterSettings) -> int:
         registry = build_registry(engine, settings.tools)
     except TOOL_MODULE_ERRORS as exc:
         engine.dispose()
-        raise click.UsageError(f"--tools: {exc}") from exc
+        raise click.UsageError(describe_tool_module_error(exc)) from exc
     prepare_resource_database(engine)
     click.echo(
         f"Charter MCP server behind the authorization server {settings.authorization_server}\n"

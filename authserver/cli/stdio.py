@@ -20,6 +20,7 @@ import click
 
 from authserver.cli.context import build_settings, open_server
 from authserver.cli.lookups import require_user
+from authserver.cli.tool_import import describe_tool_module_error
 from authserver.config.settings import CharterSettings
 from authserver.ops.logging_setup import configure_logging
 
@@ -88,7 +89,7 @@ def stdio_command(
     try:
         registry = build_registry(server, settings.tools)
     except TOOL_MODULE_ERRORS as exc:
-        raise click.UsageError(str(exc)) from exc
+        raise click.UsageError(describe_tool_module_error(exc)) from exc
     granted = chosen_scopes(settings, scopes)
 
     async def run() -> None:

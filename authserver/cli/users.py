@@ -50,6 +50,7 @@ USER_COLUMNS = (
     Column("MUST CHANGE PASSWORD", "must_change_password"),
     time_column("CREATED", "created_at"),
     time_column("PASSWORD CHANGED", "password_changed_at"),
+    Column("NAME", "display_name"),
 )
 
 
@@ -58,6 +59,7 @@ def user_record(user: User) -> dict[str, Any]:
     return {
         "id": user.id,
         "username": user.username,
+        "display_name": user.display_name,
         "is_admin": user.is_admin,
         "status": "disabled" if user.disabled else "active",
         "must_change_password": user.must_change_password,

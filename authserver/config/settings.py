@@ -186,6 +186,12 @@ class CharterSettings(BaseSettings):
         le=300,
         description="Clock leeway for JWT time claims, seconds.",
     )
+    password_login: bool = Field(
+        default=True,
+        description="Offer the username and password form on the sign-in page; `false` leaves "
+        "only the upstream identity providers (`charter idps`), and with exactly one of them "
+        "`/authorize` goes straight to it.",
+    )
 
     # -- Clients, limits, housekeeping --------------------------------------------------------
 

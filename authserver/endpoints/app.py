@@ -21,6 +21,7 @@ from authserver.endpoints import (
     registration,
     revocation,
     token,
+    upstream_login,
 )
 from authserver.endpoints.responses import error_response
 from authserver.errors import OAuthError, TemporarilyUnavailableError
@@ -36,6 +37,7 @@ def authserver_routes(server: AuthServer) -> list[BaseRoute]:
         *jwks.jwks_routes(server),
         *registration.routes(server),
         *authorize.routes(server),
+        *upstream_login.routes(server),
         *password_change.routes(server),
         *logout.routes(server),
         *token.routes(server),

@@ -34,7 +34,13 @@ TIMEOUT_SECONDS = 5.0
 
 def external_fetch_policy(settings: CharterSettings) -> FetchPolicy:
     """The deployment's SSRF policy plus the configured authorization server's host:port."""
-    issuer = httpx.URL(settings.authorization_server)
+    return issuer_fetch_policy(settings, settings.authorization_server)
+
+
+def issuer_fetch_policy(settings: CharterSettings, issuer_url: str) -> FetchPolicy:
+    """The deployment's SSRF policy plus ``issuer_url``'s host:port (an issuer the operator
+    configured: the external authorization server, or an upstream OpenID Provider)."""
+    issuer = httpx.URL(issuer_url)
     port = issuer.port or (443 if issuer.scheme == "https" else 80)
     base = FetchPolicy.from_settings(settings, max_bytes=MAX_BYTES, timeout=TIMEOUT_SECONDS)
     return FetchPolicy(

@@ -2,8 +2,9 @@
 
 * Access tokens are JWTs (RFC 9068 §2) with header ``{"typ": "at+jwt", "alg": "ES256", "kid"}``
   and claims ``iss``, ``sub``, ``aud`` (the canonical resource, RFC 8707), ``client_id``,
-  ``scope``, ``jti``, ``iat``, ``nbf``, ``exp``. One :class:`AccessToken` row per ``jti`` lets
-  them be revoked (RFC 7009 §2) and listed by grant.
+  ``scope``, ``jti``, ``iat``, ``nbf``, ``exp``, and for a user ``preferred_username`` (and
+  ``name`` when known) so that resource servers can show whom they serve. One
+  :class:`AccessToken` row per ``jti`` lets them be revoked (RFC 7009 §2) and listed by grant.
 * Refresh tokens are random strings (:func:`authserver.storage.crypto.new_token`) stored as SHA-256;
   each row is one link of its grant's rotation chain (RFC 9700 §4.14.2).
 * :class:`AccessTokenRevocationView` tells the resource server which ``jti`` were revoked,
@@ -31,7 +32,7 @@ from starlette.concurrency import run_in_threadpool
 
 from authserver.context import AuthServer
 from authserver.storage.crypto import hash_token, new_id, new_token
-from authserver.storage.models import AccessToken, Grant
+from authserver.storage.models import AccessToken, Grant, User
 from authserver.storage.signing_keys import SIGNING_ALG
 from authserver.storage.token_rows import insert_access_token, insert_refresh_token
 
@@ -80,10 +81,13 @@ def issue_access_token(
     scope: str,
     resource: str,
     now: int,
+    person: dict[str, str] | None = None,
 ) -> IssuedAccessToken:
     """Sign an RFC 9068 access token with ``key`` and record its ``jti``.
 
     ``resource`` must already be canonical and non-empty: no token without an audience (S30).
+    ``person``: the subject's :func:`person_claims` when the caller has read them in this
+    transaction already; read here otherwise.
     """
     if not resource:
         raise ValueError("an access token needs an audience")
@@ -101,6 +105,7 @@ def issue_access_token(
         "nbf": now,
         "exp": now + ttl,
     }
+    claims.update(person_claims(session, subject) if person is None else person)
     token = jwt.encode(header, claims, key, algorithms=[SIGNING_ALG])
     insert_access_token(
         session,
@@ -117,6 +122,25 @@ def issue_access_token(
         },
     )
     return IssuedAccessToken(token=token, jti=jti, expires_in=ttl)
+
+
+def person_claims(session: Session, subject: str) -> dict[str, str]:
+    """``preferred_username`` and ``name`` (OpenID Connect Core §5.1) of the user ``subject``,
+    for display by resource servers (none when the subject is a client)."""
+    user = session.get(User, subject)
+    if user is None:
+        return {}
+    return claims_of_person(user.username, user.display_name)
+
+
+def claims_of_person(username: str | None, display_name: str | None) -> dict[str, str]:
+    """The person claims of a user called ``username`` (none when there is no such user)."""
+    if username is None:
+        return {}
+    claims = {"preferred_username": username}
+    if display_name:
+        claims["name"] = display_name
+    return claims
 
 
 def issue_refresh_token(

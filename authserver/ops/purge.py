@@ -24,6 +24,7 @@ from authserver.storage.models import (
     LoginSession,
     RateCounter,
     RefreshToken,
+    UpstreamLogin,
 )
 from resourceserver.mcp.legacy_streams import purge_expired_streams
 
@@ -71,6 +72,7 @@ def purge_expired(
         ("consents", Consent.id, Consent.expires_at, now),
         ("login_sessions", LoginSession.id_hash, LoginSession.expires_at, now),
         ("rate_counters", RateCounter.key, RateCounter.expires_at, now),
+        ("upstream_logins", UpstreamLogin.state_hash, UpstreamLogin.expires_at, now),
     ]
     retention = server.settings.audit_retention_seconds
     if retention > 0:

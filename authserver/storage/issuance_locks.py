@@ -31,7 +31,7 @@ import hashlib
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, object_session
 
-from authserver.storage.models import Client, User
+from authserver.storage.models import Client
 
 #: First key of the advisory locks (two-int form, apart from the migration lock's one-bigint form).
 CLIENT_LOCK_SPACE = 95_001
@@ -87,8 +87,8 @@ def hold_client_and_user(
     session: Session, client_id: str, user_id: str, *, loaded: Client | None = None
 ) -> bool:
     """Hold the client, then the user, against revocation; True when the client exists and is
-    enabled. The user's state is the caller's to read, after this (with the grant's row lock,
-    :func:`authserver.storage.token_rows.lock_grant`).
+    enabled. The user's state is the caller's to read, after this: with the grant's row lock
+    (:func:`authserver.storage.token_rows.lock_grant`) or alone (``find_user``).
 
     On PostgreSQL: the client's lock, then one statement reading the client's state (its
     snapshot begins after that lock is held) and taking the user's lock.
@@ -102,17 +102,6 @@ def hold_client_and_user(
             func.pg_advisory_xact_lock_shared(USER_LOCK_SPACE, _lock_key(user_id)),
         )
     ).scalar()
-    return disabled is False
-
-
-def hold_user(session: Session, user_id: str, *, locked: bool = False) -> bool:
-    """Hold the user against revocation (after the client); True when it exists and is enabled.
-
-    ``locked``: the user's lock is already held (:func:`hold_client_and_user`); read only.
-    """
-    if not locked:
-        _advisory_lock(session, USER_LOCK_SPACE, user_id, shared=True)
-    disabled = session.execute(select(User.disabled).where(User.id == user_id)).scalar_one_or_none()
     return disabled is False
 
 

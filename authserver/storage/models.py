@@ -18,6 +18,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
     false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -112,6 +113,8 @@ class User(Base):
     password_change_expires_at: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[int] = mapped_column(BigInteger)
     password_changed_at: Mapped[int] = mapped_column(BigInteger)
+    #: The person's name for display (an upstream provider's ``name`` claim), if known.
+    display_name: Mapped[str | None] = mapped_column(String(256))
 
 
 class SigningKey(Base):
@@ -299,6 +302,94 @@ class AuditEvent(Base):
     #: The id of the HTTP request that caused the event (as in the access log).
     request_id: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class IdentityProvider(Base):
+    """An upstream OpenID Provider users may sign in with (``charter idps``).
+
+    The client secret Charter authenticates with at the provider's token endpoint must be
+    usable, so it is not hashed: it is stored encrypted (JWE ``dir`` + ``A256GCM``) under the
+    deployment's key-encryption key, like the private signing keys, or named as an
+    environment variable (``client_secret_env``) that holds it. With ``private_key_jwt``
+    (RFC 7523 §2.2) Charter signs a client assertion with its own key instead, stored
+    encrypted the same way.
+    """
+
+    __tablename__ = "identity_providers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: Names the provider in URLs (``/login/idp/<slug>``) and on the command line.
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(256))
+    #: The provider's issuer identifier, compared exactly (OpenID Connect Discovery §4.3).
+    issuer: Mapped[str] = mapped_column(String(2048), unique=True)
+    client_id: Mapped[str] = mapped_column(String(2048))
+    client_secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    client_secret_env: Mapped[str | None] = mapped_column(String(256))
+    #: For ``private_key_jwt``: Charter's private signing key (a JWK), encrypted like the
+    #: client secret; its public half is registered at the provider.
+    client_key_encrypted: Mapped[str | None] = mapped_column(Text)
+    #: ``client_secret_basic``, ``client_secret_post`` or ``private_key_jwt``.
+    token_endpoint_auth_method: Mapped[str] = mapped_column(String(64))
+    #: Scopes asked for at the provider (space-separated, ``openid`` always among them).
+    scopes: Mapped[str] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: Create unknown users at their first sign-in (else only pre-linked users may sign in).
+    jit: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: E-mail domains allowed to sign in (empty: any); needs ``email_verified``.
+    allowed_email_domains: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: Claims that must hold a value: ``{"claim": "value"}`` (a list claim must contain it).
+    required_claims: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: The claim whose values map to the scopes a user may grant (e.g. ``groups``).
+    scope_claim: Mapped[str | None] = mapped_column(String(256))
+    #: Value of ``scope_claim`` → space-separated scopes; empty: no restriction.
+    scope_map: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class UserLink(Base):
+    """A local user linked to an upstream account by the provider's issuer and ``sub``."""
+
+    __tablename__ = "user_links"
+    __table_args__ = (UniqueConstraint("issuer", "subject", name="uq_user_links_issuer_subject"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    issuer: Mapped[str] = mapped_column(String(2048))
+    subject: Mapped[str] = mapped_column(String(255))
+    #: The provider's claims of the last sign-in (for display; never used to link).
+    email: Mapped[str | None] = mapped_column(String(320))
+    #: The scopes the provider's claim mapping let the user grant at the last sign-in
+    #: (space-separated); None for no limit. Codes for the user never carry others.
+    scope_limit: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    last_login_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class UpstreamLogin(Base):
+    """A sign-in sent to an upstream provider, waiting for its callback (any worker may finish it).
+
+    Found by the hash of its ``state``; bound to the pending authorization request and to the
+    browser that started it; ``used_at`` is set by the one statement that consumes it.
+    """
+
+    __tablename__ = "upstream_logins"
+
+    state_hash: Mapped[str] = mapped_column(String(128), primary_key=True)
+    provider_id: Mapped[str] = mapped_column(String(64))
+    #: The pending authorization request (its hash) and its id, encrypted (to continue it).
+    pending_hash: Mapped[str] = mapped_column(String(128))
+    request_id_encrypted: Mapped[str] = mapped_column(Text)
+    browser_hash: Mapped[str] = mapped_column(String(128))
+    nonce_hash: Mapped[str] = mapped_column(String(128))
+    #: The PKCE ``code_verifier`` (RFC 7636 §4.1), sent with the code to the token endpoint.
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    used_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
 Index("ix_access_tokens_grant_revoked", AccessToken.grant_id, AccessToken.revoked_at)

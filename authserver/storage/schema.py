@@ -20,6 +20,7 @@ from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import DBAPIError
 
 from authserver.storage.crypto import new_id
+from authserver.storage.missing_database import missing_database_hint
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -152,6 +153,11 @@ def check_writable(engine: Engine) -> None:
             transaction.rollback()
     except DBAPIError as exc:
         url = engine.url.render_as_string(hide_password=True)
+        missing = missing_database_hint(str(exc.orig), engine.url)
+        if missing is not None:  # connecting failed: there is nothing to write to yet
+            reason = str(exc.orig).strip().splitlines()[0]
+            message = f"cannot use the database {url}: {reason}\n  {missing}"
+            raise DatabaseNotReadyError(message) from exc
         raise DatabaseNotWritableError(
             f"cannot write to the database {url} ({exc.orig}). Charter needs a database it can "
             "write: check the file's and its folder's permissions and attributes (chattr), the "

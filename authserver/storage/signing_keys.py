@@ -99,6 +99,24 @@ class KeyStore:
             raise RuntimeError(f"signing key {row.kid} decrypted to nothing")
         return ECKey.import_key(json.loads(data))
 
+    def encrypt_secret(self, plaintext: str) -> str:
+        """``plaintext`` (a secret Charter must send again, e.g. an upstream client secret)
+        encrypted like the private keys: JWE ``dir`` + ``A256GCM`` under the key-encryption key."""
+        return jwe.encrypt_compact(
+            {"alg": "dir", "enc": "A256GCM"}, plaintext, self._encryption_key
+        )
+
+    def decrypt_secret(self, ciphertext: str) -> str:
+        """What :meth:`encrypt_secret` encrypted; :class:`KeyDecryptionError` under another key."""
+        try:
+            data = jwe.decrypt_compact(ciphertext, self._encryption_key).plaintext
+        except Exception as exc:  # joserfc raises several error types
+            raise KeyDecryptionError(
+                "cannot decrypt a stored secret: the key-encryption key differs from the one "
+                "that stored it (set CHARTER_KEY_ENCRYPTION_KEY to the original secret)"
+            ) from exc
+        return (data or b"").decode()
+
     def _new_row(self, now: int, activates_at: int) -> SigningKey:
         key = ECKey.generate_key("P-256", auto_kid=True)
         public = dict(key.as_dict(private=False))

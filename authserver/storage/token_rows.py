@@ -55,6 +55,14 @@ class RefreshTokenState(NamedTuple):
     revoked_at: int | None
 
 
+class UserState(NamedTuple):
+    """What issuing needs of a user: whether it is disabled, and its names."""
+
+    disabled: bool
+    username: str
+    display_name: str | None
+
+
 class NewGrant(NamedTuple):
     """A grant row about to be stored (columns of :class:`Grant`)."""
 
@@ -84,6 +92,9 @@ class GrantState(NamedTuple):
     revoked_at: int | None
     #: ``users.disabled`` of ``subject``; None when no such user (client credentials grants).
     user_disabled: bool | None
+    #: ``users.username`` and ``users.display_name`` of ``subject`` (None: no such user).
+    user_username: str | None
+    user_display_name: str | None
 
     @property
     def user_live(self) -> bool:
@@ -93,6 +104,9 @@ class GrantState(NamedTuple):
 
 _REFRESH_BY_HASH = select(*(_REFRESH.c[name] for name in RefreshTokenState._fields)).where(
     _REFRESH.c.token_hash == bindparam("token_hash")
+)
+_USER_BY_ID = select(*(_USERS.c[name] for name in UserState._fields)).where(
+    _USERS.c.id == bindparam("user_id")
 )
 _CODE_BY_HASH = select(*(_CODES.c[name] for name in CodeState._fields)).where(
     _CODES.c.code_hash == bindparam("code_hash")
@@ -106,11 +120,16 @@ _CONSUME = (
     )
     .values(consumed_at=bindparam("now"))
 )
-_USER_DISABLED = select(_USERS.c.disabled).where(_USERS.c.id == bindparam("user_id"))
+_GRANT_COLUMNS = [name for name in GrantState._fields if not name.startswith("user_")]
 _GRANT_FOR_ISSUE = (
     select(
-        *(_GRANTS.c[name] for name in GrantState._fields[:-1]),
-        _USER_DISABLED.scalar_subquery(),
+        *(_GRANTS.c[name] for name in _GRANT_COLUMNS),
+        select(_USERS.c.disabled).where(_USERS.c.id == bindparam("user_id")).scalar_subquery(),
+        # The names of the grant's own subject (the access token's ``sub``), correlated.
+        *(
+            select(_USERS.c[column]).where(_USERS.c.id == _GRANTS.c.subject).scalar_subquery()
+            for column in ("username", "display_name")
+        ),
     )
     .where(_GRANTS.c.id == bindparam("grant_id"))
     .with_for_update(key_share=True, of=_GRANTS)
@@ -128,6 +147,13 @@ _ROTATE = (
 _INSERT_GRANT = insert(_GRANTS)
 _INSERT_ACCESS = insert(_ACCESS)
 _INSERT_REFRESH = insert(_REFRESH)
+
+
+def find_user(session: Session, user_id: str) -> UserState | None:
+    """The user ``user_id``'s state, or None. On PostgreSQL hold its lock first (S95,
+    :func:`authserver.storage.issuance_locks.hold_client_and_user`)."""
+    row = session.connection().execute(_USER_BY_ID, {"user_id": user_id}).first()
+    return UserState._make(row) if row is not None else None
 
 
 def find_code(session: Session, code_hash: str) -> CodeState | None:
@@ -150,7 +176,7 @@ def find_refresh_token(session: Session, token_hash: str) -> RefreshTokenState |
 
 def lock_grant(session: Session, grant_id: str, user_id: str) -> GrantState | None:
     """The grant ``grant_id`` row-locked (``FOR NO KEY UPDATE``, S95) with ``user_id``'s
-    ``disabled`` flag, in one statement; None when there is no such grant.
+    ``disabled`` flag and names, in one statement; None when there is no such grant.
 
     On PostgreSQL take the user's advisory lock first: the flag is read by this statement's
     snapshot, which begins after that lock is held.

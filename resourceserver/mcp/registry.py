@@ -368,7 +368,9 @@ def load_tool_modules(names: Iterable[str], into: Registry | None = None) -> Reg
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
-            raise ToolModuleError(f"cannot import tool module {module_name!r}: {exc}") from exc
+            raise ToolModuleError(
+                f"cannot import tool module {module_name!r}: {exc}", name=module_name
+            ) from exc
         exported = getattr(module, "registry", None)
         register = getattr(module, "register", None)
         if isinstance(exported, Registry):

@@ -14,6 +14,10 @@ class Identity(BaseModel):
     """The caller as the resource server sees it."""
 
     subject: str = Field(description="The user the token was issued for (sub).")
+    username: str | None = Field(
+        default=None, description="The user's name on the authorization server, if it says."
+    )
+    name: str | None = Field(default=None, description="The person's full name, if known.")
     client_id: str = Field(description="The OAuth client that holds the token.")
     scopes: list[str] = Field(description="Granted scopes, sorted.")
     expires_at: int = Field(description="Token expiry, seconds since the epoch.")
@@ -25,10 +29,12 @@ def register(registry: Registry) -> None:
 
     @registry.tool(scopes={"mcp"}, annotations={"readOnlyHint": True, "openWorldHint": False})
     async def whoami(ctx: Context) -> Identity:
-        """Show who you are: subject, client id, granted scopes and when your token expires."""
+        """Show who you are: subject, user name, client id, granted scopes and token expiry."""
         principal = ctx.principal
         return Identity(
             subject=principal.subject,
+            username=principal.username or None,
+            name=principal.name or None,
             client_id=principal.client_id,
             scopes=sorted(principal.scopes),
             expires_at=principal.expires_at,

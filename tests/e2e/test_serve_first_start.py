@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
+from uvicorn.config import STARTUP_FAILURE
 
 from tests.support.browser_flow import (
     AuthorizationFlowError,
@@ -15,6 +17,7 @@ from tests.support.browser_flow import (
     pkce_pair,
 )
 from tests.support.charter_process import CHARTER, CharterProcess, charter_env, run_charter
+from tests.support.live import free_port
 from tests.support.oauth_flow import register_public_client
 
 pytestmark = pytest.mark.e2e
@@ -155,3 +158,59 @@ def test_serve_refuses_an_unknown_tool_module_before_creating_the_admin(tmp_path
     result = _serve_refused(tmp_path, "--tools", "no_such_charter_tools")
     assert "no_such_charter_tools" in result.stderr
     assert "one-time password" not in result.stdout
+
+
+def _first_start_output(data_dir: Path, port: int) -> tuple[list[str], int | None]:
+    """``charter serve``'s stdout and stderr as one terminal shows them, up to the line saying
+    where to connect (then it is stopped); and its exit status when it ended by itself."""
+    process = subprocess.Popen(
+        [*CHARTER, "serve", "--port", str(port), "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=charter_env(),
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    serving = False
+    try:
+        for line in process.stdout:
+            lines.append(line.rstrip("\n"))
+            if line.startswith("Connect your MCP client to "):
+                serving = True
+                break
+    except BaseException:
+        process.kill()
+        raise
+    finally:
+        if serving:
+            process.terminate()
+        ended = process.wait(timeout=60)  # at the end of its output it has ended or is ending
+        process.stdout.close()
+    return lines, None if serving else ended
+
+
+def test_one_time_password_is_printed_after_the_migration_messages(tmp_path: Path) -> None:
+    lines, _ = _first_start_output(tmp_path / "data", free_port())
+    migrations = [n for n, line in enumerate(lines) if "Running upgrade" in line]
+    [password_line] = [n for n, line in enumerate(lines) if "this one-time password" in line]
+    assert migrations, "\n".join(lines)
+    assert max(migrations) < password_line, "\n".join(lines)
+    assert password_line < len(lines) - 1  # followed by the password and where to connect
+
+
+def test_taken_port_on_the_first_start_keeps_the_one_time_password_for_the_next(
+    tmp_path: Path,
+) -> None:
+    """The port is checked before the first start's work: a start that cannot listen neither
+    creates the admin nor loses its one-time password, and the next start prints it."""
+    data_dir = tmp_path / "data"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        lines, ended = _first_start_output(data_dir, taken.getsockname()[1])
+    assert ended == STARTUP_FAILURE, "\n".join(lines)
+    assert any("address already in use" in line and "--port" in line for line in lines)
+    assert not any("this one-time password" in line for line in lines)
+    lines, _ = _first_start_output(data_dir, free_port())
+    assert any("this one-time password" in line for line in lines), "\n".join(lines)

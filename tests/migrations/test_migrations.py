@@ -72,7 +72,7 @@ def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Eng
 
 
 def test_head_is_the_newest_revision() -> None:
-    assert head_revision() == "0010"
+    assert head_revision() == "0011"
 
 
 def test_packaged_head_read_without_alembic_is_alembics_head() -> None:

@@ -10,12 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import click
+from sqlalchemy import create_engine
 
 from authserver.cli.main import charter
+from authserver.config.servers import BASE_SCOPE
 from authserver.config.settings import CharterSettings
 from authserver.config.table import settings_table
 from resourceserver.mcp import Context, Registry
 from resourceserver.principal import Principal
+from resourceserver.tools import builtin_registry
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -136,3 +139,21 @@ def test_the_settings_table_is_generated_from_the_settings() -> None:
         "output of `python -m authserver.config.table`:\n" + expected
     )
     assert expected.count("\n| `CHARTER_") == len(CharterSettings.model_fields)
+
+
+def test_readme_says_why_the_notes_tools_are_not_listed_with_the_default_scope() -> None:
+    """A new client's token has the base scope only; the README says why the notes tools are
+    missing from its list, naming the scopes the code really uses."""
+    registry = builtin_registry(create_engine("sqlite://"))
+    default = set(str(CharterSettings.model_fields["default_scope"].default).split())
+    granted = default | {BASE_SCOPE}
+    hidden = {scope for tool in registry.tools.values() for scope in tool.scopes - granted}
+    assert hidden == {"notes:read", "notes:write"}
+    paragraph = readme().split("The built-in tools are `whoami`", 1)[1].split("\n\n")[0]
+    text = " ".join(paragraph.split())
+    for scope in sorted(hidden):
+        assert f"`{scope}`" in text
+    assert f"base scope `{BASE_SCOPE}`" in text
+    assert "`CHARTER_DEFAULT_SCOPE`" in text
+    assert "`403 insufficient_scope`" in text
+    assert f"`{' '.join([BASE_SCOPE, *sorted(hidden)])}`" in text

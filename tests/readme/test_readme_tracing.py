@@ -28,7 +28,8 @@ def tracing_commands() -> list[list[str]]:
 
 
 def test_readme_tracing_commands_export_spans(tmp_path: Path) -> None:
-    commands = tracing_commands()
+    activate, *commands = tracing_commands()
+    assert activate == [".", ".venv/bin/activate"]  # the venv the Quick start made
     assert commands[0] == ["pip", "install", "-e", ".[otel]"]
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
         "optional-dependencies"

@@ -36,7 +36,7 @@ from tests.reliability.test_s60_connection_loss import terminate_backends
 from tests.support.charter_process import CHARTER, charter_env, run_charter
 from tests.support.codes import code_form, create_code, refresh_form
 from tests.support.factories import create_client, create_user
-from tests.support.live import serve_app
+from tests.support.live import free_port, serve_app
 from tests.support.reliability import client_credentials_form, ready_worker
 
 RECOVERY_SECONDS = 5.0
@@ -108,7 +108,7 @@ def test_s97_charter_serve_refuses_a_database_it_cannot_write(tmp_path: Path) ->
     assert database.exists()
     with immutable(database):
         result = subprocess.run(
-            [*CHARTER, "serve", "--port", "9", "--data-dir", str(data_dir)],
+            [*CHARTER, "serve", "--port", str(free_port()), "--data-dir", str(data_dir)],
             capture_output=True,
             text=True,
             env=charter_env(),

@@ -1,7 +1,15 @@
 // node-oidc-provider (npm `oidc-provider`) as the tests' external authorization server and
 // upstream OpenID Provider, on a loopback port. Configuration comes from one JSON argument:
 //   {"port": 0, "accessTokenFormat": "jwt"|"opaque", "resources": {"<url>": "scope words"},
-//    "clients": [<client metadata>], "ttl": {"AccessToken": 600, "IdToken": 600}}
+//    "clients": [<client metadata>], "ttl": {"AccessToken": 600, "IdToken": 600},
+//    "accounts": {"<login>": {<claims over the defaults>}}, "idTokenClaims": false,
+//    "passwords": {"<login>": "<password>"}}
+// As the upstream OpenID Provider of Charter's sign-in, `clients` holds Charter's static
+// confidential client (its redirect URI is Charter's /login/idp/callback), `accounts` the
+// claims of the test people, and `idTokenClaims: true` puts the profile and email claims in
+// the ID token itself (as Keycloak, Entra ID and Google do) rather than only at userinfo.
+// With `passwords`, the development login page admits only those logins with their password
+// (it signs in anyone otherwise); a wrong one answers 401 "wrong password".
 // Features: dynamic client registration (RFC 7591), resource indicators (RFC 8707) giving
 // access tokens for the named resources only, introspection (RFC 7662), client credentials,
 // the provider's own development login and consent pages (any login and password sign in).
@@ -16,6 +24,7 @@ const { default: Provider } = await import(pathToFileURL(process.env.OIDC_PROVID
 const options = JSON.parse(process.argv[2] ?? '{}');
 const resources = options.resources ?? {};
 const format = options.accessTokenFormat ?? 'jwt';
+const accounts = options.accounts ?? {};
 
 // ES256 signs the access tokens, RS256 (the default of OpenID Connect) the ID tokens.
 function signingKey(type, alg) {
@@ -32,6 +41,7 @@ const configuration = {
     ...Object.values(resources).flatMap((words) => words.split(' '))])],
   claims: { openid: ['sub'], profile: ['preferred_username', 'name'], email: ['email', 'email_verified'] },
   pkce: { required: () => true },
+  conformIdTokenClaims: !options.idTokenClaims,
   ttl: { AccessToken: 600, IdToken: 600, ClientCredentials: 600, ...(options.ttl ?? {}) },
   findAccount: async (_ctx, sub) => ({
     accountId: sub,
@@ -41,6 +51,7 @@ const configuration = {
       name: `User ${sub}`,
       email: `${sub}@example.test`,
       email_verified: true,
+      ...(accounts[sub] ?? {}),
     }),
   }),
   features: {
@@ -91,6 +102,26 @@ await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
 const issuer = `http://127.0.0.1:${server.address().port}`;
 const provider = new Provider(issuer, configuration);
 provider.on('server_error', (_ctx, error) => console.error('server_error', error));
+if (options.passwords) {
+  const { parse } = await import('node:querystring');
+  // Reads the login form's body first (the provider then uses it, see selective_body.js).
+  provider.use(async (ctx, next) => {
+    if (ctx.method === 'POST' && ctx.path.startsWith('/interaction/')) {
+      const chunks = [];
+      for await (const chunk of ctx.req) chunks.push(chunk);
+      const raw = Buffer.concat(chunks).toString();
+      const form = parse(raw);
+      if (form.prompt === 'login' && options.passwords[form.login] !== form.password) {
+        ctx.status = 401;
+        ctx.type = 'html';
+        ctx.body = '<!doctype html><title>Sign-in failed</title><p>wrong password</p>';
+        return;
+      }
+      ctx.request.body = raw;
+    }
+    await next();
+  });
+}
 server.on('request', provider.callback());
 console.log(`READY ${issuer}`);
 process.on('SIGTERM', () => server.close(() => process.exit(0)));

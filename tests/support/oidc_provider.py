@@ -90,8 +90,16 @@ def run_oidc_provider(
     clients: list[dict[str, Any]] | None = None,
     ttl: dict[str, int] | None = None,
     port: int = 0,
+    accounts: dict[str, dict[str, Any]] | None = None,
+    id_token_claims: bool = False,
+    passwords: dict[str, str] | None = None,
 ) -> Iterator[OidcProvider]:
-    """Start the provider issuing tokens for ``resources`` (URL → scope words); stop it after."""
+    """Start the provider issuing tokens for ``resources`` (URL → scope words); stop it after.
+
+    ``accounts`` adds claims per login (over ``sub``-derived defaults); ``id_token_claims`` puts
+    the scopes' claims into ID tokens (the upstream OpenID Provider of Charter's sign-in);
+    ``passwords`` (login → password) makes the login page check passwords.
+    """
     node, entry = install_paths()
     options = {
         "port": port,
@@ -99,6 +107,9 @@ def run_oidc_provider(
         "resources": resources,
         "clients": [resource_client(), *(clients or [])],
         "ttl": ttl or {},
+        "accounts": accounts or {},
+        "idTokenClaims": id_token_claims,
+        **({"passwords": passwords} if passwords else {}),
     }
     env = {**os.environ, "OIDC_PROVIDER_ENTRY": str(entry), "NODE_ENV": "test"}
     process = subprocess.Popen(

@@ -24,12 +24,20 @@ from authserver.oauth.grants.base import (
     check_resource,
     narrow_scope,
 )
+from authserver.oauth.tokens import claims_of_person
 from authserver.storage.audit import record_event
 from authserver.storage.crypto import hash_token, new_id
-from authserver.storage.issuance_locks import hold_client_and_user, hold_user
+from authserver.storage.issuance_locks import hold_client_and_user
 from authserver.storage.models import AuthorizationCode, Grant, User
 from authserver.storage.revocation import revoke_grant
-from authserver.storage.token_rows import CodeState, NewGrant, consume_code, find_code, insert_grant
+from authserver.storage.token_rows import (
+    CodeState,
+    NewGrant,
+    consume_code,
+    find_code,
+    find_user,
+    insert_grant,
+)
 
 
 class AuthorizationCodeGrant(GrantBase, authlib_grants.AuthorizationCodeGrant):  # type: ignore[misc]
@@ -59,7 +67,8 @@ class AuthorizationCodeGrant(GrantBase, authlib_grants.AuthorizationCodeGrant): 
         # S95: client and user locked against a revocation in flight, then the code consumed.
         if not hold_client_and_user(self.session, client.client_id, row.subject, loaded=client.row):
             raise InvalidClientError("the client is disabled or was removed")
-        if not hold_user(self.session, row.subject, locked=True):
+        user = find_user(self.session, row.subject)
+        if user is None or user.disabled:
             raise InvalidGrantError("the user of this code is unknown or disabled")
         self._consume(row)
         grant = NewGrant(
@@ -74,7 +83,9 @@ class AuthorizationCodeGrant(GrantBase, authlib_grants.AuthorizationCodeGrant): 
             expires_at=self.now + self.ctx.settings.refresh_token_absolute_ttl,
         )
         insert_grant(self.session, grant)
-        body = self.issue(grant, scope, refresh=client.check_grant_type("refresh_token"))
+        person = claims_of_person(user.username, user.display_name)
+        refresh = client.check_grant_type("refresh_token")
+        body = self.issue(grant, scope, refresh=refresh, person=person)
         record_event(
             self.session,
             "grant_created",

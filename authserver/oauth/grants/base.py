@@ -169,7 +169,15 @@ class GrantBase:
         if not hold_client(self.session, client.client_id, loaded=client.row):
             raise InvalidClientError("the client is disabled or was removed")
 
-    def issue(self, grant: IssuingGrant, scope: str, *, refresh: bool) -> dict[str, Any]:
+    def issue(
+        self,
+        grant: IssuingGrant,
+        scope: str,
+        *,
+        refresh: bool,
+        person: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """The token response; ``person``: the subject's person claims if already read."""
         access = issue_access_token(
             self.ctx,
             self.session,
@@ -180,6 +188,7 @@ class GrantBase:
             scope=scope,
             resource=grant.resource,
             now=self.now,
+            person=person,
         )
         refresh_token = (
             issue_refresh_token(self.ctx, self.session, grant, now=self.now) if refresh else None

@@ -55,4 +55,5 @@ class ClientCredentialsGrant(GrantBase, authlib_grants.ClientCredentialsGrant): 
             expires_at=self.now + self.ctx.settings.access_token_ttl,
         )
         insert_grant(self.session, grant)
-        return 200, self.issue(grant, scope, refresh=False), TOKEN_HEADERS
+        # No person claims: no user has this id (names_a_user above, in this transaction).
+        return 200, self.issue(grant, scope, refresh=False, person={}), TOKEN_HEADERS

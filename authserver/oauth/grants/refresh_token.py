@@ -19,7 +19,7 @@ from authserver.oauth.grants.base import (
     check_resource,
     narrow_scope,
 )
-from authserver.oauth.tokens import looks_like_jwt
+from authserver.oauth.tokens import claims_of_person, looks_like_jwt
 from authserver.storage.audit import record_event
 from authserver.storage.crypto import hash_token
 from authserver.storage.issuance_locks import hold_client_and_user
@@ -68,7 +68,9 @@ class RefreshTokenGrant(GrantBase, authlib_grants.RefreshTokenGrant):  # type: i
         if grant.grant_type == "authorization_code" and not grant.user_live:
             raise InvalidGrantError("the user of this grant is unknown or disabled")
         self._rotate(row, grant)
-        body = self.issue(grant, scope, refresh=client.check_grant_type("refresh_token"))
+        person = claims_of_person(grant.user_username, grant.user_display_name)
+        refresh = client.check_grant_type("refresh_token")
+        body = self.issue(grant, scope, refresh=refresh, person=person)
         return 200, body, TOKEN_HEADERS
 
     def _rotate(self, row: RefreshTokenState, grant: GrantState) -> None:

@@ -294,3 +294,26 @@ async def test_s55_localhost_only_client_warned(
     assert 'data-form="consent"' in consent.text
     assert "only runs on your own computer" in consent.text
     assert "127.0.0.1" in consent.text
+
+
+@pytest.mark.parametrize(
+    "others",
+    [["https://app.example.com/cb"], ["com.example.app:/oauth"]],
+    ids=["https", "private-use-scheme"],
+)
+async def test_s55_localhost_warning_only_when_every_redirect_is_loopback(
+    auth_server: AuthServer, as_client: httpx.AsyncClient, others: list[str]
+) -> None:
+    """A client that also redirects elsewhere is not a local-only application: the page
+    names where it sends the browser but does not warn about localhost (issue 13)."""
+    create_user(auth_server)
+    client, _ = create_client(
+        auth_server, redirect_uris=["http://127.0.0.1/callback", "http://[::1]/cb", *others]
+    )
+    consent = await open_consent(
+        as_client, params_for(client.client_id, "http://127.0.0.1:33333/callback")
+    )
+    assert 'data-form="consent"' in consent.text
+    assert "only runs on your own computer" not in consent.text
+    assert 'role="alert"' not in consent.text
+    assert "127.0.0.1" in consent.text

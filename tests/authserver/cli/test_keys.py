@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from authserver.cli.output import format_time
 from authserver.context import AuthServer
 from tests.support.cli_runner import Charter
 
@@ -75,3 +76,25 @@ def test_s63_retire_immediately_during_a_pending_rotation_keeps_a_signing_key(
     signing = server.keys.signing_key()
     assert signing.kid != old_kid
     assert signing.kid in {key["kid"] for key in server.keys.jwks()["keys"]}
+
+
+def test_keys_list_shows_no_future_time_under_retired(cli: Charter, server: AuthServer) -> None:
+    """Issue 13, checked: with a retired, an active (retiring later) and a pending key, the
+    RETIRED column of ``charter keys list`` holds a past time or ``-``, never a planned one."""
+    server.keys.ensure_signing_key()
+    assert cli("keys", "rotate", env={"CHARTER_KEY_PUBLISH_AHEAD_SECONDS": "0"}).exit_code == 0
+    assert cli("keys", "rotate").exit_code == 0  # pending for 120 s; the active one retires then
+    listed = json.loads(cli("keys", "list", "--json").stdout)
+    assert sorted(key["status"] for key in listed) == ["active", "pending", "retired"]
+    now = format_time(server.now())
+    header, *rows = cli("keys", "list").stdout.splitlines()
+    starts = [header.index(name) for name in ("RETIRED", "LEAVES JWKS")]
+    cells = {row.split()[0]: row[starts[0] : starts[1]].strip() for row in rows}
+    for key in listed:
+        shown = cells[key["kid"]]
+        if key["status"] == "retired":
+            assert shown == format_time(key["retired_at"]) <= now
+        else:
+            assert shown == "-", (key["status"], shown)
+    [active] = [key for key in listed if key["status"] == "active"]
+    assert active["retired_at"] > server.now()  # a planned retirement exists, and is not shown

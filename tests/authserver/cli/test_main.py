@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
+from sqlalchemy.engine import make_url
 
 from authserver.cli.context import CliOptions, build_settings
 from authserver.cli.main import charter
@@ -79,8 +80,34 @@ def test_missing_postgresql_database_gets_a_createdb_hint(tmp_path: Path) -> Non
         charter, ["--data-dir", str(tmp_path), "--database-url", url, "db", "upgrade"]
     )
     assert result.exit_code == 1
-    assert "createdb charter_never_created_db" in result.stderr
+    assert "createdb " in result.stderr
+    assert " charter_never_created_db`" in result.stderr
     assert "creates Charter's tables, not the database" in result.stderr
+
+
+@pytest.mark.postgres
+def test_missing_postgresql_database_from_the_environment_names_it_and_its_server(
+    tmp_path: Path,
+) -> None:
+    """``CHARTER_DATABASE_URL`` (not ``--database-url``) names a database never created: the
+    error names that URL and the ``createdb`` command for its host, port and role."""
+    base = os.environ.get("CHARTER_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip("needs PostgreSQL: set CHARTER_TEST_POSTGRES_URL")
+    url = make_url(base).set(database="does_not_exist_xyz")
+    result = CliRunner().invoke(
+        charter,
+        ["--data-dir", str(tmp_path), "db", "upgrade"],
+        env={"CHARTER_DATABASE_URL": url.render_as_string(hide_password=False)},
+    )
+    assert result.exit_code == 1
+    assert f"database error on {url.render_as_string(hide_password=True)}:" in result.stderr
+    expected = ["createdb"]
+    for flag, value in (("-h", url.host), ("-p", url.port), ("-U", url.username)):
+        if value is not None:
+            expected += [flag, str(value)]
+    assert f"`{' '.join([*expected, 'does_not_exist_xyz'])}`" in result.stderr
+    assert "Traceback" not in result.output
 
 
 def test_render_table_aligns_columns() -> None:

@@ -208,7 +208,9 @@ async def test_s96_global_budget_fails_fast(
         waited = time.monotonic() - started
         assert answer.status_code == 401, answer.text
         assert answer.json()["error"] == "invalid_client"
-        assert QUEUE_SECONDS <= waited < 2, waited
+        # A fetch that waited for a slot would wait for the held ones, which end only at their
+        # 5 s budget: well under that (generous for a loaded machine), the queue gave up.
+        assert QUEUE_SECONDS <= waited < 4.5, waited
         assert slow.count() == 2
         # Refused for want of a slot: not remembered as failing, and no per-IP minute spent.
         assert not server.fetch_limits.failed_recently(f"http://{host}/late.json", "other")

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from authserver.context import AuthServer
 from authserver.oauth.adapter import token_response
+from authserver.oauth.tokens import decode_access_token
 from bench.grant_cpu import counting_statements
 from tests.support.clock import Clock
 from tests.support.codes import code_form, create_code, refresh_form
@@ -102,9 +103,15 @@ def test_refresh_grant_runs_the_pinned_statements(make_server: Callable[..., Aut
     code = create_code(server, client_id=client.client_id, subject=user.id)
     first = _grant(server, code_form(code))
     second = _grant(server, refresh_form(first["refresh_token"], client.client_id))
-    seen = _statements(server, refresh_form(second["refresh_token"], client.client_id))
+    with counting_statements(server.database.engine) as seen:
+        third = _grant(server, refresh_form(second["refresh_token"], client.client_id))
     dialect = server.database.engine.dialect.name
     assert seen == EXPECTED[(dialect, "refresh_token")]
+    # The user's names still reach the token, read in the grant's statement.
+    claims = decode_access_token(server, third["access_token"])
+    assert claims is not None
+    assert claims["sub"] == user.id
+    assert claims["preferred_username"] == user.username
 
 
 def test_authorization_code_grant_runs_the_pinned_statements(

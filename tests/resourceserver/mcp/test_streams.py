@@ -60,7 +60,10 @@ def shared(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Eng
         yield engine_a, engine_b
     finally:
         engine_b.dispose()
+        # Fresh tables again, not none: the PostgreSQL database is shared by the whole test
+        # session, whose schema is already at the migrations' head for the tests that follow.
         metadata.drop_all(engine_a)
+        create_tables(engine_a)
         engine_a.dispose()
 
 

@@ -309,7 +309,10 @@ async def two_instances_on_postgres(
         async with session_on_two_instances(engine_a, engine_b, options) as pair:
             yield pair
     finally:
+        # Fresh tables again, not none: the PostgreSQL database is shared by the whole test
+        # session, whose schema is already at the migrations' head for the tests that follow.
         metadata.drop_all(engine_a)
+        create_tables(engine_a)
         engine_a.dispose()
         engine_b.dispose()
 
