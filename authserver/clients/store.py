@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from authserver.accounts.users import names_a_user
@@ -27,6 +27,9 @@ from authserver.storage.revocation import revoke_client_grants
 
 CLIENT_ID_PREFIX = "dcr_"
 CLIENT_ID_BYTES = 18
+#: The client by id, built once: every token request reads it (``Session.get`` builds its own
+#: query on each call, at about twice the CPU of the statement executed).
+_CLIENT_BY_ID = select(Client).where(Client.client_id == bindparam("client_id"))
 
 
 def _is_document_id(server: AuthServer, client_id: str) -> bool:
@@ -61,7 +64,7 @@ def load_client(server: AuthServer, session: Session, client_id: str) -> Client 
     """
     if not client_id or len(client_id) > 2048:
         return None
-    client = session.get(Client, client_id)
+    client = _get_client(session, client_id)
     if client is None:
         return None
     if client.kind != ClientKind.METADATA_DOCUMENT:
@@ -69,6 +72,14 @@ def load_client(server: AuthServer, session: Session, client_id: str) -> Client 
     if not _is_document_id(server, client_id):
         return None
     return metadata_documents.usable_document_client(client, server.now())
+
+
+def _get_client(session: Session, client_id: str) -> Client | None:
+    """``session.get(Client, client_id)``: the session's own row when it has one, else read."""
+    known = session.identity_map.get(session.identity_key(Client, client_id))
+    if isinstance(known, Client):
+        return known
+    return session.execute(_CLIENT_BY_ID, {"client_id": client_id}).scalar_one_or_none()
 
 
 def random_client_id() -> str:

@@ -17,7 +17,7 @@ from typing import Any
 from authlib.oauth2.rfc7636 import CodeChallenge
 
 from authserver.errors import InvalidGrantError, InvalidRequestError
-from authserver.storage.models import AuthorizationCode
+from authserver.storage.token_rows import CodeState
 
 #: RFC 7636 §4.1: 43..128 characters of ``[A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~"``.
 CODE_VERIFIER_PATTERN = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
@@ -41,7 +41,7 @@ class PkceS256(CodeChallenge):  # type: ignore[misc]
     def validate_code_verifier(self, grant: Any, _result: Any) -> None:
         """Check ``code_verifier`` against the code's challenge; no downgrade (S12-S14)."""
         request = grant.request
-        row: AuthorizationCode = request.authorization_code.row
+        row: CodeState = request.authorization_code.row
         verifier = request.form.get("code_verifier")
         if not row.code_challenge or row.code_challenge_method != "S256":
             raise InvalidGrantError("the code was issued without an S256 code_challenge")

@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -32,14 +32,33 @@ from starlette.concurrency import run_in_threadpool
 
 from authserver.context import AuthServer
 from authserver.storage.crypto import hash_token, new_id, new_token
-from authserver.storage.models import AccessToken, Grant, RefreshToken, User
+from authserver.storage.models import AccessToken, Grant, User
 from authserver.storage.signing_keys import SIGNING_ALG
+from authserver.storage.token_rows import insert_access_token, insert_refresh_token
 
 logger = logging.getLogger("charter.tokens")
 
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - a media type
 #: Longest string treated as a possible access token (anything longer is refused unparsed).
 MAX_TOKEN_LENGTH = 8192
+
+
+class IssuingGrant(Protocol):
+    """What issuing needs of a grant: a :class:`Grant` row, or its state read under its lock
+    (:class:`authserver.storage.token_rows.GrantState`)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def client_id(self) -> str: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def scope(self) -> str: ...
+    @property
+    def resource(self) -> str: ...
+    @property
+    def expires_at(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -62,10 +81,13 @@ def issue_access_token(
     scope: str,
     resource: str,
     now: int,
+    person: dict[str, str] | None = None,
 ) -> IssuedAccessToken:
     """Sign an RFC 9068 access token with ``key`` and record its ``jti``.
 
     ``resource`` must already be canonical and non-empty: no token without an audience (S30).
+    ``person``: the subject's :func:`person_claims` when the caller has read them in this
+    transaction already; read here otherwise.
     """
     if not resource:
         raise ValueError("an access token needs an audience")
@@ -83,20 +105,21 @@ def issue_access_token(
         "nbf": now,
         "exp": now + ttl,
     }
-    claims.update(person_claims(session, subject))
+    claims.update(person_claims(session, subject) if person is None else person)
     token = jwt.encode(header, claims, key, algorithms=[SIGNING_ALG])
-    session.add(
-        AccessToken(
-            jti=jti,
-            grant_id=grant_id,
-            client_id=client_id,
-            subject=subject,
-            scope=scope,
-            resource=resource,
-            issued_at=now,
-            expires_at=now + ttl,
-            revoked_at=None,
-        )
+    insert_access_token(
+        session,
+        {
+            "jti": jti,
+            "grant_id": grant_id,
+            "client_id": client_id,
+            "subject": subject,
+            "scope": scope,
+            "resource": resource,
+            "issued_at": now,
+            "expires_at": now + ttl,
+            "revoked_at": None,
+        },
     )
     return IssuedAccessToken(token=token, jti=jti, expires_in=ttl)
 
@@ -107,28 +130,38 @@ def person_claims(session: Session, subject: str) -> dict[str, str]:
     user = session.get(User, subject)
     if user is None:
         return {}
-    claims = {"preferred_username": user.username}
-    if user.display_name:
-        claims["name"] = user.display_name
+    return claims_of_person(user.username, user.display_name)
+
+
+def claims_of_person(username: str | None, display_name: str | None) -> dict[str, str]:
+    """The person claims of a user called ``username`` (none when there is no such user)."""
+    if username is None:
+        return {}
+    claims = {"preferred_username": username}
+    if display_name:
+        claims["name"] = display_name
     return claims
 
 
-def issue_refresh_token(server: AuthServer, session: Session, grant: Grant, *, now: int) -> str:
+def issue_refresh_token(
+    server: AuthServer, session: Session, grant: IssuingGrant, *, now: int
+) -> str:
     """A new refresh token of ``grant`` (idle expiry capped by the grant's absolute expiry)."""
     token = new_token()
-    session.add(
-        RefreshToken(
-            token_hash=hash_token(token),
-            grant_id=grant.id,
-            client_id=grant.client_id,
-            subject=grant.subject,
-            scope=grant.scope,
-            resource=grant.resource,
-            issued_at=now,
-            expires_at=min(now + server.settings.refresh_token_idle_ttl, grant.expires_at),
-            rotated_at=None,
-            revoked_at=None,
-        )
+    insert_refresh_token(
+        session,
+        {
+            "token_hash": hash_token(token),
+            "grant_id": grant.id,
+            "client_id": grant.client_id,
+            "subject": grant.subject,
+            "scope": grant.scope,
+            "resource": grant.resource,
+            "issued_at": now,
+            "expires_at": min(now + server.settings.refresh_token_idle_ttl, grant.expires_at),
+            "rotated_at": None,
+            "revoked_at": None,
+        },
     )
     return token
 

@@ -16,7 +16,12 @@ or the code withdrawn). Client and user locks are transaction-scoped advisory lo
 hash of the id: issuers of one client share them, and a waiting revocation queues new issuers
 behind it (shared row locks would let a busy client's traffic starve the revocation). SQLite
 takes its write lock at ``BEGIN IMMEDIATE``, which already serialises the two; nothing more is
-done there.
+done there, and a row read earlier in the same transaction is as current as a second read.
+
+Statements are few on the hot path (a refresh grant): on PostgreSQL the client's state is read
+in the statement that takes the user's lock (its snapshot begins after the client's lock is
+held), and the user's state in the one that locks the grant
+(:func:`authserver.storage.token_rows.lock_grant`).
 """
 
 from __future__ import annotations
@@ -24,9 +29,9 @@ from __future__ import annotations
 import hashlib
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
-from authserver.storage.models import Client, Grant, User
+from authserver.storage.models import Client
 
 #: First key of the advisory locks (two-int form, apart from the migration lock's one-bigint form).
 CLIENT_LOCK_SPACE = 95_001
@@ -38,15 +43,39 @@ def _lock_key(value: str) -> int:
     return int.from_bytes(hashlib.sha256(value.encode()).digest()[:4], "big", signed=True)
 
 
+def _is_postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
 def _advisory_lock(session: Session, space: int, value: str, *, shared: bool) -> None:
-    if session.get_bind().dialect.name != "postgresql":
+    if not _is_postgresql(session):
         return
     lock = func.pg_advisory_xact_lock_shared if shared else func.pg_advisory_xact_lock
     session.execute(select(lock(space, _lock_key(value))))
 
 
-def hold_client(session: Session, client_id: str) -> bool:
-    """Hold the client against revocation; True when it exists and is enabled."""
+def _read_in_this_transaction(session: Session, client_id: str, loaded: Client | None) -> bool:
+    """True when ``loaded`` is ``client_id``'s row as ``session`` read it, on SQLite.
+
+    Every session of :meth:`authserver.storage.db.Database.transaction` is one transaction,
+    begun ``IMMEDIATE`` before its first read: no other writer can have committed since.
+    """
+    return (
+        loaded is not None
+        and loaded.client_id == client_id
+        and object_session(loaded) is session
+        and session.get_bind().dialect.name == "sqlite"
+    )
+
+
+def hold_client(session: Session, client_id: str, *, loaded: Client | None = None) -> bool:
+    """Hold the client against revocation; True when it exists and is enabled.
+
+    ``loaded`` is the client's row as this transaction read it (client authentication): on
+    SQLite it answers without a second read; elsewhere the row is read again under the lock.
+    """
+    if _read_in_this_transaction(session, client_id, loaded):
+        return loaded is not None and loaded.disabled is False
     _advisory_lock(session, CLIENT_LOCK_SPACE, client_id, shared=True)
     disabled = session.execute(
         select(Client.disabled).where(Client.client_id == client_id)
@@ -54,21 +83,26 @@ def hold_client(session: Session, client_id: str) -> bool:
     return disabled is False
 
 
-def hold_user(session: Session, user_id: str) -> bool:
-    """Hold the user against revocation (after the client); True when it exists and is enabled."""
-    _advisory_lock(session, USER_LOCK_SPACE, user_id, shared=True)
-    disabled = session.execute(select(User.disabled).where(User.id == user_id)).scalar_one_or_none()
+def hold_client_and_user(
+    session: Session, client_id: str, user_id: str, *, loaded: Client | None = None
+) -> bool:
+    """Hold the client, then the user, against revocation; True when the client exists and is
+    enabled. The user's state is the caller's to read, after this: with the grant's row lock
+    (:func:`authserver.storage.token_rows.lock_grant`) or alone (``find_user``).
+
+    On PostgreSQL: the client's lock, then one statement reading the client's state (its
+    snapshot begins after that lock is held) and taking the user's lock.
+    """
+    if not _is_postgresql(session):
+        return hold_client(session, client_id, loaded=loaded)
+    _advisory_lock(session, CLIENT_LOCK_SPACE, client_id, shared=True)
+    disabled = session.execute(
+        select(
+            select(Client.disabled).where(Client.client_id == client_id).scalar_subquery(),
+            func.pg_advisory_xact_lock_shared(USER_LOCK_SPACE, _lock_key(user_id)),
+        )
+    ).scalar()
     return disabled is False
-
-
-def hold_grant(session: Session, grant_id: str) -> Grant | None:
-    """Lock the grant row (after the client and user) and read its current state."""
-    return session.scalars(
-        select(Grant)
-        .where(Grant.id == grant_id)
-        .with_for_update(key_share=True)
-        .execution_options(populate_existing=True)
-    ).one_or_none()
 
 
 def lock_client_for_revocation(session: Session, client_id: str) -> None:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import hmac
 
 from authlib.oauth2.rfc6749 import grants as authlib_grants
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from authserver.errors import InvalidGrantError
+from authserver.errors import InvalidClientError, InvalidGrantError
 from authserver.oauth.grants.base import (
     TOKEN_HEADERS,
     CodeRecord,
@@ -24,11 +24,20 @@ from authserver.oauth.grants.base import (
     check_resource,
     narrow_scope,
 )
+from authserver.oauth.tokens import claims_of_person
 from authserver.storage.audit import record_event
 from authserver.storage.crypto import hash_token, new_id
-from authserver.storage.issuance_locks import hold_user
+from authserver.storage.issuance_locks import hold_client_and_user
 from authserver.storage.models import AuthorizationCode, Grant, User
 from authserver.storage.revocation import revoke_grant
+from authserver.storage.token_rows import (
+    CodeState,
+    NewGrant,
+    consume_code,
+    find_code,
+    find_user,
+    insert_grant,
+)
 
 
 class AuthorizationCodeGrant(GrantBase, authlib_grants.AuthorizationCodeGrant):  # type: ignore[misc]
@@ -38,7 +47,7 @@ class AuthorizationCodeGrant(GrantBase, authlib_grants.AuthorizationCodeGrant): 
 
     def query_authorization_code(self, code: str, client: OAuthClient) -> CodeRecord | None:
         """The code row bound to ``client`` (consumed or expired rows too: classified later)."""
-        row = self.session.get(AuthorizationCode, hash_token(code))
+        row = find_code(self.session, hash_token(code))
         if row is None or not hmac.compare_digest(row.client_id, client.client_id):
             return None
         return CodeRecord(row)
@@ -49,18 +58,20 @@ class AuthorizationCodeGrant(GrantBase, authlib_grants.AuthorizationCodeGrant): 
 
     def create_token_response(self) -> TokenResponse:
         client: OAuthClient = self.request.client
-        row: AuthorizationCode = self.request.authorization_code.row
+        row: CodeState = self.request.authorization_code.row
         sent_uri = self.request.payload.redirect_uri
         if sent_uri is not None and sent_uri != row.redirect_uri:
             raise InvalidGrantError("redirect_uri differs from the authorization request")
         resource = check_resource(self.ctx, self.request, row.resource)
         scope = narrow_scope(self.request.payload.scope, row.scope)
         # S95: client and user locked against a revocation in flight, then the code consumed.
-        self.hold_client()
-        if not hold_user(self.session, row.subject):
+        if not hold_client_and_user(self.session, client.client_id, row.subject, loaded=client.row):
+            raise InvalidClientError("the client is disabled or was removed")
+        user = find_user(self.session, row.subject)
+        if user is None or user.disabled:
             raise InvalidGrantError("the user of this code is unknown or disabled")
         self._consume(row)
-        grant = Grant(
+        grant = NewGrant(
             id=new_id(),
             client_id=client.client_id,
             subject=row.subject,
@@ -70,12 +81,11 @@ class AuthorizationCodeGrant(GrantBase, authlib_grants.AuthorizationCodeGrant): 
             code_hash=row.code_hash,
             created_at=self.now,
             expires_at=self.now + self.ctx.settings.refresh_token_absolute_ttl,
-            revoked_at=None,
-            revoked_reason=None,
         )
-        self.session.add(grant)
-        self.session.flush()
-        body = self.issue(grant, scope, refresh=client.check_grant_type("refresh_token"))
+        insert_grant(self.session, grant)
+        person = claims_of_person(user.username, user.display_name)
+        refresh = client.check_grant_type("refresh_token")
+        body = self.issue(grant, scope, refresh=refresh, person=person)
         record_event(
             self.session,
             "grant_created",
@@ -87,19 +97,9 @@ class AuthorizationCodeGrant(GrantBase, authlib_grants.AuthorizationCodeGrant): 
         )
         return 200, body, TOKEN_HEADERS
 
-    def _consume(self, row: AuthorizationCode) -> None:
+    def _consume(self, row: CodeState) -> None:
         """Redeem the code with one atomic statement, or refuse it (and revoke on replay)."""
-        result = self.session.execute(
-            update(AuthorizationCode)
-            .where(
-                AuthorizationCode.code_hash == row.code_hash,
-                AuthorizationCode.consumed_at.is_(None),
-                AuthorizationCode.expires_at > self.now,
-            )
-            .values(consumed_at=self.now)
-            .execution_options(synchronize_session=False)
-        )
-        if getattr(result, "rowcount", 0) == 1:
+        if consume_code(self.session, row.code_hash, self.now):
             return
         consumed_at = self.session.scalar(
             select(AuthorizationCode.consumed_at).where(

@@ -20,9 +20,10 @@ from authserver.errors import InvalidClientError, InvalidScopeError, InvalidTarg
 from authserver.oauth.resources import resolve_resource
 from authserver.oauth.scopes import is_narrowing, parse_scope
 from authserver.oauth.token_request import TokenEndpointRequest
-from authserver.oauth.tokens import issue_access_token, issue_refresh_token
+from authserver.oauth.tokens import IssuingGrant, issue_access_token, issue_refresh_token
 from authserver.storage.issuance_locks import hold_client
-from authserver.storage.models import AuthorizationCode, Client, Grant, RefreshToken
+from authserver.storage.models import Client
+from authserver.storage.token_rows import CodeState, RefreshTokenState
 
 TOKEN_HEADERS = [("Content-Type", "application/json")]
 #: What ``create_token_response`` returns: status, body, headers.
@@ -68,9 +69,9 @@ class OAuthClient:
 
 
 class CodeRecord:
-    """An :class:`AuthorizationCode` row as authlib's ``AuthorizationCodeMixin``."""
+    """An authorization code row as authlib's ``AuthorizationCodeMixin``."""
 
-    def __init__(self, row: AuthorizationCode) -> None:
+    def __init__(self, row: CodeState) -> None:
         self.row = row
 
     def get_redirect_uri(self) -> str | None:
@@ -81,9 +82,9 @@ class CodeRecord:
 
 
 class RefreshRecord:
-    """A :class:`RefreshToken` row as authlib's ``TokenMixin``."""
+    """A refresh token row as authlib's ``TokenMixin``."""
 
-    def __init__(self, row: RefreshToken) -> None:
+    def __init__(self, row: RefreshTokenState) -> None:
         self.row = row
 
     def check_client(self, client: OAuthClient) -> bool:
@@ -164,10 +165,19 @@ class GrantBase:
     def hold_client(self) -> None:
         """Lock the client row against a concurrent revocation and check it again (S95); the
         first lock every grant takes (:mod:`authserver.storage.issuance_locks`)."""
-        if not hold_client(self.session, self.request.client.client_id):
+        client: OAuthClient = self.request.client
+        if not hold_client(self.session, client.client_id, loaded=client.row):
             raise InvalidClientError("the client is disabled or was removed")
 
-    def issue(self, grant: Grant, scope: str, *, refresh: bool) -> dict[str, Any]:
+    def issue(
+        self,
+        grant: IssuingGrant,
+        scope: str,
+        *,
+        refresh: bool,
+        person: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """The token response; ``person``: the subject's person claims if already read."""
         access = issue_access_token(
             self.ctx,
             self.session,
@@ -178,6 +188,7 @@ class GrantBase:
             scope=scope,
             resource=grant.resource,
             now=self.now,
+            person=person,
         )
         refresh_token = (
             issue_refresh_token(self.ctx, self.session, grant, now=self.now) if refresh else None

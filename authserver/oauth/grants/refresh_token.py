@@ -7,9 +7,9 @@ resource escalation (S26, S31); idle and absolute expiry (S27).
 from __future__ import annotations
 
 from authlib.oauth2.rfc6749 import grants as authlib_grants
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from authserver.errors import InvalidGrantError
+from authserver.errors import InvalidClientError, InvalidGrantError
 from authserver.oauth.grants.base import (
     TOKEN_HEADERS,
     GrantBase,
@@ -19,12 +19,19 @@ from authserver.oauth.grants.base import (
     check_resource,
     narrow_scope,
 )
-from authserver.oauth.tokens import looks_like_jwt
+from authserver.oauth.tokens import claims_of_person, looks_like_jwt
 from authserver.storage.audit import record_event
 from authserver.storage.crypto import hash_token
-from authserver.storage.issuance_locks import hold_grant, hold_user
-from authserver.storage.models import Grant, RefreshToken
+from authserver.storage.issuance_locks import hold_client_and_user
+from authserver.storage.models import RefreshToken
 from authserver.storage.revocation import revoke_grant
+from authserver.storage.token_rows import (
+    GrantState,
+    RefreshTokenState,
+    find_refresh_token,
+    lock_grant,
+    rotate_refresh_token,
+)
 
 
 class RefreshTokenGrant(GrantBase, authlib_grants.RefreshTokenGrant):  # type: ignore[misc]
@@ -37,7 +44,7 @@ class RefreshTokenGrant(GrantBase, authlib_grants.RefreshTokenGrant):  # type: i
         """The row of ``refresh_token`` whatever its state; an access token is none (S38)."""
         if looks_like_jwt(refresh_token) or len(refresh_token) > 512:
             return None
-        row = self.session.get(RefreshToken, hash_token(refresh_token))
+        row = find_refresh_token(self.session, hash_token(refresh_token))
         return RefreshRecord(row) if row is not None else None
 
     def authenticate_user(self, refresh_token: RefreshRecord) -> str:
@@ -45,39 +52,30 @@ class RefreshTokenGrant(GrantBase, authlib_grants.RefreshTokenGrant):  # type: i
 
     def create_token_response(self) -> TokenResponse:
         client: OAuthClient = self.request.client
-        row: RefreshToken = self.request.refresh_token.row
+        row: RefreshTokenState = self.request.refresh_token.row
         if row.revoked_at is not None:
             raise InvalidGrantError("the refresh token was revoked")
         check_resource(self.ctx, self.request, row.resource)
         scope = narrow_scope(self.request.payload.scope, row.scope)
         # S95: client, user, then grant, locked in this order against a revocation in flight.
-        self.hold_client()
-        user_live = hold_user(self.session, row.subject)
-        grant = hold_grant(self.session, row.grant_id)
+        if not hold_client_and_user(self.session, client.client_id, row.subject, loaded=client.row):
+            raise InvalidClientError("the client is disabled or was removed")
+        grant = lock_grant(self.session, row.grant_id, row.subject)
         if grant is None or grant.revoked_at is not None:
             raise InvalidGrantError("the grant was revoked")
         if grant.expires_at <= self.now:
             raise InvalidGrantError("the grant has expired; authorize again")
-        if grant.grant_type == "authorization_code" and not user_live:
+        if grant.grant_type == "authorization_code" and not grant.user_live:
             raise InvalidGrantError("the user of this grant is unknown or disabled")
         self._rotate(row, grant)
-        body = self.issue(grant, scope, refresh=client.check_grant_type("refresh_token"))
+        person = claims_of_person(grant.user_username, grant.user_display_name)
+        refresh = client.check_grant_type("refresh_token")
+        body = self.issue(grant, scope, refresh=refresh, person=person)
         return 200, body, TOKEN_HEADERS
 
-    def _rotate(self, row: RefreshToken, grant: Grant) -> None:
+    def _rotate(self, row: RefreshTokenState, grant: GrantState) -> None:
         """Retire the token with one atomic statement, or refuse it (and revoke on reuse)."""
-        result = self.session.execute(
-            update(RefreshToken)
-            .where(
-                RefreshToken.token_hash == row.token_hash,
-                RefreshToken.rotated_at.is_(None),
-                RefreshToken.revoked_at.is_(None),
-                RefreshToken.expires_at > self.now,
-            )
-            .values(rotated_at=self.now)
-            .execution_options(synchronize_session=False)
-        )
-        if getattr(result, "rowcount", 0) == 1:
+        if rotate_refresh_token(self.session, row.token_hash, self.now):
             return
         state = self.session.execute(
             select(RefreshToken.rotated_at, RefreshToken.revoked_at).where(
