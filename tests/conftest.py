@@ -17,6 +17,7 @@ from authserver.endpoints.app import create_app
 from authserver.storage.db import Database
 from authserver.storage.models import Base
 from authserver.storage.schema import prepare_database
+from resourceserver import storage as resource_storage
 from tests.support.database import POSTGRES_ENV, postgres_base_url, scratch_postgres_database
 
 TEST_ISSUER = "http://127.0.0.1:8000"
@@ -34,8 +35,24 @@ def postgres_database_url() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def postgres_resource_url() -> Iterator[str]:
+    """A PostgreSQL database of its own for tests that make and drop the resource server's
+    tables themselves (``metadata.drop_all``), apart from the migrated session database."""
+    if postgres_base_url() is None:
+        pytest.skip(
+            f"PostgreSQL tests need {POSTGRES_ENV} (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)"
+        )
+    with scratch_postgres_database() as url:
+        yield url
+
+
 def _truncate_all(database: Database) -> None:
-    names = ", ".join(f'"{table.name}"' for table in reversed(Base.metadata.sorted_tables))
+    # The session's PostgreSQL database is shared: tests of the resource server alone drop and
+    # make its tables on it, so they are made again here (idempotent) and emptied with the rest.
+    resource_storage.create_tables(database.engine)
+    tables = [*Base.metadata.sorted_tables, *resource_storage.metadata.sorted_tables]
+    names = ", ".join(f'"{table.name}"' for table in reversed(tables))
     with database.engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {names} CASCADE"))
 

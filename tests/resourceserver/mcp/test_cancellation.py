@@ -35,9 +35,9 @@ ALICE = Principal("alice", "c1", frozenset({"mcp"}), token_id="t", expires_at=2*
 
 
 @pytest.fixture
-def pg_engine(postgres_database_url: str) -> Iterator[Engine]:
+def pg_engine(postgres_resource_url: str) -> Iterator[Engine]:
     """Fresh resource server tables on the test PostgreSQL database."""
-    made = create_engine(postgres_database_url)
+    made = create_engine(postgres_resource_url)
     metadata.drop_all(made)
     create_tables(made)
     try:

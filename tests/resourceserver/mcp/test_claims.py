@@ -98,7 +98,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
         yield sqlite
         sqlite.dispose()
         return
-    postgres = create_engine(request.getfixturevalue("postgres_database_url"))
+    postgres = create_engine(request.getfixturevalue("postgres_resource_url"))
     metadata.drop_all(postgres)
     create_tables(postgres)
     yield postgres

@@ -21,8 +21,8 @@ from resourceserver.storage import Database, McpEvent, create_tables, metadata
 
 
 @pytest.fixture
-def pg_engine(postgres_database_url: str) -> Iterator[Engine]:
-    engine = create_engine(postgres_database_url)
+def pg_engine(postgres_resource_url: str) -> Iterator[Engine]:
+    engine = create_engine(postgres_resource_url)
     metadata.drop_all(engine)
     create_tables(engine)
     try:

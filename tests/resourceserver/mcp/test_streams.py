@@ -51,7 +51,7 @@ def shared(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Eng
         engine_b.dispose()
         engine_a.dispose()
         return
-    url: str = request.getfixturevalue("postgres_database_url")
+    url: str = request.getfixturevalue("postgres_resource_url")
     engine_a = create_engine(url)
     engine_b = create_engine(url)
     metadata.drop_all(engine_a)
@@ -60,10 +60,7 @@ def shared(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Eng
         yield engine_a, engine_b
     finally:
         engine_b.dispose()
-        # Fresh tables again, not none: the PostgreSQL database is shared by the whole test
-        # session, whose schema is already at the migrations' head for the tests that follow.
         metadata.drop_all(engine_a)
-        create_tables(engine_a)
         engine_a.dispose()
 
 

@@ -309,26 +309,23 @@ async def two_instances_on_postgres(
         async with session_on_two_instances(engine_a, engine_b, options) as pair:
             yield pair
     finally:
-        # Fresh tables again, not none: the PostgreSQL database is shared by the whole test
-        # session, whose schema is already at the migrations' head for the tests that follow.
         metadata.drop_all(engine_a)
-        create_tables(engine_a)
         engine_a.dispose()
         engine_b.dispose()
 
 
 @pytest.mark.postgres
-async def test_two_app_instances_on_postgres(postgres_database_url: str) -> None:
-    async with two_instances_on_postgres(postgres_database_url, FAST) as (on_a, on_b):
+async def test_two_app_instances_on_postgres(postgres_resource_url: str) -> None:
+    async with two_instances_on_postgres(postgres_resource_url, FAST) as (on_a, on_b):
         answer = {"role": "assistant", "content": {"type": "text", "text": "pg"}}
         _, response = await call_answering(on_a, on_b, "ask_model", {"question": "?"}, answer)
         assert response["result"]["content"][0]["text"] == "model said: pg"
 
 
 @pytest.mark.postgres
-async def test_postgres_notify_wakes_the_waiting_worker(postgres_database_url: str) -> None:
+async def test_postgres_notify_wakes_the_waiting_worker(postgres_resource_url: str) -> None:
     slow_polling = TransportOptions(poll_interval=8.0, retry_ms=500)
-    async with two_instances_on_postgres(postgres_database_url, slow_polling) as (on_a, on_b):
+    async with two_instances_on_postgres(postgres_resource_url, slow_polling) as (on_a, on_b):
         answer = {"role": "assistant", "content": {"type": "text", "text": "fast"}}
         started = time.monotonic()
         _, response = await call_answering(on_a, on_b, "ask_model", {"question": "?"}, answer)
