@@ -80,7 +80,7 @@ from authserver.ops.gc_tuning import tune_for_serving
 from authserver.ops.health import QUIET_PATHS, Readiness, health_routes
 from authserver.ops.logging_setup import RequestIdMiddleware
 from authserver.ops.maintenance import maintenance_loop
-from authserver.ops.metrics import MetricsMiddleware, RouteLabels, metrics_routes, watch_pool
+from authserver.ops.metrics import RequestMetrics, RouteLabels, metrics_routes, watch_pool
 from authserver.ops.tracing import configure_from_environment, traced, tracing_middleware
 from authserver.ops.tracing import flush as flush_traces
 from authserver.storage.db import make_engine
@@ -213,12 +213,12 @@ def build_deployment(
         Mount("/", app=ExplainMcpToBrowsers(by_path(resource_app, extra_apps), server=server)),
     ]
     route_labels = RouteLabels(routes)
+    request_metrics = RequestMetrics(route_labels)
     app = DirectPaths(
         routes=routes,
         middleware=[
             *tracing_middleware(route_labels),
-            Middleware(RequestIdMiddleware, quiet_paths=QUIET_PATHS),
-            Middleware(MetricsMiddleware, routes=route_labels),
+            Middleware(RequestIdMiddleware, quiet_paths=QUIET_PATHS, observer=request_metrics),
         ],
         exception_handlers=dict(EXCEPTION_HANDLERS),
         lifespan=lifespan,
@@ -230,7 +230,7 @@ def build_deployment(
         for mcp_path, stack in each.direct.items():
             explained = ExplainMcpToBrowsers(stack, server=server)
             app.direct[mcp_path] = traced(
-                RequestIdMiddleware(MetricsMiddleware(explained, routes=route_labels)),
+                RequestIdMiddleware(explained, observer=request_metrics),
                 route_labels,
             )
     return Deployment(

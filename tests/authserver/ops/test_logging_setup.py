@@ -166,3 +166,48 @@ async def test_access_line_of_a_token_path_is_redacted_in_message_and_fields() -
         assert REFRESH not in json.dumps(line)
         assert line["message"].startswith(f"GET /register/{REDACTED} 404 ")
         assert line["path"] == f"/register/{REDACTED}"
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+async def test_direct_access_lines_equal_what_logging_writes(
+    log_format: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The access line written straight to the console handler (no LogRecord) is the line the
+    configured formatter writes for the same request, save the time stamp; and with another
+    handler on the way (a capture, a user's handler) the record goes through logging."""
+    stream = io.StringIO()
+    monkeypatch.setattr("sys.stderr", stream)
+    saved = logging.root.handlers[:], logging.root.level
+    logging.config.dictConfig(logging_config(log_format, "INFO"))  # type: ignore[arg-type]
+    try:
+        transport = httpx.ASGITransport(app=_app(), client=("203.0.113.9", 5000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            direct = await http.get("/echo", headers={"X-Request-ID": "req-direct"})
+            # The same request through logging: a second handler disables the direct path.
+            extra_handler = logging.NullHandler()
+            logging.root.addHandler(extra_handler)
+            try:
+                logged = await http.get("/echo", headers={"X-Request-ID": "req-direct"})
+            finally:
+                logging.root.removeHandler(extra_handler)
+    finally:
+        logging.root.handlers[:] = saved[0]
+        logging.root.setLevel(saved[1])
+    assert direct.status_code == logged.status_code == 200
+    first, second = [line for line in stream.getvalue().splitlines() if "charter.access" in line]
+
+    def without_time(line: str) -> object:
+        if log_format == "json":
+            entry = json.loads(line)
+            return {k: v for k, v in entry.items() if k not in {"ts", "duration_ms", "message"}}
+        return line.split(" ", 1)[1].rsplit(" ", 1)[0]
+
+    assert without_time(first) == without_time(second)
+    if log_format == "json":
+        entry = json.loads(first)
+        assert entry["request_id"] == "req-direct"
+        assert entry["client"] == "203.0.113.9"
+        assert entry["message"].startswith("GET /echo 200 ")
+        assert entry["ts"].endswith("Z")
+    else:
+        assert " INFO    [req-direct] charter.access: GET /echo 200 " in first
