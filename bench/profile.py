@@ -2,7 +2,8 @@
 
 Run from the repository root with the project's venv::
 
-    .venv/bin/python -m bench.profile [--target tools|tokens|all] [--duration 20] [--rate 100]
+    .venv/bin/python -m bench.profile [--target tools|stateless|tokens|all] [--duration 20]
+                                      [--rate 100]
                                       [--backend sqlite|postgres] [--nonblocking]
 
 For each target, one ``charter serve`` worker on a scratch SQLite database (PostgreSQL with
@@ -11,6 +12,7 @@ garbage collections are timed, is put under load by wrk on the other core:
 
 - ``tools``: an authenticated ``tools/call`` of ``echo`` with a session (2025-11-25), 32
   connections, as in the hot-path table;
+- ``stateless``: the same call at 2026-07-28 (no session, per-request ``_meta``);
 - ``tokens``: refresh-token grants (rotation), 8 in flight, as in the token-endpoint table.
 
 While the load runs, py-spy (built into ``bench/.peers/profilers``) samples the thread that
@@ -196,6 +198,15 @@ def profile_target(
                 )
                 connections = ctx.options.connections
                 warm = gc_request = request
+            elif target_name == "stateless":
+                request = HttpRequest(
+                    "POST",
+                    "/mcp",
+                    _charter.stateless_headers("tools/call", "echo", token),
+                    _charter.echo_call(stateless=True),
+                )
+                connections = ctx.options.connections
+                warm = gc_request = request
             else:
                 warm = HttpRequest(
                     "POST",
@@ -318,11 +329,10 @@ def _sections(
     gc_seconds = sum(gc_delta["seconds"])
     full = gc_delta["collections"][2]
     full_mean = gc_delta["seconds"][2] * 1000 / full if full else 0.0
-    what = (
-        "tools/call echo, 32 connections"
-        if target_name == "tools"
-        else "refresh grants, 8 in flight"
-    )
+    what = {
+        "tools": "tools/call echo with a session (2025-11-25), 32 connections",
+        "stateless": "tools/call echo, stateless (2026-07-28), 32 connections",
+    }.get(target_name, "refresh grants, 8 in flight")
     gc_note = (
         f"without the profiler: {plain.rps:,.0f} req/s, "
         f"{cpu_seconds * 1e6 / max(1, plain.requests):,.0f} µs CPU per request, p99 "
@@ -365,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.profile", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--target", choices=("tools", "tokens", "all"), default="all")
+    parser.add_argument("--target", choices=("tools", "stateless", "tokens", "all"), default="all")
     parser.add_argument("--duration", type=float, default=20)
     parser.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
     parser.add_argument(
@@ -406,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(exist_ok=True)
     ctx = RunContext(options, work)
     os.sched_setaffinity(0, {int(load_cpus())})
-    targets = ["tools", "tokens"] if args.target == "all" else [args.target]
+    targets = ["tools", "stateless", "tokens"] if args.target == "all" else [args.target]
     report: list[str] = []
     for name in targets:
         ctx.log(f"profiling {name} for {args.duration:.0f} s")

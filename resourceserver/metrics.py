@@ -8,7 +8,10 @@ label ever holds a user, a client id, a token or a name a client chose (S91).
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 
 MCP_REQUESTS = Counter(
     "charter_mcp_requests_total", "MCP requests handled, by method and era.", ["method", "era"]
@@ -34,3 +37,16 @@ UNKNOWN_TOOL = "unregistered"
 def mcp_method_label(method: str, known: frozenset[str]) -> str:
     """``method`` when the server implements it, else ``other``."""
     return method if method in known else "other"
+
+
+_CHILDREN: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+
+def labelled(metric: MetricWrapperBase, *values: str) -> Any:
+    """``metric.labels(*values)``, looked up once per label set and kept (the lookup takes a
+    lock and builds tuples: a few per cent of the hot path). Label sets are bounded (S91)."""
+    key = (id(metric), values)
+    found = _CHILDREN.get(key)
+    if found is None:
+        found = _CHILDREN[key] = metric.labels(*values)
+    return found

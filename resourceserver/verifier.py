@@ -24,7 +24,7 @@ from joserfc.jws import JWSRegistry
 
 from resourceserver.errors import InvalidTokenError
 from resourceserver.jwks import KeySource
-from resourceserver.metrics import TOKEN_CACHE
+from resourceserver.metrics import TOKEN_CACHE, labelled
 from resourceserver.principal import Principal
 from resourceserver.settings import ResourceServerSettings
 
@@ -119,7 +119,7 @@ class JwtTokenVerifier:
         digest = hashlib.sha256(token.encode("ascii")).digest()
         now = self._clock()
         principal = self._cache.get(digest)
-        TOKEN_CACHE.labels("miss" if principal is None else "hit").inc()
+        labelled(TOKEN_CACHE, "miss" if principal is None else "hit").inc()
         if principal is None:
             principal = await self._verify_jwt(token, now, digest)
             self._cache.put(digest, principal)

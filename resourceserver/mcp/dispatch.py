@@ -34,7 +34,13 @@ from resourceserver.mcp.jsonrpc import (
 from resourceserver.mcp.registry import Registry
 from resourceserver.mcp.sessions import SessionState, SessionStore
 from resourceserver.mcp.versions import negotiate
-from resourceserver.metrics import MCP_REQUESTS, TOOL_CALLS, TOOL_SECONDS, UNKNOWN_TOOL
+from resourceserver.metrics import (
+    MCP_REQUESTS,
+    TOOL_CALLS,
+    TOOL_SECONDS,
+    UNKNOWN_TOOL,
+    labelled,
+)
 from resourceserver.principal import Principal
 
 JsonObject = dict[str, Any]
@@ -196,7 +202,7 @@ class Dispatcher:
 
     def initialize(self, params: JsonObject) -> tuple[str, JsonObject]:
         """Negotiate the version and build the ``InitializeResult``."""
-        MCP_REQUESTS.labels("initialize", "handshake").inc()
+        labelled(MCP_REQUESTS, "initialize", "handshake").inc()
         version = negotiate(params.get("protocolVersion"))
         result: JsonObject = {
             "protocolVersion": version,
@@ -225,7 +231,7 @@ class Dispatcher:
         methods = self._methods if call.envelope is None else self._modern
         era = "handshake" if call.envelope is None else "2026-07-28"
         method = call.request.method if call.request.method in methods else "other"
-        MCP_REQUESTS.labels(method, era).inc()
+        labelled(MCP_REQUESTS, method, era).inc()
         handler = methods.get(call.request.method)
         with tracing.mcp_span(method, era, _version(call), call.request.id) as span:
             if handler is None:
@@ -312,7 +318,7 @@ class Dispatcher:
         name = _string(call.request.params, "name")
         tool = self.registry.tools.get(name)
         if tool is None:
-            TOOL_CALLS.labels(UNKNOWN_TOOL, "unknown_tool").inc()
+            labelled(TOOL_CALLS, UNKNOWN_TOOL, "unknown_tool").inc()
             raise JsonRpcError(INVALID_PARAMS, f"Unknown tool: {name}")
         arguments = _object(call.request.params, "arguments")
         outcome = "raised"
@@ -324,8 +330,8 @@ class Dispatcher:
                 return result
             finally:
                 span.setdefault(tracing.TOOL_OUTCOME, outcome)
-                TOOL_CALLS.labels(tool.name, outcome).inc()
-                TOOL_SECONDS.labels(tool.name).observe(time.perf_counter() - started)
+                labelled(TOOL_CALLS, tool.name, outcome).inc()
+                labelled(TOOL_SECONDS, tool.name).observe(time.perf_counter() - started)
 
     # -- prompts -----------------------------------------------------------------------------------
 

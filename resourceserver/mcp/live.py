@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 from starlette.responses import Response, StreamingResponse
+
+from resourceserver.mcp.codec import dumps_bytes
 
 JsonObject = dict[str, Any]
 #: A response message and the HTTP status it gets when sent as a JSON body.
@@ -29,7 +30,7 @@ SSE_HEADERS = {"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "
 
 
 def dumps(message: JsonObject) -> bytes:
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode()
+    return dumps_bytes(message)
 
 
 def sse(message: JsonObject) -> bytes:
@@ -46,6 +47,11 @@ class JsonBody(Response):
         super().__init__(dumps(message), status_code=status_code)
 
 
+def _expire(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 class LiveResponse:
     """Carries what one handler sends until its final message."""
 
@@ -54,16 +60,23 @@ class LiveResponse:
         self.fallback = fallback
         self.json_wait = json_wait
         self.keepalive = keepalive
-        #: (message, final, HTTP status when it is sent as JSON)
-        self._queue: asyncio.Queue[tuple[JsonObject, bool, int]] = asyncio.Queue()
+        #: (message, final, HTTP status when it is sent as JSON); made when a second item
+        #: comes (most requests send one message: the response).
+        self._queue: asyncio.Queue[tuple[JsonObject, bool, int]] | None = None
         #: The first item, as a future: waiting on it costs no extra task (the hot path).
-        self._first: asyncio.Future[tuple[JsonObject, bool, int]] | None = None
+        self._first: asyncio.Future[tuple[JsonObject, bool, int] | None] | None = None
+
+    @property
+    def queue(self) -> asyncio.Queue[tuple[JsonObject, bool, int]]:
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+        return self._queue
 
     def _put(self, item: tuple[JsonObject, bool, int]) -> None:
         if self._first is not None and not self._first.done():
             self._first.set_result(item)
         else:
-            self._queue.put_nowait(item)
+            self.queue.put_nowait(item)
 
     async def notify(self, method: str, params: JsonObject) -> None:
         """Queue a notification related to the request."""
@@ -76,16 +89,23 @@ class LiveResponse:
     async def respond(self, work: Awaitable[Reply]) -> Response:
         """Run ``work`` (which returns the response message and its status) and answer with
         what it sends."""
-        self._first = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self._first = first_item = loop.create_future()
         task = asyncio.ensure_future(work)
         task.add_done_callback(self._on_done)
+        # A timer that answers the wait with None, rather than asyncio.wait_for (which costs
+        # a future, a callback and a cancellation dance per request on Python 3.11).
+        timer = loop.call_later(self.json_wait, _expire, first_item)
         try:
-            first, final, status = await asyncio.wait_for(self._first, self.json_wait)
-        except TimeoutError:
-            return self._stream(task, None)
+            item = await first_item
         except BaseException:
             task.cancel()
             raise
+        finally:
+            timer.cancel()
+        if item is None:
+            return self._stream(task, None)
+        first, final, status = item
         if final:
             return JsonBody(first, status)
         return self._stream(task, first)
@@ -113,7 +133,7 @@ class LiveResponse:
                 yield sse(first)
             while True:
                 try:
-                    message, final, _ = await asyncio.wait_for(self._queue.get(), self.keepalive)
+                    message, final, _ = await asyncio.wait_for(self.queue.get(), self.keepalive)
                 except TimeoutError:
                     yield b": keepalive\n\n"
                     continue

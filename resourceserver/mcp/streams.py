@@ -10,12 +10,12 @@ its connection owns (see :mod:`resourceserver.mcp.claims`).
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from resourceserver.mcp.claims import Ownership, Verdict, claim_payload
+from resourceserver.mcp.codec import dumps_text
 from resourceserver.mcp.context import ClientRequestError
 from resourceserver.mcp.events import EventLog, StoredEvent, new_stream_id
 from resourceserver.mcp.jsonrpc import notification_message, request_message
@@ -48,7 +48,7 @@ def sse_event(event_id: str | None, data: str, retry_ms: int | None = None) -> s
 
 
 def dumps(message: JsonObject) -> str:
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+    return dumps_text(message)
 
 
 class RequestStream:
