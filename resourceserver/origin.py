@@ -58,6 +58,10 @@ def split_host(value: str) -> tuple[str, int | None] | None:
     return host, port
 
 
+#: Most Origin/Host header values whose verdict is remembered.
+_VERDICTS_KEPT = 1024
+
+
 class OriginPolicy:
     """Which ``Origin`` and ``Host`` values the resource server answers."""
 
@@ -74,17 +78,32 @@ class OriginPolicy:
             if host is not None:
                 self._hosts.add(host)
 
+        #: Verdicts on header values seen (nearly every request repeats the last one); bounded,
+        #: as the values are the client's.
+        self._verdicts: dict[tuple[bool, str], bool] = {}
+
     def origin_allowed(self, value: str) -> bool:
-        origin = parse_origin(value)
-        if origin is None:
-            return False
-        return origin in self._origins or origin[1] in LOOPBACK_HOSTS
+        verdict = self._verdicts.get((True, value))
+        if verdict is None:
+            origin = parse_origin(value)
+            verdict = origin is not None and (
+                origin in self._origins or origin[1] in LOOPBACK_HOSTS
+            )
+            self._remember((True, value), verdict)
+        return verdict
 
     def host_allowed(self, value: str) -> bool:
-        host = split_host(value)
-        if host is None:
-            return False
-        return host in self._hosts or (host[0], None) in self._hosts
+        verdict = self._verdicts.get((False, value))
+        if verdict is None:
+            host = split_host(value)
+            verdict = host is not None and (host in self._hosts or (host[0], None) in self._hosts)
+            self._remember((False, value), verdict)
+        return verdict
+
+    def _remember(self, key: tuple[bool, str], verdict: bool) -> None:
+        if len(self._verdicts) >= _VERDICTS_KEPT:
+            self._verdicts.clear()
+        self._verdicts[key] = verdict
 
 
 class OriginGuard:

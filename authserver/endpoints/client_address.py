@@ -12,6 +12,7 @@ value shares the one bucket :data:`UNPARSEABLE`.
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 
 from starlette.requests import Request
 
@@ -21,6 +22,7 @@ UNKNOWN = "unknown"
 UNPARSEABLE = "unparseable"
 
 
+@lru_cache(maxsize=4096)
 def normalized_ip(host: str) -> str:
     """``host`` as a canonical IP address (IPv6 compressed, zone dropped, IPv4-mapped IPv6 as
     IPv4), else UNPARSEABLE."""
