@@ -37,6 +37,7 @@ from resourceserver.mcp.jsonrpc import (
 )
 from resourceserver.mcp.jsonrpc import Request as RpcRequest
 from resourceserver.mcp.jsonrpc import Response as RpcResponse
+from resourceserver.mcp.live import JsonBody
 from resourceserver.mcp.pending import PendingRequests
 from resourceserver.mcp.sessions import SessionState, SessionStore
 from resourceserver.mcp.sse_response import EventStreamResponse
@@ -139,7 +140,7 @@ class HandshakeEra:
         self.cancellations.track(request_key(session.id, message.id), task)
         first = await self._first_item(stream)
         if first.final and first.event_id is None and first.message is not None:
-            return JSONResponse(first.message, headers={http.SESSION_HEADER: session.id})
+            return JsonBody(first.message, headers={http.SESSION_HEADER: session.id})
         return EventStreamResponse(
             drain(
                 first,

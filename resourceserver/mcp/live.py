@@ -43,8 +43,13 @@ class JsonBody(Response):
 
     media_type = "application/json"
 
-    def __init__(self, message: JsonObject, status_code: int = 200) -> None:
-        super().__init__(dumps(message), status_code=status_code)
+    def __init__(
+        self,
+        message: JsonObject,
+        status_code: int = 200,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(dumps(message), status_code=status_code, headers=headers)
 
 
 def _expire(future: asyncio.Future[Any]) -> None:

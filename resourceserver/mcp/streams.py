@@ -51,6 +51,11 @@ def dumps(message: JsonObject) -> str:
     return dumps_text(message)
 
 
+def _time_out(future: asyncio.Future[Item]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
+
+
 class RequestStream:
     """The :class:`~resourceserver.mcp.context.Channel` of one POSTed request."""
 
@@ -96,8 +101,15 @@ class RequestStream:
         items go to :attr:`queue`)."""
         if not self.queue.empty():
             return self.queue.get_nowait()
-        self._first = asyncio.get_running_loop().create_future()
-        return await asyncio.wait_for(self._first, timeout)
+        loop = asyncio.get_running_loop()
+        first: asyncio.Future[Item] = loop.create_future()
+        self._first = first
+        # A timer rather than asyncio.wait_for: no extra future and callbacks per request.
+        timer = loop.call_later(timeout, _time_out, first)
+        try:
+            return await first
+        finally:
+            timer.cancel()
 
     async def send(self, message: JsonObject, *, final: bool = False) -> None:
         """Queue (or log, once streaming) one message; ``final`` ends the response."""
