@@ -79,7 +79,7 @@ def run_workers(ctx: RunContext) -> list[Section]:
                 [],
             )
         ]
-    kinds = ("tools/call", "client_credentials")
+    kinds = ("tools/call", "tools/call (2026-07-28)", "client_credentials")
     runs: dict[tuple[int, str], list[Measurement]] = {
         (workers, kind): [] for workers in (1, 2) for kind in kinds
     }
@@ -118,7 +118,17 @@ def run_workers(ctx: RunContext) -> list[Section]:
                         f"&client_secret={_charter.CLIENT_SECRET}&scope=mcp"
                     ),
                 )
-                requests[workers] = {"tools/call": call, "client_credentials": grant}
+                stateless = HttpRequest(
+                    "POST",
+                    "/mcp",
+                    _charter.stateless_headers("tools/call", "echo", token),
+                    _charter.echo_call(stateless=True),
+                )
+                requests[workers] = {
+                    "tools/call": call,
+                    "tools/call (2026-07-28)": stateless,
+                    "client_credentials": grant,
+                }
                 for request in requests[workers].values():
                     measure(
                         ctx, server, request, connections=options.connections, duration=ctx.short
@@ -128,7 +138,7 @@ def run_workers(ctx: RunContext) -> list[Section]:
                     for workers, server in ((1, one), (2, two)):
                         connections = (
                             options.connections
-                            if kind == "tools/call"
+                            if kind.startswith("tools/call")
                             else options.token_connections
                         )
                         result = measure(
@@ -166,7 +176,9 @@ def run_workers(ctx: RunContext) -> list[Section]:
             "Workers: --workers 2 against 1 (PostgreSQL)",
             "Both servers may use both cores (taskset -c 0,1) and wrk runs on core 1, so the "
             "second worker shares its core with the load generator; CPU per request sums the "
-            "master and its workers. Target (issue 10): >= 1.7x.",
+            "master and its workers; the PostgreSQL server's own processes run on the same two "
+            "cores. tools/call at 2025-11-25 reads its session from PostgreSQL; at 2026-07-28 it "
+            "touches no database (token in the verified-token cache). Target (issue 10): >= 1.7x.",
             [
                 "request",
                 "req/s 1 worker",
