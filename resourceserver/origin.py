@@ -14,9 +14,9 @@ Requests without ``Origin`` (non-browser clients) pass the origin check.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -117,7 +117,7 @@ class OriginGuard:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        problem = self._problem(Headers(scope=scope))
+        problem = self._problem(scope["headers"])
         if problem is None:
             await self.app(scope, receive, send)
         elif scope["type"] == "websocket":
@@ -126,11 +126,19 @@ class OriginGuard:
             body = {"error": "forbidden", "error_description": problem}
             await JSONResponse(body, status_code=403)(scope, receive, send)
 
-    def _problem(self, headers: Headers) -> str | None:
-        origins = headers.getlist("origin")
-        if len(origins) > 1 or (origins and not self.policy.origin_allowed(origins[0])):
+    def _problem(self, raw_headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+        # One pass over the raw headers (ASGI servers give the names lower-cased).
+        origins: list[bytes] = []
+        hosts: list[bytes] = []
+        for name, value in raw_headers:
+            if name == b"origin":
+                origins.append(value)
+            elif name == b"host":
+                hosts.append(value)
+        if len(origins) > 1 or (
+            origins and not self.policy.origin_allowed(origins[0].decode("latin-1"))
+        ):
             return "requests from this origin are not allowed"
-        hosts = headers.getlist("host")
-        if len(hosts) > 1 or (hosts and not self.policy.host_allowed(hosts[0])):
+        if len(hosts) > 1 or (hosts and not self.policy.host_allowed(hosts[0].decode("latin-1"))):
             return "requests for this host are not allowed"
         return None
