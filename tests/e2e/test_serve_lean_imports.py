@@ -1,6 +1,7 @@
 """A started ``charter serve`` worker has not imported what only other work needs (issue 10,
 "Idle RSS"): the admin commands, Alembic (migrations), argon2 (logins), Jinja2 (pages), httpx
-(outbound fetches), the upstream relying party and the STDIO bridge load on first use.
+(outbound fetches), the upstream relying party, the STDIO bridge and the SQL dialect of the
+other database load on first use.
 
 The worker is a real ``charter serve`` subprocess on a database that an earlier start already
 prepared (the first start migrates and hashes the admin's password, so it needs Alembic and
@@ -37,10 +38,14 @@ LAZY_MODULES = (
     "authserver.cli.idps",
     "authserver.cli.db",
     "authserver.cli.audit",
+    "authserver.cli.consents",
+    "authserver.cli.keys",
+    "authserver.cli.tokens",
     "authserver.cli.stdio",
     "authserver.federation.relying_party",
     "authserver.federation.token_exchange",
     "resourceserver.stdio",
+    "sqlalchemy.dialects.postgresql",  # the database here is SQLite
 )
 
 #: ``charter`` with a handler that lists the imported modules in ``$MODULES_FILE`` on SIGUSR1.
