@@ -1,13 +1,17 @@
-"""The authorization server's runtime context: everything endpoints need, built once."""
+"""The authorization server's runtime context: everything endpoints need, built once.
+
+The Jinja2 environment of the HTML pages is made on the first page (:attr:`AuthServer.templates`):
+a worker that serves only tokens and MCP never imports Jinja2.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-
-from jinja2 import Environment, PackageLoader, select_autoescape
+from typing import TYPE_CHECKING
 
 from authserver.accounts.passwords import Passwords
 from authserver.clients.fetch_limits import FetchLimits
@@ -17,10 +21,15 @@ from authserver.storage.audit import JsonLinesSink
 from authserver.storage.db import Database
 from authserver.storage.signing_keys import KeyStore, load_key_encryption_key
 
+if TYPE_CHECKING:
+    from jinja2 import Environment
+
 
 def make_templates() -> Environment:
     """Jinja2 environment over ``authserver/templates`` with autoescaping on (S55); every value
     shown has its bidirectional controls neutralised (S103)."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
     return Environment(
         loader=PackageLoader("authserver", "templates"),
         autoescape=select_autoescape(["html", "xml"], default=True),
@@ -37,9 +46,13 @@ class AuthServer:
     keys: KeyStore
     passwords: Passwords = field(default_factory=Passwords)
     clock: Callable[[], float] = time.time
-    templates: Environment = field(default_factory=make_templates)
     #: This process's budgets of metadata document fetches (S96); from the settings if None.
     fetch_limits: FetchLimits | None = None
+
+    @cached_property
+    def templates(self) -> Environment:
+        """The pages' Jinja2 environment (:func:`make_templates`), made on first use."""
+        return make_templates()
 
     def metadata_fetch_limits(self) -> FetchLimits:
         """The budgets of metadata document fetches of this process (made on first use)."""

@@ -21,13 +21,15 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import httpx
 from joserfc.jwk import JWKRegistry, Key, KeySet
 
 from resourceserver.errors import McpError
 from resourceserver.metrics import JWKS_REFRESHES
+
+if TYPE_CHECKING:
+    import httpx
 
 logger = logging.getLogger(__name__)
 
@@ -170,7 +172,11 @@ class RemoteJwksSource(_CachingKeySource):
         super().__init__(cache_ttl=cache_ttl, clock=clock)
         self._url = url
         self._owns_client = client is None
-        self._client = client or httpx.AsyncClient()
+        if client is None:
+            import httpx  # only a remote JWKS needs it; the embedded deployment never loads it
+
+            client = httpx.AsyncClient()
+        self._client = client
         self._timeout = timeout
         self._max_bytes = max_bytes
 

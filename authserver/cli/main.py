@@ -3,7 +3,10 @@
 The group takes ``--database-url`` and ``--data-dir`` (generated from the settings model, like
 every ``charter serve`` option) and registers its command groups explicitly, one module each:
 ``users``, ``clients``, ``idps``, ``tokens``, ``consents``, ``keys``, ``audit``, ``db``,
-``serve`` and ``stdio``. What they share (settings, an opened server, lookups, output) is in
+``serve`` and ``stdio``. A command's module is imported when that command runs (or ``--help``
+lists them), so that ``charter serve`` does not keep the admin commands and what only they need
+(password hashing, the identity-provider client, Alembic) in a serving worker's memory. What
+they share (settings, an opened server, lookups, output) is in
 :mod:`authserver.cli.context`,
 :mod:`authserver.cli.lookups` and :mod:`authserver.cli.output`. Database failures become one
 clear error (exit 1) instead of a traceback.
@@ -11,6 +14,7 @@ clear error (exit 1) instead of a traceback.
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 from typing import Any
@@ -19,27 +23,44 @@ import click
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from authserver.cli.audit import audit
-from authserver.cli.clients import clients
-from authserver.cli.consents import consents
 from authserver.cli.context import CliOptions, describe_database
-from authserver.cli.db import db
-from authserver.cli.idps import idps
-from authserver.cli.keys import keys
-from authserver.cli.serve import serve_command
-from authserver.cli.stdio import stdio_command
-from authserver.cli.tokens import tokens
-from authserver.cli.users import users
 from authserver.config.options import settings_options
 from authserver.config.settings import CharterSettings
 from authserver.storage.missing_database import missing_database_hint
 
 #: Options of the ``charter`` group itself (every command reads them).
 GROUP_SETTINGS = ("database_url", "data_dir")
+#: Every command of the group: its name and where it is defined (``module:attribute``),
+#: imported on first use (:meth:`CharterGroup.get_command`).
+COMMANDS = {
+    "users": "authserver.cli.users:users",
+    "clients": "authserver.cli.clients:clients",
+    "idps": "authserver.cli.idps:idps",
+    "tokens": "authserver.cli.tokens:tokens",
+    "consents": "authserver.cli.consents:consents",
+    "keys": "authserver.cli.keys:keys",
+    "audit": "authserver.cli.audit:audit",
+    "db": "authserver.cli.db:db",
+    "serve": "authserver.cli.serve:serve_command",
+    "stdio": "authserver.cli.stdio:stdio_command",
+}
 
 
 class CharterGroup(click.Group):
-    """Turns database failures into clear errors."""
+    """Imports each command on first use (:data:`COMMANDS`) and turns database failures into
+    clear errors."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module, _, attribute = COMMANDS[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module), attribute)
+            if not isinstance(command, click.Command):  # pragma: no cover - a wrong table
+                raise TypeError(f"{COMMANDS[cmd_name]} is not a click command")
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -76,21 +97,6 @@ def database_hint(reason: str, url: str | None = None) -> str:
 def charter(ctx: click.Context, database_url: str | None, data_dir: Path | None) -> None:
     """Charter: a secured MCP server with its own OAuth 2.1 authorization server."""
     ctx.obj = CliOptions(database_url=database_url, data_dir=data_dir)
-
-
-for command in (
-    users,
-    clients,
-    idps,
-    tokens,
-    consents,
-    keys,
-    audit,
-    db,
-    serve_command,
-    stdio_command,
-):
-    charter.add_command(command)
 
 
 def main() -> None:

@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from authserver.cli.clients import KIND_LABELS, client_record
 from authserver.console.actions import Action, ActionRequest, Done, Refused, Secret, audit
 from authserver.context import AuthServer
 from authserver.storage.crypto import hash_token, new_token
@@ -24,12 +23,16 @@ SHOW_PAGE = "/client"
 
 def clients_page(server: AuthServer, session: Session, _query: Mapping[str, str]) -> dict[str, Any]:
     """Every client, newest first."""
+    from authserver.cli.clients import KIND_LABELS, client_record  # the CLI's, on first page
+
     rows = session.scalars(select(Client).order_by(Client.created_at.desc(), Client.client_id))
     return {"clients": [client_record(row) for row in rows], "kinds": KIND_LABELS}
 
 
 def client_page(server: AuthServer, session: Session, query: Mapping[str, str]) -> dict[str, Any]:
     """One client with its metadata (never a secret or hash)."""
+    from authserver.cli.clients import KIND_LABELS, client_record
+
     client = _client(session, query.get("client_id", ""))
     record = client_record(client)
     record["metadata"] = dict(client.client_metadata or {})

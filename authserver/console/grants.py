@@ -12,9 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from authserver.cli.consents import consent_record
 from authserver.cli.lookups import usernames
-from authserver.cli.tokens import grant_records
 from authserver.console.actions import Action, ActionRequest, Done, Refused, audit
 from authserver.context import AuthServer
 from authserver.storage.models import Consent, Grant
@@ -25,6 +23,9 @@ PAGE = "/grants"
 
 def grants_page(server: AuthServer, session: Session, _query: Mapping[str, str]) -> dict[str, Any]:
     """Live consents and live grants, newest first."""
+    from authserver.cli.consents import consent_record  # the CLI's records, on the first page
+    from authserver.cli.tokens import grant_records
+
     now = server.now()
     consents = session.scalars(
         select(Consent)

@@ -10,7 +10,6 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from authserver.cli.keys import key_record
 from authserver.console.actions import Action, ActionRequest, Done, Refused, audit
 from authserver.context import AuthServer
 
@@ -21,6 +20,8 @@ ALL_KEYS = "signing-keys"
 
 def keys_page(server: AuthServer, _session: Session, _query: Mapping[str, str]) -> dict[str, Any]:
     """Every key, newest first (public parts only)."""
+    from authserver.cli.keys import key_record  # the CLI's record, loaded on the first page
+
     now = server.now()
     return {"keys": [key_record(key, now) for key in server.keys.list_keys()], "target": ALL_KEYS}
 

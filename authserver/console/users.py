@@ -25,7 +25,6 @@ from authserver.accounts.users import (
     new_user,
     username_key,
 )
-from authserver.cli.users import user_record
 from authserver.console.actions import (
     Action,
     ActionRequest,
@@ -50,6 +49,8 @@ ONE_TIME_ABOUT = (
 
 def users_page(_server: AuthServer, session: Session, _query: Mapping[str, str]) -> dict[str, Any]:
     """Every user, by name."""
+    from authserver.cli.users import user_record  # the CLI's record, loaded on the first page
+
     rows = session.scalars(select(User).order_by(User.username_key))
     return {"users": [user_record(row) for row in rows]}
 

@@ -33,7 +33,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -90,9 +90,11 @@ from resourceserver.jwks import CallbackKeySource
 from resourceserver.mcp.registry import Registry, load_tool_modules
 from resourceserver.principal import Principal
 from resourceserver.settings import ResourceServerSettings
-from resourceserver.stdio import StdioBridge, Write
 from resourceserver.tools import builtin_registry
 from resourceserver.verifier import JwtTokenVerifier
+
+if TYPE_CHECKING:
+    from resourceserver.stdio import StdioBridge, Write
 
 __all__ = [
     "FIRST_ADMIN_USERNAME",
@@ -258,6 +260,8 @@ def build_stdio_bridge(
 ) -> tuple[StdioBridge, Deployment]:
     """The MCP endpoint of this deployment served over stdio as ``subject`` with ``scopes``
     (``charter stdio``); the caller runs the bridge and closes the endpoint afterwards."""
+    from resourceserver.stdio import StdioBridge  # only ``charter stdio`` needs it
+
     deployment = build_deployment(settings, server=server, registry=registry)
     principal = Principal(
         subject=subject,

@@ -6,10 +6,13 @@ routes of :mod:`authserver.federation.relying_party`.
 - ``GET /login/idp/callback`` — the provider's answer (``code``, ``state``, ``iss`` or
   ``error``); sets the login cookie on success and continues the request (303).
 
-No CORS (S8); every answer carries the pages' security headers.
+No CORS (S8); every answer carries the pages' security headers. The relying party (and what
+only it needs) is imported by the first request to these routes.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -20,7 +23,10 @@ from authserver.browser.cookies import BROWSER_COOKIE, read_cookie
 from authserver.context import AuthServer
 from authserver.endpoints.authorize import single_query_value
 from authserver.endpoints.sign_in_step import run_sign_in_step
-from authserver.federation.relying_party import CALLBACK_PATH, UpstreamSignIn
+from authserver.federation.paths import CALLBACK_PATH, START_PATH
+
+if TYPE_CHECKING:
+    from authserver.federation.relying_party import UpstreamSignIn
 
 #: Query parameters of the callback read once each (a repeated one counts as absent).
 CALLBACK_PARAMS = ("code", "state", "iss", "error")
@@ -28,12 +34,19 @@ CALLBACK_PARAMS = ("code", "state", "iss", "error")
 
 def routes(server: AuthServer) -> list[BaseRoute]:
     """The start and callback routes of the upstream sign-in."""
-    signing_in = UpstreamSignIn(server)
+    made: list[UpstreamSignIn] = []
     settings = server.settings
+
+    def signing_in() -> UpstreamSignIn:  # called on the event loop: made once
+        if not made:
+            from authserver.federation.relying_party import UpstreamSignIn
+
+            made.append(UpstreamSignIn(server))
+        return made[0]
 
     async def start(request: Request) -> Response:
         return await run_in_threadpool(
-            signing_in.start,
+            signing_in().start,
             str(request.path_params["slug"]),
             single_query_value(request, "request_id"),
             read_cookie(request, settings, BROWSER_COOKIE),
@@ -45,9 +58,9 @@ def routes(server: AuthServer) -> list[BaseRoute]:
             for name in CALLBACK_PARAMS
             if (value := single_query_value(request, name)) is not None
         }
-        return await run_sign_in_step(request, settings, signing_in.callback, params)
+        return await run_sign_in_step(request, settings, signing_in().callback, params)
 
     return [
         Route(CALLBACK_PATH, callback, methods=["GET"]),
-        Route("/login/idp/{slug}", start, methods=["GET"]),
+        Route(START_PATH, start, methods=["GET"]),
     ]

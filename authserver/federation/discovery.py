@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
@@ -68,6 +67,8 @@ def _web_url(document: dict[str, Any], name: str, allow_http: bool) -> str:
     value = document.get(name)
     if not isinstance(value, str):
         raise DiscoveryError(f"the provider's metadata has no {name}")
+    import httpx  # loaded by the first upstream sign-in, not by the worker's start
+
     scheme = httpx.URL(value).scheme
     if scheme != "https" and not (scheme == "http" and allow_http):
         raise DiscoveryError(f"the provider's {name} is not an https URL")

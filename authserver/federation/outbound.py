@@ -15,17 +15,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
-import httpcore
-import httpx
 
 from authserver.clients.ssrf.addresses import FetchError, FetchPolicy, check_url
 from authserver.clients.ssrf.fetch import fetch
-from authserver.clients.ssrf.network import GuardedTransport
 from authserver.config.settings import CharterSettings, is_loopback_host
 from resourceserver.external.issuer import FetchFailedError
+
+if TYPE_CHECKING:
+    import httpx
 
 #: Discovery documents, key sets and introspection answers are small.
 MAX_BYTES = 256 * 1024
@@ -40,6 +40,8 @@ def external_fetch_policy(settings: CharterSettings) -> FetchPolicy:
 def issuer_fetch_policy(settings: CharterSettings, issuer_url: str) -> FetchPolicy:
     """The deployment's SSRF policy plus ``issuer_url``'s host:port (an issuer the operator
     configured: the external authorization server, or an upstream OpenID Provider)."""
+    import httpx  # on first use, not when a worker starts
+
     issuer = httpx.URL(issuer_url)
     port = issuer.port or (443 if issuer.scheme == "https" else 80)
     base = FetchPolicy.from_settings(settings, max_bytes=MAX_BYTES, timeout=TIMEOUT_SECONDS)
@@ -80,6 +82,11 @@ class GuardedFetcher:
         return await anyio.to_thread.run_sync(self._post, url, dict(form), basic_auth)
 
     def _post(self, url: str, form: dict[str, str], basic_auth: tuple[str, str]) -> dict[str, Any]:
+        import httpcore
+        import httpx
+
+        from authserver.clients.ssrf.network import GuardedTransport
+
         try:
             parsed = check_url(url, self.policy)
             deadline = time.monotonic() + self.policy.timeout

@@ -21,7 +21,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -61,6 +60,8 @@ def check_slug(slug: str) -> str:
 def check_issuer(issuer: str) -> str:
     """``issuer`` when it is an https URL (http only on loopback) without query, fragment or
     user name (OpenID Connect Discovery §2)."""
+    import httpx  # here, not at import: a serving worker loads it on its first outbound call
+
     try:
         url = httpx.URL(issuer)
     except httpx.InvalidURL:

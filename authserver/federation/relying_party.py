@@ -50,6 +50,7 @@ from authserver.federation.accounts import create_linked_user, display_name_of, 
 from authserver.federation.client_assertion import client_assertion
 from authserver.federation.discovery import DiscoveryError, ProviderMetadata, UpstreamDirectory
 from authserver.federation.id_token import IdTokenError, verify_id_token
+from authserver.federation.paths import CALLBACK_PATH
 from authserver.federation.providers import (
     PRIVATE_KEY_JWT,
     ProviderConfigError,
@@ -73,8 +74,6 @@ from authserver.storage.models import (
 )
 from authserver.storage.signing_keys import KeyDecryptionError
 
-START_PATH = "/login/idp/{slug}"
-CALLBACK_PATH = "/login/idp/callback"
 #: How long the provider's sign-in may take, seconds.
 UPSTREAM_TTL = 600
 #: Sign-ins one pending request may send upstream per window.

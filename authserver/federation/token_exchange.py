@@ -16,11 +16,7 @@ import time
 from typing import Any
 from urllib.parse import quote
 
-import httpcore
-import httpx
-
 from authserver.clients.ssrf.addresses import FetchError, FetchPolicy, check_url
-from authserver.clients.ssrf.network import GuardedTransport
 from authserver.federation.client_assertion import ASSERTION_TYPE
 
 
@@ -103,6 +99,9 @@ def _guarded(
 ) -> tuple[int, dict[str, Any]]:
     """One request through the guard; its status and JSON object (every failure a
     :class:`TokenRequestError` naming ``what``)."""
+    import httpcore  # with the first upstream sign-in, not when the worker starts
+    import httpx
+
     try:
         return _request(method, url, policy, headers, form, what)
     except FetchError as error:
@@ -121,6 +120,10 @@ def _request(
     form: dict[str, str] | None,
     what: str,
 ) -> tuple[int, dict[str, Any]]:
+    import httpx
+
+    from authserver.clients.ssrf.network import GuardedTransport
+
     parsed = check_url(url, policy)
     deadline = time.monotonic() + policy.timeout
     with (

@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from authserver.context import AuthServer
-from authserver.storage.schema import VERSION_TABLE, head_revision
+from authserver.storage.schema import VERSION_TABLE, head_revision, packaged_head
 
 logger = logging.getLogger("charter.health")
 
@@ -50,7 +50,7 @@ class Readiness:
     """The readiness checks of one process, with their last answer cached briefly."""
 
     server: AuthServer
-    head: str | None = field(default_factory=head_revision)
+    head: str | None = field(default_factory=lambda: packaged_head() or head_revision())
     cache_seconds: float = READY_CACHE_SECONDS
     monotonic: Callable[[], float] = time.monotonic
     _cached: tuple[float, dict[str, str]] | None = None

@@ -24,13 +24,12 @@ from the pool like a lost one; its replacement sees the database as it is now.
 from __future__ import annotations
 
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, event
@@ -38,6 +37,9 @@ from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
+
+if TYPE_CHECKING:  # imported where used: a PostgreSQL worker never loads the sqlite3 module
+    import sqlite3
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 #: Pause between two tries to switch a new database to WAL while another connection holds it.
@@ -62,6 +64,8 @@ def _use_wal(cursor: sqlite3.Cursor) -> None:
     "database is locked" at once (without its busy handler) while another connection — a
     second worker starting at the same moment — holds the file; retry for the busy timeout.
     """
+    import sqlite3
+
     deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
     while True:
         try:
@@ -211,6 +215,8 @@ class Database:
             return
         # Bounded like the busy handler it stands in for: a thread never waits forever.
         if not self._writer.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+            import sqlite3
+
             raise OperationalError(
                 "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
             )

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from authserver.storage.models import RateCounter
@@ -13,9 +12,16 @@ from authserver.storage.models import RateCounter
 
 def _insert_if_absent(session: Session, values: dict[str, Any]) -> None:
     """Create the counter row unless another request just did (no unique-key error)."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(insert(RateCounter).values(**values).on_conflict_do_nothing())
+    # The one dialect in use, imported here: importing both would load PostgreSQL's dialect
+    # (every driver's module) into a SQLite worker.
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        session.execute(pg_insert(RateCounter).values(**values).on_conflict_do_nothing())
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        session.execute(sqlite_insert(RateCounter).values(**values).on_conflict_do_nothing())
 
 
 def hit(session: Session, key: str, *, now: int, window: int, limit: int) -> int:

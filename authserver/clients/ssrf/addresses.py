@@ -9,10 +9,12 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-
-import httpx
+from typing import TYPE_CHECKING
 
 from authserver.config.settings import CharterSettings
+
+if TYPE_CHECKING:
+    import httpx
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -141,6 +143,8 @@ def _default_port(scheme: str) -> int:
 
 def check_url(url: str, policy: FetchPolicy) -> httpx.URL:
     """Parse ``url`` and apply the static rules (scheme, userinfo, host spelling, literal IPs)."""
+    import httpx  # on the first outbound fetch: a worker that fetches nothing never loads it
+
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, ValueError) as exc:

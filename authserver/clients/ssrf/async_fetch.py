@@ -3,16 +3,15 @@
 redirects, a capped body), awaited on the event loop so that a slow host holds no worker
 thread. One time budget covers the whole fetch (resolution, connect, TLS, headers and body):
 it is a cancel scope, so a host dripping bytes cannot stretch it. Every failure is a
-:class:`~authserver.clients.ssrf.addresses.FetchError`.
+:class:`~authserver.clients.ssrf.addresses.FetchError`. ``httpx`` loads on the first fetch.
 """
 
 from __future__ import annotations
 
 import ssl
+from typing import TYPE_CHECKING
 
 import anyio
-import httpcore
-import httpx
 
 from authserver.clients.ssrf.addresses import (
     BadResponseError,
@@ -20,14 +19,20 @@ from authserver.clients.ssrf.addresses import (
     FetchTimeoutError,
     check_url,
 )
-from authserver.clients.ssrf.async_network import AsyncGuardedTransport
 from authserver.clients.ssrf.fetch import FetchResult, add_capped, check_head, client_options
-from authserver.clients.ssrf.network import Resolver, system_resolver
+from authserver.clients.ssrf.resolver import Resolver, system_resolver
+
+if TYPE_CHECKING:
+    import httpx
 
 
 async def _get(
     parsed: httpx.URL, url: str, policy: FetchPolicy, accept: str, resolver: Resolver
 ) -> FetchResult:
+    import httpx
+
+    from authserver.clients.ssrf.async_network import AsyncGuardedTransport
+
     async with (
         httpx.AsyncClient(
             transport=AsyncGuardedTransport(policy, resolver), **client_options(policy, accept)
@@ -49,6 +54,9 @@ async def fetch_async(
     resolver: Resolver = system_resolver,
 ) -> FetchResult:
     """GET ``url`` through the guard; raises a :class:`FetchError` subclass on any failure."""
+    import httpcore
+    import httpx
+
     parsed = check_url(url, policy)
     try:
         with anyio.fail_after(policy.timeout):

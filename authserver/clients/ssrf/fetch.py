@@ -1,5 +1,8 @@
 """One outbound GET through the SSRF guard (S49): static URL checks, the guarded connection,
 no redirects, a capped body and one time budget; every failure is a :class:`FetchError`.
+
+``httpx`` (and the guarded transport over it) is imported by the first fetch, not with this
+module: a worker that never fetches does not keep the HTTP client in memory.
 """
 
 from __future__ import annotations
@@ -8,10 +11,7 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import httpcore
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from authserver.clients.ssrf.addresses import (
     BadResponseError,
@@ -22,7 +22,10 @@ from authserver.clients.ssrf.addresses import (
     StatusError,
     check_url,
 )
-from authserver.clients.ssrf.network import GuardedTransport, Resolver, system_resolver
+from authserver.clients.ssrf.resolver import Resolver, system_resolver
+
+if TYPE_CHECKING:
+    import httpx
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,8 @@ class FetchResult:
 
 def client_options(policy: FetchPolicy, accept: str) -> dict[str, Any]:
     """The keyword arguments of the guarded ``httpx`` client, synchronous or not."""
+    import httpx
+
     return {
         "follow_redirects": False,
         "trust_env": False,
@@ -71,6 +76,11 @@ def fetch(
     clock: Callable[[], float] = time.monotonic,
 ) -> FetchResult:
     """GET ``url`` through the guard; raises a :class:`FetchError` subclass on any failure."""
+    import httpcore
+    import httpx
+
+    from authserver.clients.ssrf.network import GuardedTransport
+
     parsed = check_url(url, policy)
     deadline = clock() + policy.timeout
     transport = GuardedTransport(policy, resolver, clock)

@@ -6,7 +6,6 @@ check and use), under one time budget for every read, write, connect and the nam
 from __future__ import annotations
 
 import ipaddress
-import socket
 import ssl
 import threading
 import time
@@ -22,15 +21,9 @@ from authserver.clients.ssrf.addresses import (
     FetchPolicy,
     is_public_address,
 )
+from authserver.clients.ssrf.resolver import Resolver, system_resolver
 
-#: ``(host, port) -> addresses``; the default uses :func:`socket.getaddrinfo`.
-Resolver = Callable[[str, int], list[str]]
-
-
-def system_resolver(host: str, port: int) -> list[str]:
-    """Every address ``host`` resolves to (TCP), in the resolver's order."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+__all__ = ["GuardedNetworkBackend", "GuardedTransport", "Resolver", "system_resolver"]
 
 
 def resolve_within(resolver: Resolver, host: str, port: int, seconds: float) -> list[str]:

@@ -21,7 +21,7 @@ from tests.support.cli_runner import Charter
 def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
     """argon2id with small costs: the CLI's behaviour, not the hash's cost, is under test."""
     monkeypatch.setattr(
-        "authserver.accounts.passwords.PasswordHasher",
+        "authserver.accounts.passwords.new_hasher",
         functools.partial(PasswordHasher, time_cost=1, memory_cost=1024, parallelism=1),
     )
 
