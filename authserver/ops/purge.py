@@ -3,18 +3,24 @@ consents, login sessions, rate counters, and audit events past ``audit_retention
 also the MCP server's legacy HTTP+SSE streams left behind by a worker that died, with their
 sessions (:func:`resourceserver.mcp.legacy_streams.purge_expired_streams`).
 
-Each batch is its own short transaction (``DELETE … WHERE pk IN (SELECT pk … LIMIT n)``), so
-the purge runs alongside traffic without holding SQLite's write lock for long. Used by
-``charter tokens purge``.
+Each batch is its own short transaction (``DELETE … WHERE rowid IN (SELECT rowid … WHERE
+expires_at < :cutoff LIMIT :rows)``, the primary key on PostgreSQL), sized to a few
+milliseconds and spaced by :class:`authserver.ops.batch_pacing.BatchPacer`, so the purge runs
+alongside traffic without holding SQLite's write lock for long and lets waiting writers go
+first. Used by ``charter tokens purge`` and the maintenance loop.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Delete, bindparam, delete, literal_column, select
+from sqlalchemy.sql.expression import ColumnClause
 
 from authserver.context import AuthServer
+from authserver.ops.batch_pacing import BatchPacer
+from authserver.storage.db import is_sqlite
 from authserver.storage.models import (
     AccessToken,
     AuditEvent,
@@ -33,31 +39,49 @@ from resourceserver.mcp.legacy_streams import purge_expired_streams
 DEFAULT_CODE_RETENTION = 3600
 
 
+def _batch_delete(server: AuthServer, key: Any, expires_at: Any, cutoff: int) -> Delete:
+    """One batch of expired rows (``LIMIT :rows``), found through the expiry index: by rowid on
+    SQLite (the table's own b-tree, no lookup of the primary-key index per row), by primary key
+    on PostgreSQL."""
+    table = key.class_.__table__
+    if is_sqlite(server.database.engine):
+        rowid: ColumnClause[Any] = literal_column("rowid")
+        chosen = select(rowid).select_from(table).where(expires_at < cutoff)
+        return delete(table).where(rowid.in_(chosen.limit(bindparam("rows"))))
+    chosen = select(key).where(expires_at < cutoff)
+    return delete(table).where(key.in_(chosen.limit(bindparam("rows"))))
+
+
 def _purge_table(
-    server: AuthServer, key: Any, expires_at: Any, cutoff: int, batch_size: int
+    server: AuthServer, key: Any, expires_at: Any, cutoff: int, pacer: BatchPacer
 ) -> int:
-    removed = 0
-    while True:
+    statement = _batch_delete(server, key, expires_at, cutoff)
+
+    def one_batch(rows: int) -> int:
         with server.database.transaction() as session:
-            batch = select(key).where(expires_at < cutoff).limit(batch_size)
-            ids = list(session.scalars(batch))
-            if ids:
-                session.execute(
-                    delete(key.class_)
-                    .where(key.in_(ids))
-                    .execution_options(synchronize_session=False)
-                )
-        removed += len(ids)
-        if len(ids) < batch_size:
-            return removed
+            result = session.execute(statement, {"rows": rows})
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    return pacer.run(one_batch)
 
 
 def purge_expired(
-    server: AuthServer, batch_size: int = 1000, *, code_retention: int = DEFAULT_CODE_RETENTION
+    server: AuthServer,
+    batch_size: int = 1000,
+    *,
+    code_retention: int = DEFAULT_CODE_RETENTION,
+    pacer: Callable[[int], BatchPacer] | None = None,
 ) -> dict[str, int]:
-    """Delete expired rows of every authorization-server table; counts per table."""
+    """Delete expired rows of every authorization-server table; counts per table.
+
+    ``batch_size`` bounds the rows of one transaction; each table's transactions are sized and
+    spaced by a :class:`BatchPacer` (``pacer(batch_size)``, by default one yielding to this
+    process's queued writers)."""
     if batch_size < 1:
         raise ValueError("batch_size must be positive")
+    make_pacer = pacer or (
+        lambda limit: BatchPacer(limit, writers_waiting=server.database.writers_waiting)
+    )
     now = server.now()
     plan: list[tuple[str, Any, Any, int]] = [
         (
@@ -78,18 +102,16 @@ def purge_expired(
     if retention > 0:
         plan.append(("audit_events", AuditEvent.id, AuditEvent.at, now - retention))
     counts = {
-        name: _purge_table(server, key, expires_at, cutoff, batch_size)
+        name: _purge_table(server, key, expires_at, cutoff, make_pacer(batch_size))
         for name, key, expires_at, cutoff in plan
     }
-    counts["mcp_legacy_streams"] = _purge_legacy_streams(server, batch_size)
+    counts["mcp_legacy_streams"] = _purge_legacy_streams(server, make_pacer(batch_size))
     return counts
 
 
-def _purge_legacy_streams(server: AuthServer, batch_size: int) -> int:
-    removed = 0
-    while True:
+def _purge_legacy_streams(server: AuthServer, pacer: BatchPacer) -> int:
+    def one_batch(rows: int) -> int:
         with server.database.transaction() as session:
-            batch = purge_expired_streams(session, server.now(), batch_size)
-        removed += batch
-        if batch < batch_size:
-            return removed
+            return purge_expired_streams(session, server.now(), rows)
+
+    return pacer.run(one_batch)

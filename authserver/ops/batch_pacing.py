@@ -1,0 +1,88 @@
+"""How big the purge's transactions are and how far apart (S64: purging alongside traffic).
+
+SQLite has one writer. The token endpoint's writers of the serving process queue on its writer
+lock (:class:`authserver.storage.db.Database`), and a purge run by ``charter tokens purge`` in
+another process meets them in SQLite's busy handler, which polls with growing sleeps (1, 2, 5,
+10, … up to 100 ms). A purge deleting 1,000 rows per transaction (about 90 ms with the seven
+indexes of ``access_tokens``) back to back left a waiting writer almost no free moment at which
+its poll lands: p99 of the token endpoint rose six-fold while 1,000,000 rows were purged.
+
+So every transaction is sized to a time budget (:data:`TRANSACTION_BUDGET`; the row count adapts
+to how long the last transaction took, never above the caller's ``batch_size``), and between
+two transactions the purge pauses at least :data:`MIN_PAUSE` and as long as the transaction
+took, then waits while writers of its own process are queued (up to :data:`MAX_YIELD`), so
+that waiting grant writers go first. PostgreSQL has no single writer, but the pause bounds the
+purge's share of the CPU the server needs as well.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+#: Seconds one purge transaction should hold the write lock.
+TRANSACTION_BUDGET = 0.005
+#: Rows of the first transaction of a table (then adapted to the budget).
+FIRST_BATCH = 50
+#: Fewest rows per transaction: progress even when the database is slow.
+MIN_BATCH = 10
+#: Shortest pause between two transactions, seconds (a writer polling in SQLite's busy handler
+#: retries within 1 + 2 + 5 ms of the lock being released).
+MIN_PAUSE = 0.01
+#: Longest wait, after the pause, for writers of this process queued on the writer lock.
+MAX_YIELD = 0.1
+#: Poll interval of that wait.
+YIELD_POLL = 0.001
+
+
+@dataclass
+class BatchPacer:
+    """Rows per transaction and the pauses between transactions of one purge."""
+
+    #: Most rows per transaction (the ``--batch-size`` of ``charter tokens purge``).
+    limit: int
+    #: Queued writers of this process (``Database.writers_waiting``); none by default.
+    writers_waiting: Callable[[], int] = lambda: 0
+    budget: float = TRANSACTION_BUDGET
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    size: int = field(init=False)
+    #: Rows deleted by each transaction so far (read by tests and logs).
+    transactions: list[int] = field(init=False, default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.limit < 1:
+            raise ValueError("batch_size must be positive")
+        self.size = min(self.limit, FIRST_BATCH)
+
+    def run(self, transaction: Callable[[int], int]) -> int:
+        """Run ``transaction(rows)`` (which deletes at most ``rows`` rows and returns how many
+        it deleted) until it deletes fewer than asked; total deleted."""
+        removed = 0
+        while True:
+            wanted = self.size
+            started = self.clock()
+            done = transaction(wanted)
+            elapsed = self.clock() - started
+            self.transactions.append(done)
+            removed += done
+            if done < wanted:
+                return removed
+            self._adapt(done, elapsed)
+            self._pause(elapsed)
+
+    def _adapt(self, rows: int, elapsed: float) -> None:
+        """Aim the next transaction at the budget: grow at most twofold, shrink to fit."""
+        if elapsed <= 0:
+            target = rows * 2
+        else:
+            target = int(rows * self.budget / elapsed)
+        self.size = max(MIN_BATCH, min(self.limit, rows * 2, target))
+        self.size = min(self.size, self.limit)
+
+    def _pause(self, elapsed: float) -> None:
+        self.sleep(max(MIN_PAUSE, elapsed))
+        deadline = self.clock() + MAX_YIELD
+        while self.writers_waiting() and self.clock() < deadline:
+            self.sleep(YIELD_POLL)
