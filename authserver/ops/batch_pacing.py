@@ -9,10 +9,11 @@ its poll lands: p99 of the token endpoint rose six-fold while 1,000,000 rows wer
 
 So every transaction is sized to a time budget (:data:`TRANSACTION_BUDGET`; the row count adapts
 to how long the last transaction took, never above the caller's ``batch_size``), and between
-two transactions the purge pauses at least :data:`MIN_PAUSE` and as long as the transaction
-took, then waits while writers of its own process are queued (up to :data:`MAX_YIELD`), so
-that waiting grant writers go first. PostgreSQL has no single writer, but the pause bounds the
-purge's share of the CPU the server needs as well.
+two transactions the purge pauses at least :data:`MIN_PAUSE` and twice as long as the
+transaction took, then waits while writers of its own process are queued (up to
+:data:`MAX_YIELD`), so that waiting grant writers go first. PostgreSQL has no single writer,
+but the pause bounds the purge's share of the CPU the server needs as well (its budget is
+:data:`POSTGRESQL_TRANSACTION_BUDGET`).
 """
 
 from __future__ import annotations
@@ -21,15 +22,23 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-#: Seconds one purge transaction should hold the write lock.
-TRANSACTION_BUDGET = 0.005
+#: Seconds one purge transaction should take (holding the write lock): a writer that found it
+#: held gets in at its busy handler's first or second retry (1 ms, then 2 ms later).
+TRANSACTION_BUDGET = 0.002
+#: The same on PostgreSQL, which has no single writer: rows deleted there lock only themselves,
+#: and each commit waits for its WAL flush, so transactions are longer (the pause after each
+#: still bounds the purge's share of the machine).
+POSTGRESQL_TRANSACTION_BUDGET = 0.02
 #: Rows of the first transaction of a table (then adapted to the budget).
-FIRST_BATCH = 50
+FIRST_BATCH = 20
 #: Fewest rows per transaction: progress even when the database is slow.
 MIN_BATCH = 10
-#: Shortest pause between two transactions, seconds (a writer polling in SQLite's busy handler
-#: retries within 1 + 2 + 5 ms of the lock being released).
-MIN_PAUSE = 0.01
+#: Shortest pause between two transactions, seconds: longer than the busy handler's first
+#: retries (1 and 3 ms after a writer found the lock held), so their poll finds it free.
+MIN_PAUSE = 0.005
+#: The pause is also at least this many times the transaction's duration: a transaction that
+#: took long (it waited for the lock, or the machine is busy) is followed by a longer pause.
+PAUSE_RATIO = 2.0
 #: Longest wait, after the pause, for writers of this process queued on the writer lock.
 MAX_YIELD = 0.1
 #: Poll interval of that wait.
@@ -56,9 +65,12 @@ class BatchPacer:
             raise ValueError("batch_size must be positive")
         self.size = min(self.limit, FIRST_BATCH)
 
-    def run(self, transaction: Callable[[int], int]) -> int:
+    def run(
+        self, transaction: Callable[[int], int], after: Callable[[], None] | None = None
+    ) -> int:
         """Run ``transaction(rows)`` (which deletes at most ``rows`` rows and returns how many
-        it deleted) until it deletes fewer than asked; total deleted."""
+        it deleted) until it deletes fewer than asked; total deleted. ``after`` runs after
+        each transaction that deleted rows, outside it and before the pause."""
         removed = 0
         while True:
             wanted = self.size
@@ -67,6 +79,8 @@ class BatchPacer:
             elapsed = self.clock() - started
             self.transactions.append(done)
             removed += done
+            if done and after is not None:
+                after()
             if done < wanted:
                 return removed
             self._adapt(done, elapsed)
@@ -82,7 +96,7 @@ class BatchPacer:
         self.size = min(self.size, self.limit)
 
     def _pause(self, elapsed: float) -> None:
-        self.sleep(max(MIN_PAUSE, elapsed))
+        self.sleep(max(MIN_PAUSE, elapsed * PAUSE_RATIO))
         deadline = self.clock() + MAX_YIELD
         while self.writers_waiting() and self.clock() < deadline:
             self.sleep(YIELD_POLL)

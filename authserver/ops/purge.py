@@ -19,7 +19,11 @@ from sqlalchemy import Delete, bindparam, delete, literal_column, select
 from sqlalchemy.sql.expression import ColumnClause
 
 from authserver.context import AuthServer
-from authserver.ops.batch_pacing import BatchPacer
+from authserver.ops.batch_pacing import (
+    POSTGRESQL_TRANSACTION_BUDGET,
+    TRANSACTION_BUDGET,
+    BatchPacer,
+)
 from authserver.storage.db import is_sqlite
 from authserver.storage.models import (
     AccessToken,
@@ -62,7 +66,31 @@ def _purge_table(
             result = session.execute(statement, {"rows": rows})
             return int(getattr(result, "rowcount", 0) or 0)
 
-    return pacer.run(one_batch)
+    return pacer.run(one_batch, _checkpoint_after(server))
+
+
+def _checkpoint_after(server: AuthServer) -> Callable[[], None] | None:
+    """On SQLite, a passive WAL checkpoint after each batch, from the purging process.
+
+    Every row deleted dirties a page of the table and of each index (seven for access tokens),
+    so a batch writes hundreds of WAL frames. Left alone, the automatic checkpoint (at 1,000
+    frames) falls on whichever connection commits next: usually the serving process's token
+    endpoint, which would then copy the purge's pages into the database file (and sync it)
+    inside a request. A passive checkpoint takes no write lock and never waits."""
+    if not is_sqlite(server.database.engine):
+        return None
+
+    def checkpoint() -> None:
+        raw = server.database.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            cursor.fetchall()
+            cursor.close()
+        finally:
+            raw.close()
+
+    return checkpoint
 
 
 def purge_expired(
@@ -79,8 +107,13 @@ def purge_expired(
     process's queued writers)."""
     if batch_size < 1:
         raise ValueError("batch_size must be positive")
+    budget = (
+        TRANSACTION_BUDGET if is_sqlite(server.database.engine) else POSTGRESQL_TRANSACTION_BUDGET
+    )
     make_pacer = pacer or (
-        lambda limit: BatchPacer(limit, writers_waiting=server.database.writers_waiting)
+        lambda limit: BatchPacer(
+            limit, writers_waiting=server.database.writers_waiting, budget=budget
+        )
     )
     now = server.now()
     plan: list[tuple[str, Any, Any, int]] = [
@@ -114,4 +147,4 @@ def _purge_legacy_streams(server: AuthServer, pacer: BatchPacer) -> int:
         with server.database.transaction() as session:
             return purge_expired_streams(session, server.now(), rows)
 
-    return pacer.run(one_batch)
+    return pacer.run(one_batch, _checkpoint_after(server))

@@ -228,6 +228,7 @@ def test_s64_fast_transactions_grow_up_to_the_batch_size() -> None:
 
     assert pacer.run(fast_batch) == 3000
     assert max(pacer.transactions) == 300
-    assert pacer.transactions[:3] == [50, 100, 200]
+    first = batch_pacing.FIRST_BATCH
+    assert pacer.transactions[:3] == [first, first * 2, first * 4]
     with pytest.raises(ValueError, match="batch_size"):
         BatchPacer(0)
