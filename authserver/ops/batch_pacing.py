@@ -13,7 +13,7 @@ two transactions the purge pauses at least :data:`MIN_PAUSE` and twice as long a
 transaction took, then waits while writers of its own process are queued (up to
 :data:`MAX_YIELD`), so that waiting grant writers go first. PostgreSQL has no single writer,
 but the pause bounds the purge's share of the CPU the server needs as well (its budget is
-:data:`POSTGRESQL_TRANSACTION_BUDGET`).
+:data:`POSTGRESQL_TRANSACTION_BUDGET`, its pauses :data:`POSTGRESQL_PAUSE_RATIO`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ TRANSACTION_BUDGET = 0.002
 #: The same on PostgreSQL, which has no single writer: rows deleted there lock only themselves,
 #: and each commit waits for its WAL flush, so transactions are longer (the pause after each
 #: still bounds the purge's share of the machine).
-POSTGRESQL_TRANSACTION_BUDGET = 0.02
+POSTGRESQL_TRANSACTION_BUDGET = 0.05
 #: Rows of the first transaction of a table (then adapted to the budget).
 FIRST_BATCH = 20
 #: Fewest rows per transaction: progress even when the database is slow.
@@ -39,6 +39,8 @@ MIN_PAUSE = 0.005
 #: The pause is also at least this many times the transaction's duration: a transaction that
 #: took long (it waited for the lock, or the machine is busy) is followed by a longer pause.
 PAUSE_RATIO = 2.0
+#: The same on PostgreSQL, where the pause only leaves the server its share of the machine.
+POSTGRESQL_PAUSE_RATIO = 0.5
 #: Longest wait, after the pause, for writers of this process queued on the writer lock.
 MAX_YIELD = 0.1
 #: Poll interval of that wait.
@@ -54,6 +56,7 @@ class BatchPacer:
     #: Queued writers of this process (``Database.writers_waiting``); none by default.
     writers_waiting: Callable[[], int] = lambda: 0
     budget: float = TRANSACTION_BUDGET
+    pause_ratio: float = PAUSE_RATIO
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     size: int = field(init=False)
@@ -79,12 +82,13 @@ class BatchPacer:
             elapsed = self.clock() - started
             self.transactions.append(done)
             removed += done
+            paused = self.clock()
             if done and after is not None:
-                after()
+                after()  # outside the transaction: part of the pause
             if done < wanted:
                 return removed
             self._adapt(done, elapsed)
-            self._pause(elapsed)
+            self._pause(elapsed, self.clock() - paused)
 
     def _adapt(self, rows: int, elapsed: float) -> None:
         """Aim the next transaction at the budget: grow at most twofold, shrink to fit."""
@@ -95,8 +99,12 @@ class BatchPacer:
         self.size = max(MIN_BATCH, min(self.limit, rows * 2, target))
         self.size = min(self.size, self.limit)
 
-    def _pause(self, elapsed: float) -> None:
-        self.sleep(max(MIN_PAUSE, elapsed * PAUSE_RATIO))
+    def _pause(self, elapsed: float, already: float) -> None:
+        """No transaction for ``MIN_PAUSE`` or ``pause_ratio`` times the last one's length
+        (``already`` of it spent in ``after``), then none while this process's writers wait."""
+        pause = max(MIN_PAUSE, elapsed * self.pause_ratio) - already
+        if pause > 0:
+            self.sleep(pause)
         deadline = self.clock() + MAX_YIELD
         while self.writers_waiting() and self.clock() < deadline:
             self.sleep(YIELD_POLL)

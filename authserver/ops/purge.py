@@ -20,6 +20,8 @@ from sqlalchemy.sql.expression import ColumnClause
 
 from authserver.context import AuthServer
 from authserver.ops.batch_pacing import (
+    PAUSE_RATIO,
+    POSTGRESQL_PAUSE_RATIO,
     POSTGRESQL_TRANSACTION_BUDGET,
     TRANSACTION_BUDGET,
     BatchPacer,
@@ -107,12 +109,12 @@ def purge_expired(
     process's queued writers)."""
     if batch_size < 1:
         raise ValueError("batch_size must be positive")
-    budget = (
-        TRANSACTION_BUDGET if is_sqlite(server.database.engine) else POSTGRESQL_TRANSACTION_BUDGET
-    )
+    sqlite = is_sqlite(server.database.engine)
+    budget = TRANSACTION_BUDGET if sqlite else POSTGRESQL_TRANSACTION_BUDGET
+    ratio = PAUSE_RATIO if sqlite else POSTGRESQL_PAUSE_RATIO
     make_pacer = pacer or (
         lambda limit: BatchPacer(
-            limit, writers_waiting=server.database.writers_waiting, budget=budget
+            limit, writers_waiting=server.database.writers_waiting, budget=budget, pause_ratio=ratio
         )
     )
     now = server.now()
