@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 #: Seconds one purge transaction should take (holding the write lock): a writer that found it
 #: held gets in at its busy handler's first or second retry (1 ms, then 2 ms later).
@@ -47,6 +48,10 @@ MAX_YIELD = 0.1
 YIELD_POLL = 0.001
 
 
+#: ``transaction(rows, began)`` of :meth:`BatchPacer.run`.
+Transaction = Callable[[int, Callable[[], None]], int]
+
+
 @dataclass
 class BatchPacer:
     """Rows per transaction and the pauses between transactions of one purge."""
@@ -68,18 +73,19 @@ class BatchPacer:
             raise ValueError("batch_size must be positive")
         self.size = min(self.limit, FIRST_BATCH)
 
-    def run(
-        self, transaction: Callable[[int], int], after: Callable[[], None] | None = None
-    ) -> int:
-        """Run ``transaction(rows)`` (which deletes at most ``rows`` rows and returns how many
-        it deleted) until it deletes fewer than asked; total deleted. ``after`` runs after
-        each transaction that deleted rows, outside it and before the pause."""
+    def run(self, transaction: Transaction, after: Callable[[], None] | None = None) -> int:
+        """Run ``transaction(rows, began)`` until it deletes fewer than asked; total deleted.
+
+        The transaction deletes at most ``rows`` rows, returns how many, and calls ``began()``
+        once it holds the write lock: only the time from there to its commit counts (a purge
+        that waited for the server's writers is not slowed further for it). ``after`` runs
+        after each transaction that deleted rows, outside it, as part of the pause."""
         removed = 0
         while True:
             wanted = self.size
-            started = self.clock()
-            done = transaction(wanted)
-            elapsed = self.clock() - started
+            marks = [self.clock()]
+            done = transaction(wanted, partial(self._mark, marks))
+            elapsed = self.clock() - marks[-1]
             self.transactions.append(done)
             removed += done
             paused = self.clock()
@@ -89,6 +95,9 @@ class BatchPacer:
                 return removed
             self._adapt(done, elapsed)
             self._pause(elapsed, self.clock() - paused)
+
+    def _mark(self, marks: list[float]) -> None:
+        marks.append(self.clock())
 
     def _adapt(self, rows: int, elapsed: float) -> None:
         """Aim the next transaction at the budget: grow at most twofold, shrink to fit."""

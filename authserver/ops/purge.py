@@ -63,8 +63,10 @@ def _purge_table(
 ) -> int:
     statement = _batch_delete(server, key, expires_at, cutoff)
 
-    def one_batch(rows: int) -> int:
+    def one_batch(rows: int, began: Callable[[], None]) -> int:
         with server.database.transaction() as session:
+            session.connection()  # BEGIN IMMEDIATE: the write lock is ours from here
+            began()
             result = session.execute(statement, {"rows": rows})
             return int(getattr(result, "rowcount", 0) or 0)
 
@@ -145,8 +147,10 @@ def purge_expired(
 
 
 def _purge_legacy_streams(server: AuthServer, pacer: BatchPacer) -> int:
-    def one_batch(rows: int) -> int:
+    def one_batch(rows: int, began: Callable[[], None]) -> int:
         with server.database.transaction() as session:
+            session.connection()
+            began()
             return purge_expired_streams(session, server.now(), rows)
 
     return pacer.run(one_batch, _checkpoint_after(server))

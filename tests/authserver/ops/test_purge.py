@@ -199,7 +199,9 @@ def test_s64_transactions_shrink_to_the_budget_and_pauses_let_writers_go_first()
     pacer = BatchPacer(1000, writers_waiting=writers_waiting, clock=clock, sleep=clock.sleep)
     left = [5000]
 
-    def slow_batch(rows: int) -> int:
+    def slow_batch(rows: int, began: Callable[[], None]) -> int:
+        clock.now += 1.0  # waited for the lock: not counted
+        began()
         clock.now += rows * batch_pacing.TRANSACTION_BUDGET / 10  # ten rows fill the budget
         done = min(rows, left[0])
         left[0] -= done
@@ -220,7 +222,7 @@ def test_s64_fast_transactions_grow_up_to_the_batch_size() -> None:
     pacer = BatchPacer(300, clock=clock, sleep=clock.sleep)
     left = [3000]
 
-    def fast_batch(rows: int) -> int:
+    def fast_batch(rows: int, began: Callable[[], None]) -> int:
         clock.now += 0.0001
         done = min(rows, left[0])
         left[0] -= done
