@@ -9,8 +9,8 @@ its poll lands: p99 of the token endpoint rose six-fold while 1,000,000 rows wer
 
 So every transaction is sized to a time budget (:data:`TRANSACTION_BUDGET`; the row count adapts
 to how long the last transaction took, never above the caller's ``batch_size``), and between
-two transactions the purge pauses at least :data:`MIN_PAUSE` and twice as long as the
-transaction took, then waits while writers of its own process are queued (up to
+two transactions the purge pauses at least :data:`MIN_PAUSE` and as long as the transaction
+took, then waits while writers of its own process are queued (up to
 :data:`MAX_YIELD`), so that waiting grant writers go first. PostgreSQL has no single writer,
 but the pause bounds the purge's share of the CPU the server needs as well (its budget is
 :data:`POSTGRESQL_TRANSACTION_BUDGET`, its pauses :data:`POSTGRESQL_PAUSE_RATIO`).
@@ -31,15 +31,16 @@ TRANSACTION_BUDGET = 0.002
 #: still bounds the purge's share of the machine).
 POSTGRESQL_TRANSACTION_BUDGET = 0.05
 #: Rows of the first transaction of a table (then adapted to the budget).
-FIRST_BATCH = 20
-#: Fewest rows per transaction: progress even when the database is slow.
-MIN_BATCH = 10
+FIRST_BATCH = 50
+#: Fewest rows per transaction (about a millisecond on an idle machine): progress even when a
+#: busy machine makes every transaction look slow.
+MIN_BATCH = 20
 #: Shortest pause between two transactions, seconds: longer than the busy handler's first
 #: retries (1 and 3 ms after a writer found the lock held), so their poll finds it free.
 MIN_PAUSE = 0.005
 #: The pause is also at least this many times the transaction's duration: a transaction that
 #: took long (it waited for the lock, or the machine is busy) is followed by a longer pause.
-PAUSE_RATIO = 2.0
+PAUSE_RATIO = 1.0
 #: The same on PostgreSQL, where the pause only leaves the server its share of the machine.
 POSTGRESQL_PAUSE_RATIO = 0.5
 #: Longest wait, after the pause, for writers of this process queued on the writer lock.
