@@ -74,12 +74,12 @@ class BatchPacer:
             raise ValueError("batch_size must be positive")
         self.size = min(self.limit, FIRST_BATCH)
 
-    def run(self, transaction: Transaction, after: Callable[[], None] | None = None) -> int:
+    def run(self, transaction: Transaction, after: Callable[[int], None] | None = None) -> int:
         """Run ``transaction(rows, began)`` until it deletes fewer than asked; total deleted.
 
         The transaction deletes at most ``rows`` rows, returns how many, and calls ``began()``
         once it holds the write lock: only the time from there to its commit counts (a purge
-        that waited for the server's writers is not slowed further for it). ``after`` runs
+        that waited for the server's writers is not slowed further for it). ``after(rows)`` runs
         after each transaction that deleted rows, outside it, as part of the pause."""
         removed = 0
         while True:
@@ -91,7 +91,7 @@ class BatchPacer:
             removed += done
             paused = self.clock()
             if done and after is not None:
-                after()  # outside the transaction: part of the pause
+                after(done)  # outside the transaction: part of the pause
             if done < wanted:
                 return removed
             self._adapt(done, elapsed)

@@ -73,8 +73,14 @@ def _purge_table(
     return pacer.run(one_batch, _checkpoint_after(server))
 
 
-def _checkpoint_after(server: AuthServer) -> Callable[[], None] | None:
-    """On SQLite, a passive WAL checkpoint after each batch, from the purging process.
+#: Rows deleted between two checkpoints of the purging process: about 100 rows dirty some 700
+#: pages (fewer than the 1,000 WAL frames of SQLite's automatic checkpoint).
+CHECKPOINT_ROWS = 100
+
+
+def _checkpoint_after(server: AuthServer) -> Callable[[int], None] | None:
+    """On SQLite, a passive WAL checkpoint every :data:`CHECKPOINT_ROWS` rows, from the purging
+    process.
 
     Every row deleted dirties a page of the table and of each index (seven for access tokens),
     so a batch writes hundreds of WAL frames. Left alone, the automatic checkpoint (at 1,000
@@ -84,7 +90,13 @@ def _checkpoint_after(server: AuthServer) -> Callable[[], None] | None:
     if not is_sqlite(server.database.engine):
         return None
 
-    def checkpoint() -> None:
+    pending = [0]
+
+    def checkpoint(rows: int) -> None:
+        pending[0] += rows
+        if pending[0] < CHECKPOINT_ROWS:
+            return
+        pending[0] = 0
         raw = server.database.engine.raw_connection()
         try:
             cursor = raw.cursor()
