@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Delete, bindparam, delete, literal_column, select
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import ColumnClause
 
 from authserver.context import AuthServer
@@ -26,7 +27,8 @@ from authserver.ops.batch_pacing import (
     TRANSACTION_BUDGET,
     BatchPacer,
 )
-from authserver.storage.db import is_sqlite
+from authserver.ops.purge_writer import purge_database, write_when_free
+from authserver.storage.db import Database, is_sqlite
 from authserver.storage.models import (
     AccessToken,
     AuditEvent,
@@ -59,18 +61,24 @@ def _batch_delete(server: AuthServer, key: Any, expires_at: Any, cutoff: int) ->
 
 
 def _purge_table(
-    server: AuthServer, key: Any, expires_at: Any, cutoff: int, pacer: BatchPacer
+    server: AuthServer,
+    database: Database,
+    key: Any,
+    expires_at: Any,
+    cutoff: int,
+    pacer: BatchPacer,
 ) -> int:
     statement = _batch_delete(server, key, expires_at, cutoff)
 
     def one_batch(rows: int, began: Callable[[], None]) -> int:
-        with server.database.transaction() as session:
-            session.connection()  # BEGIN IMMEDIATE: the write lock is ours from here
-            began()
+        def work(session: Session) -> int:
+            began()  # the write lock is ours from here
             result = session.execute(statement, {"rows": rows})
             return int(getattr(result, "rowcount", 0) or 0)
 
-    return pacer.run(one_batch, _checkpoint_after(server))
+        return write_when_free(database, work)
+
+    return pacer.run(one_batch, _checkpoint_after(database))
 
 
 #: Rows deleted between two checkpoints of the purging process: about 100 rows dirty some 700
@@ -78,7 +86,7 @@ def _purge_table(
 CHECKPOINT_ROWS = 100
 
 
-def _checkpoint_after(server: AuthServer) -> Callable[[int], None] | None:
+def _checkpoint_after(database: Database) -> Callable[[int], None] | None:
     """On SQLite, a passive WAL checkpoint every :data:`CHECKPOINT_ROWS` rows, from the purging
     process.
 
@@ -87,7 +95,7 @@ def _checkpoint_after(server: AuthServer) -> Callable[[int], None] | None:
     frames) falls on whichever connection commits next: usually the serving process's token
     endpoint, which would then copy the purge's pages into the database file (and sync it)
     inside a request. A passive checkpoint takes no write lock and never waits."""
-    if not is_sqlite(server.database.engine):
+    if not is_sqlite(database.engine):
         return None
 
     pending = [0]
@@ -97,7 +105,7 @@ def _checkpoint_after(server: AuthServer) -> Callable[[int], None] | None:
         if pending[0] < CHECKPOINT_ROWS:
             return
         pending[0] = 0
-        raw = server.database.engine.raw_connection()
+        raw = database.engine.raw_connection()
         try:
             cursor = raw.cursor()
             cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
@@ -150,19 +158,23 @@ def purge_expired(
     retention = server.settings.audit_retention_seconds
     if retention > 0:
         plan.append(("audit_events", AuditEvent.id, AuditEvent.at, now - retention))
-    counts = {
-        name: _purge_table(server, key, expires_at, cutoff, make_pacer(batch_size))
-        for name, key, expires_at, cutoff in plan
-    }
-    counts["mcp_legacy_streams"] = _purge_legacy_streams(server, make_pacer(batch_size))
+    with purge_database(server) as database:
+        counts = {
+            name: _purge_table(server, database, key, expires_at, cutoff, make_pacer(batch_size))
+            for name, key, expires_at, cutoff in plan
+        }
+        counts["mcp_legacy_streams"] = _purge_legacy_streams(
+            server, database, make_pacer(batch_size)
+        )
     return counts
 
 
-def _purge_legacy_streams(server: AuthServer, pacer: BatchPacer) -> int:
+def _purge_legacy_streams(server: AuthServer, database: Database, pacer: BatchPacer) -> int:
     def one_batch(rows: int, began: Callable[[], None]) -> int:
-        with server.database.transaction() as session:
-            session.connection()
+        def work(session: Session) -> int:
             began()
             return purge_expired_streams(session, server.now(), rows)
 
-    return pacer.run(one_batch, _checkpoint_after(server))
+        return write_when_free(database, work)
+
+    return pacer.run(one_batch, _checkpoint_after(database))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import event, func, select
+from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
 from authserver.context import AuthServer
@@ -17,7 +19,9 @@ from authserver.endpoints.app import create_app
 from authserver.ops import batch_pacing
 from authserver.ops.batch_pacing import BatchPacer
 from authserver.ops.purge import purge_expired
+from authserver.ops.purge_writer import LOCK_POLL_MS, purge_database, write_when_free
 from authserver.storage.crypto import new_id
+from authserver.storage.db import is_sqlite
 from authserver.storage.models import (
     AccessToken,
     AuthorizationCode,
@@ -159,7 +163,7 @@ def test_s64_a_large_purge_runs_in_many_bounded_transactions(auth_server: AuthSe
         return pacers[-1]
 
     commits: list[int] = []
-    engine = auth_server.database.engine
+    engine = Engine  # every engine: on SQLite the purge writes through one of its own
     listener = lambda _connection: commits.append(1)  # noqa: E731
     event.listen(engine, "commit", listener)
     try:
@@ -234,3 +238,30 @@ def test_s64_fast_transactions_grow_up_to_the_batch_size() -> None:
     assert pacer.transactions[:3] == [first, first * 2, first * 4]
     with pytest.raises(ValueError, match="batch_size"):
         BatchPacer(0)
+
+
+def test_s64_the_purge_polls_for_a_held_sqlite_write_lock(auth_server: AuthServer) -> None:
+    if not is_sqlite(auth_server.database.engine):
+        pytest.skip("PostgreSQL has no single writer")
+    path = auth_server.database.engine.url.database
+    assert path
+    holder = sqlite3.connect(path.removeprefix("file:"), uri=path.startswith("file:"))
+    holder.isolation_level = None
+    holder.execute("BEGIN IMMEDIATE")  # another process's writer holds the lock
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) == 3:
+            holder.execute("COMMIT")
+
+    with purge_database(auth_server) as database:
+        assert database is not auth_server.database
+        rows = write_when_free(
+            database,
+            lambda session: int(session.scalar(select(func.count()).select_from(AccessToken)) or 0),
+            sleep=sleep,
+        )
+    holder.close()
+    assert rows == 0
+    assert slept == [LOCK_POLL_MS / 1000] * 3  # it tried again until the lock was free
