@@ -3,18 +3,32 @@ consents, login sessions, rate counters, and audit events past ``audit_retention
 also the MCP server's legacy HTTP+SSE streams left behind by a worker that died, with their
 sessions (:func:`resourceserver.mcp.legacy_streams.purge_expired_streams`).
 
-Each batch is its own short transaction (``DELETE … WHERE pk IN (SELECT pk … LIMIT n)``), so
-the purge runs alongside traffic without holding SQLite's write lock for long. Used by
-``charter tokens purge``.
+Each batch is its own short transaction (``DELETE … WHERE rowid IN (SELECT rowid … WHERE
+expires_at < :cutoff LIMIT :rows)``, the primary key on PostgreSQL), sized to a few
+milliseconds and spaced by :class:`authserver.ops.batch_pacing.BatchPacer`, so the purge runs
+alongside traffic without holding SQLite's write lock for long and lets waiting writers go
+first. Used by ``charter tokens purge`` and the maintenance loop.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Delete, bindparam, delete, literal_column, select
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import ColumnClause
 
 from authserver.context import AuthServer
+from authserver.ops.batch_pacing import (
+    PAUSE_RATIO,
+    POSTGRESQL_PAUSE_RATIO,
+    POSTGRESQL_TRANSACTION_BUDGET,
+    TRANSACTION_BUDGET,
+    BatchPacer,
+)
+from authserver.ops.purge_writer import purge_database, write_when_free
+from authserver.storage.db import Database, is_sqlite
 from authserver.storage.models import (
     AccessToken,
     AuditEvent,
@@ -33,31 +47,98 @@ from resourceserver.mcp.legacy_streams import purge_expired_streams
 DEFAULT_CODE_RETENTION = 3600
 
 
+def _batch_delete(server: AuthServer, key: Any, expires_at: Any, cutoff: int) -> Delete:
+    """One batch of expired rows (``LIMIT :rows``), found through the expiry index: by rowid on
+    SQLite (the table's own b-tree, no lookup of the primary-key index per row), by primary key
+    on PostgreSQL."""
+    table = key.class_.__table__
+    if is_sqlite(server.database.engine):
+        rowid: ColumnClause[Any] = literal_column("rowid")
+        chosen = select(rowid).select_from(table).where(expires_at < cutoff)
+        return delete(table).where(rowid.in_(chosen.limit(bindparam("rows"))))
+    chosen = select(key).where(expires_at < cutoff)
+    return delete(table).where(key.in_(chosen.limit(bindparam("rows"))))
+
+
 def _purge_table(
-    server: AuthServer, key: Any, expires_at: Any, cutoff: int, batch_size: int
+    server: AuthServer,
+    database: Database,
+    key: Any,
+    expires_at: Any,
+    cutoff: int,
+    pacer: BatchPacer,
 ) -> int:
-    removed = 0
-    while True:
-        with server.database.transaction() as session:
-            batch = select(key).where(expires_at < cutoff).limit(batch_size)
-            ids = list(session.scalars(batch))
-            if ids:
-                session.execute(
-                    delete(key.class_)
-                    .where(key.in_(ids))
-                    .execution_options(synchronize_session=False)
-                )
-        removed += len(ids)
-        if len(ids) < batch_size:
-            return removed
+    statement = _batch_delete(server, key, expires_at, cutoff)
+
+    def one_batch(rows: int, began: Callable[[], None]) -> int:
+        def work(session: Session) -> int:
+            began()  # the write lock is ours from here
+            result = session.execute(statement, {"rows": rows})
+            return int(getattr(result, "rowcount", 0) or 0)
+
+        return write_when_free(database, work)
+
+    return pacer.run(one_batch, _checkpoint_after(database))
+
+
+#: Rows deleted between two checkpoints of the purging process: about 100 rows dirty some 700
+#: pages (fewer than the 1,000 WAL frames of SQLite's automatic checkpoint).
+CHECKPOINT_ROWS = 100
+
+
+def _checkpoint_after(database: Database) -> Callable[[int], None] | None:
+    """On SQLite, a passive WAL checkpoint every :data:`CHECKPOINT_ROWS` rows, from the purging
+    process.
+
+    Every row deleted dirties a page of the table and of each index (seven for access tokens),
+    so a batch writes hundreds of WAL frames. Left alone, the automatic checkpoint (at 1,000
+    frames) falls on whichever connection commits next: usually the serving process's token
+    endpoint, which would then copy the purge's pages into the database file (and sync it)
+    inside a request. A passive checkpoint takes no write lock and never waits."""
+    if not is_sqlite(database.engine):
+        return None
+
+    pending = [0]
+
+    def checkpoint(rows: int) -> None:
+        pending[0] += rows
+        if pending[0] < CHECKPOINT_ROWS:
+            return
+        pending[0] = 0
+        raw = database.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            cursor.fetchall()
+            cursor.close()
+        finally:
+            raw.close()
+
+    return checkpoint
 
 
 def purge_expired(
-    server: AuthServer, batch_size: int = 1000, *, code_retention: int = DEFAULT_CODE_RETENTION
+    server: AuthServer,
+    batch_size: int = 1000,
+    *,
+    code_retention: int = DEFAULT_CODE_RETENTION,
+    pacer: Callable[[int], BatchPacer] | None = None,
 ) -> dict[str, int]:
-    """Delete expired rows of every authorization-server table; counts per table."""
+    """Delete expired rows of every authorization-server table; counts per table.
+
+    ``batch_size`` bounds the rows of one transaction; each table's transactions are sized and
+    spaced by a :class:`BatchPacer` (``pacer(batch_size)``, by default one yielding to this
+    process's queued writers)."""
     if batch_size < 1:
         raise ValueError("batch_size must be positive")
+    sqlite = is_sqlite(server.database.engine)
+    budget = TRANSACTION_BUDGET if sqlite else POSTGRESQL_TRANSACTION_BUDGET
+    ratio = PAUSE_RATIO if sqlite else POSTGRESQL_PAUSE_RATIO
+    make_pacer = pacer or (
+        lambda limit: BatchPacer(
+            limit, writers_waiting=server.database.writers_waiting, budget=budget, pause_ratio=ratio
+        )
+    )
     now = server.now()
     plan: list[tuple[str, Any, Any, int]] = [
         (
@@ -77,19 +158,23 @@ def purge_expired(
     retention = server.settings.audit_retention_seconds
     if retention > 0:
         plan.append(("audit_events", AuditEvent.id, AuditEvent.at, now - retention))
-    counts = {
-        name: _purge_table(server, key, expires_at, cutoff, batch_size)
-        for name, key, expires_at, cutoff in plan
-    }
-    counts["mcp_legacy_streams"] = _purge_legacy_streams(server, batch_size)
+    with purge_database(server) as database:
+        counts = {
+            name: _purge_table(server, database, key, expires_at, cutoff, make_pacer(batch_size))
+            for name, key, expires_at, cutoff in plan
+        }
+        counts["mcp_legacy_streams"] = _purge_legacy_streams(
+            server, database, make_pacer(batch_size)
+        )
     return counts
 
 
-def _purge_legacy_streams(server: AuthServer, batch_size: int) -> int:
-    removed = 0
-    while True:
-        with server.database.transaction() as session:
-            batch = purge_expired_streams(session, server.now(), batch_size)
-        removed += batch
-        if batch < batch_size:
-            return removed
+def _purge_legacy_streams(server: AuthServer, database: Database, pacer: BatchPacer) -> int:
+    def one_batch(rows: int, began: Callable[[], None]) -> int:
+        def work(session: Session) -> int:
+            began()
+            return purge_expired_streams(session, server.now(), rows)
+
+        return write_when_free(database, work)
+
+    return pacer.run(one_batch, _checkpoint_after(database))

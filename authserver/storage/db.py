@@ -195,6 +195,9 @@ class Database:
         # growing steps (up to 100 ms) and lets an unlucky thread starve (8 concurrent grants
         # reached a p99 of 2-3 s). Other processes (workers) still meet the busy handler.
         self._writer = threading.RLock() if is_sqlite(engine) else None
+        # Threads waiting for ``_writer``: a background purge lets them go first (S64).
+        self._queued = 0
+        self._queue_guard = threading.Lock()
 
     def send_audit_to(self, sink: Any) -> None:
         """Give every session's committed audit events to ``sink`` as well
@@ -214,7 +217,14 @@ class Database:
                 yield session
             return
         # Bounded like the busy handler it stands in for: a thread never waits forever.
-        if not self._writer.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+        with self._queue_guard:
+            self._queued += 1
+        try:
+            acquired = self._writer.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+        finally:
+            with self._queue_guard:
+                self._queued -= 1
+        if not acquired:
             import sqlite3
 
             raise OperationalError(
@@ -225,6 +235,11 @@ class Database:
                 yield session
         finally:
             self._writer.release()
+
+    def writers_waiting(self) -> int:
+        """How many threads of this process wait to begin a transaction (SQLite's single
+        writer; always 0 on PostgreSQL)."""
+        return self._queued
 
     def dispose(self) -> None:
         """Close every pooled connection."""

@@ -16,7 +16,7 @@ import binascii
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from resourceserver import tracing
 from resourceserver.errors import InsufficientScopeError
@@ -31,6 +31,7 @@ from resourceserver.mcp.jsonrpc import (
     JsonRpcError,
     Request,
 )
+from resourceserver.mcp.list_cache import ListCache
 from resourceserver.mcp.registry import Registry
 from resourceserver.mcp.sessions import SessionState, SessionStore
 from resourceserver.mcp.versions import negotiate
@@ -46,12 +47,6 @@ from resourceserver.principal import Principal
 JsonObject = dict[str, Any]
 T = TypeVar("T")
 Handler = Callable[["Call"], Awaitable[JsonObject]]
-
-
-class Listed(Protocol):
-    """Anything a ``*/list`` result describes."""
-
-    def to_json(self) -> JsonObject: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +145,7 @@ class Dispatcher:
         self.sessions = sessions
         self.base_scope = base_scope
         self.page_size = page_size
+        self._lists = ListCache(registry)
         shared: dict[str, Handler] = {
             "tools/call": self._tools_call,
             "prompts/get": self._prompts_get,
@@ -244,10 +240,13 @@ class Dispatcher:
                 span.fail()
                 raise
 
-    def _page(self, call: Call, key: str, items: Sequence[Listed]) -> JsonObject:
-        """The ``*/list`` result holding the page of ``items`` the request's cursor asks for."""
+    def _page(self, call: Call, key: str, kind: str) -> JsonObject:
+        """The ``*/list`` result holding the page of the registry's items of ``kind`` visible
+        to the caller that the request's cursor asks for (their JSON objects are cached per
+        registry change and kind of caller, :mod:`.list_cache`)."""
+        items = self._lists.visible(kind, call.principal)
         page, following = paginate(items, call.request.params.get("cursor"), self.page_size)
-        result: JsonObject = {key: [item.to_json() for item in page]}
+        result: JsonObject = {key: list(page)}
         if following:
             result["nextCursor"] = following
         return result
@@ -261,10 +260,10 @@ class Dispatcher:
     def _other_scope(self) -> str:
         """Prompt and resource lists differ between anonymous and signed-in callers when some
         are public (S83)."""
-        return "private" if self.registry.has_public() else "public"
+        return "private" if self._lists.has_public() else "public"
 
     def _tools_scope(self) -> str:
-        return "private" if self.registry.tools_vary_by_scope(self.base_scope) else "public"
+        return "private" if self._lists.tools_vary_by_scope(self.base_scope) else "public"
 
     # -- utilities -------------------------------------------------------------------------------
 
@@ -311,8 +310,7 @@ class Dispatcher:
     # -- tools -------------------------------------------------------------------------------------
 
     async def _tools_list(self, call: Call) -> JsonObject:
-        shown = [t for t in self.registry.tools.values() if access.visible(t, call.principal)]
-        return self._page(call, "tools", shown)
+        return self._page(call, "tools", "tools")
 
     async def _tools_call(self, call: Call) -> JsonObject:
         name = _string(call.request.params, "name")
@@ -336,8 +334,7 @@ class Dispatcher:
     # -- prompts -----------------------------------------------------------------------------------
 
     async def _prompts_list(self, call: Call) -> JsonObject:
-        shown = [p for p in self.registry.prompts.values() if access.visible(p, call.principal)]
-        return self._page(call, "prompts", shown)
+        return self._page(call, "prompts", "prompts")
 
     async def _prompts_get(self, call: Call) -> JsonObject:
         name = _string(call.request.params, "name")
@@ -349,12 +346,10 @@ class Dispatcher:
     # -- resources ---------------------------------------------------------------------------------
 
     async def _resources_list(self, call: Call) -> JsonObject:
-        shown = [r for r in self.registry.resources.values() if access.visible(r, call.principal)]
-        return self._page(call, "resources", shown)
+        return self._page(call, "resources", "resources")
 
     async def _templates_list(self, call: Call) -> JsonObject:
-        shown = [t for t in self.registry.templates.values() if access.visible(t, call.principal)]
-        return self._page(call, "resourceTemplates", shown)
+        return self._page(call, "resourceTemplates", "templates")
 
     async def _read(self, call: Call) -> tuple[Resource | ResourceTemplate, JsonObject]:
         uri = _string(call.request.params, "uri")

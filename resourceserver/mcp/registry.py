@@ -76,6 +76,8 @@ class Registry:
     #: How long clients may cache the tool, prompt and resource lists and ``server/discover``
     #: (``ttlMs``, MCP 2026-07-28 "Caching"), milliseconds.
     list_ttl_ms: int = 60_000
+    #: Bumped by every registration and merge: cached lists (:mod:`.list_cache`) are rebuilt.
+    revision: int = field(default=0, init=False, repr=False, compare=False)
 
     # -- decorators -------------------------------------------------------------------------
 
@@ -143,6 +145,7 @@ class Registry:
                 headers = param_headers_of(input_schema or shape.input_schema)
             except DefinitionError as exc:
                 raise DefinitionError(f"tool {tool_name!r}: {exc}") from exc
+            self.revision += 1
             self.tools[tool_name] = Tool(
                 name=tool_name,
                 description=description_of(fn, description, "tool", tool_name),
@@ -196,6 +199,7 @@ class Registry:
         def register(fn: F) -> F:
             prompt_name = name or fn.__name__
             self._check_name(prompt_name, self.prompts, "prompt")
+            self.revision += 1
             self.prompts[prompt_name] = Prompt(
                 name=prompt_name,
                 description=description_of(fn, description, "prompt", prompt_name),
@@ -238,6 +242,7 @@ class Registry:
             if "{" in uri:
                 if uri in self.templates:
                     raise DefinitionError(f"resource template {uri!r} is already registered")
+                self.revision += 1
                 self.templates[uri] = ResourceTemplate(
                     uri,
                     label,
@@ -254,6 +259,7 @@ class Registry:
             else:
                 if uri in self.resources:
                     raise DefinitionError(f"resource {uri!r} is already registered")
+                self.revision += 1
                 self.resources[uri] = Resource(
                     uri, label, text, mime_type, fn, shape, title, cache_ttl_ms, cache_scope, public
                 )
@@ -270,6 +276,7 @@ class Registry:
         key = ("ref/prompt", prompt) if prompt is not None else ("ref/resource", str(template))
 
         def register(fn: F) -> F:
+            self.revision += 1
             self.completers[key] = fn
             return fn
 
@@ -327,6 +334,7 @@ class Registry:
             if clash:
                 raise DefinitionError(f"duplicate {attr} when merging registries: {clash}")
             mine.update(theirs)
+        self.revision += 1
 
     @staticmethod
     def _check_name(name: str, existing: dict[str, Any], kind: str) -> None:

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
+from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
 from authserver.context import AuthServer
 from authserver.endpoints.app import create_app
+from authserver.ops import batch_pacing
+from authserver.ops.batch_pacing import BatchPacer
 from authserver.ops.purge import purge_expired
+from authserver.ops.purge_writer import LOCK_POLL_MS, purge_database, write_when_free
 from authserver.storage.crypto import new_id
+from authserver.storage.db import is_sqlite
 from authserver.storage.models import (
     AccessToken,
     AuthorizationCode,
@@ -134,3 +140,128 @@ async def test_s64_purge_runs_alongside_traffic(make_server: Callable[..., AuthS
     assert counts["grants"] == 200
     # The tokens issued during the purge are live and stay.
     assert count(server, AccessToken) == 60
+
+
+def expired_tokens(server: AuthServer, count: int, expires_at: int) -> None:
+    now = server.now()
+    common = {"client_id": "c", "subject": "s", "scope": "mcp", "resource": RESOURCE}
+    with server.database.transaction() as session:
+        session.add_all(
+            AccessToken(jti=new_id(), issued_at=now, expires_at=expires_at, **common)
+            for _ in range(count)
+        )
+
+
+def test_s64_a_large_purge_runs_in_many_bounded_transactions(auth_server: AuthServer) -> None:
+    now = auth_server.now()
+    expired_tokens(auth_server, 300, now - 10)
+    expired_tokens(auth_server, 5, now + 3600)
+    pacers: list[BatchPacer] = []
+
+    def pacer(limit: int) -> BatchPacer:
+        pacers.append(BatchPacer(limit, sleep=lambda _seconds: None))
+        return pacers[-1]
+
+    commits: list[int] = []
+    engine = Engine  # every engine: on SQLite the purge writes through one of its own
+    listener = lambda _connection: commits.append(1)  # noqa: E731
+    event.listen(engine, "commit", listener)
+    try:
+        counts = purge_expired(auth_server, batch_size=40, pacer=pacer)
+    finally:
+        event.remove(engine, "commit", listener)
+    assert counts["access_tokens"] == 300
+    assert count(auth_server, AccessToken) == 5
+    tokens = pacers[1].transactions  # the plan's second table: access tokens
+    assert sum(tokens) == 300
+    assert max(tokens) <= 40  # never more rows in one transaction than the batch size
+    assert len(tokens) >= 300 // 40 + 1  # several transactions, the last one short
+    assert len(commits) >= len(tokens)  # each of them committed on its own
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_s64_transactions_shrink_to_the_budget_and_pauses_let_writers_go_first() -> None:
+    clock = FakeClock()
+    waiting = [3]  # writers of this process queued for the first polls
+
+    def writers_waiting() -> int:
+        waiting[0] = max(0, waiting[0] - 1)
+        return waiting[0]
+
+    pacer = BatchPacer(1000, writers_waiting=writers_waiting, clock=clock, sleep=clock.sleep)
+    left = [5000]
+
+    def slow_batch(rows: int, began: Callable[[], None]) -> int:
+        clock.now += 1.0  # waited for the lock: not counted
+        began()
+        clock.now += rows * batch_pacing.TRANSACTION_BUDGET / 10  # ten rows fill the budget
+        done = min(rows, left[0])
+        left[0] -= done
+        return done
+
+    assert pacer.run(slow_batch) == 5000
+    assert pacer.transactions[0] == batch_pacing.FIRST_BATCH
+    assert all(rows <= batch_pacing.FIRST_BATCH for rows in pacer.transactions)
+    assert set(pacer.transactions[1:-1]) == {batch_pacing.MIN_BATCH}
+    pauses = [s for s in clock.slept if s != batch_pacing.YIELD_POLL]
+    assert len(pauses) == len(pacer.transactions) - 1
+    assert min(pauses) >= batch_pacing.MIN_PAUSE
+    assert clock.slept.count(batch_pacing.YIELD_POLL) == 2  # waited while writers were queued
+
+
+def test_s64_fast_transactions_grow_up_to_the_batch_size() -> None:
+    clock = FakeClock()
+    pacer = BatchPacer(300, clock=clock, sleep=clock.sleep)
+    left = [3000]
+
+    def fast_batch(rows: int, began: Callable[[], None]) -> int:
+        clock.now += 0.0001
+        done = min(rows, left[0])
+        left[0] -= done
+        return done
+
+    assert pacer.run(fast_batch) == 3000
+    assert max(pacer.transactions) == 300
+    first = batch_pacing.FIRST_BATCH
+    assert pacer.transactions[:3] == [first, first * 2, first * 4]
+    with pytest.raises(ValueError, match="batch_size"):
+        BatchPacer(0)
+
+
+def test_s64_the_purge_polls_for_a_held_sqlite_write_lock(auth_server: AuthServer) -> None:
+    if not is_sqlite(auth_server.database.engine):
+        pytest.skip("PostgreSQL has no single writer")
+    path = auth_server.database.engine.url.database
+    assert path
+    holder = sqlite3.connect(path.removeprefix("file:"), uri=path.startswith("file:"))
+    holder.isolation_level = None
+    holder.execute("BEGIN IMMEDIATE")  # another process's writer holds the lock
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) == 3:
+            holder.execute("COMMIT")
+
+    with purge_database(auth_server) as database:
+        assert database is not auth_server.database
+        rows = write_when_free(
+            database,
+            lambda session: int(session.scalar(select(func.count()).select_from(AccessToken)) or 0),
+            sleep=sleep,
+        )
+    holder.close()
+    assert rows == 0
+    assert slept == [LOCK_POLL_MS / 1000] * 3  # it tried again until the lock was free
