@@ -240,9 +240,9 @@ def test_s64_fast_transactions_grow_up_to_the_batch_size() -> None:
         BatchPacer(0)
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the one single writer
 def test_s64_the_purge_polls_for_a_held_sqlite_write_lock(auth_server: AuthServer) -> None:
-    if not is_sqlite(auth_server.database.engine):
-        pytest.skip("PostgreSQL has no single writer")
+    assert is_sqlite(auth_server.database.engine)
     path = auth_server.database.engine.url.database
     assert path
     holder = sqlite3.connect(path.removeprefix("file:"), uri=path.startswith("file:"))
