@@ -29,8 +29,9 @@ from __future__ import annotations
 import hashlib
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm import Session
 
+from authserver.storage.client_rows import ClientState, read_by
 from authserver.storage.models import Client
 
 #: First key of the advisory locks (two-int form, apart from the migration lock's one-bigint form).
@@ -54,7 +55,7 @@ def _advisory_lock(session: Session, space: int, value: str, *, shared: bool) ->
     session.execute(select(lock(space, _lock_key(value))))
 
 
-def _read_in_this_transaction(session: Session, client_id: str, loaded: Client | None) -> bool:
+def _read_in_this_transaction(session: Session, client_id: str, loaded: ClientState | None) -> bool:
     """True when ``loaded`` is ``client_id``'s row as ``session`` read it, on SQLite.
 
     Every session of :meth:`authserver.storage.db.Database.transaction` is one transaction,
@@ -63,12 +64,12 @@ def _read_in_this_transaction(session: Session, client_id: str, loaded: Client |
     return (
         loaded is not None
         and loaded.client_id == client_id
-        and object_session(loaded) is session
+        and read_by(session, loaded)
         and session.get_bind().dialect.name == "sqlite"
     )
 
 
-def hold_client(session: Session, client_id: str, *, loaded: Client | None = None) -> bool:
+def hold_client(session: Session, client_id: str, *, loaded: ClientState | None = None) -> bool:
     """Hold the client against revocation; True when it exists and is enabled.
 
     ``loaded`` is the client's row as this transaction read it (client authentication): on
@@ -84,7 +85,7 @@ def hold_client(session: Session, client_id: str, *, loaded: Client | None = Non
 
 
 def hold_client_and_user(
-    session: Session, client_id: str, user_id: str, *, loaded: Client | None = None
+    session: Session, client_id: str, user_id: str, *, loaded: ClientState | None = None
 ) -> bool:
     """Hold the client, then the user, against revocation; True when the client exists and is
     enabled. The user's state is the caller's to read, after this: with the grant's row lock
