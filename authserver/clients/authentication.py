@@ -12,12 +12,12 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from authserver.clients.credentials import NONE, PresentedCredentials
-from authserver.clients.store import load_client
+from authserver.clients.store import load_client_state
 from authserver.context import AuthServer
 from authserver.errors import InvalidClientError, SlowDownError
 from authserver.storage import rate_limits
+from authserver.storage.client_rows import ClientState
 from authserver.storage.crypto import hash_token, token_matches
-from authserver.storage.models import Client
 
 #: Window of the failed-secret counter, seconds (``failed_auth_limit`` failures per window).
 FAILED_SECRET_WINDOW = 300
@@ -35,8 +35,9 @@ def authenticate_client(
     *,
     now: int,
     confidential_only: bool = False,
-) -> Client:
-    """The client the credentials prove, or ``invalid_client`` (401).
+) -> ClientState:
+    """The client the credentials prove (its row as a tuple, read in ``session``'s
+    transaction), or ``invalid_client`` (401).
 
     A client must use the method it registered (``token_endpoint_auth_method``): a confidential
     client cannot fall back to ``none`` (S21). ``confidential_only`` refuses public clients
@@ -46,7 +47,7 @@ def authenticate_client(
     """
     basic = credentials.basic_tried
     if credentials.method == NONE:
-        client = load_client(server, session, credentials.client_id)
+        client = load_client_state(server, session, credentials.client_id)
         if client is None:
             raise InvalidClientError(_FAILED, detail=f"unknown client {credentials.client_id!r}")
         if client.token_endpoint_auth_method != NONE:
@@ -60,7 +61,7 @@ def authenticate_client(
     # Load and compare first, whatever the counter says: a correct secret always gets
     # through, so wrong guesses by others cannot lock the real client out. Only failures
     # are counted and, past the limit, answered with 429 ``slow_down`` instead of 401.
-    client = load_client(server, session, credentials.client_id)
+    client = load_client_state(server, session, credentials.client_id)
     stored = client.secret_hash if client is not None else None
     matched = token_matches(credentials.secret or "", stored)
     if client is None or not matched:

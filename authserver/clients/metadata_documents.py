@@ -53,6 +53,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import SplitResult, urlsplit
 
 import anyio.to_thread
@@ -75,10 +76,13 @@ from authserver.config.settings import CharterSettings
 from authserver.context import AuthServer
 from authserver.errors import OAuthError
 from authserver.storage import rate_limits
+from authserver.storage.client_rows import ClientState
 from authserver.storage.crypto import hash_token
 from authserver.storage.models import Client, ClientKind
 
 logger = logging.getLogger("charter.cimd")
+#: A cached document client as an ORM row or as the token endpoint's tuple.
+_Cached = TypeVar("_Cached", Client, ClientState)
 
 #: Largest metadata document accepted, bytes (the draft suggests about 5 KiB).
 MAX_DOCUMENT_BYTES = 5 * 1024
@@ -240,7 +244,7 @@ def is_fresh(row: Client, now: int) -> bool:
     return row.expires_at is not None and row.expires_at > now
 
 
-def usable_document_client(cached: Client | None, now: int) -> Client | None:
+def usable_document_client(cached: _Cached | None, now: int) -> _Cached | None:
     """The cached document client to use now, reading only (never fetching).
 
     Fresh rows, and stale ones up to :data:`STALE_GRACE_SECONDS` past expiry (a refresh that

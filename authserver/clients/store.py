@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from authserver.accounts.users import names_a_user
 from authserver.clients import metadata_documents
 from authserver.context import AuthServer
+from authserver.storage.client_rows import ClientState, read_client
 from authserver.storage.crypto import new_token
 from authserver.storage.models import Client, ClientKind, Consent
 from authserver.storage.revocation import revoke_client_grants
@@ -65,6 +66,21 @@ def load_client(server: AuthServer, session: Session, client_id: str) -> Client 
     if not client_id or len(client_id) > 2048:
         return None
     client = _get_client(session, client_id)
+    if client is None:
+        return None
+    if client.kind != ClientKind.METADATA_DOCUMENT:
+        return None if client.disabled else client
+    if not _is_document_id(server, client_id):
+        return None
+    return metadata_documents.usable_document_client(client, server.now())
+
+
+def load_client_state(server: AuthServer, session: Session, client_id: str) -> ClientState | None:
+    """:func:`load_client` as a :class:`~authserver.storage.client_rows.ClientState` tuple (the
+    token, revocation and introspection endpoints): the same rules, one Core statement."""
+    if not client_id or len(client_id) > 2048:
+        return None
+    client = read_client(session, client_id)
     if client is None:
         return None
     if client.kind != ClientKind.METADATA_DOCUMENT:

@@ -26,15 +26,16 @@ from authserver.endpoints.responses import error_response, method_not_allowed
 from authserver.errors import NO_STORE_HEADERS, InvalidRequestError, OAuthError
 from authserver.oauth.resources import known_resources
 from authserver.oauth.tokens import decode_access_token
+from authserver.storage.client_rows import ClientState
 from authserver.storage.crypto import hash_token
-from authserver.storage.models import AccessToken, Client, Grant, RefreshToken
+from authserver.storage.models import AccessToken, Grant, RefreshToken
 
 INACTIVE: dict[str, Any] = {"active": False}
 MAX_TOKEN_LENGTH = 8192
 
 
 def _access_token_info(
-    server: AuthServer, session: Session, client: Client, claims: dict[str, Any], now: int
+    server: AuthServer, session: Session, client: ClientState, claims: dict[str, Any], now: int
 ) -> dict[str, Any]:
     leeway = server.settings.leeway_seconds
     if claims.get("client_id") != client.client_id:
@@ -61,7 +62,9 @@ def _access_token_info(
     }
 
 
-def _refresh_token_info(session: Session, client: Client, token: str, now: int) -> dict[str, Any]:
+def _refresh_token_info(
+    session: Session, client: ClientState, token: str, now: int
+) -> dict[str, Any]:
     row = session.get(RefreshToken, hash_token(token))
     if row is None or row.client_id != client.client_id:
         return INACTIVE

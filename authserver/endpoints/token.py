@@ -5,15 +5,17 @@ POST with an ``application/x-www-form-urlencoded`` body only; each parameter at 
 never in the query (S19). Every response carries ``Cache-Control: no-store`` and
 ``Pragma: no-cache``; CORS is allowed (S8). A metadata document ``client_id`` is fetched
 first, awaited (:func:`authserver.clients.store.prefetch_client`; past the client IP's fetch
-limit: 429 ``slow_down`` with ``Retry-After``, S96); the grant work then runs in a thread
-(:func:`authserver.oauth.adapter.token_response`).
+limit: 429 ``slow_down`` with ``Retry-After``, S96); the grant work then runs in one of the
+endpoint's own threads (:mod:`authserver.endpoints.grant_threads`,
+:func:`authserver.oauth.adapter.token_response`).
 
 The form is read by :func:`authserver.endpoints.bodies.read_oauth_form`.
 """
 
 from __future__ import annotations
 
-from starlette.concurrency import run_in_threadpool
+import weakref
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -23,6 +25,7 @@ from authserver.context import AuthServer
 from authserver.endpoints.bodies import read_oauth_form
 from authserver.endpoints.client_address import UNKNOWN
 from authserver.endpoints.cors import allow_cors
+from authserver.endpoints.grant_threads import GrantThreads
 from authserver.endpoints.responses import error_response, method_not_allowed
 from authserver.errors import NO_STORE_HEADERS, InvalidRequestError, OAuthError, SlowDownError
 from authserver.oauth.adapter import token_response
@@ -32,6 +35,7 @@ from authserver.ops.tracing import end_token_span, token_span
 
 def routes(server: AuthServer) -> list[BaseRoute]:
     """``/token`` (POST; GET answers 405; OPTIONS for CORS preflights)."""
+    threads = GrantThreads(server.database)
 
     async def token(request: Request) -> Response:
         if request.method != "POST":
@@ -48,7 +52,7 @@ def routes(server: AuthServer) -> list[BaseRoute]:
                     raise SlowDownError(
                         wait, "too many client metadata document fetches, retry later"
                     )
-                status, body = await run_in_threadpool(
+                status, body = await threads.run(
                     token_response,
                     server,
                     parsed.form,
@@ -66,4 +70,5 @@ def routes(server: AuthServer) -> list[BaseRoute]:
             return JSONResponse(body, status_code=status, headers=dict(NO_STORE_HEADERS))
 
     endpoint = allow_cors(token, ["POST"])
+    weakref.finalize(endpoint, threads.close)
     return [Route("/token", endpoint, methods=["GET", "POST", "OPTIONS"])]

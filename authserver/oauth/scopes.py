@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from authserver.config.settings import CharterSettings
 from authserver.errors import InvalidScopeError
+from authserver.storage.client_rows import ClientState
 from authserver.storage.models import Client, ClientKind
 
 MAX_SCOPE_LENGTH = 1024
@@ -22,7 +23,7 @@ def parse_scope(value: str | None) -> list[str]:
     return list(seen)
 
 
-def allowed_scopes(settings: CharterSettings, client: Client) -> set[str]:
+def allowed_scopes(settings: CharterSettings, client: Client | ClientState) -> set[str]:
     """Scopes the client may be granted: its registered ``scope`` or every supported scope.
 
     Only an administrator's ``scope`` (static clients) limits a client. A self-registered
@@ -36,7 +37,9 @@ def allowed_scopes(settings: CharterSettings, client: Client) -> set[str]:
     return registered & supported if registered else supported
 
 
-def resolve_scope(settings: CharterSettings, client: Client, requested: str | None) -> str:
+def resolve_scope(
+    settings: CharterSettings, client: Client | ClientState, requested: str | None
+) -> str:
     """The scope to grant (S9).
 
     Nothing requested → the default scope (within what the client may have). A request for

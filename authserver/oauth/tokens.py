@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from authserver.context import AuthServer
+from authserver.oauth.jwt_signer import AccessTokenSigner
 from authserver.storage.crypto import hash_token, new_id, new_token
 from authserver.storage.models import AccessToken, Grant, User
 from authserver.storage.signing_keys import SIGNING_ALG
@@ -93,7 +94,6 @@ def issue_access_token(
         raise ValueError("an access token needs an audience")
     ttl = server.settings.access_token_ttl
     jti = new_id()
-    header = {"typ": ACCESS_TOKEN_TYPE, "alg": SIGNING_ALG, "kid": key.kid}
     claims: dict[str, Any] = {
         "iss": server.settings.issuer,
         "sub": subject,
@@ -106,7 +106,7 @@ def issue_access_token(
         "exp": now + ttl,
     }
     claims.update(person_claims(session, subject) if person is None else person)
-    token = jwt.encode(header, claims, key, algorithms=[SIGNING_ALG])
+    token = signer_for(key).sign(claims)
     insert_access_token(
         session,
         {
@@ -122,6 +122,19 @@ def issue_access_token(
         },
     )
     return IssuedAccessToken(token=token, jti=jti, expires_in=ttl)
+
+
+#: The signer of the key that signed last (the key store hands out one key object for a while).
+_last_signer: AccessTokenSigner | None = None
+
+
+def signer_for(key: ECKey) -> AccessTokenSigner:
+    """The :class:`AccessTokenSigner` of ``key`` (made again only when the key object changes)."""
+    global _last_signer
+    signer = _last_signer
+    if signer is None or signer.key is not key:
+        signer = _last_signer = AccessTokenSigner(key, ACCESS_TOKEN_TYPE)
+    return signer
 
 
 def person_claims(session: Session, subject: str) -> dict[str, str]:

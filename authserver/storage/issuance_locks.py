@@ -27,15 +27,28 @@ held), and the user's state in the one that locks the grant
 from __future__ import annotations
 
 import hashlib
+from typing import cast
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy import Integer, Table, bindparam, func, select
+from sqlalchemy.orm import Session
 
+from authserver.storage.client_rows import ClientState, read_by
 from authserver.storage.models import Client
 
 #: First key of the advisory locks (two-int form, apart from the migration lock's one-bigint form).
 CLIENT_LOCK_SPACE = 95_001
 USER_LOCK_SPACE = 95_002
+
+_CLIENTS = cast(Table, Client.__table__)
+_SPACE = bindparam("space", type_=Integer)
+_KEY = bindparam("key", type_=Integer)
+# Built once: every grant on PostgreSQL runs them (building a statement costs more than it).
+_LOCK_SHARED = select(func.pg_advisory_xact_lock_shared(_SPACE, _KEY))
+_LOCK_EXCLUSIVE = select(func.pg_advisory_xact_lock(_SPACE, _KEY))
+_CLIENT_DISABLED = select(_CLIENTS.c.disabled).where(_CLIENTS.c.client_id == bindparam("client_id"))
+_CLIENT_DISABLED_LOCKING_USER = select(
+    _CLIENT_DISABLED.scalar_subquery(), func.pg_advisory_xact_lock_shared(_SPACE, _KEY)
+)
 
 
 def _lock_key(value: str) -> int:
@@ -50,11 +63,11 @@ def _is_postgresql(session: Session) -> bool:
 def _advisory_lock(session: Session, space: int, value: str, *, shared: bool) -> None:
     if not _is_postgresql(session):
         return
-    lock = func.pg_advisory_xact_lock_shared if shared else func.pg_advisory_xact_lock
-    session.execute(select(lock(space, _lock_key(value))))
+    statement = _LOCK_SHARED if shared else _LOCK_EXCLUSIVE
+    session.connection().execute(statement, {"space": space, "key": _lock_key(value)})
 
 
-def _read_in_this_transaction(session: Session, client_id: str, loaded: Client | None) -> bool:
+def _read_in_this_transaction(session: Session, client_id: str, loaded: ClientState | None) -> bool:
     """True when ``loaded`` is ``client_id``'s row as ``session`` read it, on SQLite.
 
     Every session of :meth:`authserver.storage.db.Database.transaction` is one transaction,
@@ -63,12 +76,12 @@ def _read_in_this_transaction(session: Session, client_id: str, loaded: Client |
     return (
         loaded is not None
         and loaded.client_id == client_id
-        and object_session(loaded) is session
+        and read_by(session, loaded)
         and session.get_bind().dialect.name == "sqlite"
     )
 
 
-def hold_client(session: Session, client_id: str, *, loaded: Client | None = None) -> bool:
+def hold_client(session: Session, client_id: str, *, loaded: ClientState | None = None) -> bool:
     """Hold the client against revocation; True when it exists and is enabled.
 
     ``loaded`` is the client's row as this transaction read it (client authentication): on
@@ -77,14 +90,16 @@ def hold_client(session: Session, client_id: str, *, loaded: Client | None = Non
     if _read_in_this_transaction(session, client_id, loaded):
         return loaded is not None and loaded.disabled is False
     _advisory_lock(session, CLIENT_LOCK_SPACE, client_id, shared=True)
-    disabled = session.execute(
-        select(Client.disabled).where(Client.client_id == client_id)
-    ).scalar_one_or_none()
+    disabled = (
+        session.connection()
+        .execute(_CLIENT_DISABLED, {"client_id": client_id})
+        .scalar_one_or_none()
+    )
     return disabled is False
 
 
 def hold_client_and_user(
-    session: Session, client_id: str, user_id: str, *, loaded: Client | None = None
+    session: Session, client_id: str, user_id: str, *, loaded: ClientState | None = None
 ) -> bool:
     """Hold the client, then the user, against revocation; True when the client exists and is
     enabled. The user's state is the caller's to read, after this: with the grant's row lock
@@ -96,12 +111,14 @@ def hold_client_and_user(
     if not _is_postgresql(session):
         return hold_client(session, client_id, loaded=loaded)
     _advisory_lock(session, CLIENT_LOCK_SPACE, client_id, shared=True)
-    disabled = session.execute(
-        select(
-            select(Client.disabled).where(Client.client_id == client_id).scalar_subquery(),
-            func.pg_advisory_xact_lock_shared(USER_LOCK_SPACE, _lock_key(user_id)),
+    disabled = (
+        session.connection()
+        .execute(
+            _CLIENT_DISABLED_LOCKING_USER,
+            {"client_id": client_id, "space": USER_LOCK_SPACE, "key": _lock_key(user_id)},
         )
-    ).scalar()
+        .scalar()
+    )
     return disabled is False
 
 

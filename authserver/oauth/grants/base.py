@@ -21,6 +21,7 @@ from authserver.oauth.resources import resolve_resource
 from authserver.oauth.scopes import is_narrowing, parse_scope
 from authserver.oauth.token_request import TokenEndpointRequest
 from authserver.oauth.tokens import IssuingGrant, issue_access_token, issue_refresh_token
+from authserver.storage.client_rows import ClientState
 from authserver.storage.issuance_locks import hold_client
 from authserver.storage.models import Client
 from authserver.storage.token_rows import CodeState, RefreshTokenState
@@ -31,9 +32,9 @@ TokenResponse = tuple[int, dict[str, Any], list[tuple[str, str]]]
 
 
 class OAuthClient:
-    """A :class:`Client` row as authlib's ``ClientMixin`` expects it."""
+    """A client row (read by client authentication) as authlib's ``ClientMixin`` expects it."""
 
-    def __init__(self, row: Client) -> None:
+    def __init__(self, row: ClientState) -> None:
         self.row = row
         self.client_id = row.client_id
 
@@ -134,14 +135,22 @@ class IssuingServer(Protocol):
     now: int
 
 
-def mark_client_used(session: Session, client: Client, now: int) -> None:
+class UsedClient(Protocol):
+    """What :func:`mark_client_used` reads of a client row (ORM instance or tuple)."""
+
+    @property
+    def client_id(self) -> str: ...
+    @property
+    def last_used_at(self) -> int | None: ...
+
+
+def mark_client_used(session: Session, client: UsedClient, now: int) -> None:
     """Record that ``client`` obtained tokens (keeps it from the reaper, S48). Writes at most
-    once a minute per client."""
+    once a minute per client (``client`` is its row as read in this transaction)."""
     if client.last_used_at is None or now - client.last_used_at >= 60:
         session.execute(
             update(Client).where(Client.client_id == client.client_id).values(last_used_at=now)
         )
-        client.last_used_at = now
 
 
 class GrantBase:
