@@ -225,6 +225,7 @@ class McpEndpoint:
         await self.cancellations.aclose()
         await self.runner.aclose()
         await self.broadcasts.aclose()
+        await self.modern.listen_watch.aclose()
 
     # -- server-initiated messages --------------------------------------------------------------
 
