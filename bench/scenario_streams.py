@@ -41,7 +41,7 @@ SETTLE_SECONDS = 3.0
 
 
 #: Longest wait for one fan-out to reach every stream.
-FANOUT_WAIT_SECONDS = 120.0
+FANOUT_WAIT_SECONDS = 400.0
 
 
 def holder_command(
