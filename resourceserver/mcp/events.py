@@ -25,6 +25,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from resourceserver.mcp.bus import Bus
+from resourceserver.mcp.heartbeat import Heartbeat
 from resourceserver.mcp.stream_watch import StreamWatcher, stream_key
 from resourceserver.mcp.wakeups import announce, announce_each
 from resourceserver.storage import Database, McpEvent, McpSession
@@ -88,6 +89,21 @@ class EventLog:
         self.bus = bus
         #: Wakes idle streams for events and ended sessions, one query for all of them.
         self.watcher = StreamWatcher(db, bus, watch_interval)
+        #: The keep-alive ticks of idle streams, one task per keep-alive period.
+        self.heartbeats: dict[float, Heartbeat] = {}
+
+    def heartbeat(self, period: float) -> Heartbeat:
+        """The shared keep-alive tick of streams with keep-alive ``period``."""
+        found = self.heartbeats.get(period)
+        if found is None:
+            found = self.heartbeats[period] = Heartbeat(period)
+        return found
+
+    async def aclose(self) -> None:
+        """Stop the watcher and the heartbeats (shutdown)."""
+        await self.watcher.aclose()
+        for heartbeat in self.heartbeats.values():
+            await heartbeat.aclose()
 
     @staticmethod
     def key(session_id: str, stream_id: str) -> str:

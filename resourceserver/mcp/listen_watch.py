@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Hashable
 
 from resourceserver.errors import InvalidTokenError
+from resourceserver.mcp.heartbeat import Beat, due_beats
 from resourceserver.mcp.wake import Wake
 from resourceserver.principal import Principal
 
@@ -28,25 +29,17 @@ logger = logging.getLogger(__name__)
 Revalidate = Callable[[], Awaitable[Principal]]
 
 
-class Watched:
-    """One stream as the watcher sees it: what wakes it and why it was woken."""
+class Watched(Beat):
+    """One stream as the watcher sees it: what wakes it and why it was woken (``due``: a
+    keep-alive, ``ended``: its token failed)."""
 
-    __slots__ = ("due", "ended", "group", "sent_at", "wake")
+    __slots__ = ("ended", "group")
 
     def __init__(self, wake: Wake, group: _Group) -> None:
-        self.wake = wake
+        super().__init__(wake)
         self.group = group
         #: Why the stream must end (its token failed), once it must.
         self.ended: str | None = None
-        #: True when a keep-alive is due (nothing sent for half the keep-alive period).
-        self.due = False
-        #: ``time.monotonic()`` of the stream's last write.
-        self.sent_at = time.monotonic()
-
-    def sent(self) -> None:
-        """Record a write on the stream (it needs no keep-alive for a while)."""
-        self.sent_at = time.monotonic()
-        self.due = False
 
 
 class _Group:
@@ -153,9 +146,6 @@ class ListenWatch:
 
     def beat(self, quiet: float) -> None:
         """Wake the streams that sent nothing for ``quiet`` seconds: a keep-alive is due."""
-        limit = time.monotonic() - quiet
-        for group in self._groups.values():
-            for watched in group.members:
-                if watched.sent_at <= limit and not watched.due:
-                    watched.due = True
-                    watched.wake.set()
+        members = (watched for group in self._groups.values() for watched in group.members)
+        for watched in due_beats(members, quiet):
+            watched.wake.set()

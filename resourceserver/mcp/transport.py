@@ -223,7 +223,7 @@ class McpEndpoint:
         self.stopping.set()
         if self._listener is not None:
             self._listener.stop()
-        await self.log.watcher.aclose()
+        await self.log.aclose()
         await self.cancellations.aclose()
         await self.runner.aclose()
         await self.broadcasts.aclose()
