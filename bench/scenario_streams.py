@@ -32,7 +32,7 @@ from pathlib import Path
 import httpx
 
 from bench import _charter, _seed
-from bench._common import Measurement, RunContext, mb, measure, median, ratio
+from bench._common import Measurement, RunContext, Section, mb, measure, median, ratio
 from bench._echo_tools import FANOUT_ENV
 from bench._harness import ROOT
 from bench._procs import BenchError, Server, load_cpus, pinned
@@ -313,3 +313,51 @@ def _send(base_url: str, request: HttpRequest) -> None:
     )
     if response.status_code != 200 or "announced" not in response.text:
         raise BenchError(f"bench_fanout answered {response.status_code}: {response.text[:300]}")
+
+
+def run(ctx: RunContext) -> list[Section]:
+    rows: list[list[object]] = []
+    notes: list[str] = []
+    for backend in ctx.options.backends:
+        for kind in KIND_NAMES:
+            row, more = run_backend(ctx, backend, kind)
+            if row is not None:
+                rows.append(row)
+            notes += [note for note in more if note not in notes]
+    return [
+        Section(
+            f"Streams: {ctx.options.streams:,} open streams on one worker",
+            "tools/call throughput of another client with no stream open and with the streams "
+            f"open ({ctx.options.connections} connections, medians of {ctx.options.rounds} runs "
+            "each); the worker's CPU while idle (share of one core) and its RSS before, with "
+            "and after the streams; KB per stream = RSS growth / streams open. Fan-out: one "
+            "change announced by a tools/call (a tools list change for listen streams, an "
+            "update of a resource every GET stream's session subscribed to), the streams that "
+            "received it, ms from the call to the first and to the last of them, and the "
+            "worker's CPU seconds meanwhile. Each kind of stream gets a fresh worker.",
+            [
+                "backend",
+                "kind",
+                "streams open",
+                "req/s none",
+                "req/s open",
+                "ratio",
+                "p99 ms none",
+                "p99 ms open",
+                "errors open",
+                "idle CPU % none",
+                "idle CPU % open",
+                "RSS MB before",
+                "RSS MB open",
+                "RSS MB after close",
+                "KB per stream",
+                "opening s",
+                "fan-out got",
+                "fan-out first ms",
+                "fan-out all ms",
+                "fan-out CPU s",
+            ],
+            rows,
+            notes,
+        )
+    ]
