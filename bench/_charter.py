@@ -200,6 +200,15 @@ def tools_list() -> str:
     return json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}})
 
 
+def fanout_call(kind: str, *, stateless: bool = False) -> str:
+    """The ``tools/call`` of ``bench_fanout`` (``CHARTER_BENCH_FANOUT=1``): one change for
+    every ``kind`` stream (``get``: a resource update, ``listen``: a tools list change)."""
+    params: dict[str, object] = {"name": "bench_fanout", "arguments": {"kind": kind}}
+    if stateless:
+        params["_meta"] = stateless_meta()
+    return json.dumps({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": params})
+
+
 def open_session(base_url: str, token: str) -> str:
     """A new MCP session (initialize + notifications/initialized); its id."""
     initialize = {

@@ -11,6 +11,12 @@ open >= 0.8x of none, <= 20 KB per stream. The same then runs, on a fresh worker
 kept by the first kind does not hide the second's), with 2026-07-28 ``subscriptions/listen``
 streams (MCP 2026-07-28 "Subscriptions", ``bench._streams --kind listen``), when the build
 answers ``server/discover``.
+
+Fan-out: with the streams open, one ``tools/call`` of ``bench_fanout`` (``bench/_echo_tools.py``,
+served with ``CHARTER_BENCH_FANOUT=1``) announces one change: a tools list change heard by every
+listen stream, or an update of ``bench://fanout``, to which every GET stream's session
+subscribed. The holder notes when each stream received it; the row gives the time from the call
+to the first and to the last stream, how many got it, and the worker's CPU seconds meanwhile.
 """
 
 from __future__ import annotations
@@ -23,8 +29,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+import httpx
+
 from bench import _charter, _seed
 from bench._common import Measurement, RunContext, Section, mb, measure, median, ratio
+from bench._echo_tools import FANOUT_ENV
 from bench._harness import ROOT
 from bench._procs import BenchError, Server, load_cpus, pinned
 from bench._streams import PER_TOKEN
@@ -33,15 +42,69 @@ from bench._wrk import HttpRequest
 SETTLE_SECONDS = 3.0
 
 
+#: Longest wait for one fan-out to reach every stream.
+FANOUT_WAIT_SECONDS = 400.0
+
+
 def holder_command(
-    base_url: str, tokens_file: Path, count: int, kind: str, *, pause: bool
+    base_url: str, tokens_file: Path, count: int, kind: str, *, pause: bool, fanout: bool = False
 ) -> list[str]:
-    """The stream holder's command line (``pause``: 10 s between its sessions and streams)."""
+    """The stream holder's command line (``pause``: 10 s between its sessions and streams;
+    ``fanout``: GET sessions subscribe to the fan-out resource)."""
     command = [sys.executable, "-m", "bench._streams", base_url, str(tokens_file), str(count)]
     command += ["--kind", kind]
     if pause:
         command += ["--pause-after-sessions", "10"]
+    if fanout:
+        command.append("--fanout")
     return command
+
+
+class HeldStreams:
+    """The running holder: how many streams it opened, and its fan-out measurement."""
+
+    def __init__(self, process: subprocess.Popen[str], lines: list[str]) -> None:
+        self.process = process
+        self.lines = lines
+        self.opened = 0
+        self.refused = 0
+        self.answers = threading.Condition()
+
+    def heard(self, line: str) -> None:
+        with self.answers:
+            self.lines.append(line)
+            self.answers.notify_all()
+
+    def _wait_for(self, prefix: str, since: int, timeout: float) -> str | None:
+        deadline = time.monotonic() + timeout
+        with self.answers:
+            while True:
+                for line in self.lines[since:]:
+                    if line.startswith(prefix):
+                        return line
+                left = deadline - time.monotonic()
+                if left <= 0 or self.process.poll() is not None:
+                    return None
+                self.answers.wait(left)
+
+    def fanout(self, trigger: Callable[[], None]) -> tuple[int, float, float] | None:
+        """Run ``trigger`` (which makes the server announce one change); (streams that got it,
+        seconds from the trigger to the first, to the last), or None if the holder is gone."""
+        assert self.process.stdin is not None
+        since = len(self.lines)
+        self.process.stdin.write(f"MARK {FANOUT_WAIT_SECONDS}\n")
+        self.process.stdin.flush()
+        if self._wait_for("MARKED", since, 30) is None:
+            return None
+        started = time.time()
+        trigger()
+        line = self._wait_for("FANOUT", since, FANOUT_WAIT_SECONDS + 30)
+        if line is None:
+            return None
+        _, count, first, last = line.split()
+        if int(count) == 0:
+            return 0, 0.0, 0.0
+        return int(count), float(first) - started, float(last) - started
 
 
 def stop_holder(process: subprocess.Popen[str]) -> None:
@@ -69,15 +132,18 @@ def open_streams(
     kind: str = "get",
     wait_s: float | None = None,
     on_sessions: Callable[[], None] | None = None,
-) -> Iterator[tuple[int, int]]:
-    """Run the holder until the block ends; yield (streams open, streams refused).
+    fanout: bool = False,
+) -> Iterator[HeldStreams]:
+    """Run the holder until the block ends; yield it once its streams are open.
 
     ``on_sessions`` runs (in a reader thread) once the holder opened its sessions, before
     its first stream: the holder then waits 10 s for it (``--pause-after-sessions``)."""
     tokens_file = ctx.work / "stream-tokens.txt"
     tokens_file.touch(mode=0o600)
     tokens_file.write_text("\n".join(tokens))
-    command = holder_command(base_url, tokens_file, count, kind, pause=on_sessions is not None)
+    command = holder_command(
+        base_url, tokens_file, count, kind, pause=on_sessions is not None, fanout=fanout
+    )
     process = subprocess.Popen(
         pinned(command, load_cpus()),
         cwd=ROOT,
@@ -87,13 +153,14 @@ def open_streams(
         text=True,
     )
     lines: list[str] = []
+    held = HeldStreams(process, lines)
     ready = threading.Event()
 
     def reader() -> None:
         assert process.stdout is not None
         for line in process.stdout:
-            lines.append(line.strip())
-            if line.startswith(("SESSIONS", "OPENED", "REFUSED")):
+            held.heard(line.strip())
+            if line.startswith(("SESSIONS", "OPENED", "REFUSED", "NOTE")):
                 ctx.log(f"streams: {line.strip()}")
             if line.startswith("SESSIONS") and on_sessions is not None:
                 on_sessions()
@@ -114,7 +181,8 @@ def open_streams(
                 f"({opened[-1] if opened else 'none opened'}); its last lines:\n"
                 + "\n".join(lines[-8:])
             )
-        yield int(found[0][1]), int(found[0][2])
+        held.opened, held.refused = int(found[0][1]), int(found[0][2])
+        yield held
     finally:
         stop_holder(process)
         thread.join(timeout=5)
@@ -141,7 +209,7 @@ def run_backend(
     notes: list[str] = []
     with (
         _charter.deployment(backend) as target,
-        _charter.charter_server(target, ctx.work) as server,
+        _charter.charter_server(target, ctx.work, env={FANOUT_ENV: "1"}) as server,
     ):
         token = _charter.client_credentials_token(server.base_url, target.client_id)
         session = _charter.open_session(server.base_url, token)
@@ -173,14 +241,26 @@ def run_backend(
         )
         tokens = [_charter.client_credentials_token(server.base_url, owner) for owner in owners]
         started = time.monotonic()
-        with open_streams(ctx, server.base_url, tokens, options.streams, kind) as (
-            opened,
-            refused,
-        ):
+        trigger = HttpRequest(
+            "POST", "/mcp", call.headers, _charter.fanout_call(kind, stateless=False)
+        )
+        with open_streams(ctx, server.base_url, tokens, options.streams, kind, fanout=True) as held:
+            opened, refused = held.opened, held.refused
             open_seconds = time.monotonic() - started
             time.sleep(SETTLE_SECONDS)
             rss_open = server.memory_kb()[0]
             idle_open = idle_cpu_share(server, 2 * SETTLE_SECONDS)
+            cpu_before = server.cpu_seconds()
+            try:
+                spread = held.fanout(lambda: _send(server.base_url, trigger))
+            except (BenchError, httpx.HTTPError) as exc:
+                notes.append(f"{backend}, {kind}: the fan-out failed ({exc!r}).")
+                spread = None
+            fanout_cpu = server.cpu_seconds() - cpu_before
+            if spread is None or spread[0] < opened:
+                got = "none" if spread is None else f"{spread[0]:,}"
+                notes.append(f"{backend}, {kind}: the fan-out reached {got} of {opened:,} streams.")
+            ctx.log(f"streams/{backend}/{kind} fan-out: {spread} ({fanout_cpu:.2f} s CPU)")
             for index in range(options.rounds):
                 result = measure(
                     ctx, server, call, connections=options.connections, duration=options.duration
@@ -214,8 +294,25 @@ def run_backend(
         round(mb(rss_after), 1),
         ratio(rss_open - rss_before, opened),
         open_seconds,
+        spread[0] if spread else 0,
+        spread[1] * 1000 if spread else None,
+        spread[2] * 1000 if spread else None,
+        fanout_cpu,
     ]
     return row, notes
+
+
+def _send(base_url: str, request: HttpRequest) -> None:
+    """Send one request and fail unless it was answered 200 with ``announced`` (the fan-out's
+    own call may wait behind thousands of woken streams: a long timeout)."""
+    response = httpx.post(
+        f"{base_url}{request.path}",
+        content=request.body or "",
+        headers=dict(request.headers),
+        timeout=FANOUT_WAIT_SECONDS,
+    )
+    if response.status_code != 200 or "announced" not in response.text:
+        raise BenchError(f"bench_fanout answered {response.status_code}: {response.text[:300]}")
 
 
 def run(ctx: RunContext) -> list[Section]:
@@ -233,8 +330,11 @@ def run(ctx: RunContext) -> list[Section]:
             "tools/call throughput of another client with no stream open and with the streams "
             f"open ({ctx.options.connections} connections, medians of {ctx.options.rounds} runs "
             "each); the worker's CPU while idle (share of one core) and its RSS before, with "
-            "and after the streams; KB per stream = RSS growth / streams open. Each kind of "
-            "stream gets a fresh worker.",
+            "and after the streams; KB per stream = RSS growth / streams open. Fan-out: one "
+            "change announced by a tools/call (a tools list change for listen streams, an "
+            "update of a resource every GET stream's session subscribed to), the streams that "
+            "received it, ms from the call to the first and to the last of them, and the "
+            "worker's CPU seconds meanwhile. Each kind of stream gets a fresh worker.",
             [
                 "backend",
                 "kind",
@@ -252,6 +352,10 @@ def run(ctx: RunContext) -> list[Section]:
                 "RSS MB after close",
                 "KB per stream",
                 "opening s",
+                "fan-out got",
+                "fan-out first ms",
+                "fan-out all ms",
+                "fan-out CPU s",
             ],
             rows,
             notes,

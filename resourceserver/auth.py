@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Collection
+from collections.abc import Awaitable, Collection
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import JSONResponse, Response
@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from resourceserver.anonymous import AnonymousLimiter
 from resourceserver.errors import InsufficientScopeError, InvalidTokenError, ResourceServerError
 from resourceserver.jwks import KeySourceError
-from resourceserver.principal import ANONYMOUS
+from resourceserver.principal import ANONYMOUS, Principal
 from resourceserver.settings import ResourceServerSettings
 from resourceserver.verifier import TokenVerifier
 
@@ -174,13 +174,29 @@ class BearerAuthMiddleware:
         state = scope.setdefault("state", {})
         state["principal"] = principal
         # Long-lived streams (subscriptions/listen) check the token again while they run.
-        state["revalidate"] = lambda: self.verifier.verify(token)
+        state["revalidate"] = Recheck(self.verifier, token)
         await self.app(scope, receive, send)
 
     async def _without_token(self, scope: Scope, receive: Receive, send: Send) -> None:
         await serve_without_credentials(
             self.app, self.settings, self.anonymous, scope, receive, send
         )
+
+
+class Recheck:
+    """Checks one bearer token again (long-lived streams, SECURITY-CASES S73).
+
+    ``key`` names the token, so that a worker's streams opened with the same token share one
+    check (:class:`resourceserver.mcp.listen_watch.ListenWatch`)."""
+
+    __slots__ = ("key", "verifier")
+
+    def __init__(self, verifier: TokenVerifier, token: str) -> None:
+        self.verifier = verifier
+        self.key = token
+
+    def __call__(self) -> Awaitable[Principal]:
+        return self.verifier.verify(self.key)
 
 
 async def serve_without_credentials(

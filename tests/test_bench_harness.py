@@ -12,7 +12,7 @@ import pytest
 from bench._common import Section
 from bench._procs import BenchError
 from bench._report import cell, render
-from bench._streams import Holder, get_request, listen_request
+from bench._streams import Holder, RawClient, get_request, listen_request, open_sessions
 from bench._wrk import HttpRequest, lua_script, parse_summary, ran_out
 from bench.profile import analyse, area_of, parse_frame, parse_raw
 from tests.resourceserver.mcp.test_tasks import engine_for, tools
@@ -198,3 +198,72 @@ def test_the_holder_keeps_listen_streams_open_on_a_real_server(tmp_path: Path) -
             assert asyncio.run(hold()) == (3, 1, 0)
     finally:
         engine.dispose()
+
+
+class _Closed:
+    def close(self) -> None:
+        pass
+
+
+def test_the_holder_notes_one_receipt_per_stream_and_fan_out() -> None:
+    async def run() -> tuple[list[int], bool]:
+        holder = Holder("http://127.0.0.1:1", "listen")
+        holder.open = 2
+        readers = [asyncio.StreamReader() for _ in range(2)]
+        tasks = [asyncio.create_task(holder.drain(r, _Closed())) for r in readers]  # type: ignore[arg-type]
+        marker = b"notifications/tools/list_changed"
+        readers[0].feed_data(b"data: " + marker + b"\n\n")  # before any mark: not counted
+        await asyncio.sleep(0)
+        holder.mark()
+        counts = [len(holder.received)]
+        readers[0].feed_data(b"data: {" + marker[:10])  # split across two reads
+        await asyncio.sleep(0)
+        readers[0].feed_data(marker[10:] + b"}\n\ndata: " + marker)  # then again: once only
+        await asyncio.sleep(0)
+        counts.append(len(holder.received))
+        readers[1].feed_data(marker)
+        await asyncio.sleep(0)
+        counts.append(len(holder.received))
+        everyone = holder.all_received.is_set()
+        holder.stopping = True
+        for reader in readers:
+            reader.feed_eof()
+        await asyncio.gather(*tasks)
+        return counts, everyone
+
+    assert asyncio.run(run()) == ([0, 1, 2], True)
+
+
+def test_the_holder_opens_sessions_over_raw_keep_alive_connections(tmp_path: Path) -> None:
+    engine = engine_for(f"sqlite:///{tmp_path / 'charter.db'}")
+    try:
+        with on_socket(modern_app(tools(), engine)) as app:
+            assert app.base_url is not None
+            port = int(app.base_url.rsplit(":", 1)[1].split("/")[0])
+
+            async def run() -> list[str | BaseException]:
+                token = app.token()
+                return await open_sessions(
+                    "127.0.0.1", port, [token, token, token, "bad"], 2, False
+                )
+
+            results = asyncio.run(run())
+            assert all(isinstance(item, str) and item for item in results[:3])
+            assert len(set(results[:3])) == 3
+            assert isinstance(results[3], RuntimeError)
+            assert "401" in str(results[3])
+    finally:
+        engine.dispose()
+
+
+def test_the_raw_client_reads_chunked_answers() -> None:
+    async def run() -> tuple[int, dict[str, str], bytes]:
+        reader = asyncio.StreamReader()
+        reader.feed_data(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: b\r\n\r\n"
+            b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+        )
+        return await RawClient("127.0.0.1", 1)._response(reader)
+
+    status, headers, body = asyncio.run(run())
+    assert (status, headers["x-a"], body) == (200, "b", b"abcde")

@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from resourceserver.mcp.bus import Bus
+from resourceserver.mcp.heartbeat import Heartbeat
 from resourceserver.mcp.stream_watch import StreamWatcher, stream_key
-from resourceserver.mcp.wakeups import announce
+from resourceserver.mcp.wakeups import announce, announce_each
 from resourceserver.storage import Database, McpEvent, McpSession
 
 __all__ = [
@@ -74,6 +77,10 @@ def parse_event_id(value: str) -> tuple[str, int] | None:
     return stream_id, int(row)
 
 
+#: Sessions per transaction of :meth:`EventLog.append_to_each` (below SQLite's parameter limit).
+FAN_OUT_CHUNK = 500
+
+
 class EventLog:
     """Appends and replays the events of a session's streams."""
 
@@ -82,6 +89,21 @@ class EventLog:
         self.bus = bus
         #: Wakes idle streams for events and ended sessions, one query for all of them.
         self.watcher = StreamWatcher(db, bus, watch_interval)
+        #: The keep-alive ticks of idle streams, one task per keep-alive period.
+        self.heartbeats: dict[float, Heartbeat] = {}
+
+    def heartbeat(self, period: float) -> Heartbeat:
+        """The shared keep-alive tick of streams with keep-alive ``period``."""
+        found = self.heartbeats.get(period)
+        if found is None:
+            found = self.heartbeats[period] = Heartbeat(period)
+        return found
+
+    async def aclose(self) -> None:
+        """Stop the watcher and the heartbeats (shutdown)."""
+        await self.watcher.aclose()
+        for heartbeat in self.heartbeats.values():
+            await heartbeat.aclose()
 
     @staticmethod
     def key(session_id: str, stream_id: str) -> str:
@@ -112,6 +134,48 @@ class EventLog:
         row_id = await self.db.run(work)
         self.bus.notify(self.key(session_id, stream_id))
         return make_event_id(stream_id, row_id)
+
+    async def append_to_each(self, session_ids: Sequence[str], stream_id: str, payload: str) -> int:
+        """Store the same event on ``stream_id`` of each of ``session_ids`` (a notification to
+        many sessions): one transaction per :data:`FAN_OUT_CHUNK` sessions rather than one per
+        session. Sessions gone meanwhile are skipped; returns how many got it."""
+        created = time.time()
+
+        def work(db: Session, chunk: Sequence[str]) -> list[str]:
+            # Lock the sessions in id order (the order every batch takes them in), so that their
+            # appends stay serialised as in :meth:`append`.
+            locked = list(
+                db.scalars(
+                    select(McpSession.id)
+                    .where(McpSession.id.in_(chunk))
+                    .order_by(McpSession.id)
+                    .with_for_update()
+                )
+            )
+            if locked:
+                rows = [
+                    {
+                        "session_id": session_id,
+                        "stream_id": stream_id,
+                        "payload": payload,
+                        "final": False,
+                        "created_at": created,
+                    }
+                    for session_id in locked
+                ]
+                db.execute(insert(McpEvent), rows)
+                announce_each(db, [self.key(session_id, stream_id) for session_id in locked])
+            return locked
+
+        ordered = sorted(set(session_ids))
+        done = 0
+        for start in range(0, len(ordered), FAN_OUT_CHUNK):
+            chunk = ordered[start : start + FAN_OUT_CHUNK]
+            locked = await self.db.run(partial(work, chunk=chunk))
+            for session_id in locked:
+                self.bus.notify(self.key(session_id, stream_id))
+            done += len(locked)
+        return done
 
     async def after(self, session_id: str, stream_id: str, row_id: int) -> list[StoredEvent]:
         """Events of one stream after ``row_id``, oldest first."""

@@ -10,26 +10,27 @@ with a result when the server closes it gracefully (shutdown).
 SECURITY-CASES S73: the stream delivers only what its token may see (resource updates aimed at
 one user go to that user only; task statuses only for the principal's own tasks, checked when
 subscribing), and the token is checked again every ``revalidate_seconds``: a revoked or expired
-token ends the stream with ``notifications/cancelled`` within the revocation bound.
+token ends the stream with ``notifications/cancelled`` within the revocation bound. The checks
+and the keep-alives of all of a worker's listeners are driven by one shared
+:class:`~resourceserver.mcp.listen_watch.ListenWatch` (one check per distinct token per
+interval); an idle stream wakes only for a change, a failed token, a due keep-alive or shutdown.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.responses import Response
 
-from resourceserver.errors import InvalidTokenError
 from resourceserver.mcp.broadcast import Broadcasts, Change, Inbox
 from resourceserver.mcp.envelope import SUBSCRIPTION_ID_KEY
 from resourceserver.mcp.errors import INVALID_PARAMS, JsonRpcError
 from resourceserver.mcp.jsonrpc import RequestId
+from resourceserver.mcp.listen_watch import ListenWatch, Revalidate, Watched
 from resourceserver.mcp.live import SSE_HEADERS, sse
 from resourceserver.mcp.registry import Registry
 from resourceserver.mcp.sse_response import EventStreamResponse
@@ -37,10 +38,7 @@ from resourceserver.mcp.task_store import TaskNotFoundError, TaskStore
 from resourceserver.mcp.wake import Links
 from resourceserver.principal import Principal
 
-logger = logging.getLogger(__name__)
-
 JsonObject = dict[str, Any]
-Revalidate = Callable[[], Awaitable[Principal]]
 
 LIST_FLAGS = {
     "toolsListChanged": "tools",
@@ -116,8 +114,7 @@ class ListenStream:
         tasks: TaskStore,
         revalidate: Revalidate | None,
         stopping: asyncio.Event,
-        keepalive: float,
-        revalidate_seconds: float,
+        watch: ListenWatch,
     ) -> None:
         self.request_id = request_id
         self.principal = principal
@@ -125,8 +122,7 @@ class ListenStream:
         self.tasks = tasks
         self.revalidate = revalidate
         self.stopping = stopping
-        self.keepalive = keepalive
-        self.revalidate_seconds = revalidate_seconds
+        self.watch = watch
         self.interests = Interests()
 
     async def honour(self, wanted: Interests, registry: Registry) -> None:
@@ -156,41 +152,41 @@ class ListenStream:
         inbox = await self.broadcasts.join()
         links = Links(inbox.wake, self.stopping)
         links.__enter__()
+        watched = self.watch.add(inbox.wake, self.principal, self.revalidate)
         try:
             acknowledged = {"notifications": self.interests.to_json()}
             yield sse(self._tagged("notifications/subscriptions/acknowledged", acknowledged))
-            checked_at = time.monotonic()
-            idle_since = checked_at
+            watched.sent()
             while True:
-                change = await self._next(inbox)
+                change = await self._next(inbox, watched)
                 if self.stopping.is_set():
                     yield sse(self._closing())
                     return
-                now = time.monotonic()
-                if now - checked_at >= self.revalidate_seconds:
-                    checked_at = now
-                    ended = await self._token_problem()
-                    if ended is not None:
-                        yield sse(ended)
-                        return
+                if watched.ended is not None:
+                    yield sse(self._cancelled(watched.ended))
+                    return
                 if change is not None:
                     message = await self._message(change)
                     if message is not None:
-                        idle_since = now
                         yield sse(message)
-                elif now - idle_since >= self.keepalive:
-                    idle_since = now
+                        watched.sent()
+                elif watched.due:
                     yield b": keepalive\n\n"
+                    watched.sent()
         finally:
+            self.watch.remove(watched)
             links.__exit__()
             self.broadcasts.leave(inbox)
 
-    async def _next(self, inbox: Inbox) -> Change | None:
-        """The next change, or None after a short wait (time to check the token)."""
+    def _next_ready(self, watched: Watched) -> bool:
+        return self.stopping.is_set() or watched.ended is not None or watched.due
+
+    async def _next(self, inbox: Inbox, watched: Watched) -> Change | None:
+        """The next change, or None when woken for something else (token, keep-alive)."""
         inbox.wake.clear()
         change = inbox.take()
-        if change is None and not self.stopping.is_set():
-            await inbox.wake.wait(min(self.revalidate_seconds, self.keepalive))
+        if change is None and not self._next_ready(watched):
+            await inbox.wake.wait()
             change = inbox.take()
         return change
 
@@ -199,20 +195,8 @@ class ListenStream:
         result = {"resultType": "complete", "_meta": {SUBSCRIPTION_ID_KEY: self.request_id}}
         return {"jsonrpc": "2.0", "id": self.request_id, "result": result}
 
-    async def _token_problem(self) -> JsonObject | None:
-        """``notifications/cancelled`` when the token is no longer good, else None."""
-        reason = None
-        if self.principal.expires_at <= time.time():
-            reason = "the access token expired"
-        elif self.revalidate is not None:
-            try:
-                await self.revalidate()
-            except InvalidTokenError as exc:
-                reason = exc.description or "the access token is no longer valid"
-            except Exception as exc:  # cannot tell now (key source down): keep the stream
-                logger.warning("cannot re-check a listener's token (%s)", type(exc).__name__)
-        if reason is None:
-            return None
+    def _cancelled(self, reason: str) -> JsonObject:
+        """``notifications/cancelled``: the token is no longer good (S73)."""
         return self._tagged(
             "notifications/cancelled", {"requestId": self.request_id, "reason": reason}
         )

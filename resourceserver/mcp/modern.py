@@ -39,7 +39,8 @@ from resourceserver.mcp.errors import (
 from resourceserver.mcp.interrupts import InputRequired, ProtocolFault
 from resourceserver.mcp.jsonrpc import Notification, error_message, parse_message, result_message
 from resourceserver.mcp.jsonrpc import Request as RpcRequest
-from resourceserver.mcp.listen import ListenStream, Revalidate, parse_interests
+from resourceserver.mcp.listen import ListenStream, parse_interests
+from resourceserver.mcp.listen_watch import ListenWatch, Revalidate
 from resourceserver.mcp.live import JsonBody, LiveResponse, Reply
 from resourceserver.mcp.mrtr import AnswerBook, ModernChannel
 from resourceserver.mcp.notifier import ChangeNotifier
@@ -141,6 +142,8 @@ class ModernEra:
         self.forbidden = forbidden
         self.stopping = stopping
         self.timing = timing
+        #: The one task that re-checks every listener's token and drives their keep-alives.
+        self.listen_watch = ListenWatch(timing.revalidate, timing.keepalive)
 
     async def post(self, http: Request, raw: Any, principal: Principal) -> Response:
         """Answer one POSTed JSON-RPC message of the modern era."""
@@ -242,8 +245,7 @@ class ModernEra:
             tasks=self.tasks,
             revalidate=revalidate,
             stopping=self.stopping,
-            keepalive=self.timing.keepalive,
-            revalidate_seconds=self.timing.revalidate,
+            watch=self.listen_watch,
         )
         await stream.honour(wanted, self.registry)
         return stream.response()

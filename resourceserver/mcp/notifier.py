@@ -10,7 +10,7 @@ listeners only: the handshake era advertises ``listChanged: false``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from resourceserver.mcp.broadcast import Broadcasts
@@ -20,22 +20,34 @@ from resourceserver.mcp.sessions import SessionStore
 
 JsonObject = dict[str, Any]
 Publish = Callable[[str, JsonObject], Awaitable[None]]
+#: Sends one message to each of many sessions (batched: one transaction per chunk of them).
+PublishEach = Callable[[Sequence[str], JsonObject], Awaitable[None]]
 
 
 class ChangeNotifier:
     """Sends change notifications to handshake-era sessions and modern listeners."""
 
-    def __init__(self, sessions: SessionStore, publish: Publish, broadcasts: Broadcasts) -> None:
+    def __init__(
+        self,
+        sessions: SessionStore,
+        publish: Publish,
+        broadcasts: Broadcasts,
+        publish_each: PublishEach | None = None,
+    ) -> None:
         self.sessions = sessions
         self.publish = publish
+        self.publish_each = publish_each
         self.broadcasts = broadcasts
 
     async def resource_updated(self, uri: str, subject: str | None = None) -> int:
         """Notify subscribers of ``uri`` (only ``subject``'s, when given); how many sessions."""
         sessions = await self.sessions.subscribed_to(uri, subject=subject)
         message = notification_message("notifications/resources/updated", {"uri": uri})
-        for session_id in sessions:
-            await self.publish(session_id, message)
+        if self.publish_each is not None:
+            await self.publish_each(sessions, message)
+        else:
+            for session_id in sessions:
+                await self.publish(session_id, message)
         await self.broadcasts.publish("resource", uri, subject=subject)
         return len(sessions)
 

@@ -235,11 +235,11 @@ async def replay(
     # Registrations by plain calls: a generator context manager each cost ~500 B per stream.
     log.bus.add(key, woken)
     log.watcher.follow(session_id, stream_id)
+    heartbeat = log.heartbeat(keepalive)
+    beat = heartbeat.add(woken)  # keep-alives from the shared tick: no timer per stream
     try:
         with Links(woken, stop, closed):
-            idle = 0.0
             look = True
-            loop = asyncio.get_running_loop()
             while not stop.is_set():
                 if look:
                     woken.clear()
@@ -249,23 +249,23 @@ async def replay(
                     chunks, end = _render(events, ownership, retry_ms)
                     for chunk in chunks:
                         yield chunk
+                        beat.sent()
                     if end:
                         return
                     if events:
                         after = events[-1].row
-                        idle = 0.0
                         continue
                 if closed is not None and closed.is_set():
                     return
-                # Idle: no query until woken, by a write in this process, PostgreSQL's NOTIFY or
-                # the log's shared watcher (every write elsewhere, the session's end).
-                began = loop.time()
-                look = await woken.wait(max(keepalive - idle, 0.0))
-                idle += loop.time() - began
-                if idle >= keepalive:
-                    idle = 0.0
+                if beat.due:
+                    beat.sent()
                     yield ": keepalive\n\n"
+                # Idle: no query until woken, by a write in this process, PostgreSQL's NOTIFY or
+                # the log's shared watcher (every write elsewhere, the session's end); the
+                # heartbeat's kick (a keep-alive is due) leaves the flag unset: nothing to read.
+                look = await woken.wait()
     finally:
+        heartbeat.remove(beat)
         log.watcher.unfollow(session_id, stream_id)
         log.bus.discard(key, woken)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -131,7 +131,9 @@ class McpEndpoint:
         self.broadcasts = Broadcasts(
             database, self.bus, poll_interval=options.broadcast_poll_interval
         )
-        self.notifier = ChangeNotifier(self.sessions, self.publish, self.broadcasts)
+        self.notifier = ChangeNotifier(
+            self.sessions, self.publish, self.broadcasts, self.publish_each
+        )
         self.tasks = TaskStore(
             database,
             self.bus,
@@ -221,16 +223,21 @@ class McpEndpoint:
         self.stopping.set()
         if self._listener is not None:
             self._listener.stop()
-        await self.log.watcher.aclose()
+        await self.log.aclose()
         await self.cancellations.aclose()
         await self.runner.aclose()
         await self.broadcasts.aclose()
+        await self.modern.listen_watch.aclose()
 
     # -- server-initiated messages --------------------------------------------------------------
 
     async def publish(self, session_id: str, message: dict[str, object]) -> None:
         """Send a message outside any request: on the session's newest standalone GET stream."""
         await self.log.append(session_id, STANDALONE_STREAM, dumps(message), final=False)
+
+    async def publish_each(self, session_ids: Sequence[str], message: dict[str, object]) -> None:
+        """:meth:`publish` to many sessions at once (a resource update's subscribers)."""
+        await self.log.append_to_each(session_ids, STANDALONE_STREAM, dumps(message))
 
     async def notify_resource_updated(self, uri: str, *, subject: str | None = None) -> int:
         """``notifications/resources/updated`` to every subscriber of ``uri`` (both eras).

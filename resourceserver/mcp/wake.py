@@ -33,6 +33,13 @@ class Wake:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def kick(self) -> None:
+        """Wake the waiter without setting the flag (:mod:`resourceserver.mcp.heartbeat`: a
+        keep-alive is due, there is nothing new to read)."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
     def clear(self) -> None:
         self._flag = False
 

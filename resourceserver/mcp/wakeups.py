@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Sequence
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from resourceserver.mcp.bus import Bus
@@ -26,6 +27,15 @@ def announce(db: Session, key: str) -> None:
     """Wake listeners in other processes once this transaction commits (PostgreSQL only)."""
     if db.get_bind().dialect.name == "postgresql":
         db.execute(select(func.pg_notify(CHANNEL, key)))
+
+
+def announce_each(db: Session, keys: Sequence[str]) -> None:
+    """:func:`announce` for many keys in one statement (PostgreSQL only)."""
+    if keys and db.get_bind().dialect.name == "postgresql":
+        db.execute(
+            text("SELECT pg_notify(:channel, key) FROM unnest(CAST(:keys AS text[])) AS key"),
+            {"channel": CHANNEL, "keys": list(keys)},
+        )
 
 
 class PgListener:

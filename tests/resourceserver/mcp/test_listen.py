@@ -206,3 +206,39 @@ async def test_s73_a_graceful_close_answers_the_listen_request(
         "id": "listen-1",
         "result": {"resultType": "complete", "_meta": {SUB: "listen-1"}},
     }
+
+
+async def test_s73_listeners_sharing_a_token_share_one_check_per_interval(
+    workers: tuple[ModernApp, ModernApp],
+) -> None:
+    """One shared watcher per worker: N listeners with one token cost one re-check per round
+    (not N), and a revocation still ends every one of them with notifications/cancelled."""
+    a, _ = workers
+    checks: list[str] = []
+    revocations = a.revocations
+
+    async def counted(jti: str) -> bool:
+        checks.append(jti)
+        return jti in revocations.revoked
+
+    revocations.is_revoked = counted  # type: ignore[method-assign]
+    token = a.token(jti="shared-token")
+    watch = a.endpoint.modern.listen_watch
+    async with a.client() as client:
+        readers = [
+            await ListenReader.open(ModernHttp(client, token), {"toolsListChanged": True})
+            for _ in range(5)
+        ]
+        rounds, seen = watch.rounds, checks.count("shared-token")
+        async with asyncio.timeout(10):
+            while watch.rounds < rounds + 4:
+                await asyncio.sleep(0.05)
+        # One check of the shared token per round (give or take the round in progress).
+        assert checks.count("shared-token") - seen <= watch.rounds - rounds + 1
+        a.revocations.revoked.add("shared-token")
+        async with asyncio.timeout(5):
+            for reader in readers:
+                await reader.ended.wait()
+    for reader in readers:
+        assert reader.methods()[-1] == "notifications/cancelled"
+        assert reader.messages[-1]["params"]["reason"] == "the access token was revoked"

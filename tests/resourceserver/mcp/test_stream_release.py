@@ -16,10 +16,9 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from bench._streams import get_request, listen_request, open_session
+from bench._streams import RawClient, get_request, listen_request, open_session
 from resourceserver.mcp.transport import McpEndpoint, TransportOptions
 from tests.resourceserver.mcp.test_tasks import engine_for, tools
 from tests.support.modern_mcp import ModernApp, modern_app, on_socket
@@ -59,12 +58,14 @@ async def open_raw(app: ModernApp, request: bytes, marker: bytes) -> asyncio.Str
     return writer
 
 
-def held(endpoint: McpEndpoint) -> tuple[int, int, int]:
-    """(sessions the watcher follows, bus keys waited on, listeners fed)."""
+def held(endpoint: McpEndpoint) -> tuple[int, int, int, int]:
+    """(sessions the watcher follows, bus keys waited on, listeners fed, listeners whose
+    token the shared watcher re-checks)."""
     return (
         len(endpoint.log.watcher._open),
         len(endpoint.bus._waiters),
         len(endpoint.broadcasts._inboxes),
+        len(endpoint.modern.listen_watch),
     )
 
 
@@ -72,8 +73,11 @@ def test_a_get_stream_is_released_when_its_client_leaves(served: ModernApp) -> N
     async def scenario() -> None:
         assert served.base_url is not None
         token = served.token()
-        async with httpx.AsyncClient(base_url=served.base_url, timeout=10) as client:
+        client = RawClient("127.0.0.1", int(served.base_url.rsplit(":", 1)[1]))
+        try:
             session_id = await open_session(client, token)
+        finally:
+            client.close()
         writers = [await open_raw(served, get_request("127.0.0.1", 1, token, session_id), b"\n\n")]
         await until(lambda: held(served.endpoint)[0] == 1, "the watcher to follow the stream")
         assert held(served.endpoint)[1] >= 1
@@ -95,11 +99,11 @@ def test_a_listen_stream_is_released_when_its_client_leaves(served: ModernApp) -
             )
             for index in (1, 2)
         ]
-        await until(lambda: held(served.endpoint)[2] == 2, "two listeners")
+        await until(lambda: held(served.endpoint)[2:] == (2, 2), "two listeners")
         writers[0].close()
-        await until(lambda: held(served.endpoint)[2] == 1, "the first listener to go")
+        await until(lambda: held(served.endpoint)[2:] == (1, 1), "the first listener to go")
         writers[1].close()
-        await until(lambda: held(served.endpoint)[2] == 0, "the second listener to go")
+        await until(lambda: held(served.endpoint)[2:] == (0, 0), "the second listener to go")
 
     asyncio.run(scenario())
 
