@@ -6,6 +6,7 @@ PostgreSQL."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -19,9 +20,15 @@ from resourceserver.storage import Database
 from tests.resourceserver.mcp.test_tasks import engine_for
 
 
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    engine = engine_for(database_url)
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    # PostgreSQL: a database of its own (the migrated session database must not get the
+    # resource tables made outside its migrations).
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'charter.db'}"
+    else:
+        url = request.getfixturevalue("postgres_resource_url")
+    engine = engine_for(url)
     yield Database(engine)
     engine.dispose()
 
