@@ -14,6 +14,7 @@ covers usernames, which an administrator chooses freely.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
@@ -25,6 +26,9 @@ from authserver.storage.client_rows import ClientState, read_client
 from authserver.storage.crypto import new_token
 from authserver.storage.models import Client, ClientKind, Consent
 from authserver.storage.revocation import revoke_client_grants
+
+#: A client as either reader returns it (ORM row or Core tuple).
+_Read = TypeVar("_Read", Client, ClientState)
 
 CLIENT_ID_PREFIX = "dcr_"
 CLIENT_ID_BYTES = 18
@@ -65,14 +69,7 @@ def load_client(server: AuthServer, session: Session, client_id: str) -> Client 
     """
     if not client_id or len(client_id) > 2048:
         return None
-    client = _get_client(session, client_id)
-    if client is None:
-        return None
-    if client.kind != ClientKind.METADATA_DOCUMENT:
-        return None if client.disabled else client
-    if not _is_document_id(server, client_id):
-        return None
-    return metadata_documents.usable_document_client(client, server.now())
+    return _usable(server, client_id, _get_client(session, client_id))
 
 
 def load_client_state(server: AuthServer, session: Session, client_id: str) -> ClientState | None:
@@ -80,7 +77,12 @@ def load_client_state(server: AuthServer, session: Session, client_id: str) -> C
     token, revocation and introspection endpoints): the same rules, one Core statement."""
     if not client_id or len(client_id) > 2048:
         return None
-    client = read_client(session, client_id)
+    return _usable(server, client_id, read_client(session, client_id))
+
+
+def _usable(server: AuthServer, client_id: str, client: _Read | None) -> _Read | None:
+    """The rules both readers share: a registered client unless disabled; a metadata
+    document client only while document ids are on and its cached row is usable."""
     if client is None:
         return None
     if client.kind != ClientKind.METADATA_DOCUMENT:
