@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
+from resourceserver.mcp.background import OnDemandTask
 from resourceserver.mcp.bus import Bus
 from resourceserver.mcp.wake import Wake
 from resourceserver.mcp.wakeups import announce
@@ -97,7 +98,7 @@ class Broadcasts:
         self.retention = retention
         self._inboxes: set[Inbox] = set()
         self._cursor: int | None = None
-        self._watcher: asyncio.Task[None] | None = None
+        self._watcher = OnDemandTask(self._watch)
         self._purged_at = 0.0
 
     async def publish(
@@ -138,8 +139,7 @@ class Broadcasts:
         if self._cursor is None:
             self._cursor = await self.db.run(_newest_id)
         self._inboxes.add(inbox)
-        if self._watcher is None or self._watcher.done():
-            self._watcher = asyncio.create_task(self._watch())
+        self._watcher.ensure_running()
         return inbox
 
     def leave(self, inbox: Inbox) -> None:
@@ -147,10 +147,7 @@ class Broadcasts:
 
     async def aclose(self) -> None:
         """Stop the watcher (shutdown)."""
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
+        await self._watcher.aclose()
 
     async def _watch(self) -> None:
         with self.bus.watch(WAKE_KEY) as woken:

@@ -12,10 +12,10 @@ keep-alive and does not query the event log.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Iterable
 
+from resourceserver.mcp.background import OnDemandTask
 from resourceserver.mcp.wake import Wake
 
 
@@ -52,7 +52,7 @@ class Heartbeat:
     def __init__(self, period: float) -> None:
         self.period = period
         self._beats: set[Beat] = set()
-        self._task: asyncio.Task[None] | None = None
+        self._task = OnDemandTask(self._run)
 
     def __len__(self) -> int:
         return len(self._beats)
@@ -61,18 +61,14 @@ class Heartbeat:
         """Follow one stream until :meth:`remove`."""
         beat = Beat(wake)
         self._beats.add(beat)
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        self._task.ensure_running()
         return beat
 
     def remove(self, beat: Beat) -> None:
         self._beats.discard(beat)
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._task.aclose()
 
     async def _run(self) -> None:
         half = max(self.period / 2, 0.01)

@@ -14,12 +14,12 @@ that is neither is never woken, and has no timer of its own.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable
 
 from resourceserver.errors import InvalidTokenError
+from resourceserver.mcp.background import OnDemandTask
 from resourceserver.mcp.heartbeat import Beat, due_beats
 from resourceserver.mcp.wake import Wake
 from resourceserver.principal import Principal
@@ -61,7 +61,7 @@ class ListenWatch:
         self.revalidate_seconds = revalidate_seconds
         self.keepalive = keepalive
         self._groups: dict[Hashable, _Group] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._task = OnDemandTask(self._run)
         #: Rounds of checks so far, and token checks made in them (one per distinct token).
         self.rounds = 0
         self.checks = 0
@@ -81,8 +81,7 @@ class ListenWatch:
             group = self._groups[key] = _Group(key, revalidate, principal.expires_at)
         watched = Watched(wake, group)
         group.members.add(watched)
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        self._task.ensure_running()
         return watched
 
     def remove(self, watched: Watched) -> None:
@@ -92,10 +91,7 @@ class ListenWatch:
             del self._groups[group.key]
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._task.aclose()
 
     async def _run(self) -> None:
         half = self.keepalive / 2

@@ -23,6 +23,7 @@ from functools import partial
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from resourceserver.mcp.background import OnDemandTask
 from resourceserver.mcp.bus import Bus
 from resourceserver.storage import Database, McpEvent, McpSession
 
@@ -48,7 +49,7 @@ class StreamWatcher:
         self.interval = interval
         # session -> stream id -> connections following it (a takeover briefly makes two)
         self._open: defaultdict[str, Counter[str]] = defaultdict(Counter)
-        self._task: asyncio.Task[None] | None = None
+        self._task = OnDemandTask(self._run)
         self._last_row: int | None = None
         self._looks = 0
 
@@ -64,8 +65,7 @@ class StreamWatcher:
     def follow(self, session_id: str, stream_id: str) -> None:
         """Add one connection following the stream (until :meth:`unfollow`)."""
         self._open[session_id][stream_id] += 1
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        self._task.ensure_running()
 
     def unfollow(self, session_id: str, stream_id: str) -> None:
         streams = self._open.get(session_id)
@@ -77,10 +77,7 @@ class StreamWatcher:
                 del self._open[session_id]
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._task.aclose()
 
     async def _run(self) -> None:
         self._last_row = None

@@ -115,7 +115,7 @@ def test_shutdown_still_ends_a_listen_stream_with_its_result(served: ModernApp) 
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(listen_request("127.0.0.1", port, served.token(), 5))
         await asyncio.wait_for(reader.readuntil(b"acknowledged"), 10)
-        watcher = served.endpoint.broadcasts._watcher
+        watcher = served.endpoint.broadcasts._watcher.task
         assert watcher is not None
         # What the server's drain does, in the server's own thread and loop.
         watcher.get_loop().call_soon_threadsafe(served.endpoint.stopping.set)
