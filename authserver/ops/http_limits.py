@@ -18,6 +18,11 @@ httptools (llhttp, C) protocol with
 
 httptools rather than h11: the hot path spends a third of its time in the HTTP parser with h11
 (pure Python); llhttp does the same work in C (issue 10).
+
+The protocol also writes each response's head and its body to the socket in one system call
+rather than two (:class:`CoalescedWrites`): uvicorn writes the status line and headers as soon
+as the application starts its response, and the body when it sends it, which for a JSON answer
+is a moment later in the same step of the event loop.
 """
 
 from __future__ import annotations
@@ -41,6 +46,53 @@ _TOO_MANY = (
 )
 
 
+class CoalescedWrites:
+    """A transport whose writes within one step of the event loop reach the socket together.
+
+    A write with nothing held is held and a flush is scheduled for the end of the loop's
+    step; the next write (a response body after its head) goes out joined to it at once.
+    Writes keep their order; ``close`` sends what is held first. Everything else is the
+    transport's own.
+    """
+
+    __slots__ = ("_flush_scheduled", "_held", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+        self._flush_scheduled = False
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held is None:
+            self._held = bytes(data)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self._loop.call_soon(self._flush)
+        else:
+            self._held = None
+            self._transport.write(held + data)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._transport.write(held)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def get_write_buffer_size(self) -> int:
+        held = self._held
+        return self._transport.get_write_buffer_size() + (len(held) if held else 0)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class _HeadRefused(Exception):
     """Raised inside a parser callback to stop parsing a head that breaks a limit."""
 
@@ -61,6 +113,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[arg-type]
+        # Every write of the connection (responses, 100 Continue, refusals) goes through it,
+        # so that none overtakes one that is held.
+        self.transport = CoalescedWrites(self.transport, self.loop)  # type: ignore[assignment]
         self._start_head_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
