@@ -7,14 +7,22 @@ the request. Nothing is stored: the handler runs in this worker and writes to an
 queue. A response that is ready within ``json_wait`` seconds, before any notification, goes
 out as JSON; otherwise the response becomes an SSE stream (keep-alive comments every
 ``keepalive`` seconds of silence) as soon as the first notification or the wait ends.
+
+The handler's first step runs at once, in the request's own task (as Python 3.12's eager
+tasks do): most calls (an ``async`` tool that does not wait on anything) finish in it, and
+then no task, timer or future is made for them (the answer still waits for one pass of the
+event loop, see :meth:`LiveResponse.respond`). A handler that suspends continues in a task
+of its own from where it stopped (:func:`_continued`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
-from collections.abc import AsyncIterator, Awaitable
+import types
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator
 from typing import Any
 
 from starlette.responses import Response, StreamingResponse
@@ -52,6 +60,28 @@ class JsonBody(Response):
         super().__init__(dumps(message), status_code=status_code, headers=headers)
 
 
+@types.coroutine
+def _continued(coro: Coroutine[Any, Any, Reply], awaiting: Any) -> Generator[Any, Any, Reply]:
+    """The rest of ``coro``, whose first step has run and yielded ``awaiting``, as something
+    a task can run: what the task sends or throws goes on to ``coro``."""
+    while True:
+        try:
+            sent = yield awaiting
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:
+            try:
+                awaiting = coro.throw(exc)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+        else:
+            try:
+                awaiting = coro.send(sent)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+
+
 def _expire(future: asyncio.Future[Any]) -> None:
     if not future.done():
         future.set_result(None)
@@ -60,8 +90,10 @@ def _expire(future: asyncio.Future[Any]) -> None:
 class LiveResponse:
     """Carries what one handler sends until its final message."""
 
-    def __init__(self, fallback: JsonObject, *, json_wait: float, keepalive: float) -> None:
-        #: Sent when the work fails instead of returning its message (a bug).
+    def __init__(
+        self, fallback: Callable[[], JsonObject], *, json_wait: float, keepalive: float
+    ) -> None:
+        #: Makes what is sent when the work fails instead of returning its message (a bug).
         self.fallback = fallback
         self.json_wait = json_wait
         self.keepalive = keepalive
@@ -91,13 +123,30 @@ class LiveResponse:
         """Queue the final message (the response)."""
         self._put((message, True, status))
 
-    async def respond(self, work: Awaitable[Reply]) -> Response:
+    async def respond(self, work: Coroutine[Any, Any, Reply]) -> Response:
         """Run ``work`` (which returns the response message and its status) and answer with
         what it sends."""
+        # The first step, in a context of its own (as a task would run it). What it notifies
+        # meanwhile waits in the queue.
+        context = contextvars.copy_context()
+        try:
+            awaiting = context.run(work.send, None)
+        except StopIteration as done:
+            reply: Reply = done.value
+            # One pass of the event loop before answering, as the task used to give: the other
+            # requests that arrived together are answered in the same pass. Answering at once
+            # cost 15-25% more CPU per request under 32 connections (bench: CPU per request).
+            await asyncio.sleep(0)
+            return self._ended_at_once(reply)
+        except Exception:
+            logger.error("MCP request failed outside its handler", exc_info=True)
+            return self._ended_at_once((self.fallback(), 200))
+        task: asyncio.Future[Reply] = asyncio.Task(_continued(work, awaiting), context=context)
+        task.add_done_callback(self._on_done)
+        if self._queue is not None:
+            return self._stream(task, None)  # it notified in its first step
         loop = asyncio.get_running_loop()
         self._first = first_item = loop.create_future()
-        task = asyncio.ensure_future(work)
-        task.add_done_callback(self._on_done)
         # A timer that answers the wait with None, rather than asyncio.wait_for (which costs
         # a future, a callback and a cancellation dance per request on Python 3.11).
         timer = loop.call_later(self.json_wait, _expire, first_item)
@@ -115,6 +164,16 @@ class LiveResponse:
             return JsonBody(first, status)
         return self._stream(task, first)
 
+    def _ended_at_once(self, reply: Reply) -> Response:
+        """The response when the work ended in its first step: JSON, or the stream of the
+        notifications it sent and then its response."""
+        if self._queue is None:
+            return JsonBody(*reply)
+        self.finish(*reply)
+        done: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        done.set_result(reply)
+        return self._stream(done, None)
+
     def _on_done(self, task: asyncio.Future[Reply]) -> None:
         if task.cancelled():
             return
@@ -123,7 +182,7 @@ class LiveResponse:
             self.finish(*task.result())
         else:
             logger.error("MCP request failed outside its handler", exc_info=failure)
-            self.finish(self.fallback)
+            self.finish(self.fallback())
 
     def _stream(self, task: asyncio.Future[Reply], first: JsonObject | None) -> Response:
         return StreamingResponse(

@@ -264,7 +264,10 @@ class ModernEra:
             arguments = params.get("arguments", {}) if message.method != "resources/read" else {}
             binding = Binding.of(incoming.principal, message.method, target, arguments)
             book = AnswerBook.from_params(params, self.sealer, binding)
-        fallback = error_message(message.id, JsonRpcError(INTERNAL_ERROR, "Internal error"))
+
+        def fallback() -> JsonObject:
+            return error_message(message.id, JsonRpcError(INTERNAL_ERROR, "Internal error"))
+
         live = LiveResponse(
             fallback, json_wait=self.timing.json_wait, keepalive=self.timing.keepalive
         )
