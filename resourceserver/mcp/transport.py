@@ -11,7 +11,6 @@ The bearer middleware runs first and leaves the :class:`Principal` in
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from resourceserver.mcp import http
 from resourceserver.mcp.broadcast import Broadcasts
 from resourceserver.mcp.bus import Bus
 from resourceserver.mcp.cancellation import Cancellations
+from resourceserver.mcp.codec import loads_body
 from resourceserver.mcp.dispatch import Dispatcher
 from resourceserver.mcp.errors import PARSE_ERROR
 from resourceserver.mcp.events import EventLog
@@ -42,6 +42,7 @@ from resourceserver.mcp.versions import MODERN_VERSIONS, is_modern_request
 from resourceserver.mcp.wake import Signal
 from resourceserver.mcp.wakeups import PgListener
 from resourceserver.principal import Principal
+from resourceserver.request_headers import request_headers
 from resourceserver.storage import Database
 
 __all__ = ["STANDALONE_STREAM", "Forbidden", "McpEndpoint", "TransportOptions"]
@@ -186,6 +187,7 @@ class McpEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.ensure_listening()
         request = Request(scope, receive)
+        request._headers = request_headers(scope)  # one index of the headers, shared
         principal = self._principal(request)
         base = frozenset({self.dispatcher.base_scope} - {""})
         if not principal.anonymous and not principal.has_scopes(base):
@@ -271,7 +273,7 @@ class McpEndpoint:
         if body is None:
             return http.rpc_error(413, -32600, "Payload Too Large")
         try:
-            raw = json.loads(body)
+            raw = loads_body(body)
         except (ValueError, UnicodeDecodeError, RecursionError):
             return http.rpc_error(400, PARSE_ERROR, "Parse error: body is not valid JSON")
         if is_modern_request(request.headers, raw):
