@@ -31,6 +31,7 @@ from resourceserver.anonymous import AnonymousLimiter
 from resourceserver.errors import InsufficientScopeError, InvalidTokenError, ResourceServerError
 from resourceserver.jwks import KeySourceError
 from resourceserver.principal import ANONYMOUS, Principal
+from resourceserver.request_headers import request_headers
 from resourceserver.settings import ResourceServerSettings
 from resourceserver.verifier import TokenVerifier
 
@@ -147,7 +148,7 @@ class BearerAuthMiddleware:
         if scope["type"] == "websocket":  # the MCP transport is HTTP only
             await send({"type": "websocket.close", "code": 1008})
             return
-        headers = Headers(scope=scope)
+        headers = request_headers(scope)
         origin = headers.get("origin")
         if origin is not None:
             send = _with_cors_headers(send, origin)
