@@ -15,11 +15,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import logging.config
+import os
+import random
 import re
-import secrets
 import time
 import traceback
 from contextvars import ContextVar
@@ -37,6 +39,10 @@ REQUEST_ID: ContextVar[str | None] = ContextVar("charter_request_id", default=No
 CLIENT_ADDRESS: ContextVar[str | None] = ContextVar("charter_client_address", default=None)
 
 REQUEST_ID_HEADER = "x-request-id"
+#: Source of fresh request ids: unique, not secret (they are echoed and logged), so a seeded
+#: generator rather than a system call per request; reseeded in a forked child.
+_REQUEST_IDS = random.Random()  # noqa: S311 - not a secret (see above)
+os.register_at_fork(after_in_child=_REQUEST_IDS.seed)
 _INCOMING_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 ACCESS_LOGGER = "charter.access"
 REDACTED = "[REDACTED]"
@@ -183,7 +189,53 @@ def _stamp(created: float, msecs: float | None = None) -> str:
 
 class ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """The deployment's stderr handler; access lines may be written to it directly
-    (:func:`write_access_line`)."""
+    (:func:`write_access_line`).
+
+    Those lines are held until the end of the event loop's pass and then written together:
+    one write for every request answered in the pass rather than one each. Any other record,
+    a flush and closing the handler (logging's shutdown at exit) write what is held first,
+    so lines keep their order; a worker killed outright loses at most one pass's lines.
+    """
+
+    #: Held lines beyond which they are written at once.
+    MOST_HELD = 256
+
+    def __init__(self, stream: Any = None) -> None:
+        super().__init__(stream)
+        self._held: list[str] = []
+
+    def hold(self, text: str) -> None:
+        """Write ``text`` (whole lines) at the end of the loop's pass, or now outside a loop."""
+        with self.lock:  # type: ignore[union-attr]
+            self._held.append(text)
+            if len(self._held) == 1:
+                try:
+                    asyncio.get_running_loop().call_soon(self.flush)
+                    return
+                except RuntimeError:  # no loop in this thread
+                    pass
+            elif len(self._held) < self.MOST_HELD:
+                return
+            self._write_held()
+
+    def _write_held(self) -> None:
+        if self._held:
+            text = "".join(self._held)
+            self._held.clear()
+            self.stream.write(text)
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            try:
+                self._write_held()
+            except Exception:  # as logging.Handler.handleError would: never fail a request
+                if logging.raiseExceptions:
+                    traceback.print_exc(limit=1)
+            super().flush()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._write_held()  # under the handler's lock (logging.Handler.handle)
+        super().emit(record)
 
 
 def _direct_console(logger: logging.Logger) -> ConsoleHandler | None:
@@ -235,25 +287,8 @@ def write_access_line(
         line = json.dumps(entry, ensure_ascii=False)
     else:
         return False
-    with handler.lock or _NO_LOCK:
-        try:
-            handler.stream.write(line + handler.terminator)
-            handler.flush()
-        except Exception:  # as logging.Handler.handleError would: never fail the request
-            if logging.raiseExceptions:
-                traceback.print_exc(limit=1)
+    handler.hold(line + handler.terminator)
     return True
-
-
-class _NoLock:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *_args: object) -> None:
-        return None
-
-
-_NO_LOCK = _NoLock()
 
 
 def logging_config(log_format: LogFormat = "text", level: str = "INFO") -> dict[str, Any]:
@@ -334,7 +369,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _incoming_request_id(scope) or secrets.token_hex(8)
+        request_id = _incoming_request_id(scope) or f"{_REQUEST_IDS.getrandbits(64):016x}"
         token = REQUEST_ID.set(request_id)
         peer = scope.get("client")
         address_token = CLIENT_ADDRESS.set(normalized_ip(peer[0]) if peer and peer[0] else None)

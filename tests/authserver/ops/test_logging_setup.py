@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -18,6 +19,7 @@ from starlette.routing import Route
 from authserver.ops.logging_setup import (
     REDACTED,
     REQUEST_ID,
+    ConsoleHandler,
     JsonFormatter,
     RedactingFilter,
     RequestIdFilter,
@@ -211,3 +213,45 @@ async def test_direct_access_lines_equal_what_logging_writes(
         assert entry["ts"].endswith("Z")
     else:
         assert " INFO    [req-direct] charter.access: GET /echo 200 " in first
+
+
+async def test_held_access_lines_are_written_in_order_once_per_loop_pass() -> None:
+    """Access lines wait for the end of the loop's pass and go out in one write; another
+    record, or a flush, writes them first, so the order of lines is kept."""
+    writes: list[str] = []
+
+    class Recording(io.StringIO):
+        def write(self, text: str) -> int:
+            writes.append(text)
+            return len(text)
+
+    handler = ConsoleHandler(Recording())
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.hold("first\n")
+    handler.hold("second\n")
+    assert writes == []
+    await asyncio.sleep(0)
+    assert writes == ["first\nsecond\n"]
+    handler.hold("third\n")
+    handler.handle(logging.makeLogRecord({"msg": "an error", "levelno": logging.ERROR}))
+    assert writes[1:] == ["third\n", "an error\n"]
+    handler.hold("fourth\n")
+    handler.flush()
+    assert writes[-1] == "fourth\n"
+    await asyncio.sleep(0)
+    assert writes[-1] == "fourth\n"  # nothing is written twice
+
+
+def test_access_lines_outside_an_event_loop_are_written_at_once() -> None:
+    stream = io.StringIO()
+    handler = ConsoleHandler(stream)
+    handler.hold("no loop here\n")
+    assert stream.getvalue() == "no loop here\n"
+
+
+async def test_many_held_access_lines_are_written_before_the_pass_ends() -> None:
+    stream = io.StringIO()
+    handler = ConsoleHandler(stream)
+    for index in range(ConsoleHandler.MOST_HELD):
+        handler.hold(f"{index}\n")
+    assert stream.getvalue().count("\n") == ConsoleHandler.MOST_HELD
