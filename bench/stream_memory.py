@@ -105,7 +105,8 @@ def measure_kind(
             kind,
             1800,
             sessions_opened if kind == "get" else None,
-        ) as (opened, refused):
+        ) as held:
+            opened, refused = held.opened, held.refused
             time.sleep(SETTLE)
             figures.append((rss_kb(server.pid), signal_and_read(server.pid, folder, 2)))
         time.sleep(SETTLE)
