@@ -158,6 +158,7 @@ class BearerAuthMiddleware:
                 return
         try:
             token = bearer_token(headers)
+            del headers  # not held by this frame for the life of a stream
             if token is None:
                 await self._without_token(scope, receive, send)
                 return

@@ -6,7 +6,9 @@ names per request (``Authorization``, ``Accept``, ``Content-Type``, ``MCP-Protoc
 ``Mcp-Method``, ``Mcp-Name``, ``Origin``, ``Mcp-Session-Id``…). :class:`IndexedHeaders` is the
 same mapping (field names compared case-insensitively, the first value of a repeated field for
 ``[]``/``get``, every value for ``getlist``) over a dictionary built on the first lookup.
-:func:`request_headers` gives each request one of them, shared by the layers it passes.
+:func:`request_headers` gives each request one of them, shared by the layers it passes;
+:func:`forget_request_headers` lets the index go before a response that may stream for hours
+(a few KB per open stream otherwise, issue 10's memory per stream).
 """
 
 from __future__ import annotations
@@ -71,3 +73,11 @@ def request_headers(scope: Scope) -> IndexedHeaders:
     if headers is None:
         headers = scope[SCOPE_KEY] = IndexedHeaders(scope)
     return headers
+
+
+def forget_request_headers(scope: Scope) -> None:
+    """Let the request's index go (it is made again if anything still asks)."""
+    headers = scope.pop(SCOPE_KEY, None)
+    if headers is not None:
+        headers._first = None
+        headers._repeated = frozenset()

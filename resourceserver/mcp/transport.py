@@ -42,7 +42,7 @@ from resourceserver.mcp.versions import MODERN_VERSIONS, is_modern_request
 from resourceserver.mcp.wake import Signal
 from resourceserver.mcp.wakeups import PgListener
 from resourceserver.principal import Principal
-from resourceserver.request_headers import request_headers
+from resourceserver.request_headers import forget_request_headers, request_headers
 from resourceserver.storage import Database
 
 __all__ = ["STANDALONE_STREAM", "Forbidden", "McpEndpoint", "TransportOptions"]
@@ -211,6 +211,7 @@ class McpEndpoint:
             response = await self.handshake.delete(request, principal)
         else:
             response = Response(status_code=405, headers={"Allow": "GET, POST, DELETE"})
+        forget_request_headers(scope)  # not kept for the life of a stream
         await response(scope, receive, send)
 
     def drain(self) -> None:

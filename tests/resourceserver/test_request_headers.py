@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from starlette.datastructures import Headers
 
-from resourceserver.request_headers import IndexedHeaders, request_headers
+from resourceserver.request_headers import IndexedHeaders, forget_request_headers, request_headers
 
 RAW = [
     (b"host", b"127.0.0.1:8000"),
@@ -41,3 +41,14 @@ def test_one_index_per_request() -> None:
     scope = {"type": "http", "headers": RAW}
     assert request_headers(scope) is request_headers(scope)
     assert request_headers({"type": "http", "headers": RAW}) is not request_headers(scope)
+
+
+def test_the_index_is_let_go_before_a_long_response() -> None:
+    scope = {"type": "http", "headers": RAW}
+    headers = request_headers(scope)
+    assert headers.get("host") == "127.0.0.1:8000"
+    forget_request_headers(scope)
+    assert "charter.headers" not in scope
+    assert headers._first is None  # the dictionary is freed even while the object is held
+    assert headers.get("authorization") == "Bearer abc"  # and made again if asked
+    forget_request_headers(scope)  # nothing to forget: no error
