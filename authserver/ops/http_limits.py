@@ -57,8 +57,8 @@ class CoalescedWrites:
 
     A write with nothing held is held and a flush is scheduled for the end of the loop's
     step; the next write (a response body after its head) goes out joined to it at once.
-    Writes keep their order; ``close`` sends what is held first. Everything else is the
-    transport's own.
+    Writes keep their order; ``close`` sends what is held first; what is held when the
+    connection has meanwhile been lost is dropped. Everything else is the transport's own.
     """
 
     __slots__ = ("_flush_scheduled", "_held", "_loop", "_transport")
@@ -85,7 +85,9 @@ class CoalescedWrites:
         held = self._held
         if held is not None:
             self._held = None
-            self._transport.write(held)
+            # The client may have gone since the write (uvloop raises on a closed handle).
+            if not self._transport.is_closing():
+                self._transport.write(held)
 
     def close(self) -> None:
         self._flush()

@@ -58,6 +58,15 @@ async def test_a_head_and_its_body_go_out_together_in_order() -> None:
     assert inner.writes.count(b"last words") == 1
 
 
+async def test_what_is_held_when_the_client_has_gone_is_dropped() -> None:
+    inner = RecordingTransport()
+    writes = CoalescedWrites(inner, asyncio.get_running_loop())  # type: ignore[arg-type]
+    writes.write(b"HTTP/1.1 200 OK\r\n\r\n")
+    inner.closed = True  # the connection was lost before the end of the pass
+    await asyncio.sleep(0)
+    assert inner.writes == []
+
+
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] != "http":
         return
