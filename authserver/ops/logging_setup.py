@@ -222,15 +222,15 @@ class ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
         if self._held:
             text = "".join(self._held)
             self._held.clear()
-            self.stream.write(text)
-
-    def flush(self) -> None:
-        with self.lock:  # type: ignore[union-attr]
             try:
-                self._write_held()
+                self.stream.write(text)
             except Exception:  # as logging.Handler.handleError would: never fail a request
                 if logging.raiseExceptions:
                     traceback.print_exc(limit=1)
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._write_held()
             super().flush()
 
     def emit(self, record: logging.LogRecord) -> None:

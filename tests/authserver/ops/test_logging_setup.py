@@ -255,3 +255,21 @@ async def test_many_held_access_lines_are_written_before_the_pass_ends() -> None
     for index in range(ConsoleHandler.MOST_HELD):
         handler.hold(f"{index}\n")
     assert stream.getvalue().count("\n") == ConsoleHandler.MOST_HELD
+
+
+async def test_a_failing_stream_never_fails_the_caller(capsys: pytest.CaptureFixture[str]) -> None:
+    """Held lines that cannot be written are reported, as logging reports a failing handler,
+    whichever way they go out: at once, at the end of the pass, or before another record."""
+
+    class Broken(io.StringIO):
+        def write(self, text: str) -> int:
+            raise OSError("stream gone")
+
+    handler = ConsoleHandler(Broken())
+    for _ in range(ConsoleHandler.MOST_HELD):
+        handler.hold("line\n")  # the last one writes at once
+    handler.hold("line\n")
+    await asyncio.sleep(0)  # the end of the pass
+    handler.hold("line\n")
+    handler.handle(logging.makeLogRecord({"msg": "an error", "levelno": logging.ERROR}))
+    assert "stream gone" in capsys.readouterr().err
