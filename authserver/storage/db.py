@@ -30,13 +30,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
+
+from authserver.storage.writer_gate import WriterGate
 
 if TYPE_CHECKING:  # imported where used: a PostgreSQL worker never loads the sqlite3 module
     import sqlite3
@@ -134,6 +136,20 @@ def _read_write_url(url: URL, path: Path) -> URL:
     )
 
 
+def sqlite_file(url: URL) -> Path | None:
+    """The file a SQLite ``url`` opens: a plain path, or the read-write ``file:`` form
+    :func:`make_engine` gives it; None for an in-memory database or another ``file:`` URI."""
+    database = url.database or ""
+    if not database or database == ":memory:":
+        return None
+    if not database.startswith("file:"):
+        return Path(database).expanduser().resolve()
+    location = database.removeprefix("file:")
+    if dict(url.query) == {"mode": "rw", "uri": "true"} and location.startswith("/"):
+        return Path(unquote(location))
+    return None
+
+
 def _create_private_file(path: Path) -> None:
     """Create the database file readable by its owner only (it holds password hashes and the
     encrypted keys); SQLite gives its -wal and -shm files the same mode. Existing files are
@@ -193,9 +209,13 @@ class Database:
         # SQLite has one writer and every transaction here begins IMMEDIATE: the threads of
         # this process queue on a lock instead of in SQLite's busy handler, which sleeps in
         # growing steps (up to 100 ms) and lets an unlucky thread starve (8 concurrent grants
-        # reached a p99 of 2-3 s). Other processes (workers) still meet the busy handler.
+        # reached a p99 of 2-3 s). The lock's holder then takes its turn among the other
+        # processes and Database objects on the same file at a WriterGate (flock).
         self._writer = threading.RLock() if is_sqlite(engine) else None
-        # Threads waiting for ``_writer``: a background purge lets them go first (S64).
+        path = sqlite_file(engine.url) if self._writer is not None else None
+        self._gate = WriterGate(path) if path is not None else None
+        # Threads waiting for ``_writer`` and the gate: a background purge lets them go
+        # first (S64).
         self._queued = 0
         self._queue_guard = threading.Lock()
 
@@ -216,11 +236,30 @@ class Database:
             with self._sessions() as session, session.begin():
                 yield session
             return
-        # Bounded like the busy handler it stands in for: a thread never waits forever.
+        self._take_turn(self._writer)
+        try:
+            with self._sessions() as session, session.begin():
+                yield session
+        finally:
+            self._end_turn(self._writer)
+
+    def _take_turn(self, writer: threading.RLock) -> None:
+        """Take this process's writer lock, then the gate (one transaction at a time over all
+        processes on the file); both waits together are bounded like the busy handler they
+        stand in for, and end in SQLite's own "database is locked" error."""
+        deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
         with self._queue_guard:
             self._queued += 1
         try:
-            acquired = self._writer.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+            acquired = writer.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+            if acquired and self._gate is not None:
+                try:
+                    acquired = self._gate.enter(deadline)
+                except BaseException:
+                    writer.release()
+                    raise
+                if not acquired:
+                    writer.release()
         finally:
             with self._queue_guard:
                 self._queued -= 1
@@ -230,15 +269,18 @@ class Database:
             raise OperationalError(
                 "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
             )
+
+    def _end_turn(self, writer: threading.RLock) -> None:
+        """Give back what :meth:`_take_turn` took, the gate first."""
         try:
-            with self._sessions() as session, session.begin():
-                yield session
+            if self._gate is not None:
+                self._gate.leave()
         finally:
-            self._writer.release()
+            writer.release()
 
     def writers_waiting(self) -> int:
-        """How many threads of this process wait to begin a transaction (SQLite's single
-        writer; always 0 on PostgreSQL)."""
+        """How many threads of this process wait to begin a transaction through this object
+        (SQLite's single writer; always 0 on PostgreSQL)."""
         return self._queued
 
     def dispose(self) -> None:
