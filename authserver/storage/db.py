@@ -2,6 +2,11 @@
 
 Endpoint code owns the transaction (:meth:`Database.transaction`); query helpers never commit.
 
+SQLite's single writer (S58): the threads of one process queue on the ``Database``'s lock, and
+its holder then takes its turn among the other processes and ``Database`` objects on the file
+at a :class:`~authserver.storage.writer_gate.WriterGate` before ``BEGIN IMMEDIATE``; both waits
+are bounded by the busy timeout.
+
 Recovery from storage faults (S97): SQLite silently opens a file it cannot write read-only
 (``sqlite3_open_v2``: "reading only if the file is write protected by the operating system",
 ``mode=rw`` included, which only stops it creating a missing file), and such a connection would

@@ -219,6 +219,19 @@ def test_database_objects_on_one_file_take_turns_at_the_gate(
         assert session.execute(text("SELECT n FROM counter")).scalar_one() == 1
 
 
+def test_a_nested_transaction_keeps_the_gate_until_the_outer_one_ends(
+    databases: tuple[Database, Database], database_path: Path
+) -> None:
+    first, _ = databases
+    other = WriterGate(database_path)
+    with first.transaction():  # no statement yet: SQLite's lock is free for the inner one
+        with first.transaction() as session:
+            session.execute(text("UPDATE counter SET n = n + 1"))
+        assert not other.enter(soon())  # the inner end did not release the outer's turn
+    assert other.enter(soon())
+    other.leave()
+
+
 def test_a_transaction_waiting_for_another_object_times_out_as_sqlite_does(
     databases: tuple[Database, Database], monkeypatch: pytest.MonkeyPatch
 ) -> None:
