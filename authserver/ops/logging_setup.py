@@ -458,7 +458,7 @@ def _observe_end(
 
 def _incoming_request_id(scope: Scope) -> str | None:
     for name, value in scope.get("headers", []):
-        if name.lower() == REQUEST_ID_HEADER.encode():
+        if name.lower() == _REQUEST_ID_NAME:
             candidate = value.decode("latin-1")
             return candidate if _INCOMING_ID.fullmatch(candidate) else None
     return None
