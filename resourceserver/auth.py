@@ -134,12 +134,11 @@ class BearerAuthMiddleware:
         self.anonymous = anonymous
         paths = protected_paths if protected_paths is not None else (settings.resource_path,)
         self.protected_paths = tuple(path.rstrip("/") or "/" for path in paths)
+        self._exact = frozenset(self.protected_paths)
+        self._prefixes = tuple(protected.rstrip("/") + "/" for protected in self.protected_paths)
 
     def is_protected(self, path: str) -> bool:
-        return any(
-            path == protected or path.startswith(protected.rstrip("/") + "/")
-            for protected in self.protected_paths
-        )
+        return path in self._exact or path.startswith(self._prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or not self.is_protected(scope["path"]):

@@ -100,6 +100,22 @@ class OriginPolicy:
             self._remember((False, value), verdict)
         return verdict
 
+    def problem(self, raw_headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+        """Why a request with these headers is refused, or None when it may go on."""
+        # One pass over the raw headers (ASGI servers give the names lower-cased).
+        origins: list[bytes] = []
+        hosts: list[bytes] = []
+        for name, value in raw_headers:
+            if name == b"origin":
+                origins.append(value)
+            elif name == b"host":
+                hosts.append(value)
+        if len(origins) > 1 or (origins and not self.origin_allowed(origins[0].decode("latin-1"))):
+            return "requests from this origin are not allowed"
+        if len(hosts) > 1 or (hosts and not self.host_allowed(hosts[0].decode("latin-1"))):
+            return "requests for this host are not allowed"
+        return None
+
     def _remember(self, key: tuple[bool, str], verdict: bool) -> None:
         if len(self._verdicts) >= _VERDICTS_KEPT:
             self._verdicts.clear()
@@ -117,7 +133,7 @@ class OriginGuard:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        problem = self._problem(scope["headers"])
+        problem = self.policy.problem(scope["headers"])
         if problem is None:
             await self.app(scope, receive, send)
         elif scope["type"] == "websocket":
@@ -125,20 +141,3 @@ class OriginGuard:
         else:
             body = {"error": "forbidden", "error_description": problem}
             await JSONResponse(body, status_code=403)(scope, receive, send)
-
-    def _problem(self, raw_headers: Iterable[tuple[bytes, bytes]]) -> str | None:
-        # One pass over the raw headers (ASGI servers give the names lower-cased).
-        origins: list[bytes] = []
-        hosts: list[bytes] = []
-        for name, value in raw_headers:
-            if name == b"origin":
-                origins.append(value)
-            elif name == b"host":
-                hosts.append(value)
-        if len(origins) > 1 or (
-            origins and not self.policy.origin_allowed(origins[0].decode("latin-1"))
-        ):
-            return "requests from this origin are not allowed"
-        if len(hosts) > 1 or (hosts and not self.policy.host_allowed(hosts[0].decode("latin-1"))):
-            return "requests for this host are not allowed"
-        return None

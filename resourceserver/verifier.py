@@ -110,6 +110,8 @@ class JwtTokenVerifier:
         self._clock = clock
         self._max_token_bytes = max_token_bytes
         self._cache = _VerifiedTokenCache(settings.token_cache_size)
+        self._cache_hits = labelled(TOKEN_CACHE, "hit")
+        self._cache_misses = labelled(TOKEN_CACHE, "miss")
         self._refresh_lock = asyncio.Lock()
         self._last_forced_refresh: float | None = None
 
@@ -119,7 +121,7 @@ class JwtTokenVerifier:
         digest = hashlib.sha256(token.encode("ascii")).digest()
         now = self._clock()
         principal = self._cache.get(digest)
-        labelled(TOKEN_CACHE, "miss" if principal is None else "hit").inc()
+        (self._cache_misses if principal is None else self._cache_hits).inc()
         if principal is None:
             principal = await self._verify_jwt(token, now, digest)
             self._cache.put(digest, principal)

@@ -9,6 +9,7 @@ transport), and their requests pass through untouched.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from starlette.concurrency import run_in_threadpool
@@ -61,13 +62,34 @@ def home_routes(server: AuthServer) -> list[BaseRoute]:
     return [Route("/", home, methods=["GET", "HEAD"])]
 
 
+def mcp_browser_page(server: AuthServer) -> Callable[[Scope], Response | None]:
+    """The page for a browser's ``GET`` of the MCP URL: given a request's scope, the page, or
+    None for any other request (an MCP client's pass on untouched)."""
+    path = urlsplit(server.settings.resource_url).path or "/"
+
+    def page_for(scope: Scope) -> Response | None:
+        if (
+            scope["type"] == "http"
+            and scope.get("method") == "GET"
+            and scope.get("path") == path
+            and wants_html(Request(scope).headers.get("accept", ""))
+        ):
+            return render_page(
+                server, "mcp_browser.html", {"mcp_url": server.settings.resource_url}
+            )
+        return None
+
+    return page_for
+
+
 class ExplainMcpToBrowsers:
-    """Plain ASGI wrapper of the MCP server: a browser's ``GET`` of the MCP path gets a page."""
+    """Plain ASGI wrapper of the MCP server: a browser's ``GET`` of the MCP path gets a page
+    (:func:`mcp_browser_page`)."""
 
     def __init__(self, app: ASGIApp, *, server: AuthServer) -> None:
         self.app = app
         self.server = server
-        self.path = urlsplit(server.settings.resource_url).path or "/"
+        self.page_for = mcp_browser_page(server)
 
     @property
     def routes(self) -> list[BaseRoute]:
@@ -76,15 +98,8 @@ class ExplainMcpToBrowsers:
         return routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope.get("method") == "GET"
-            and scope.get("path") == self.path
-            and wants_html(Request(scope).headers.get("accept", ""))
-        ):
-            page = render_page(
-                self.server, "mcp_browser.html", {"mcp_url": self.server.settings.resource_url}
-            )
+        page = self.page_for(scope)
+        if page is not None:
             await page(scope, receive, send)
             return
         await self.app(scope, receive, send)

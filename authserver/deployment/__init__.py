@@ -45,7 +45,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from authserver.browser.account_sign_in import sign_in_routes
 from authserver.browser.applications_page import applications_routes
-from authserver.browser.home import ExplainMcpToBrowsers, home_routes
+from authserver.browser.home import ExplainMcpToBrowsers, home_routes, mcp_browser_page
 from authserver.config.servers import McpServerConfig
 from authserver.config.settings import CharterSettings
 from authserver.console.routes import console_routes
@@ -85,7 +85,7 @@ from authserver.ops.tracing import configure_from_environment, traced, tracing_m
 from authserver.ops.tracing import flush as flush_traces
 from authserver.storage.db import make_engine
 from resourceserver.app import create_app as create_resource_app
-from resourceserver.direct import DirectPaths
+from resourceserver.direct import DirectPaths, McpGate
 from resourceserver.jwks import CallbackKeySource
 from resourceserver.mcp.registry import Registry, load_tool_modules
 from resourceserver.principal import Principal
@@ -228,9 +228,15 @@ def build_deployment(
     app.state.deployment_settings = settings
     # Each MCP path: the span, the access log, the metrics, the page for browsers, then the
     # resource server's own direct stack (no routers).
+    browser_page = mcp_browser_page(server)
     for each in resource_apps:
         for mcp_path, stack in each.direct.items():
-            explained = ExplainMcpToBrowsers(stack, server=server)
+            explained: ASGIApp
+            if isinstance(stack, McpGate):
+                stack.browser_page = browser_page  # the page, in the gate's own layer
+                explained = stack
+            else:
+                explained = ExplainMcpToBrowsers(stack, server=server)
             app.direct[mcp_path] = traced(
                 RequestIdMiddleware(explained, observer=request_metrics),
                 route_labels,

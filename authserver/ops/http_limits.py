@@ -28,7 +28,10 @@ Memory per connection (an open stream holds its connection for hours): the proto
 own state in one attribute (:class:`_HeadProgress`), and uvicorn's two events per connection
 (request body arrival, write flow control) are :class:`LightEvent` objects, which make their
 list of waiters only when someone waits (an :class:`asyncio.Event` makes a deque of ~700 B at
-once).
+once). It also offers the ASGI extension ``charter.release_request_head``
+(:data:`RELEASE_HEAD_EXTENSION`): every layer of ``charter serve`` has read the request's
+headers before a response starts, so an event stream may empty the header list instead of
+keeping ~2 KB per open stream (``resourceserver.mcp.sse_response``).
 """
 
 from __future__ import annotations
@@ -45,6 +48,11 @@ MAX_HEADER_BYTES = 64 * 1024
 MAX_HEADER_COUNT = 100
 #: Seconds a client has to send a complete request head.
 HEADER_TIMEOUT_SECONDS = 10.0
+
+#: The ASGI extension this protocol offers in every scope (the name is the contract between
+#: server and application, as ASGI extension names are; the application side is
+#: ``resourceserver.mcp.sse_response``).
+RELEASE_HEAD_EXTENSION = "charter.release_request_head"
 
 _TOO_MANY = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
@@ -213,6 +221,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self.scope["extensions"] = {RELEASE_HEAD_EXTENSION: {}}
         self._head.in_head = True
         self._head.head_lines = 0
 
@@ -228,6 +237,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head.head_bytes = 0
         self._stop_head_timer()
         super().on_headers_complete()
+        # The request's header list now lives in its scope alone (uvicorn reads its own copy
+        # again only to decide an upgrade, which it has decided above), so that a stream
+        # that empties it (RELEASE_HEAD_EXTENSION) frees the fields.
+        self.headers = []
         # The new cycle's body-arrival event (nothing has set it yet).
         if isinstance(self.cycle.message_event, asyncio.Event):
             self.cycle.message_event = LightEvent()  # type: ignore[assignment]

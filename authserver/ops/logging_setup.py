@@ -340,6 +340,10 @@ class RequestObserver(Protocol):
 
 
 _REQUEST_ID_NAME = REQUEST_ID_HEADER.encode()
+_REQUEST_ID_LENGTH = len(_REQUEST_ID_NAME)
+_CONTENT_TYPE = b"content-type"
+#: Lengths of the response header names :func:`_with_request_id` looks for.
+_WATCHED_LENGTHS = frozenset({_REQUEST_ID_LENGTH, len(_CONTENT_TYPE)})
 _EVENT_STREAM = b"text/event-stream"
 
 
@@ -436,11 +440,13 @@ def _with_request_id(message: Message, id_header: tuple[bytes, bytes]) -> tuple[
     streaming = False
     headers = []
     for header in message.get("headers", ()):
-        name = header[0].lower()
-        if name == _REQUEST_ID_NAME:
-            continue
-        if name == b"content-type" and header[1].startswith(_EVENT_STREAM):
-            streaming = True
+        name = header[0]
+        if len(name) in _WATCHED_LENGTHS:  # only then is it worth lower-casing
+            name = name.lower()
+            if name == _REQUEST_ID_NAME:
+                continue
+            if name == _CONTENT_TYPE and header[1].startswith(_EVENT_STREAM):
+                streaming = True
         headers.append(header)
     headers.append(id_header)
     return {**message, "headers": headers}, streaming
@@ -458,7 +464,8 @@ def _observe_end(
 
 def _incoming_request_id(scope: Scope) -> str | None:
     for name, value in scope.get("headers", []):
-        if name.lower() == REQUEST_ID_HEADER.encode():
+        # The length first: lower-casing every field name costs more than the search.
+        if len(name) == _REQUEST_ID_LENGTH and name.lower() == _REQUEST_ID_NAME:
             candidate = value.decode("latin-1")
             return candidate if _INCOMING_ID.fullmatch(candidate) else None
     return None

@@ -15,7 +15,6 @@ import base64
 import binascii
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from resourceserver import tracing
@@ -43,13 +42,14 @@ from resourceserver.metrics import (
     labelled,
 )
 from resourceserver.principal import Principal
+from resourceserver.records import record
 
 JsonObject = dict[str, Any]
 T = TypeVar("T")
 Handler = Callable[["Call"], Awaitable[JsonObject]]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Call:
     """One request being handled: a session's (handshake era) or an envelope's (2026-07-28)."""
 

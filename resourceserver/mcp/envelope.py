@@ -10,7 +10,7 @@ Header (the header must equal the ``_meta`` version, else ``-32020``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from resourceserver.mcp.context import LOG_LEVELS
@@ -22,6 +22,7 @@ from resourceserver.mcp.errors import (
 )
 from resourceserver.mcp.jsonrpc import Request
 from resourceserver.mcp.versions import ALL_VERSIONS, MODERN_VERSIONS, PROTOCOL_VERSION_KEY
+from resourceserver.records import record
 
 JsonObject = dict[str, Any]
 
@@ -36,7 +37,7 @@ MAX_VERSION_LENGTH = 64
 MAX_INFO_LENGTH = 256
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Envelope:
     """What a modern request says about itself, validated."""
 

@@ -17,6 +17,7 @@ from resourceserver.mcp.errors import (
     RESOURCE_NOT_FOUND,
     JsonRpcError,
 )
+from resourceserver.records import record
 
 __all__ = [
     "INTERNAL_ERROR",
@@ -43,7 +44,7 @@ RequestId = str | int
 JsonObject = dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Request:
     """A request: expects exactly one response with the same id."""
 
@@ -59,7 +60,7 @@ class Request:
         return token if isinstance(token, str | int) and not isinstance(token, bool) else None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Notification:
     """A one-way message."""
 

@@ -57,6 +57,7 @@ from resourceserver.mcp.tasks import (
 )
 from resourceserver.mcp.versions import ALL_VERSIONS
 from resourceserver.principal import Principal
+from resourceserver.records import record
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class Timing:
     revalidate: float
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Incoming:
     """One checked modern request."""
 

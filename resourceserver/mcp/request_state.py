@@ -23,7 +23,6 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -33,6 +32,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from resourceserver.mcp.errors import INVALID_PARAMS, JsonRpcError
 from resourceserver.principal import Principal
+from resourceserver.records import record
 
 JsonObject = dict[str, Any]
 
@@ -62,7 +62,7 @@ def arguments_digest(arguments: Any) -> str:
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Binding:
     """What a state belongs to: who asked, which request, about what (the arguments' digest is
     computed only when a state is sealed or opened, not on every call)."""

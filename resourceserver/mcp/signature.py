@@ -102,7 +102,10 @@ class FunctionShape:
     def validate_arguments(self, arguments: JsonObject) -> dict[str, Any]:
         """Validated keyword arguments (raises ``pydantic.ValidationError``)."""
         model = self.arguments.model_validate(arguments)
-        return {name: getattr(model, name) for name in type(model).model_fields}
+        # The model forbids extra fields, so its instance dictionary holds exactly the
+        # declared fields, by name (reading ``model_fields`` per call goes through pydantic's
+        # deprecation wrapper: a microsecond per tool call).
+        return dict(model.__dict__)
 
     def structure(self, value: Any) -> JsonObject:
         """Validate a return value against ``outputSchema`` and turn it into JSON."""

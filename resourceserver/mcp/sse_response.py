@@ -10,6 +10,14 @@ waits for the disconnect with a single ``receive()`` future; when the client lea
 cancels the body where it waits (its ``finally`` blocks run, as under Starlette) and returns
 normally. Its head is the one :class:`StreamingResponse` sends (``text/event-stream;
 charset=utf-8`` and the given headers).
+
+A stream may stay open for hours, and the request's header list (a tuple and two byte strings
+per field, the bearer token among them: about 2 KB) would stay with it in the scope and in the
+server's protocol object. When the server offers the ASGI extension
+:data:`RELEASE_HEAD_EXTENSION` (``charter serve``'s protocol does, because every layer it runs
+has read the headers by the time a response starts), the list is emptied in place as the
+stream starts. Without the extension (Charter mounted in someone else's app, whose middleware
+may read the headers after the response) the scope is left as it is.
 """
 
 from __future__ import annotations
@@ -19,6 +27,10 @@ from collections.abc import AsyncIterator, Mapping
 
 from starlette.responses import StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
+
+#: ASGI extension (``scope["extensions"]``) by which a server says that the application may
+#: empty the request's header list once its response starts.
+RELEASE_HEAD_EXTENSION = "charter.release_request_head"
 
 
 class EventStreamResponse(StreamingResponse):
@@ -35,6 +47,7 @@ class EventStreamResponse(StreamingResponse):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
+        release_request_head(scope)
         task = asyncio.current_task()
         assert task is not None  # noqa: S101 - called from a task by every ASGI server
         watch = _Disconnect(task, receive)
@@ -47,6 +60,16 @@ class EventStreamResponse(StreamingResponse):
         finally:
             watch.stop()
             await _close(self.body_iterator)
+
+
+def release_request_head(scope: Scope) -> None:
+    """Empty the scope's header list in place when the server offers
+    :data:`RELEASE_HEAD_EXTENSION` (see the module docstring); else leave it."""
+    extensions = scope.get("extensions")
+    if extensions and RELEASE_HEAD_EXTENSION in extensions:
+        headers = scope.get("headers")
+        if isinstance(headers, list):
+            headers.clear()
 
 
 class _Disconnect:

@@ -127,6 +127,8 @@ class McpEndpoint:
         self.dispatcher = Dispatcher(
             registry, self.sessions, base_scope=base_scope, page_size=options.page_size
         )
+        #: The scopes every MCP request needs (none when the base scope is empty).
+        self._base_scopes = frozenset({base_scope} - {""})
         self.forbidden = forbidden
         self.cancellations = Cancellations(self.log, options.cancel_poll_interval)
         self.broadcasts = Broadcasts(
@@ -189,7 +191,7 @@ class McpEndpoint:
         request = Request(scope, receive)
         request._headers = request_headers(scope)  # one index of the headers, shared
         principal = self._principal(request)
-        base = frozenset({self.dispatcher.base_scope} - {""})
+        base = self._base_scopes
         if not principal.anonymous and not principal.has_scopes(base):
             await self.forbidden(InsufficientScopeError(base))(scope, receive, send)
             return
