@@ -56,12 +56,13 @@ def _lock_key(value: str) -> int:
     return int.from_bytes(hashlib.sha256(value.encode()).digest()[:4], "big", signed=True)
 
 
-def _is_postgresql(session: Session) -> bool:
+def is_postgresql(session: Session) -> bool:
+    """True when ``session`` talks to PostgreSQL (where issuing takes advisory locks)."""
     return session.get_bind().dialect.name == "postgresql"
 
 
 def _advisory_lock(session: Session, space: int, value: str, *, shared: bool) -> None:
-    if not _is_postgresql(session):
+    if not is_postgresql(session):
         return
     statement = _LOCK_SHARED if shared else _LOCK_EXCLUSIVE
     session.connection().execute(statement, {"space": space, "key": _lock_key(value)})
@@ -108,7 +109,7 @@ def hold_client_and_user(
     On PostgreSQL: the client's lock, then one statement reading the client's state (its
     snapshot begins after that lock is held) and taking the user's lock.
     """
-    if not _is_postgresql(session):
+    if not is_postgresql(session):
         return hold_client(session, client_id, loaded=loaded)
     _advisory_lock(session, CLIENT_LOCK_SPACE, client_id, shared=True)
     disabled = (

@@ -6,6 +6,8 @@ resource escalation (S26, S31); idle and absolute expiry (S27).
 
 from __future__ import annotations
 
+from typing import Any, NoReturn
+
 from authlib.oauth2.rfc6749 import grants as authlib_grants
 from sqlalchemy import select
 
@@ -17,13 +19,16 @@ from authserver.oauth.grants.base import (
     RefreshRecord,
     TokenResponse,
     check_resource,
+    mark_client_used,
     narrow_scope,
+    token_body,
 )
-from authserver.oauth.tokens import claims_of_person, looks_like_jwt
+from authserver.oauth.tokens import claims_of_person, looks_like_jwt, sign_access_token
 from authserver.storage.audit import record_event
-from authserver.storage.crypto import hash_token
-from authserver.storage.issuance_locks import hold_client_and_user
+from authserver.storage.crypto import hash_token, new_id, new_token
+from authserver.storage.issuance_locks import hold_client_and_user, is_postgresql
 from authserver.storage.models import RefreshToken
+from authserver.storage.refresh_rotation import Successors, rotate_and_issue
 from authserver.storage.revocation import revoke_grant
 from authserver.storage.token_rows import (
     GrantState,
@@ -60,23 +65,73 @@ class RefreshTokenGrant(GrantBase, authlib_grants.RefreshTokenGrant):  # type: i
         # S95: client, user, then grant, locked in this order against a revocation in flight.
         if not hold_client_and_user(self.session, client.client_id, row.subject, loaded=client.row):
             raise InvalidClientError("the client is disabled or was removed")
+        refresh = client.check_grant_type("refresh_token")
+        if is_postgresql(self.session):
+            return 200, self._rotate_and_issue(row, scope, refresh=refresh), TOKEN_HEADERS
         grant = lock_grant(self.session, row.grant_id, row.subject)
+        grant = self._check_grant(grant)
+        self._rotate(row, grant)
+        person = claims_of_person(grant.user_username, grant.user_display_name)
+        body = self.issue(grant, scope, refresh=refresh, person=person)
+        return 200, body, TOKEN_HEADERS
+
+    def _check_grant(self, grant: GrantState | None) -> GrantState:
+        """``grant`` as read under its lock, when it may still issue tokens."""
         if grant is None or grant.revoked_at is not None:
             raise InvalidGrantError("the grant was revoked")
         if grant.expires_at <= self.now:
             raise InvalidGrantError("the grant has expired; authorize again")
         if grant.grant_type == "authorization_code" and not grant.user_live:
             raise InvalidGrantError("the user of this grant is unknown or disabled")
-        self._rotate(row, grant)
-        person = claims_of_person(grant.user_username, grant.user_display_name)
-        refresh = client.check_grant_type("refresh_token")
-        body = self.issue(grant, scope, refresh=refresh, person=person)
-        return 200, body, TOKEN_HEADERS
+        return grant
+
+    def _rotate_and_issue(
+        self, row: RefreshTokenState, scope: str, *, refresh: bool
+    ) -> dict[str, Any]:
+        """PostgreSQL: lock, check, rotate and store in one statement
+        (:mod:`authserver.storage.refresh_rotation`), then sign."""
+        settings = self.ctx.settings
+        successor = new_token() if refresh else None
+        successors = Successors(
+            jti=new_id(),
+            scope=scope,
+            access_expires_at=self.now + settings.access_token_ttl,
+            successor_hash=hash_token(successor) if successor is not None else None,
+            successor_idle_expires_at=self.now + settings.refresh_token_idle_ttl,
+        )
+        rotation = rotate_and_issue(
+            self.session,
+            grant_id=row.grant_id,
+            user_id=row.subject,
+            presented_hash=row.token_hash,
+            now=self.now,
+            successors=successors,
+        )
+        grant = self._check_grant(rotation.grant)
+        if not rotation.rotated:
+            self._refuse(row, grant)
+        access = sign_access_token(
+            self.ctx,
+            self.server.signing_key,
+            jti=successors.jti,
+            client_id=grant.client_id,
+            subject=grant.subject,
+            scope=scope,
+            resource=grant.resource,
+            now=self.now,
+            person=claims_of_person(grant.user_username, grant.user_display_name),
+        )
+        mark_client_used(self.session, self.request.client.row, self.now)
+        return token_body(access.token, access.expires_in, scope, successor)
 
     def _rotate(self, row: RefreshTokenState, grant: GrantState) -> None:
         """Retire the token with one atomic statement, or refuse it (and revoke on reuse)."""
-        if rotate_refresh_token(self.session, row.token_hash, self.now):
-            return
+        if not rotate_refresh_token(self.session, row.token_hash, self.now):
+            self._refuse(row, grant)
+
+    def _refuse(self, row: RefreshTokenState, grant: GrantState) -> NoReturn:
+        """The token was not retired: say why, and revoke the grant on reuse (S24) unless
+        within ``refresh_reuse_grace_seconds`` of its rotation (S25)."""
         state = self.session.execute(
             select(RefreshToken.rotated_at, RefreshToken.revoked_at).where(
                 RefreshToken.token_hash == row.token_hash
