@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 from typing import cast
 
-from sqlalchemy import Integer, Table, bindparam, func, select
+from sqlalchemy import ColumnElement, Integer, Table, bindparam, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from authserver.storage.client_rows import ClientState, read_by
@@ -54,6 +54,26 @@ _CLIENT_DISABLED_LOCKING_USER = select(
 def _lock_key(value: str) -> int:
     """A signed 32-bit key for ``value`` (collisions only make two ids share a lock)."""
     return int.from_bytes(hashlib.sha256(value.encode()).digest()[:4], "big", signed=True)
+
+
+def lock_key(value: str) -> int:
+    """The advisory lock key of the client or user id ``value`` (PostgreSQL)."""
+    return _lock_key(value)
+
+
+def sql_lock_key(column: str) -> ColumnElement[int]:
+    """:func:`lock_key` of the text ``column`` (a qualified column name), computed by
+    PostgreSQL: the first four bytes of its UTF-8 SHA-256 as a signed big-endian integer. Lets
+    a statement lock a user it has just read (:mod:`authserver.storage.grant_prelude`)."""
+    return literal_column(
+        f"('x' || left(encode(sha256(convert_to({column}, 'UTF8')), 'hex'), 8))::bit(32)::integer",
+        Integer,
+    )
+
+
+def shared_lock(space: int, key: ColumnElement[int] | int) -> ColumnElement[object]:
+    """``pg_advisory_xact_lock_shared(space, key)`` as a column of a statement."""
+    return func.pg_advisory_xact_lock_shared(space, key)
 
 
 def is_postgresql(session: Session) -> bool:

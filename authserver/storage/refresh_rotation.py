@@ -2,7 +2,8 @@
 RFC 9700 §4.14.2; S24, S25, S57, S95).
 
 On PostgreSQL every statement of a grant is a round trip to the server. Once the client's and
-the user's locks are held (:func:`authserver.storage.issuance_locks.hold_client_and_user`),
+the user's locks are held (:mod:`authserver.storage.grant_prelude`, or
+:func:`authserver.storage.issuance_locks.hold_client_and_user`),
 what remains of a refresh grant — lock the grant row, read the user's state, retire the
 presented token, store the access token's record and the successor refresh token — is done by
 one statement with data-modifying ``WITH`` queries (PostgreSQL docs, "Data-Modifying
@@ -14,7 +15,8 @@ Statements in WITH"), instead of four:
   the user's ``disabled`` flag and names, read by this statement's snapshot, which begins after
   the user's lock is held;
 * ``live``: that row when the grant may issue (not revoked, not expired, its user live for an
-  ``authorization_code`` grant) — the checks the grant makes in Python before it rotates;
+  ``authorization_code`` grant, its client there and enabled — read, like the user, after its
+  lock is held) — the checks the grant makes in Python before it rotates;
 * ``rotated``: the one atomic ``UPDATE`` that retires the presented token (only when ``live``
   has the row), so that N parallel refreshes give one success: the others wait for the first's
   row lock and then find ``rotated_at`` set;
@@ -46,7 +48,9 @@ _ROTATE_AND_ISSUE = text(
                (SELECT users.username FROM users WHERE users.id = grants.subject)
                    AS user_username,
                (SELECT users.display_name FROM users WHERE users.id = grants.subject)
-                   AS user_display_name
+                   AS user_display_name,
+               (SELECT oauth_clients.disabled FROM oauth_clients
+                WHERE oauth_clients.client_id = :client_id) AS client_disabled
         FROM grants
         WHERE grants.id = :grant_id
         FOR NO KEY UPDATE OF grants
@@ -55,6 +59,7 @@ _ROTATE_AND_ISSUE = text(
         WHERE held.revoked_at IS NULL
           AND held.expires_at > :now
           AND (held.grant_type <> 'authorization_code' OR held.user_disabled IS FALSE)
+          AND held.client_disabled IS FALSE
     ), rotated AS (
         UPDATE refresh_tokens SET rotated_at = :now
         WHERE refresh_tokens.token_hash = :presented_hash
@@ -82,11 +87,12 @@ _ROTATE_AND_ISSUE = text(
     )
     SELECT held.id, held.client_id, held.subject, held.scope, held.resource,
            held.grant_type, held.expires_at, held.revoked_at, held.user_disabled,
-           held.user_username, held.user_display_name,
+           held.user_username, held.user_display_name, held.client_disabled,
            (SELECT count(*) FROM rotated) AS rotated
     FROM held
     """
 ).bindparams(
+    bindparam("client_id", type_=String),
     bindparam("user_id", type_=String),
     bindparam("grant_id", type_=String),
     bindparam("now", type_=BigInteger),
@@ -105,6 +111,8 @@ class Rotation(NamedTuple):
 
     #: The grant as read under its lock; None when there is no such grant.
     grant: GrantState | None
+    #: True when the client exists and is not disabled (read after its lock was held).
+    client_live: bool
     #: True when the presented token was retired and the new rows stored.
     rotated: bool
 
@@ -125,6 +133,7 @@ class Successors(NamedTuple):
 def rotate_and_issue(
     session: Session,
     *,
+    client_id: str,
     grant_id: str,
     user_id: str,
     presented_hash: str,
@@ -138,6 +147,7 @@ def rotate_and_issue(
         .execute(
             _ROTATE_AND_ISSUE,
             {
+                "client_id": client_id,
                 "user_id": user_id,
                 "grant_id": grant_id,
                 "now": now,
@@ -153,6 +163,6 @@ def rotate_and_issue(
         .first()
     )
     if row is None:
-        return Rotation(None, False)
-    *grant, rotated = row
-    return Rotation(GrantState._make(grant), rotated == 1)
+        return Rotation(None, False, False)
+    *grant, client_disabled, rotated = row
+    return Rotation(GrantState._make(grant), client_disabled is False, rotated == 1)

@@ -26,6 +26,7 @@ from authserver.oauth.grants.base import (
 from authserver.oauth.tokens import claims_of_person, looks_like_jwt, sign_access_token
 from authserver.storage.audit import record_event
 from authserver.storage.crypto import hash_token, new_id, new_token
+from authserver.storage.grant_prelude import RefreshPrelude, read_client_and_refresh_token
 from authserver.storage.issuance_locks import hold_client_and_user, is_postgresql
 from authserver.storage.models import RefreshToken
 from authserver.storage.refresh_rotation import Successors, rotate_and_issue
@@ -39,17 +40,40 @@ from authserver.storage.token_rows import (
 )
 
 
+def _may_be_refresh_token(token: str) -> bool:
+    """False for what cannot be one of our refresh tokens: a JWT (an access token, S38), or
+    anything longer than 512 characters."""
+    return not looks_like_jwt(token) and len(token) <= 512
+
+
 class RefreshTokenGrant(GrantBase, authlib_grants.RefreshTokenGrant):  # type: ignore[misc]
     """Refresh with rotation on every use and reuse detection."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]  # noqa: RUF012
     INCLUDE_NEW_REFRESH_TOKEN = True
 
+    prelude: RefreshPrelude | None = None
+
+    def validate_token_request(self) -> None:
+        """authlib's checks, after reading the client and the token in one statement (and on
+        PostgreSQL taking the S95 locks, :mod:`authserver.storage.grant_prelude`)."""
+        token = self.request.form.get("refresh_token")
+        client_id = self.request.credentials.client_id
+        if token and _may_be_refresh_token(token) and client_id and len(client_id) <= 2048:
+            self.prelude = read_client_and_refresh_token(self.session, client_id, hash_token(token))
+            self.request.read_client = self.prelude
+        super().validate_token_request()
+
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshRecord | None:
         """The row of ``refresh_token`` whatever its state; an access token is none (S38)."""
-        if looks_like_jwt(refresh_token) or len(refresh_token) > 512:
+        if not _may_be_refresh_token(refresh_token):
             return None
-        row = find_refresh_token(self.session, hash_token(refresh_token))
+        token_hash = hash_token(refresh_token)
+        prelude = self.prelude
+        if prelude is not None and prelude.token_hash == token_hash:
+            row = prelude.refresh
+        else:
+            row = find_refresh_token(self.session, token_hash)
         return RefreshRecord(row) if row is not None else None
 
     def authenticate_user(self, refresh_token: RefreshRecord) -> str:
@@ -62,10 +86,16 @@ class RefreshTokenGrant(GrantBase, authlib_grants.RefreshTokenGrant):  # type: i
             raise InvalidGrantError("the refresh token was revoked")
         check_resource(self.ctx, self.request, row.resource)
         scope = narrow_scope(self.request.payload.scope, row.scope)
-        # S95: client, user, then grant, locked in this order against a revocation in flight.
-        if not hold_client_and_user(self.session, client.client_id, row.subject, loaded=client.row):
-            raise InvalidClientError("the client is disabled or was removed")
         refresh = client.check_grant_type("refresh_token")
+        # S95: client, user, then grant, locked in this order against a revocation in flight;
+        # on PostgreSQL the first two locks are usually taken by the prelude already, and the
+        # client's state is read again with the grant's lock.
+        prelude = self.prelude
+        locked = prelude is not None and prelude.locked and prelude.refresh is row
+        if not locked and not hold_client_and_user(
+            self.session, client.client_id, row.subject, loaded=client.row
+        ):
+            raise InvalidClientError("the client is disabled or was removed")
         if is_postgresql(self.session):
             return 200, self._rotate_and_issue(row, scope, refresh=refresh), TOKEN_HEADERS
         grant = lock_grant(self.session, row.grant_id, row.subject)
@@ -101,12 +131,15 @@ class RefreshTokenGrant(GrantBase, authlib_grants.RefreshTokenGrant):  # type: i
         )
         rotation = rotate_and_issue(
             self.session,
+            client_id=self.request.client.client_id,
             grant_id=row.grant_id,
             user_id=row.subject,
             presented_hash=row.token_hash,
             now=self.now,
             successors=successors,
         )
+        if rotation.grant is not None and not rotation.client_live:
+            raise InvalidClientError("the client is disabled or was removed")
         grant = self._check_grant(rotation.grant)
         if not rotation.rotated:
             self._refuse(row, grant)

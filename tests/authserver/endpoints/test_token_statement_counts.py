@@ -24,21 +24,17 @@ from tests.support.factories import create_client, create_user
 EXPECTED = {
     ("sqlite", "refresh_token"): [
         "BEGIN",
-        "SELECT",
-        "SELECT",
-        "SELECT",
-        "UPDATE",
-        "INSERT",
-        "INSERT",
+        "SELECT",  # client and refresh token (authserver/storage/grant_prelude.py)
+        "SELECT",  # grant with the user's state
+        "UPDATE",  # rotation
+        "INSERT",  # access token record
+        "INSERT",  # new refresh token
     ],
     ("postgresql", "refresh_token"): [
         "BEGIN",
-        "SELECT",  # client (authentication)
-        "SELECT",  # refresh token
-        "SELECT",  # client's advisory lock
-        "SELECT",  # client's state, user's advisory lock
-        # grant FOR NO KEY UPDATE with the user's state, rotation, access token record and
-        # new refresh token: one statement (authserver/storage/refresh_rotation.py)
+        "SELECT",  # client and refresh token, client's then user's advisory lock
+        # client's state, grant FOR NO KEY UPDATE with the user's state, rotation, access
+        # token record and new refresh token: one statement (storage/refresh_rotation.py)
         "WITH",
     ],
     ("sqlite", "authorization_code"): [
