@@ -27,7 +27,8 @@ from authserver.oauth.grants.base import (
 from authserver.oauth.tokens import claims_of_person
 from authserver.storage.audit import record_event
 from authserver.storage.crypto import hash_token, new_id
-from authserver.storage.issuance_locks import hold_client_and_user
+from authserver.storage.grant_prelude import Prelude, read_client_and_code
+from authserver.storage.issuance_locks import client_and_user_held, hold_client_and_user
 from authserver.storage.models import AuthorizationCode, Grant, User
 from authserver.storage.revocation import revoke_grant
 from authserver.storage.token_rows import (
@@ -45,9 +46,26 @@ class AuthorizationCodeGrant(GrantBase, authlib_grants.AuthorizationCodeGrant): 
 
     TOKEN_ENDPOINT_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]  # noqa: RUF012
 
+    prelude: Prelude[CodeState] | None = None
+
+    def validate_token_request(self) -> None:
+        """authlib's checks, after reading the client and the code in one statement (and on
+        PostgreSQL taking the S95 locks, :mod:`authserver.storage.grant_prelude`)."""
+        code = self.request.form.get("code")
+        client_id = self.request.credentials.client_id
+        if code and client_id and len(client_id) <= 2048:
+            self.prelude = read_client_and_code(self.session, client_id, hash_token(code))
+            self.request.read_client = self.prelude
+        super().validate_token_request()
+
     def query_authorization_code(self, code: str, client: OAuthClient) -> CodeRecord | None:
         """The code row bound to ``client`` (consumed or expired rows too: classified later)."""
-        row = find_code(self.session, hash_token(code))
+        code_hash = hash_token(code)
+        prelude = self.prelude
+        if prelude is not None and prelude.credential_hash == code_hash:
+            row = prelude.credential
+        else:
+            row = find_code(self.session, code_hash)
         if row is None or not hmac.compare_digest(row.client_id, client.client_id):
             return None
         return CodeRecord(row)
@@ -64,10 +82,19 @@ class AuthorizationCodeGrant(GrantBase, authlib_grants.AuthorizationCodeGrant): 
             raise InvalidGrantError("redirect_uri differs from the authorization request")
         resource = check_resource(self.ctx, self.request, row.resource)
         scope = narrow_scope(self.request.payload.scope, row.scope)
-        # S95: client and user locked against a revocation in flight, then the code consumed.
-        if not hold_client_and_user(self.session, client.client_id, row.subject, loaded=client.row):
+        # S95: client and user locked against a revocation in flight, then the code consumed;
+        # on PostgreSQL the prelude usually holds both locks already: their states are read
+        # again in one statement.
+        prelude = self.prelude
+        if prelude is not None and prelude.locked and prelude.credential is row:
+            client_live, user = client_and_user_held(self.session, client.client_id, row.subject)
+        else:
+            client_live = hold_client_and_user(
+                self.session, client.client_id, row.subject, loaded=client.row
+            )
+            user = find_user(self.session, row.subject) if client_live else None
+        if not client_live:
             raise InvalidClientError("the client is disabled or was removed")
-        user = find_user(self.session, row.subject)
         if user is None or user.disabled:
             raise InvalidGrantError("the user of this code is unknown or disabled")
         self._consume(row)

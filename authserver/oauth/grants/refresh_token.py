@@ -26,7 +26,7 @@ from authserver.oauth.grants.base import (
 from authserver.oauth.tokens import claims_of_person, looks_like_jwt, sign_access_token
 from authserver.storage.audit import record_event
 from authserver.storage.crypto import hash_token, new_id, new_token
-from authserver.storage.grant_prelude import RefreshPrelude, read_client_and_refresh_token
+from authserver.storage.grant_prelude import Prelude, read_client_and_refresh_token
 from authserver.storage.issuance_locks import hold_client_and_user, is_postgresql
 from authserver.storage.models import RefreshToken
 from authserver.storage.refresh_rotation import Successors, rotate_and_issue
@@ -52,7 +52,7 @@ class RefreshTokenGrant(GrantBase, authlib_grants.RefreshTokenGrant):  # type: i
     TOKEN_ENDPOINT_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]  # noqa: RUF012
     INCLUDE_NEW_REFRESH_TOKEN = True
 
-    prelude: RefreshPrelude | None = None
+    prelude: Prelude[RefreshTokenState] | None = None
 
     def validate_token_request(self) -> None:
         """authlib's checks, after reading the client and the token in one statement (and on
@@ -70,8 +70,8 @@ class RefreshTokenGrant(GrantBase, authlib_grants.RefreshTokenGrant):  # type: i
             return None
         token_hash = hash_token(refresh_token)
         prelude = self.prelude
-        if prelude is not None and prelude.token_hash == token_hash:
-            row = prelude.refresh
+        if prelude is not None and prelude.credential_hash == token_hash:
+            row = prelude.credential
         else:
             row = find_refresh_token(self.session, token_hash)
         return RefreshRecord(row) if row is not None else None
@@ -91,7 +91,7 @@ class RefreshTokenGrant(GrantBase, authlib_grants.RefreshTokenGrant):  # type: i
         # on PostgreSQL the first two locks are usually taken by the prelude already, and the
         # client's state is read again with the grant's lock.
         prelude = self.prelude
-        locked = prelude is not None and prelude.locked and prelude.refresh is row
+        locked = prelude is not None and prelude.locked and prelude.credential is row
         if not locked and not hold_client_and_user(
             self.session, client.client_id, row.subject, loaded=client.row
         ):

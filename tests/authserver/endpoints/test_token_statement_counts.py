@@ -39,8 +39,7 @@ EXPECTED = {
     ],
     ("sqlite", "authorization_code"): [
         "BEGIN",
-        "SELECT",  # client
-        "SELECT",  # code
+        "SELECT",  # client and code (authserver/storage/grant_prelude.py)
         "SELECT",  # user's state
         "UPDATE",  # consumption
         "INSERT",  # grant
@@ -50,11 +49,8 @@ EXPECTED = {
     ],
     ("postgresql", "authorization_code"): [
         "BEGIN",
-        "SELECT",  # client
-        "SELECT",  # code
-        "SELECT",  # client's advisory lock
-        "SELECT",  # client's state, user's advisory lock
-        "SELECT",  # user's state
+        "SELECT",  # client and code, client's then user's advisory lock
+        "SELECT",  # client's and user's state, read under the locks
         "UPDATE",
         "INSERT",
         "INSERT",

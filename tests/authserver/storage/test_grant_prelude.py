@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, select, text
 
 from authserver.context import AuthServer
 from authserver.storage.crypto import hash_token
-from authserver.storage.grant_prelude import read_client_and_refresh_token
+from authserver.storage.grant_prelude import read_client_and_code, read_client_and_refresh_token
 from authserver.storage.issuance_locks import USER_LOCK_SPACE, lock_key, sql_lock_key
 from tests.support.codes import code_form, create_code
 from tests.support.factories import create_client, create_user
@@ -42,11 +42,11 @@ def test_reads_the_client_and_the_token_in_one_statement(
         missing = read_client_and_refresh_token(session, client.client_id, hash_token("nope"))
         nobody = read_client_and_refresh_token(session, "no-such-client", hash_token(token))
     assert prelude.client is not None and prelude.client.client_id == client.client_id
-    assert prelude.refresh is not None
-    assert prelude.refresh.subject == user.id
-    assert prelude.refresh.client_id == client.client_id
-    assert missing.client is not None and missing.refresh is None and not missing.locked
-    assert nobody.client is None and nobody.refresh is None and not nobody.locked
+    assert prelude.credential is not None
+    assert prelude.credential.subject == user.id
+    assert prelude.credential.client_id == client.client_id
+    assert missing.client is not None and missing.credential is None and not missing.locked
+    assert nobody.client is None and nobody.credential is None and not nobody.locked
     assert prelude.locked is (server.database.engine.dialect.name == "postgresql")
 
 
@@ -83,3 +83,27 @@ def test_postgresql_prelude_holds_the_user_s_lock(
             _HELD_SHARED, {"space": USER_LOCK_SPACE, "key": lock_key(user.id) & 0xFFFFFFFF}
         ).scalar_one()
     assert held == 1
+
+
+def test_reads_the_client_and_the_code_in_one_statement(
+    make_server: Callable[..., AuthServer],
+) -> None:
+    server = make_server()
+    client, _ = create_client(server, scope="mcp")
+    user = create_user(server)
+    code = create_code(server, client_id=client.client_id, subject=user.id)
+    postgresql = server.database.engine.dialect.name == "postgresql"
+    with server.database.transaction() as session:
+        prelude = read_client_and_code(session, client.client_id, hash_token(code.code))
+        if postgresql:
+            held = session.execute(
+                _HELD_SHARED, {"space": USER_LOCK_SPACE, "key": lock_key(user.id) & 0xFFFFFFFF}
+            ).scalar_one()
+            assert held == 1
+        unknown = read_client_and_code(session, client.client_id, hash_token("no such code"))
+    assert prelude.client is not None and prelude.client.client_id == client.client_id
+    assert prelude.credential is not None
+    assert prelude.credential.subject == user.id
+    assert prelude.credential.consumed_at is None
+    assert prelude.locked is postgresql
+    assert unknown.client is not None and unknown.credential is None and not unknown.locked
