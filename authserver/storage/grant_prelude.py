@@ -14,7 +14,7 @@ of :mod:`authserver.storage.issuance_locks`: client, then user, then (later) the
 What the locks guard is read by a *later* statement, whose snapshot begins once they are held:
 the client's ``disabled`` flag and the user's state are read again by
 :mod:`authserver.storage.refresh_rotation` (refresh) or
-:func:`authserver.storage.issuance_locks.client_and_user_held` (code). The client row read
+:mod:`authserver.storage.code_redemption` (code). The client row read
 here serves authentication only (secret, methods, grant types), as the separate read before the
 lock did.
 

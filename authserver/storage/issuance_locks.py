@@ -33,15 +33,13 @@ from sqlalchemy import ColumnElement, Integer, Table, bindparam, func, literal_c
 from sqlalchemy.orm import Session
 
 from authserver.storage.client_rows import ClientState, read_by
-from authserver.storage.models import Client, User
-from authserver.storage.token_rows import UserState
+from authserver.storage.models import Client
 
 #: First key of the advisory locks (two-int form, apart from the migration lock's one-bigint form).
 CLIENT_LOCK_SPACE = 95_001
 USER_LOCK_SPACE = 95_002
 
 _CLIENTS = cast(Table, Client.__table__)
-_USERS = cast(Table, User.__table__)
 _SPACE = bindparam("space", type_=Integer)
 _KEY = bindparam("key", type_=Integer)
 # Built once: every grant on PostgreSQL runs them (building a statement costs more than it).
@@ -143,31 +141,6 @@ def hold_client_and_user(
         .scalar()
     )
     return disabled is False
-
-
-_CLIENT_AND_USER = select(
-    _CLIENT_DISABLED.scalar_subquery(),
-    *(
-        select(_USERS.c[name]).where(_USERS.c.id == bindparam("user_id")).scalar_subquery()
-        for name in UserState._fields
-    ),
-)
-
-
-def client_and_user_held(
-    session: Session, client_id: str, user_id: str
-) -> tuple[bool, UserState | None]:
-    """Whether the client exists and is enabled, and the user's state (None: no such user), in
-    one statement, once the client's and the user's locks are held (PostgreSQL: taken by an
-    earlier statement, :mod:`authserver.storage.grant_prelude`, so that this one's snapshot
-    begins after them)."""
-    row = (
-        session.connection()
-        .execute(_CLIENT_AND_USER, {"client_id": client_id, "user_id": user_id})
-        .one()
-    )
-    client_disabled, *user = row
-    return client_disabled is False, (UserState._make(user) if user[0] is not None else None)
 
 
 def lock_client_for_revocation(session: Session, client_id: str) -> None:

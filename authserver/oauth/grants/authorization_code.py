@@ -10,6 +10,7 @@ only refused (S16).
 from __future__ import annotations
 
 import hmac
+from typing import Any, NoReturn
 
 from authlib.oauth2.rfc6749 import grants as authlib_grants
 from sqlalchemy import select
@@ -22,18 +23,22 @@ from authserver.oauth.grants.base import (
     OAuthClient,
     TokenResponse,
     check_resource,
+    mark_client_used,
     narrow_scope,
+    token_body,
 )
-from authserver.oauth.tokens import claims_of_person
-from authserver.storage.audit import record_event
-from authserver.storage.crypto import hash_token, new_id
+from authserver.oauth.tokens import claims_of_person, sign_access_token
+from authserver.storage.audit import event_values, note_recorded, record_event
+from authserver.storage.code_redemption import AuditFields, Issued, redeem_and_issue
+from authserver.storage.crypto import hash_token, new_id, new_token
 from authserver.storage.grant_prelude import Prelude, read_client_and_code
-from authserver.storage.issuance_locks import client_and_user_held, hold_client_and_user
+from authserver.storage.issuance_locks import hold_client_and_user
 from authserver.storage.models import AuthorizationCode, Grant, User
 from authserver.storage.revocation import revoke_grant
 from authserver.storage.token_rows import (
     CodeState,
     NewGrant,
+    UserState,
     consume_code,
     find_code,
     find_user,
@@ -85,19 +90,6 @@ class AuthorizationCodeGrant(GrantBase, authlib_grants.AuthorizationCodeGrant): 
         # S95: client and user locked against a revocation in flight, then the code consumed;
         # on PostgreSQL the prelude usually holds both locks already: their states are read
         # again in one statement.
-        prelude = self.prelude
-        if prelude is not None and prelude.locked and prelude.credential is row:
-            client_live, user = client_and_user_held(self.session, client.client_id, row.subject)
-        else:
-            client_live = hold_client_and_user(
-                self.session, client.client_id, row.subject, loaded=client.row
-            )
-            user = find_user(self.session, row.subject) if client_live else None
-        if not client_live:
-            raise InvalidClientError("the client is disabled or was removed")
-        if user is None or user.disabled:
-            raise InvalidGrantError("the user of this code is unknown or disabled")
-        self._consume(row)
         grant = NewGrant(
             id=new_id(),
             client_id=client.client_id,
@@ -109,9 +101,17 @@ class AuthorizationCodeGrant(GrantBase, authlib_grants.AuthorizationCodeGrant): 
             created_at=self.now,
             expires_at=self.now + self.ctx.settings.refresh_token_absolute_ttl,
         )
+        refresh = client.check_grant_type("refresh_token")
+        prelude = self.prelude
+        if prelude is not None and prelude.locked and prelude.credential is row:
+            body = self._redeem_and_issue(row, grant, scope, refresh=refresh)
+            return 200, body, TOKEN_HEADERS
+        if not hold_client_and_user(self.session, client.client_id, row.subject, loaded=client.row):
+            raise InvalidClientError("the client is disabled or was removed")
+        user = self._live_user(find_user(self.session, row.subject))
+        self._consume(row)
         insert_grant(self.session, grant)
         person = claims_of_person(user.username, user.display_name)
-        refresh = client.check_grant_type("refresh_token")
         body = self.issue(grant, scope, refresh=refresh, person=person)
         record_event(
             self.session,
@@ -124,10 +124,69 @@ class AuthorizationCodeGrant(GrantBase, authlib_grants.AuthorizationCodeGrant): 
         )
         return 200, body, TOKEN_HEADERS
 
+    @staticmethod
+    def _live_user(user: UserState | None) -> UserState:
+        if user is None or user.disabled:
+            raise InvalidGrantError("the user of this code is unknown or disabled")
+        return user
+
+    def _redeem_and_issue(
+        self, row: CodeState, grant: NewGrant, scope: str, *, refresh: bool
+    ) -> dict[str, Any]:
+        """PostgreSQL, with the client's and the user's locks held by the prelude: check,
+        consume and store in one statement (:mod:`authserver.storage.code_redemption`), then
+        sign."""
+        settings = self.ctx.settings
+        refresh_token = new_token() if refresh else None
+        issued = Issued(
+            jti=new_id(),
+            scope=scope,
+            access_expires_at=self.now + settings.access_token_ttl,
+            refresh_hash=hash_token(refresh_token) if refresh_token is not None else None,
+            refresh_expires_at=min(self.now + settings.refresh_token_idle_ttl, grant.expires_at),
+        )
+        values = event_values(
+            "grant_created",
+            at=self.now,
+            client_id=grant.client_id,
+            subject=grant.subject,
+            ip=self.request.ip,
+            grant_id=grant.id,
+        )
+        redemption = redeem_and_issue(
+            self.session,
+            grant=grant,
+            now=self.now,
+            issued=issued,
+            audit=AuditFields(values["ip"], values["request_id"], values["detail"]),
+        )
+        if not redemption.client_live:
+            raise InvalidClientError("the client is disabled or was removed")
+        user = self._live_user(redemption.user)
+        if not redemption.consumed:
+            self._refuse(row)
+        note_recorded(self.session, redemption.audit_id, values)
+        access = sign_access_token(
+            self.ctx,
+            self.server.signing_key,
+            jti=issued.jti,
+            client_id=grant.client_id,
+            subject=grant.subject,
+            scope=scope,
+            resource=grant.resource,
+            now=self.now,
+            person=claims_of_person(user.username, user.display_name),
+        )
+        mark_client_used(self.session, self.request.client.row, self.now)
+        return token_body(access.token, access.expires_in, scope, refresh_token)
+
     def _consume(self, row: CodeState) -> None:
         """Redeem the code with one atomic statement, or refuse it (and revoke on replay)."""
-        if consume_code(self.session, row.code_hash, self.now):
-            return
+        if not consume_code(self.session, row.code_hash, self.now):
+            self._refuse(row)
+
+    def _refuse(self, row: CodeState) -> NoReturn:
+        """The code was not redeemed: say why, and on replay revoke what it granted (S15)."""
         consumed_at = self.session.scalar(
             select(AuthorizationCode.consumed_at).where(
                 AuthorizationCode.code_hash == row.code_hash

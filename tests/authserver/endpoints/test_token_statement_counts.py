@@ -50,12 +50,9 @@ EXPECTED = {
     ("postgresql", "authorization_code"): [
         "BEGIN",
         "SELECT",  # client and code, client's then user's advisory lock
-        "SELECT",  # client's and user's state, read under the locks
-        "UPDATE",
-        "INSERT",
-        "INSERT",
-        "INSERT",
-        "INSERT",
+        # client's and user's state under the locks, consumption, grant, access token
+        # record, refresh token and audit event: one statement (storage/code_redemption.py)
+        "WITH",
     ],
     ("sqlite", "client_credentials"): [
         "BEGIN",
