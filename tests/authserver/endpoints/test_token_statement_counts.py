@@ -3,10 +3,12 @@
 Every statement of a grant is CPU on the one worker that serves it (issue 10: ≥ 1,000 refresh
 grants/s). These counts are what one grant runs today, after the client was last used within
 the minute (so without the ``last_used_at`` write, S48); a change adding a statement fails
-here and must say why. Counts only, nothing timed. PostgreSQL runs more statements than
-SQLite: the S95 advisory locks and the client's state read again under its lock
-(:mod:`authserver.storage.issuance_locks`); its refresh grant folds the rest into one
-statement, since each is a round trip there.
+here and must say why. Counts only, nothing timed. On PostgreSQL, where each statement is a
+round trip, the refresh and code grants run three: the first reads the client and the
+credential and takes the S95 advisory locks (:mod:`authserver.storage.grant_prelude`), the
+second reads the client's and user's state again under them and does all the writes
+(:mod:`authserver.storage.refresh_rotation`, :mod:`authserver.storage.code_redemption`).
+SQLite runs them one by one (no data-modifying ``WITH``), with no locks of its own.
 """
 
 from __future__ import annotations
