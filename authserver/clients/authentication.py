@@ -16,7 +16,7 @@ from authserver.clients.store import load_client_state
 from authserver.context import AuthServer
 from authserver.errors import InvalidClientError, SlowDownError
 from authserver.storage import rate_limits
-from authserver.storage.client_rows import ClientState
+from authserver.storage.client_rows import ClientState, ReadClient
 from authserver.storage.crypto import hash_token, token_matches
 
 #: Window of the failed-secret counter, seconds (``failed_auth_limit`` failures per window).
@@ -35,6 +35,7 @@ def authenticate_client(
     *,
     now: int,
     confidential_only: bool = False,
+    read: ReadClient | None = None,
 ) -> ClientState:
     """The client the credentials prove (its row as a tuple, read in ``session``'s
     transaction), or ``invalid_client`` (401).
@@ -43,11 +44,12 @@ def authenticate_client(
     client cannot fall back to ``none`` (S21). ``confidential_only`` refuses public clients
     (introspection). Past ``failed_auth_limit`` wrong secrets for one client id in
     :data:`FAILED_SECRET_WINDOW`, further wrong secrets give 429 ``slow_down``; the right
-    secret is still accepted (only failures are throttled).
+    secret is still accepted (only failures are throttled). ``read``: the client's row as
+    this transaction already read it (:func:`authserver.clients.store.load_client_state`).
     """
     basic = credentials.basic_tried
     if credentials.method == NONE:
-        client = load_client_state(server, session, credentials.client_id)
+        client = load_client_state(server, session, credentials.client_id, read=read)
         if client is None:
             raise InvalidClientError(_FAILED, detail=f"unknown client {credentials.client_id!r}")
         if client.token_endpoint_auth_method != NONE:
@@ -61,7 +63,7 @@ def authenticate_client(
     # Load and compare first, whatever the counter says: a correct secret always gets
     # through, so wrong guesses by others cannot lock the real client out. Only failures
     # are counted and, past the limit, answered with 429 ``slow_down`` instead of 401.
-    client = load_client_state(server, session, credentials.client_id)
+    client = load_client_state(server, session, credentials.client_id, read=read)
     stored = client.secret_hash if client is not None else None
     matched = token_matches(credentials.secret or "", stored)
     if client is None or not matched:

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from authserver.accounts.users import names_a_user
 from authserver.clients import metadata_documents
 from authserver.context import AuthServer
-from authserver.storage.client_rows import ClientState, read_client
+from authserver.storage.client_rows import ClientState, ReadClient, read_client
 from authserver.storage.crypto import new_token
 from authserver.storage.models import Client, ClientKind, Consent
 from authserver.storage.revocation import revoke_client_grants
@@ -72,11 +72,19 @@ def load_client(server: AuthServer, session: Session, client_id: str) -> Client 
     return _usable(server, client_id, _get_client(session, client_id))
 
 
-def load_client_state(server: AuthServer, session: Session, client_id: str) -> ClientState | None:
+def load_client_state(
+    server: AuthServer, session: Session, client_id: str, *, read: ReadClient | None = None
+) -> ClientState | None:
     """:func:`load_client` as a :class:`~authserver.storage.client_rows.ClientState` tuple (the
-    token, revocation and introspection endpoints): the same rules, one Core statement."""
+    token, revocation and introspection endpoints): the same rules, one Core statement.
+
+    ``read``: the client's row as this transaction already read it
+    (:mod:`authserver.storage.grant_prelude`), instead of reading it again.
+    """
     if not client_id or len(client_id) > 2048:
         return None
+    if read is not None and read.client_id == client_id:
+        return _usable(server, client_id, read.client)
     return _usable(server, client_id, read_client(session, client_id))
 
 

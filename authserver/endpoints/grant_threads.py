@@ -8,6 +8,12 @@ grant thread but one then waits on the database's single write lock
 endpoint has threads of its own: one for SQLite (grants queue in order instead of on the
 lock), :data:`POSTGRESQL_THREADS` for PostgreSQL (grants of different clients run at once).
 
+Even ``loop.run_in_executor`` costs the event loop more than the grant's own statements do:
+its :class:`concurrent.futures.Future` takes a lock for every state read, and the result is
+copied into an asyncio future through a chain of callbacks. Here a call is one item on a
+:class:`queue.SimpleQueue`; the thread that runs it hands the outcome straight to the
+caller's asyncio future with one ``call_soon_threadsafe``.
+
 The caller's context variables (request id, client address: the audit trail's, S92) go with
 each call, as with ``run_in_threadpool``.
 """
@@ -16,10 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import queue
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from authserver.storage.db import Database, is_sqlite
 
@@ -29,20 +36,76 @@ POSTGRESQL_THREADS = 8
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
+#: One call: where to answer, the caller's context, and the call itself.
+_Job = tuple[
+    asyncio.AbstractEventLoop, "asyncio.Future[Any]", contextvars.Context, Callable[[], Any]
+]
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    """Give ``future`` its outcome (on its loop), unless its caller stopped waiting."""
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
 
 class GrantThreads:
     """Threads for the blocking part of token requests on one database (made on first use)."""
 
     def __init__(self, database: Database) -> None:
-        workers = 1 if is_sqlite(database.engine) else POSTGRESQL_THREADS
-        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="charter-grant")
+        self._size = 1 if is_sqlite(database.engine) else POSTGRESQL_THREADS
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._guard = threading.Lock()
+        self._closed = False
 
     async def run(self, func: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
         """``func(*args, **kwargs)`` in one of the threads, with the caller's context."""
-        context = contextvars.copy_context()
-        call = partial(context.run, func, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        if self._closed:
+            raise RuntimeError("the grant threads are closed")
+        if len(self._threads) < self._size:
+            self._start()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_R] = loop.create_future()
+        self._jobs.put((loop, future, contextvars.copy_context(), partial(func, *args, **kwargs)))
+        return await future
+
+    def _start(self) -> None:
+        with self._guard:
+            if self._closed:
+                raise RuntimeError("the grant threads are closed")
+            while len(self._threads) < self._size:
+                # Daemon threads: one waiting for work must not hold up the interpreter's exit
+                # (the server lets requests in flight finish before it stops, S65).
+                thread = threading.Thread(
+                    target=self._work,
+                    name=f"charter-grant-{len(self._threads)}",
+                    daemon=True,
+                )
+                thread.start()
+                self._threads.append(thread)
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            loop, future, context, call = job
+            result: Any = None
+            error: BaseException | None = None
+            try:
+                result = context.run(call)
+            except BaseException as exc:  # handed to the caller, as an executor does
+                error = exc
+            try:
+                loop.call_soon_threadsafe(_settle, future, result, error)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                pass
+            del job, future, result, error
 
     def close(self) -> None:
         """Let the threads end once their work is done (no new work after this)."""
-        self._executor.shutdown(wait=False)
+        with self._guard:
+            self._closed = True
+            for _ in self._threads:
+                self._jobs.put(None)

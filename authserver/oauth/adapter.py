@@ -107,7 +107,9 @@ class RequestServer:
     def authenticate_client(
         self, request: TokenEndpointRequest, methods: Sequence[str], endpoint: str = "token"
     ) -> OAuthClient:
-        row = authenticate_client(self.ctx, self.session, request.credentials, now=self.now)
+        row = authenticate_client(
+            self.ctx, self.session, request.credentials, now=self.now, read=request.read_client
+        )
         request.auth_method = request.credentials.method
         return OAuthClient(row)
 

@@ -9,6 +9,7 @@ from authlib.oauth2.rfc6749 import OAuth2Request
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 
 from authserver.clients.credentials import PresentedCredentials, presented_credentials
+from authserver.storage.client_rows import ReadClient
 
 
 class TokenEndpointRequest(OAuth2Request):  # type: ignore[misc]
@@ -29,6 +30,9 @@ class TokenEndpointRequest(OAuth2Request):  # type: ignore[misc]
         self.resources = list(resources)
         self.ip = ip
         self.credentials: PresentedCredentials = presented_credentials(headers, self._form)
+        #: The client's row as the grant already read it in this transaction, if it did
+        #: (:mod:`authserver.storage.grant_prelude`); client authentication uses it.
+        self.read_client: ReadClient | None = None
 
     @property
     def form(self) -> dict[str, str]:

@@ -90,10 +90,52 @@ def issue_access_token(
     ``person``: the subject's :func:`person_claims` when the caller has read them in this
     transaction already; read here otherwise.
     """
+    issued = sign_access_token(
+        server,
+        key,
+        jti=new_id(),
+        client_id=client_id,
+        subject=subject,
+        scope=scope,
+        resource=resource,
+        now=now,
+        person=person_claims(session, subject) if person is None else person,
+    )
+    insert_access_token(
+        session,
+        {
+            "jti": issued.jti,
+            "grant_id": grant_id,
+            "client_id": client_id,
+            "subject": subject,
+            "scope": scope,
+            "resource": resource,
+            "issued_at": now,
+            "expires_at": now + issued.expires_in,
+            "revoked_at": None,
+        },
+    )
+    return issued
+
+
+def sign_access_token(
+    server: AuthServer,
+    key: ECKey,
+    *,
+    jti: str,
+    client_id: str,
+    subject: str,
+    scope: str,
+    resource: str,
+    now: int,
+    person: dict[str, str],
+) -> IssuedAccessToken:
+    """Sign the RFC 9068 access token ``jti`` with ``key``; its record is the caller's to
+    store (:func:`issue_access_token` does both). It expires ``access_token_ttl`` after
+    ``now``."""
     if not resource:
         raise ValueError("an access token needs an audience")
     ttl = server.settings.access_token_ttl
-    jti = new_id()
     claims: dict[str, Any] = {
         "iss": server.settings.issuer,
         "sub": subject,
@@ -105,23 +147,8 @@ def issue_access_token(
         "nbf": now,
         "exp": now + ttl,
     }
-    claims.update(person_claims(session, subject) if person is None else person)
-    token = signer_for(key).sign(claims)
-    insert_access_token(
-        session,
-        {
-            "jti": jti,
-            "grant_id": grant_id,
-            "client_id": client_id,
-            "subject": subject,
-            "scope": scope,
-            "resource": resource,
-            "issued_at": now,
-            "expires_at": now + ttl,
-            "revoked_at": None,
-        },
-    )
-    return IssuedAccessToken(token=token, jti=jti, expires_in=ttl)
+    claims.update(person)
+    return IssuedAccessToken(token=signer_for(key).sign(claims), jti=jti, expires_in=ttl)
 
 
 #: The signer of the key that signed last (the key store hands out one key object for a while).

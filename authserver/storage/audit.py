@@ -93,7 +93,24 @@ def record_event(
 ) -> None:
     """Store an audit row in the caller's transaction (never with secrets); it is logged and
     sent to the sink once the transaction commits."""
-    values: dict[str, Any] = {
+    values = event_values(event, at=at, client_id=client_id, subject=subject, ip=ip, **detail)
+    result = session.connection().execute(_INSERT_EVENT, values)
+    key = result.inserted_primary_key
+    note_recorded(session, key[0] if key is not None else None, values)
+
+
+def event_values(
+    event: str,
+    *,
+    at: int,
+    client_id: str | None = None,
+    subject: str | None = None,
+    ip: str | None = None,
+    **detail: Any,
+) -> dict[str, Any]:
+    """The columns of an audit row, with the client's address and the request id of the
+    request being served unless given."""
+    return {
         "at": at,
         "event": event,
         "client_id": client_id,
@@ -102,10 +119,13 @@ def record_event(
         "request_id": REQUEST_ID.get(),
         "detail": detail,
     }
-    result = session.connection().execute(_INSERT_EVENT, values)
+
+
+def note_recorded(session: Session, event_id: int | None, values: dict[str, Any]) -> None:
+    """Note the audit row ``values`` (stored as ``event_id`` by a statement of this
+    transaction) to be logged and sent to the sink once the transaction commits."""
     # Not added to the session: the row is stored; this copy is only what the log shows.
-    key = result.inserted_primary_key
-    row = AuditEvent(id=key[0] if key is not None else None, **values)
+    row = AuditEvent(id=event_id, **values)
     session.info.setdefault(PENDING_KEY, []).append(row)
 
 

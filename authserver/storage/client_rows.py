@@ -12,7 +12,7 @@ transaction from any other (S95). The meaning of the columns is that of
 
 from __future__ import annotations
 
-from typing import NamedTuple, cast
+from typing import NamedTuple, Protocol, cast
 
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
@@ -41,6 +41,15 @@ class ClientState(NamedTuple):
     disabled: bool
 
 
+class ReadClient(Protocol):
+    """A client id and its row (None: no such client) read earlier in this transaction."""
+
+    @property
+    def client_id(self) -> str: ...
+    @property
+    def client(self) -> ClientState | None: ...
+
+
 _CLIENT_BY_ID = select(*(_CLIENTS.c[name] for name in ClientState._fields)).where(
     _CLIENTS.c.client_id == bindparam("client_id")
 )
@@ -51,8 +60,12 @@ def read_client(session: Session, client_id: str) -> ClientState | None:
     row = session.connection().execute(_CLIENT_BY_ID, {"client_id": client_id}).first()
     if row is None:
         return None
-    state = ClientState._make(row)
-    session.info.setdefault(READ_KEY, {})[client_id] = state
+    return remember(session, ClientState._make(row))
+
+
+def remember(session: Session, state: ClientState) -> ClientState:
+    """Note ``state`` as its client's row read by ``session`` (in this transaction)."""
+    session.info.setdefault(READ_KEY, {})[state.client_id] = state
     return state
 
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 from typing import cast
 
-from sqlalchemy import Integer, Table, bindparam, func, select
+from sqlalchemy import ColumnElement, Integer, Table, bindparam, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from authserver.storage.client_rows import ClientState, read_by
@@ -56,12 +56,33 @@ def _lock_key(value: str) -> int:
     return int.from_bytes(hashlib.sha256(value.encode()).digest()[:4], "big", signed=True)
 
 
-def _is_postgresql(session: Session) -> bool:
+def lock_key(value: str) -> int:
+    """The advisory lock key of the client or user id ``value`` (PostgreSQL)."""
+    return _lock_key(value)
+
+
+def sql_lock_key(column: str) -> ColumnElement[int]:
+    """:func:`lock_key` of the text ``column`` (a qualified column name), computed by
+    PostgreSQL: the first four bytes of its UTF-8 SHA-256 as a signed big-endian integer. Lets
+    a statement lock a user it has just read (:mod:`authserver.storage.grant_prelude`)."""
+    return literal_column(
+        f"('x' || left(encode(sha256(convert_to({column}, 'UTF8')), 'hex'), 8))::bit(32)::integer",
+        Integer,
+    )
+
+
+def shared_lock(space: int, key: ColumnElement[int] | int) -> ColumnElement[object]:
+    """``pg_advisory_xact_lock_shared(space, key)`` as a column of a statement."""
+    return func.pg_advisory_xact_lock_shared(space, key)
+
+
+def is_postgresql(session: Session) -> bool:
+    """True when ``session`` talks to PostgreSQL (where issuing takes advisory locks)."""
     return session.get_bind().dialect.name == "postgresql"
 
 
 def _advisory_lock(session: Session, space: int, value: str, *, shared: bool) -> None:
-    if not _is_postgresql(session):
+    if not is_postgresql(session):
         return
     statement = _LOCK_SHARED if shared else _LOCK_EXCLUSIVE
     session.connection().execute(statement, {"space": space, "key": _lock_key(value)})
@@ -108,7 +129,7 @@ def hold_client_and_user(
     On PostgreSQL: the client's lock, then one statement reading the client's state (its
     snapshot begins after that lock is held) and taking the user's lock.
     """
-    if not _is_postgresql(session):
+    if not is_postgresql(session):
         return hold_client(session, client_id, loaded=loaded)
     _advisory_lock(session, CLIENT_LOCK_SPACE, client_id, shared=True)
     disabled = (

@@ -75,12 +75,13 @@ class Chain:
     refused: bool = False
 
 
-def pause_after(server: AuthServer, prefix: str, seconds: float) -> Callable[[], None]:
-    """Make ``server``'s connections pause after each statement starting with ``prefix``;
-    returns the undo."""
+def pause_after(server: AuthServer, clause: str, seconds: float) -> Callable[[], None]:
+    """Make ``server``'s connections pause after each statement holding ``clause`` (on its
+    own, or as one of a ``WITH`` statement's parts: PostgreSQL's refresh grant rotates in one
+    statement with the grant's lock and the new rows); returns the undo."""
 
     def after(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if " ".join(statement.split()).upper().startswith(prefix):
+        if clause in " ".join(statement.split()).upper():
             time.sleep(seconds)
 
     event.listen(server.database.engine, "after_cursor_execute", after)

@@ -3,9 +3,12 @@
 Every statement of a grant is CPU on the one worker that serves it (issue 10: ≥ 1,000 refresh
 grants/s). These counts are what one grant runs today, after the client was last used within
 the minute (so without the ``last_used_at`` write, S48); a change adding a statement fails
-here and must say why. Counts only, nothing timed. PostgreSQL runs more statements than
-SQLite: the S95 advisory locks and the client's state read again under its lock
-(:mod:`authserver.storage.issuance_locks`).
+here and must say why. Counts only, nothing timed. On PostgreSQL, where each statement is a
+round trip, the refresh and code grants run three: the first reads the client and the
+credential and takes the S95 advisory locks (:mod:`authserver.storage.grant_prelude`), the
+second reads the client's and user's state again under them and does all the writes
+(:mod:`authserver.storage.refresh_rotation`, :mod:`authserver.storage.code_redemption`).
+SQLite runs them one by one (no data-modifying ``WITH``), with no locks of its own.
 """
 
 from __future__ import annotations
@@ -23,28 +26,22 @@ from tests.support.factories import create_client, create_user
 EXPECTED = {
     ("sqlite", "refresh_token"): [
         "BEGIN",
-        "SELECT",
-        "SELECT",
-        "SELECT",
-        "UPDATE",
-        "INSERT",
-        "INSERT",
-    ],
-    ("postgresql", "refresh_token"): [
-        "BEGIN",
-        "SELECT",  # client (authentication)
-        "SELECT",  # refresh token
-        "SELECT",  # client's advisory lock
-        "SELECT",  # client's state, user's advisory lock
-        "SELECT",  # grant FOR NO KEY UPDATE with the user's state
+        "SELECT",  # client and refresh token (authserver/storage/grant_prelude.py)
+        "SELECT",  # grant with the user's state
         "UPDATE",  # rotation
         "INSERT",  # access token record
         "INSERT",  # new refresh token
     ],
+    ("postgresql", "refresh_token"): [
+        "BEGIN",
+        "SELECT",  # client and refresh token, client's then user's advisory lock
+        # client's state, grant FOR NO KEY UPDATE with the user's state, rotation, access
+        # token record and new refresh token: one statement (storage/refresh_rotation.py)
+        "WITH",
+    ],
     ("sqlite", "authorization_code"): [
         "BEGIN",
-        "SELECT",  # client
-        "SELECT",  # code
+        "SELECT",  # client and code (authserver/storage/grant_prelude.py)
         "SELECT",  # user's state
         "UPDATE",  # consumption
         "INSERT",  # grant
@@ -54,16 +51,10 @@ EXPECTED = {
     ],
     ("postgresql", "authorization_code"): [
         "BEGIN",
-        "SELECT",  # client
-        "SELECT",  # code
-        "SELECT",  # client's advisory lock
-        "SELECT",  # client's state, user's advisory lock
-        "SELECT",  # user's state
-        "UPDATE",
-        "INSERT",
-        "INSERT",
-        "INSERT",
-        "INSERT",
+        "SELECT",  # client and code, client's then user's advisory lock
+        # client's and user's state under the locks, consumption, grant, access token
+        # record, refresh token and audit event: one statement (storage/code_redemption.py)
+        "WITH",
     ],
     ("sqlite", "client_credentials"): [
         "BEGIN",

@@ -389,3 +389,43 @@ async def test_hostile_token_requests_never_500(
     known = {**form, "client_id": public_client} if "client_id" in form else form
     response = await as_client.post("/token", data=known)
     assert response.status_code in (400, 401), response.text
+
+
+async def test_code_exchange_stores_grant_tokens_and_one_audit_event(
+    auth_server: AuthServer,
+    as_client: httpx.AsyncClient,
+    public_client: str,
+    user_id: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Every row the exchange makes (on PostgreSQL all in one statement) is there and
+    consistent, and its ``grant_created`` event is stored and logged once."""
+    issued = create_code(auth_server, client_id=public_client, subject=user_id, scope="mcp")
+    with caplog.at_level("INFO", logger="charter.audit"):
+        response = await post(as_client, code_form(issued, scope="mcp"))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    _, claims = decode(auth_server, body["access_token"])
+    with auth_server.database.transaction() as session:
+        access = session.get(AccessToken, claims["jti"])
+        assert access is not None and access.revoked_at is None
+        grant = session.get(Grant, access.grant_id)
+        assert grant is not None
+        assert (grant.client_id, grant.subject, grant.grant_type) == (
+            public_client,
+            user_id,
+            "authorization_code",
+        )
+        assert (access.client_id, access.subject, access.scope) == (public_client, user_id, "mcp")
+        assert access.expires_at == claims["exp"]
+        [refresh] = session.scalars(select(RefreshToken)).all()
+        assert refresh.grant_id == grant.id and refresh.rotated_at is None
+        assert refresh.expires_at <= grant.expires_at
+        [event] = session.scalars(
+            select(AuditEvent).where(AuditEvent.event == "grant_created")
+        ).all()
+        assert (event.client_id, event.subject) == (public_client, user_id)
+        assert event.detail == {"grant_id": grant.id}
+    logged = [r for r in caplog.records if r.getMessage().startswith("grant_created")]
+    assert len(logged) == 1
+    assert grant.id in logged[0].getMessage()
