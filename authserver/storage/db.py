@@ -289,5 +289,7 @@ class Database:
         return self._queued
 
     def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection (and the writer gate's lock files)."""
         self.engine.dispose()
+        if self._gate is not None:
+            self._gate.close()

@@ -29,9 +29,11 @@ transaction through: SQLite's own lock and busy handler still keep writes apart.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
+import stat
 import time
 from pathlib import Path
 
@@ -50,8 +52,14 @@ INTENT_SUFFIX = "-charter-intent.lock"
 def _open_lock_file(path: Path) -> int:
     """A descriptor of ``path``, created readable by its owner only like the database file
     (``flock`` needs no write access, so an existing file opens read-only)."""
-    flags = os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
-    return os.open(path, flags, 0o600)
+    # O_NONBLOCK: something other than a file planted under the name (a FIFO) must not hang
+    # the open; it is refused below.
+    flags = os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+    fd = os.open(path, flags, 0o600)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    return fd
 
 
 def _try_lock(fd: int, operation: int) -> bool:
@@ -108,6 +116,8 @@ class WriterGate:
         self._files: _Files | None = None
         self._depth = 0
         self._unavailable_logged = False
+        #: Set when the file system refuses flock: the gate then stays off in this process.
+        self._off = False
 
     def enter(self, deadline: float) -> bool:
         """Take the writer lock (or one more level of it) before ``time.monotonic()`` reaches
@@ -117,8 +127,14 @@ class WriterGate:
             self._depth += 1
             return True
         files = self._open()
-        if files is not None and not self._wait_for_writer(files, deadline):
-            return False
+        if files is not None:
+            try:
+                if not self._wait_for_writer(files, deadline):
+                    return False
+            except OSError as exc:  # flock refused (ENOLCK, a file system without locks)
+                self._files, self._off = None, True
+                files.close()
+                self._log_unavailable(exc)
         self._depth = 1
         return True
 
@@ -130,6 +146,13 @@ class WriterGate:
         self._depth -= 1
         if self._depth == 0 and self._files is not None:
             fcntl.flock(self._files.writer, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        """Close this process's lock files (the database is being disposed of); a later
+        transaction opens them again."""
+        if self._files is not None and os.getpid() == self._pid and self._depth == 0:
+            files, self._files = self._files, None
+            files.close()
 
     def _follow_fork(self) -> None:
         """In a child forked since the last call, forget the parent's descriptors and depth
@@ -144,7 +167,7 @@ class WriterGate:
     def _open(self) -> _Files | None:
         """This process's descriptors, opened on first use; None when the lock files cannot
         be opened (tried again at the next transaction)."""
-        if self._files is not None:
+        if self._files is not None or self._off:
             return self._files
         try:
             writer = _open_lock_file(self.writer_path)
@@ -164,7 +187,7 @@ class WriterGate:
         if not self._unavailable_logged:
             self._unavailable_logged = True
             logger.warning(
-                "SQLite writer gate off: cannot open %s (%s); other processes' writers may "
+                "SQLite writer gate off: cannot use %s (%s); other processes' writers may "
                 "wait up to the busy timeout",
                 self.writer_path,
                 exc.strerror or type(exc).__name__,

@@ -308,6 +308,56 @@ def test_without_lock_files_transactions_still_run(
     assert caplog.text.count("writer gate off") == 1
 
 
+def test_a_fifo_planted_as_a_lock_file_neither_hangs_nor_stops_writes(
+    database_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    os.mkfifo(f"{database_path}{WRITER_SUFFIX}", 0o600)  # an open would block without a writer
+    database = Database.from_url(f"sqlite:///{database_path}")
+    caplog.set_level(logging.WARNING, logger="charter.storage")
+    with database.transaction() as session:
+        session.execute(text("SELECT 1"))
+    database.dispose()
+    assert "not a regular file" in caplog.text
+
+
+def test_a_file_system_refusing_flock_turns_the_gate_off_once(
+    database_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from authserver.storage import writer_gate
+
+    calls: list[int] = []
+
+    def refuse(fd: int, operation: int) -> None:
+        calls.append(operation)
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(writer_gate.fcntl, "flock", refuse)
+    database = Database.from_url(f"sqlite:///{database_path}")
+    caplog.set_level(logging.WARNING, logger="charter.storage")
+    for _ in range(3):
+        with database.transaction() as session:
+            session.execute(text("SELECT 1"))
+    database.dispose()
+    assert caplog.text.count("writer gate off") == 1
+    assert len(calls) == 1  # off after the first refusal, not tried on every transaction
+
+
+def test_dispose_closes_the_lock_files(database_path: Path) -> None:
+    database = Database.from_url(f"sqlite:///{database_path}")
+    with database.transaction() as session:
+        session.execute(text("SELECT 1"))
+    gate = database._gate
+    assert gate is not None and gate._files is not None
+    fds = (gate._files.writer, gate._files.intent)
+    database.dispose()
+    assert gate._files is None
+    for fd in fds:
+        with pytest.raises(OSError):
+            os.fstat(fd)
+
+
 def test_only_sqlite_files_have_a_gate(tmp_path: Path) -> None:
     path = tmp_path / "charter.db"
     engine = make_engine(f"sqlite:///{path}")
