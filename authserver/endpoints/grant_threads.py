@@ -64,13 +64,16 @@ class GrantThreads:
 
     async def run(self, func: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
         """``func(*args, **kwargs)`` in one of the threads, with the caller's context."""
-        if self._closed:
-            raise RuntimeError("the grant threads are closed")
         if len(self._threads) < self._size:
             self._start()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[_R] = loop.create_future()
-        self._jobs.put((loop, future, contextvars.copy_context(), partial(func, *args, **kwargs)))
+        job = (loop, future, contextvars.copy_context(), partial(func, *args, **kwargs))
+        with self._guard:  # never behind the stop markers of close()
+            if self._closed:
+                raise RuntimeError("the grant threads are closed")
+            self._jobs.put(job)
+        del job
         return await future
 
     def _start(self) -> None:
@@ -91,6 +94,9 @@ class GrantThreads:
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
             loop, future, context, call = job
+            if future.cancelled():  # its caller stopped waiting before it began: skip it
+                del job, loop, future, context, call
+                continue
             result: Any = None
             error: BaseException | None = None
             try:
@@ -101,7 +107,8 @@ class GrantThreads:
                 loop.call_soon_threadsafe(_settle, future, result, error)
             except RuntimeError:  # the loop is closed: nobody waits any more
                 pass
-            del job, future, result, error
+            # Nothing of the last request (its form: secrets, codes) stays with an idle thread.
+            del job, loop, future, context, call, result, error
 
     def close(self) -> None:
         """Let the threads end once their work is done (no new work after this)."""

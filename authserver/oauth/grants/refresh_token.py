@@ -169,7 +169,9 @@ class RefreshTokenGrant(GrantBase, authlib_grants.RefreshTokenGrant):  # type: i
             select(RefreshToken.rotated_at, RefreshToken.revoked_at).where(
                 RefreshToken.token_hash == row.token_hash
             )
-        ).one()
+        ).first()
+        if state is None:  # purged since it was read (it had expired): an answer, not a 500
+            raise InvalidGrantError("the refresh token has expired")
         rotated_at, revoked_at = state
         if revoked_at is not None:
             raise InvalidGrantError("the refresh token was revoked")

@@ -51,39 +51,26 @@ async def test_the_call_sees_the_caller_s_context(threads: GrantThreads) -> None
         threads.close()
 
 
-async def test_sqlite_runs_calls_one_at_a_time_in_order(
+async def test_sqlite_runs_calls_one_at_a_time_in_order_postgresql_side_by_side(
     make_server: Callable[..., AuthServer],
 ) -> None:
     server = make_server()
-    if server.database.engine.dialect.name != "sqlite":
-        pytest.skip("SQLite has one grant thread")
     threads = GrantThreads(server.database)
-    seen: list[int] = []
-    names: set[str] = set()
-
-    def note(index: int) -> None:
-        names.add(threading.current_thread().name)
-        seen.append(index)
-
     try:
-        await asyncio.gather(*(threads.run(note, index) for index in range(20)))
-    finally:
-        threads.close()
-    assert seen == list(range(20))
-    assert len(names) == 1
+        if server.database.engine.dialect.name == "sqlite":  # one grant thread
+            seen: list[int] = []
+            names: set[str] = set()
 
+            def note(index: int) -> None:
+                names.add(threading.current_thread().name)
+                seen.append(index)
 
-async def test_calls_run_side_by_side_on_postgresql(
-    make_server: Callable[..., AuthServer],
-) -> None:
-    server = make_server()
-    if server.database.engine.dialect.name == "sqlite":
-        pytest.skip("PostgreSQL has several grant threads")
-    threads = GrantThreads(server.database)
-    barrier = threading.Barrier(POSTGRESQL_THREADS, timeout=10)
-    try:
-        # Every call waits for all the others: only threads running at once get through.
-        await asyncio.gather(*(threads.run(barrier.wait) for _ in range(POSTGRESQL_THREADS)))
+            await asyncio.gather(*(threads.run(note, index) for index in range(20)))
+            assert seen == list(range(20))
+            assert len(names) == 1
+        else:  # several: every call waits for all the others, so only threads at once pass
+            barrier = threading.Barrier(POSTGRESQL_THREADS, timeout=10)
+            await asyncio.gather(*(threads.run(barrier.wait) for _ in range(POSTGRESQL_THREADS)))
     finally:
         threads.close()
 
@@ -107,3 +94,30 @@ async def test_refuses_work_once_closed(threads: GrantThreads) -> None:
     threads.close()
     with pytest.raises(RuntimeError, match="closed"):
         await threads.run(lambda: 2)
+
+
+async def test_a_job_whose_caller_left_before_it_began_never_runs(
+    make_server: Callable[..., AuthServer],
+) -> None:
+    """As an executor does: a grant nobody waits for any more does not consume its code."""
+    threads = GrantThreads(make_server().database)
+    release = threading.Event()
+    ran: list[str] = []
+    try:
+        # Every thread busy (one on SQLite, POSTGRESQL_THREADS on PostgreSQL).
+        busy = [
+            asyncio.ensure_future(threads.run(lambda: (release.wait(10), ran.append("busy"))))
+            for _ in range(POSTGRESQL_THREADS)
+        ]
+        await asyncio.sleep(0.05)
+        queued = asyncio.ensure_future(threads.run(lambda: ran.append("cancelled")))
+        await asyncio.sleep(0)
+        queued.cancel()
+        await asyncio.sleep(0)
+        release.set()
+        await asyncio.gather(*busy)
+        await threads.run(lambda: ran.append("after"))  # queued later: runs
+    finally:
+        threads.close()
+    assert queued.cancelled()
+    assert ran == ["busy"] * POSTGRESQL_THREADS + ["after"]

@@ -50,13 +50,12 @@ def test_reads_the_client_and_the_token_in_one_statement(
     assert prelude.locked is (server.database.engine.dialect.name == "postgresql")
 
 
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)  # advisory locks are PG's
 @pytest.mark.parametrize("value", ["0f" * 16, "alice", "dcr_x-Y_z", "ünïcødé ✓", ""])
 def test_sql_lock_key_is_the_python_lock_key(
     make_server: Callable[..., AuthServer], value: str
 ) -> None:
     server = make_server()
-    if server.database.engine.dialect.name != "postgresql":
-        pytest.skip("advisory locks are PostgreSQL's")
     with server.database.transaction() as session:
         computed = session.execute(
             select(sql_lock_key("v.value")).select_from(
@@ -68,12 +67,11 @@ def test_sql_lock_key_is_the_python_lock_key(
     assert computed == lock_key(value)
 
 
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)  # advisory locks are PG's
 def test_postgresql_prelude_holds_the_user_s_lock(
     make_server: Callable[..., AuthServer],
 ) -> None:
     server = make_server()
-    if server.database.engine.dialect.name != "postgresql":
-        pytest.skip("advisory locks are PostgreSQL's")
     client, _ = create_client(server, scope="mcp")
     user = create_user(server)
     token = _refresh_token(server, client.client_id, user.id)
