@@ -27,6 +27,7 @@ from authserver.ops.batch_pacing import (
     TRANSACTION_BUDGET,
     BatchPacer,
 )
+from authserver.ops.purge_turn import purge_turn
 from authserver.ops.purge_writer import purge_database, write_when_free
 from authserver.storage.db import Database, is_sqlite
 from authserver.storage.models import (
@@ -123,12 +124,15 @@ def purge_expired(
     *,
     code_retention: int = DEFAULT_CODE_RETENTION,
     pacer: Callable[[int], BatchPacer] | None = None,
+    wait: bool = True,
 ) -> dict[str, int]:
     """Delete expired rows of every authorization-server table; counts per table.
 
     ``batch_size`` bounds the rows of one transaction; each table's transactions are sized and
     spaced by a :class:`BatchPacer` (``pacer(batch_size)``, by default one yielding to this
-    process's queued writers)."""
+    process's queued writers). On SQLite one purge runs at a time
+    (:func:`authserver.ops.purge_turn.purge_turn`): while another holds the file, this one
+    waits for it, or with ``wait=False`` deletes nothing (every count 0)."""
     if batch_size < 1:
         raise ValueError("batch_size must be positive")
     sqlite = is_sqlite(server.database.engine)
@@ -158,6 +162,18 @@ def purge_expired(
     retention = server.settings.audit_retention_seconds
     if retention > 0:
         plan.append(("audit_events", AuditEvent.id, AuditEvent.at, now - retention))
+    with purge_turn(server.database.engine, wait=wait) as ours:
+        if not ours:
+            return {**dict.fromkeys((name for name, *_ in plan), 0), "mcp_legacy_streams": 0}
+        return _purge_all(server, plan, make_pacer, batch_size)
+
+
+def _purge_all(
+    server: AuthServer,
+    plan: list[tuple[str, Any, Any, int]],
+    make_pacer: Callable[[int], BatchPacer],
+    batch_size: int,
+) -> dict[str, int]:
     with purge_database(server) as database:
         counts = {
             name: _purge_table(server, database, key, expires_at, cutoff, make_pacer(batch_size))

@@ -19,6 +19,7 @@ from authserver.endpoints.app import create_app
 from authserver.ops import batch_pacing
 from authserver.ops.batch_pacing import BatchPacer
 from authserver.ops.purge import purge_expired
+from authserver.ops.purge_turn import purge_turn
 from authserver.ops.purge_writer import LOCK_POLL_MS, purge_database, write_when_free
 from authserver.storage.crypto import new_id
 from authserver.storage.db import is_sqlite
@@ -265,3 +266,25 @@ def test_s64_the_purge_polls_for_a_held_sqlite_write_lock(auth_server: AuthServe
     holder.close()
     assert rows == 0
     assert slept == [LOCK_POLL_MS / 1000] * 3  # it tried again until the lock was free
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # one writer per file
+def test_s64_one_purge_at_a_time_the_background_one_skips_its_turn(
+    auth_server: AuthServer,
+) -> None:
+    now = auth_server.now()
+    expired_tokens(auth_server, 30, now - 10)
+    waits: list[float] = []
+    with purge_turn(auth_server.database.engine, wait=True) as ours:  # another purge runs
+        assert ours
+        skipped = purge_expired(auth_server, wait=False)
+        assert set(skipped.values()) == {0}
+        assert count(auth_server, AccessToken) == 30
+
+        with purge_turn(auth_server.database.engine, wait=False) as second:
+            assert not second
+    with purge_turn(auth_server.database.engine, wait=True, sleep=waits.append) as free:
+        assert free
+    assert waits == []
+    assert purge_expired(auth_server, wait=False)["access_tokens"] == 30
+    assert count(auth_server, AccessToken) == 0
