@@ -27,6 +27,7 @@ from urllib.parse import unquote
 from sqlalchemy import Engine
 
 from authserver.storage.db import is_sqlite
+from authserver.storage.writer_gate import open_lock_file
 
 logger = logging.getLogger("charter.maintenance")
 
@@ -61,7 +62,7 @@ def purge_turn(
         yield True
         return
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        fd = open_lock_file(path)
     except OSError as exc:
         logger.warning("purge lock %s unavailable (%s); purging anyway", path, exc)
         yield True

@@ -49,7 +49,7 @@ WRITER_SUFFIX = "-charter-writer.lock"
 INTENT_SUFFIX = "-charter-intent.lock"
 
 
-def _open_lock_file(path: Path) -> int:
+def open_lock_file(path: Path) -> int:
     """A descriptor of ``path``, created readable by its owner only like the database file
     (``flock`` needs no write access, so an existing file opens read-only)."""
     # O_NONBLOCK: something other than a file planted under the name (a FIFO) must not hang
@@ -170,12 +170,12 @@ class WriterGate:
         if self._files is not None or self._off:
             return self._files
         try:
-            writer = _open_lock_file(self.writer_path)
+            writer = open_lock_file(self.writer_path)
         except OSError as exc:
             self._log_unavailable(exc)
             return None
         try:
-            intent = _open_lock_file(self.intent_path)
+            intent = open_lock_file(self.intent_path)
         except OSError as exc:
             os.close(writer)
             self._log_unavailable(exc)
