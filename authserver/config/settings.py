@@ -115,7 +115,12 @@ class CharterSettings(BaseSettings):
         Option(shown_default="`~/.local/share/charter` (`$XDG_DATA_HOME/charter`)"),
     ] = Field(
         default_factory=default_data_dir,
-        description="Folder of the SQLite database and the key-encryption key file.",
+        description=(
+            "Folder of the SQLite database (beside it SQLite's `-wal` and `-shm` files and "
+            "Charter's `-charter-writer.lock`, `-charter-intent.lock` and `-charter-purge.lock`, "
+            "by which the processes sharing the file take turns to write and to purge) and the "
+            "key-encryption key file."
+        ),
     )
     database_url: Annotated[
         str, Option(metavar="URL", shown_default="`sqlite:///<data_dir>/charter.db`")
